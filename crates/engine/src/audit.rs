@@ -1,0 +1,98 @@
+//! The audit log's vocabulary: who did what to whom, from where, and how it ended.
+
+use crate::clock::UnixTime;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    SignIn,
+    SignOut,
+    UserCreated,
+    UserUpdated,
+    UserDeleted,
+    UserUnlocked,
+    LanguageChanged,
+    SettingChanged,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::SignIn => "sign_in",
+            AuditAction::SignOut => "sign_out",
+            AuditAction::UserCreated => "user_created",
+            AuditAction::UserUpdated => "user_updated",
+            AuditAction::UserDeleted => "user_deleted",
+            AuditAction::UserUnlocked => "user_unlocked",
+            AuditAction::LanguageChanged => "language_changed",
+            AuditAction::SettingChanged => "setting_changed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    Success,
+    Failure,
+}
+
+impl AuditOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Success => "success",
+            AuditOutcome::Failure => "failure",
+        }
+    }
+}
+
+/// One line of the audit log. `detail` holds a stable reason code or what changed, never a
+/// secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub at: UnixTime,
+    pub action: AuditAction,
+    pub outcome: AuditOutcome,
+    /// Who acted: `user:alice`, `cli:root`, `sdk:portal-host`.
+    pub actor: String,
+    /// The username acted upon, as typed (normalised when it could be).
+    pub subject: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    pub fn new(
+        at: UnixTime,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        actor: impl Into<String>,
+    ) -> Self {
+        Self {
+            at,
+            action,
+            outcome,
+            actor: actor.into(),
+            subject: None,
+            client_ip: None,
+            user_agent: None,
+            detail: None,
+        }
+    }
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+    pub fn client(mut self, ip: Option<String>, user_agent: Option<String>) -> Self {
+        self.client_ip = ip;
+        // A user agent is the client's to choose: keep it bounded.
+        self.user_agent = user_agent.map(|ua| ua.chars().take(256).collect());
+        self
+    }
+}

@@ -1,0 +1,361 @@
+//! The portal's settings: every row of the original's User Portal settings tab, and more.
+//!
+//! Settings live in the store, shared by every node and editable by administrators; the
+//! configuration file's `[settings]` table seeds them on first start. Each setting is one
+//! key whose value is JSON, so the store and the CLI handle them one at a time.
+
+use crate::language::Language;
+use crate::lockout::LockoutPolicy;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Where the portal checks the password (the first factor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PrimaryAuthentication {
+    #[default]
+    Local,
+    Ldap,
+    Radius,
+}
+
+/// A second-factor method a user can pick as their primary contact method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    PhoneCall,
+    Sms,
+    MobileApp,
+    Oath,
+}
+
+/// All settings, with the original's defaults where it had them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the portal is hosted; included in emails to imported users.
+    pub portal_url: String,
+    /// Local accounts, LDAP/Active Directory, or RADIUS.
+    pub primary_authentication: PrimaryAuthentication,
+    /// Users may type a username and password on the sign-in page.
+    pub allow_user_login: bool,
+    /// First sign-in takes users through enrolment.
+    pub allow_user_enrollment: bool,
+    /// Enrolment asks for a backup phone number.
+    pub prompt_for_backup_phone: bool,
+    /// Enrolment offers to associate a third-party OATH token.
+    pub prompt_for_third_party_oath_token: bool,
+    /// Users may start a one-time bypass from their account page.
+    pub allow_one_time_bypass: bool,
+    /// Users choose how long the bypass lasts (up to `one_time_bypass_max_seconds`).
+    pub prompt_for_bypass_seconds: bool,
+    /// How long a bypass lasts when users cannot choose.
+    pub one_time_bypass_seconds: u32,
+    /// The longest bypass a user may choose.
+    pub one_time_bypass_max_seconds: u32,
+    /// Users may choose their primary method among `selectable_methods`.
+    pub allow_method_selection: bool,
+    pub selectable_methods: Vec<Method>,
+    /// Users may choose the language of the portal and their calls and messages.
+    pub allow_language_selection: bool,
+    /// The language used when neither the user nor the browser chooses one.
+    pub default_language: Language,
+    /// Users may generate activation codes for the mobile app.
+    pub allow_mobile_app_activation: bool,
+    /// How many devices one user may activate (1 to 10).
+    pub mobile_app_device_limit: u8,
+    /// Security questions may be used when the second factor fails.
+    pub security_questions_fallback: bool,
+    /// How many of the user's four questions must be answered.
+    pub security_questions_required: u8,
+    /// Users may associate a third-party (hardware) OATH token.
+    pub allow_third_party_oath_token: bool,
+    /// An OATH token may be used when the second factor fails.
+    pub oath_token_fallback: bool,
+    /// How long a session started through the OATH fallback lasts, in minutes.
+    pub oath_token_fallback_session_minutes: u32,
+    /// Write the portal's log to files in the data directory's `logs/` folder.
+    pub enable_logging: bool,
+    /// Clients from these ranges skip the second factor.
+    pub trusted_ip_ranges: Vec<IpNet>,
+    /// Users must have a PIN.
+    pub pin_required: bool,
+    /// How many failures within `lockout_window_minutes` lock a username.
+    pub lockout_threshold: u32,
+    pub lockout_window_minutes: u32,
+    /// How long a lock lasts before it is released by itself.
+    pub lockout_duration_minutes: u32,
+    /// A portal session ends after this long without a request.
+    pub session_idle_minutes: u32,
+    /// A portal session ends this long after sign-in, however active.
+    pub session_max_hours: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            portal_url: String::new(),
+            primary_authentication: PrimaryAuthentication::Local,
+            allow_user_login: true,
+            allow_user_enrollment: true,
+            prompt_for_backup_phone: false,
+            prompt_for_third_party_oath_token: false,
+            allow_one_time_bypass: false,
+            prompt_for_bypass_seconds: false,
+            one_time_bypass_seconds: 300,
+            one_time_bypass_max_seconds: 3600,
+            allow_method_selection: true,
+            selectable_methods: vec![
+                Method::PhoneCall,
+                Method::Sms,
+                Method::MobileApp,
+                Method::Oath,
+            ],
+            allow_language_selection: true,
+            default_language: Language::En,
+            allow_mobile_app_activation: false,
+            mobile_app_device_limit: 1,
+            security_questions_fallback: false,
+            security_questions_required: 2,
+            allow_third_party_oath_token: false,
+            oath_token_fallback: false,
+            oath_token_fallback_session_minutes: 60,
+            enable_logging: false,
+            trusted_ip_ranges: Vec::new(),
+            pin_required: false,
+            lockout_threshold: 5,
+            lockout_window_minutes: 15,
+            lockout_duration_minutes: 15,
+            session_idle_minutes: 20,
+            session_max_hours: 12,
+        }
+    }
+}
+
+/// One setting that cannot be used, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("setting `{key}` = {value}: {fix}")]
+pub struct SettingError {
+    pub key: String,
+    pub value: String,
+    pub fix: String,
+}
+
+impl Settings {
+    /// Checks ranges that the types alone cannot express.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        fn range(key: &str, value: u64, min: u64, max: u64) -> Result<(), SettingError> {
+            if value < min || value > max {
+                return Err(SettingError {
+                    key: key.to_owned(),
+                    value: value.to_string(),
+                    fix: format!("use a whole number from {min} to {max}"),
+                });
+            }
+            Ok(())
+        }
+        range(
+            "mobile_app_device_limit",
+            self.mobile_app_device_limit.into(),
+            1,
+            10,
+        )?;
+        range(
+            "security_questions_required",
+            self.security_questions_required.into(),
+            1,
+            4,
+        )?;
+        range(
+            "one_time_bypass_seconds",
+            self.one_time_bypass_seconds.into(),
+            1,
+            86_400,
+        )?;
+        range(
+            "one_time_bypass_max_seconds",
+            self.one_time_bypass_max_seconds.into(),
+            1,
+            86_400,
+        )?;
+        range("lockout_threshold", self.lockout_threshold.into(), 1, 1000)?;
+        range(
+            "lockout_window_minutes",
+            self.lockout_window_minutes.into(),
+            1,
+            10_080,
+        )?;
+        range(
+            "lockout_duration_minutes",
+            self.lockout_duration_minutes.into(),
+            1,
+            10_080,
+        )?;
+        range(
+            "session_idle_minutes",
+            self.session_idle_minutes.into(),
+            1,
+            1440,
+        )?;
+        range("session_max_hours", self.session_max_hours.into(), 1, 720)?;
+        range(
+            "oath_token_fallback_session_minutes",
+            self.oath_token_fallback_session_minutes.into(),
+            1,
+            1440,
+        )?;
+        if self.one_time_bypass_seconds > self.one_time_bypass_max_seconds {
+            return Err(SettingError {
+                key: "one_time_bypass_seconds".into(),
+                value: self.one_time_bypass_seconds.to_string(),
+                fix: format!(
+                    "use at most one_time_bypass_max_seconds ({})",
+                    self.one_time_bypass_max_seconds
+                ),
+            });
+        }
+        if !self.portal_url.is_empty()
+            && !(self.portal_url.starts_with("https://") || self.portal_url.starts_with("http://"))
+        {
+            return Err(SettingError {
+                key: "portal_url".into(),
+                value: format!("{:?}", self.portal_url),
+                fix: "give the full address, for example \"https://mfa.example.com/\"".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn lockout_policy(&self) -> LockoutPolicy {
+        LockoutPolicy {
+            threshold: self.lockout_threshold,
+            window_seconds: i64::from(self.lockout_window_minutes) * 60,
+            duration_seconds: i64::from(self.lockout_duration_minutes) * 60,
+        }
+    }
+
+    /// Every setting as `key → JSON value`, in key order.
+    pub fn to_entries(&self) -> BTreeMap<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map.into_iter().collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// Builds settings from stored entries over the defaults. Unknown keys are refused.
+    pub fn from_entries(
+        entries: impl IntoIterator<Item = (String, serde_json::Value)>,
+    ) -> Result<Self, SettingError> {
+        let mut map = match serde_json::to_value(Settings::default()) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        for (key, value) in entries {
+            if !map.contains_key(&key) {
+                return Err(SettingError {
+                    value: value.to_string(),
+                    fix: format!("`{key}` is not a setting; `twofold settings show` lists them"),
+                    key,
+                });
+            }
+            map.insert(key, value);
+        }
+        let settings: Settings =
+            serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| SettingError {
+                key: "settings".into(),
+                value: String::new(),
+                fix: e.to_string(),
+            })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Parses a value typed on the command line for `key` (JSON, or a bare string) and
+    /// returns the setting as it would be stored, after checking the whole set still holds.
+    pub fn with_value(
+        &self,
+        key: &str,
+        raw: &str,
+    ) -> Result<(Settings, serde_json::Value), SettingError> {
+        let value = serde_json::from_str::<serde_json::Value>(raw)
+            .unwrap_or_else(|_| serde_json::Value::String(raw.to_owned()));
+        let mut entries = self.to_entries();
+        if !entries.contains_key(key) {
+            return Err(SettingError {
+                key: key.to_owned(),
+                value: raw.to_owned(),
+                fix: "this is not a setting; `twofold settings show` lists them".into(),
+            });
+        }
+        entries.insert(key.to_owned(), value.clone());
+        let mut map = serde_json::Map::new();
+        map.extend(entries);
+        let updated: Settings =
+            serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| SettingError {
+                key: key.to_owned(),
+                value: raw.to_owned(),
+                fix: format!("the value does not fit this setting ({e})"),
+            })?;
+        updated.validate()?;
+        Ok((updated, value))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_original() {
+        let s = Settings::default();
+        s.validate().unwrap();
+        assert_eq!(s.one_time_bypass_seconds, 300);
+        assert!(s.allow_user_login);
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let mut s = Settings::default();
+        s.lockout_threshold = 9;
+        s.trusted_ip_ranges = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(Settings::from_entries(s.to_entries()).unwrap(), s);
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_name() {
+        let err = Settings::from_entries([("lockout_treshold".to_owned(), serde_json::json!(3))])
+            .unwrap_err();
+        assert_eq!(err.key, "lockout_treshold");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key_and_the_range() {
+        let err = Settings::default()
+            .with_value("mobile_app_device_limit", "11")
+            .unwrap_err();
+        assert_eq!(err.key, "mobile_app_device_limit");
+        assert!(err.fix.contains("1 to 10"));
+        let err = Settings::default()
+            .with_value("lockout_threshold", "\"many\"")
+            .unwrap_err();
+        assert_eq!(err.key, "lockout_threshold");
+    }
+
+    #[test]
+    fn values_from_the_command_line_are_typed() {
+        let (s, _) = Settings::default()
+            .with_value("lockout_threshold", "3")
+            .unwrap();
+        assert_eq!(s.lockout_threshold, 3);
+        let (s, _) = Settings::default()
+            .with_value("portal_url", "https://mfa.example.com/")
+            .unwrap();
+        assert_eq!(s.portal_url, "https://mfa.example.com/");
+        let (s, _) = Settings::default()
+            .with_value("trusted_ip_ranges", r#"["192.0.2.0/24","2001:db8::/32"]"#)
+            .unwrap();
+        assert_eq!(s.trusted_ip_ranges.len(), 2);
+    }
+}

@@ -1,0 +1,576 @@
+//! The configuration file and its environment overrides.
+//!
+//! Layers, later ones winning: built-in defaults → the TOML file → `TWOFOLD_<SECTION>__<KEY>`
+//! environment variables (`TWOFOLD_LISTEN`, `TWOFOLD_DATA_DIR` for top-level keys) → secrets
+//! read from the files named by `*_file` keys. Every key is known: a misspelt one stops the
+//! start with its name, where it came from, and what to do instead.
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use twofold_engine::Settings;
+
+/// A value that must never appear in a log or a debug print.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address and port the server listens on.
+    pub listen: SocketAddr,
+    /// Where the SQLite database, the generated certificate and the logs live.
+    pub data_dir: PathBuf,
+    pub tls: TlsConfig,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub limits: LimitsConfig,
+    pub metrics: MetricsConfig,
+    /// Seeds for the settings kept in the store (applied on first start only).
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Serve HTTPS. Turn off only behind a reverse proxy that terminates TLS.
+    pub enabled: bool,
+    /// PEM certificate chain. Without it, a self-signed certificate is generated.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key for `cert_file`.
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cert_file: None,
+            key_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Peers whose `X-Forwarded-For` header is believed (your reverse proxies).
+    pub trusted_proxies: Vec<IpNet>,
+    /// The largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// A request that takes longer than this many seconds is answered 408.
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            max_body_bytes: 64 * 1024,
+            request_timeout_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://…` for PostgreSQL. Empty: SQLite in the data directory.
+    pub url: Option<Secret>,
+    /// A file holding the URL (for secrets managers); wins over `url`.
+    pub url_file: Option<PathBuf>,
+    pub max_connections: u32,
+    /// How long to wait for the database at start and for a pooled connection.
+    pub connect_timeout_seconds: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            url_file: None,
+            max_connections: 16,
+            connect_timeout_seconds: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `debug`, `twofold_server=debug,info`…
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Sign-in attempts one client address may make per minute.
+    pub sign_in_per_ip_per_minute: u32,
+    /// Sign-in attempts for one username per minute, from anywhere.
+    pub sign_in_per_username_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            sign_in_per_ip_per_minute: 30,
+            sign_in_per_username_per_minute: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve Prometheus metrics at `/metrics`.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            data_dir: PathBuf::from("twofold-data"),
+            tls: TlsConfig::default(),
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+            log: LogConfig::default(),
+            limits: LimitsConfig::default(),
+            metrics: MetricsConfig::default(),
+            settings: BTreeMap::new(),
+        }
+    }
+}
+
+/// A configuration that cannot be used. The message names the key, the value and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Which database the store uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    Sqlite(PathBuf),
+    Postgres(Secret),
+}
+
+impl Config {
+    /// Loads the configuration: the file (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Loads with an explicit environment, so tests need not touch the process's own.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "the configuration file {} cannot be read: it does not exist or is not a file. \
+                     Fix: give the path of a TOML file (see twofold.example.toml), or leave out --config.",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("TWOFOLD_") && !IGNORED_ENV.contains(&k.as_str()))
+            .collect();
+        figment = figment.merge(env_provider(env));
+        let config: Config = figment.extract().map_err(describe_figment_error)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err(ConfigError(
+                "tls.cert_file and tls.key_file must be given together. \
+                 Fix: set both to PEM files, or neither to use a generated self-signed certificate."
+                    .into(),
+            ));
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(ConfigError(format!(
+                "http.max_body_bytes = {}: too small for the portal's forms. Fix: use at least 1024.",
+                self.http.max_body_bytes
+            )));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError(
+                "database.max_connections = 0: the store needs at least one connection. Fix: use 1 or more."
+                    .into(),
+            ));
+        }
+        for (name, value) in [
+            (
+                "limits.sign_in_per_ip_per_minute",
+                self.limits.sign_in_per_ip_per_minute,
+            ),
+            (
+                "limits.sign_in_per_username_per_minute",
+                self.limits.sign_in_per_username_per_minute,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!(
+                    "{name} = 0 would refuse every sign-in. Fix: use 1 or more."
+                )));
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(ConfigError(format!(
+                "log.level = {:?}: {e}. Fix: use a level such as \"info\" or \"debug\".",
+                self.log.level
+            )));
+        }
+        self.seed_settings()?;
+        Ok(())
+    }
+
+    /// The settings this file seeds, checked against the settings' own rules.
+    pub fn seed_settings(&self) -> Result<Settings, ConfigError> {
+        Settings::from_entries(self.settings.clone()).map_err(|e| {
+            ConfigError(format!(
+                "settings.{} = {}: {}",
+                e.key,
+                if e.value.is_empty() {
+                    "…".into()
+                } else {
+                    e.value.clone()
+                },
+                e.fix
+            ))
+        })
+    }
+
+    /// The database to use, reading `database.url_file` if it is set.
+    pub fn database_target(&self) -> Result<DatabaseTarget, ConfigError> {
+        let url = match &self.database.url_file {
+            Some(path) => Some(std::fs::read_to_string(path).map(|s| s.trim().to_owned()).map_err(|e| {
+                ConfigError(format!(
+                    "database.url_file = {}: cannot be read ({e}). Fix: point it at a readable file holding the database URL.",
+                    path.display()
+                ))
+            })?),
+            None => self.database.url.as_ref().map(|s| s.expose().to_owned()),
+        };
+        match url.as_deref().map(str::trim) {
+            None | Some("") => Ok(DatabaseTarget::Sqlite(self.data_dir.join("twofold.db"))),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(DatabaseTarget::Postgres(Secret::new(u)))
+            }
+            Some(u) if u.starts_with("sqlite:") => {
+                let path = u
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                Ok(DatabaseTarget::Sqlite(PathBuf::from(path)))
+            }
+            Some(u) => Err(ConfigError(format!(
+                "database.url = \"{}…\": not a database URL Twofold knows. \
+                 Fix: use postgres://user:password@host/dbname, or leave it empty for SQLite in the data directory.",
+                u.chars().take(12).collect::<String>()
+            ))),
+        }
+    }
+}
+
+/// Variables with the prefix that are not configuration keys.
+const IGNORED_ENV: &[&str] = &["TWOFOLD_CONFIG", "TWOFOLD_LOG"];
+
+fn env_provider(
+    vars: Vec<(String, String)>,
+) -> figment::providers::Serialized<figment::value::Dict> {
+    // figment's Env reads the process environment; build the same nested dictionary from an
+    // explicit list so that the tests can pass their own.
+    let mut root = figment::value::Dict::new();
+    for (name, raw) in vars {
+        let Some(rest) = name.strip_prefix("TWOFOLD_") else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        let value: figment::value::Value = raw.parse().unwrap_or_else(|_| raw.clone().into());
+        insert_path(&mut root, &path, value);
+    }
+    Serialized::defaults(root).profile(figment::Profile::Default)
+}
+
+fn insert_path(dict: &mut figment::value::Dict, path: &[String], value: figment::value::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            dict.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = dict
+                .entry(first.clone())
+                .or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
+            if let figment::value::Value::Dict(_, inner) = entry {
+                insert_path(inner, rest, value);
+            } else {
+                let mut inner = figment::value::Dict::new();
+                insert_path(&mut inner, rest, value);
+                *entry = inner.into();
+            }
+        }
+    }
+}
+
+/// Turns figment's errors into one message per problem: key, value, source and fix.
+fn describe_figment_error(error: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let mut lines = Vec::new();
+    for e in error {
+        let key = e.path.join(".");
+        let source = e
+            .metadata
+            .as_ref()
+            .map(|m| match &m.source {
+                Some(figment::Source::File(p)) => format!(" (in {})", p.display()),
+                _ if m.name.contains("environment") || m.name.starts_with("Serialized") => {
+                    let var = format!(
+                        "TWOFOLD_{}",
+                        e.path
+                            .iter()
+                            .map(|s| s.to_ascii_uppercase())
+                            .collect::<Vec<_>>()
+                            .join("__")
+                    );
+                    format!(" (from the environment variable {var})")
+                }
+                _ => String::new(),
+            })
+            .unwrap_or_default();
+        let line = match &e.kind {
+            Kind::UnknownField(field, expected) => {
+                let full = if key.is_empty() {
+                    field.clone()
+                } else {
+                    format!("{key}.{field}")
+                };
+                format!(
+                    "unknown configuration key `{full}`{source}. Fix: check its spelling or remove it; \
+                     the keys allowed here are: {}. twofold.example.toml explains each.",
+                    expected.join(", ")
+                )
+            }
+            Kind::InvalidType(actual, expected) => format!(
+                "`{key}` = {actual}{source}: expected {expected}. Fix: {}",
+                hint(&key, expected)
+            ),
+            Kind::InvalidValue(actual, expected) => format!(
+                "`{key}` = {actual}{source}: expected {expected}. Fix: {}",
+                hint(&key, expected)
+            ),
+            Kind::UnknownVariant(actual, expected) => format!(
+                "`{key}` = \"{actual}\"{source}: not one of the choices. Fix: use one of {}.",
+                expected.join(", ")
+            ),
+            Kind::Message(msg) => {
+                if key.is_empty() {
+                    format!(
+                        "the configuration cannot be read{source}: {msg}. Fix: correct the TOML syntax at the place shown."
+                    )
+                } else {
+                    format!("`{key}`{source}: {msg}. Fix: {}", hint(&key, ""))
+                }
+            }
+            other => format!("`{key}`{source}: {other}. Fix: {}", hint(&key, "")),
+        };
+        lines.push(line);
+    }
+    ConfigError(format!(
+        "configuration error: {}",
+        lines.join("\nconfiguration error: ")
+    ))
+}
+
+fn hint(key: &str, expected: &str) -> String {
+    match key {
+        "listen" => {
+            "use an address and port, for example \"127.0.0.1:8443\" or \"[::1]:8443\".".into()
+        }
+        "data_dir" => "use a directory path, for example \"/var/lib/twofold\".".into(),
+        k if k.starts_with("http.trusted_proxies") => {
+            "list addresses or ranges, for example [\"10.0.0.0/8\", \"192.0.2.7/32\"].".into()
+        }
+        _ if expected.contains("a boolean") || expected == "bool" => "use true or false.".into(),
+        _ if expected.contains("integer")
+            || expected.starts_with('u')
+            || expected.starts_with('i') =>
+        {
+            "use a whole number, without quotes.".into()
+        }
+        _ => "see twofold.example.toml for this key's allowed values.".into(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(contents: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(contents.as_bytes()).unwrap();
+        f
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_8443_with_tls_and_sqlite() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8443");
+        assert!(c.tls.enabled);
+        assert_eq!(
+            c.database_target().unwrap(),
+            DatabaseTarget::Sqlite(PathBuf::from("twofold-data/twofold.db"))
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let f = file("listen = \"127.0.0.1:9000\"\n[database]\nmax_connections = 3\n");
+        let c = Config::load_from(
+            Some(f.path()),
+            env(&[
+                ("TWOFOLD_LISTEN", "127.0.0.1:9001"),
+                ("TWOFOLD_DATA_DIR", "/tmp/x"),
+                ("TWOFOLD_DATABASE__URL", "postgres://u:p@127.0.0.1/db"),
+                ("TWOFOLD_SETTINGS__LOCKOUT_THRESHOLD", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.database.max_connections, 3);
+        assert!(matches!(
+            c.database_target().unwrap(),
+            DatabaseTarget::Postgres(_)
+        ));
+        assert_eq!(c.seed_settings().unwrap().lockout_threshold, 3);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_the_allowed_ones() {
+        let f = file("[database]\nurll = \"postgres://x\"\n");
+        let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().0;
+        assert!(err.contains("database.urll"), "{err}");
+        assert!(err.contains("url_file"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_names_key_value_and_fix() {
+        let f = file("listen = \"localhost\"\n");
+        let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().0;
+        assert!(err.contains("`listen`"), "{err}");
+        assert!(err.contains("localhost"), "{err}");
+        assert!(err.contains("127.0.0.1:8443"), "{err}");
+
+        let err = Config::load_from(None, env(&[("TWOFOLD_DATABASE__MAX_CONNECTIONS", "ten")]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("database.max_connections"), "{err}");
+        assert!(err.contains("TWOFOLD_DATABASE__MAX_CONNECTIONS"), "{err}");
+        assert!(err.contains("whole number"), "{err}");
+    }
+
+    #[test]
+    fn broken_toml_is_reported_with_its_place() {
+        let f = file("listen = \"127.0.0.1:8443\n[tls\n");
+        let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().0;
+        assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_setting_seed_is_refused_at_load() {
+        let f = file("[settings]\nmobile_app_device_limit = 12\n");
+        let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().0;
+        assert!(err.contains("settings.mobile_app_device_limit"), "{err}");
+        assert!(err.contains("1 to 10"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_a_clear_error() {
+        let err = Config::load_from(Some(Path::new("/nonexistent/twofold.toml")), env(&[]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("/nonexistent/twofold.toml"), "{err}");
+    }
+
+    #[test]
+    fn half_a_certificate_is_refused() {
+        let err = Config::load_from(None, env(&[("TWOFOLD_TLS__CERT_FILE", "/tmp/c.pem")]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("tls.key_file"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Config::load_from(
+            None,
+            env(&[("TWOFOLD_DATABASE__URL", "postgres://u:hunter2@h/d")]),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

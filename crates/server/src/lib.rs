@@ -1,0 +1,9 @@
+//! Twofold's server: configuration, the store, the HTTP layer and the portal.
+
+pub mod config;
+pub mod serve;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+pub mod tls;
+pub mod web;

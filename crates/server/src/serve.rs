@@ -1,0 +1,263 @@
+//! `twofold serve`: everything on one host.
+
+use crate::config::{Config, ConfigError, DatabaseTarget};
+use crate::service::InProcessService;
+use crate::store::{Backend, Store, StoreError};
+use crate::telemetry::{self, LogGuard};
+use crate::tls::{self, CertificateOrigin};
+use crate::web::{self, WebParts, ratelimit::SignInLimits};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use twofold_engine::{Clock, SystemClock};
+
+/// Why the server could not start. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Database(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("{0}")]
+    Listen(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Opens the store named by the configuration, applies migrations, and seeds settings. Used
+/// by `serve` and by every administration command.
+pub async fn open_store(config: &Config, clock: &dyn Clock) -> Result<Store, StartError> {
+    let target = config.database_target()?;
+    let described = describe_target(&target);
+    let store = Store::connect(
+        &target,
+        config.database.max_connections,
+        Duration::from_secs(config.database.connect_timeout_seconds),
+    )
+    .await
+    .map_err(|e| database_error(&described, e))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| database_error(&described, e))?;
+    store
+        .seed_settings(&config.seed_settings()?, clock.now())
+        .await
+        .map_err(|e| database_error(&described, e))?;
+    store
+        .check_ready(clock.now())
+        .await
+        .map_err(|e| database_error(&described, e))?;
+    Ok(store)
+}
+
+pub fn describe_target(target: &DatabaseTarget) -> String {
+    match target {
+        DatabaseTarget::Sqlite(path) => format!("SQLite at {}", path.display()),
+        DatabaseTarget::Postgres(url) => {
+            // Never print the password.
+            match url::Url::parse(url.expose()) {
+                Ok(u) => format!(
+                    "PostgreSQL at {}:{}{}",
+                    u.host_str().unwrap_or("?"),
+                    u.port().unwrap_or(5432),
+                    u.path()
+                ),
+                Err(_) => "PostgreSQL".to_owned(),
+            }
+        }
+    }
+}
+
+fn database_error(described: &str, e: StoreError) -> StartError {
+    StartError::Database(match e {
+        StoreError::Unavailable(m) => format!(
+            "the database ({described}) cannot be reached: {m}. \
+             Fix: check database.url (TWOFOLD_DATABASE__URL), that the server is running and accepts connections, \
+             or for SQLite that data_dir is a writable directory."
+        ),
+        StoreError::ReadOnly(m) => format!(
+            "the database ({described}) is read-only: {m}. \
+             Fix: give Twofold a writable database (for PostgreSQL, the primary, not a standby; \
+             for SQLite, a writable file and directory)."
+        ),
+        other => format!("the database ({described}) could not be prepared: {other}."),
+    })
+}
+
+/// The process-wide Prometheus recorder (metrics are per process by nature).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ])
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let target = config.database_target()?;
+    let store = open_store(&config, clock.as_ref()).await?;
+    let settings = store
+        .settings()
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    let log_dir = settings
+        .enable_logging
+        .then(|| config.data_dir.join("logs"));
+    let _guard: LogGuard = telemetry::init(&config.log, log_dir.as_deref());
+
+    let csrf_hex = store
+        .server_secret("csrf_key", clock.now(), || {
+            hex::encode(rand::random::<[u8; 32]>())
+        })
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    let csrf_key: [u8; 32] = hex::decode(&csrf_hex)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| StartError::Database("the stored CSRF key is damaged".into()))?;
+
+    let service = Arc::new(
+        InProcessService::new(store.clone(), clock.clone())
+            .map_err(|e| StartError::Internal(e.to_string()))?,
+    );
+    let limits = SignInLimits::new(
+        config.limits.sign_in_per_ip_per_minute,
+        config.limits.sign_in_per_username_per_minute,
+    );
+    let app = web::router(WebParts {
+        service: service.clone(),
+        sessions: service.clone(),
+        clock: clock.clone(),
+        csrf_key,
+        http: config.http.clone(),
+        limits,
+        metrics: if config.metrics.enabled {
+            metrics_handle()
+        } else {
+            None
+        },
+    });
+
+    let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {
+        StartError::Listen(format!(
+            "listen = \"{}\": cannot listen there ({e}). Fix: choose a free address and port \
+             (TWOFOLD_LISTEN=127.0.0.1:9443), or stop what is using it.",
+            config.listen
+        ))
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| StartError::Listen(e.to_string()))?;
+    let local: SocketAddr = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen(e.to_string()))?;
+
+    let handle = axum_server::Handle::new();
+    spawn_housekeeping(service.clone(), app.clone());
+    spawn_shutdown_on_signal(handle.clone());
+
+    let users = store
+        .list_users(1, None)
+        .await
+        .map(|u| u.len())
+        .unwrap_or(1);
+    println!("Twofold {}", env!("CARGO_PKG_VERSION"));
+    println!("  store:       {}", describe_target(&target));
+    let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+    if config.tls.enabled {
+        let material = tls::prepare(&config)?;
+        let origin = match &material.origin {
+            CertificateOrigin::Configured(p) => format!("{} (configured)", p.display()),
+            CertificateOrigin::Generated(p) => {
+                format!("{} (self-signed, generated now)", p.display())
+            }
+            CertificateOrigin::Reused(p) => format!("{} (self-signed)", p.display()),
+        };
+        println!("  certificate: {origin}");
+        println!("  SHA-256:     {}", material.fingerprint);
+        println!("  portal:      https://{local}/");
+        print_first_user_hint(users);
+        tracing::info!(%local, backend = ?store.backend(), "listening (HTTPS)");
+        let tls_config = axum_server::tls_rustls::RustlsConfig::from_config(material.server_config);
+        axum_server::from_tcp_rustls(listener, tls_config)
+            .handle(handle)
+            .serve(make_service)
+            .await
+            .map_err(|e| StartError::Listen(e.to_string()))?;
+    } else {
+        println!("  TLS:         off (tls.enabled = false): put a TLS-terminating proxy in front");
+        println!("  portal:      http://{local}/");
+        print_first_user_hint(users);
+        tracing::info!(%local, backend = ?store.backend(), "listening (plain HTTP behind a proxy)");
+        axum_server::from_tcp(listener)
+            .handle(handle)
+            .serve(make_service)
+            .await
+            .map_err(|e| StartError::Listen(e.to_string()))?;
+    }
+    store.close().await;
+    if store.backend() == Backend::Sqlite {
+        tracing::info!("SQLite store closed");
+    }
+    Ok(())
+}
+
+fn print_first_user_hint(users: usize) {
+    if users == 0 {
+        println!();
+        println!("No users yet. Add the first one (in another terminal, same directory):");
+        println!(
+            "  printf '%s' 'their password' | cargo run --release -- user add alice --password-stdin"
+        );
+        println!("  (or, with the installed binary: twofold user add alice --password-stdin)");
+    }
+    println!();
+}
+
+fn spawn_housekeeping(service: Arc<InProcessService>, _app: axum::Router) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            match service.store().delete_expired_sessions(service.now()).await {
+                Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
+            }
+        }
+    });
+}
+
+fn spawn_shutdown_on_signal(handle: axum_server::Handle) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = terminate => {},
+        }
+        tracing::info!("shutting down");
+        handle.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+}

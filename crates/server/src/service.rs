@@ -1,0 +1,571 @@
+//! `MfaService`: the one interface the portal talks to.
+//!
+//! [`InProcessService`] implements it over the store and the engine, for a portal running in
+//! the server (`twofold serve`). A portal on its own host will implement it over the Web
+//! Service SDK. The administration commands use the same in-process service, so a change made
+//! from the CLI follows the same rules and lands in the same audit log.
+
+use crate::store::{NewUser, SessionRecord, Store, StoreError, UserChanges, UserRecord};
+use async_trait::async_trait;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::RwLock;
+use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
+use twofold_engine::password::PasswordHasher;
+use twofold_engine::{Clock, DomainError, Language, Settings, UnixTime, Username, sign_in};
+
+/// Who is asking, as the portal or the SDK saw them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientContext {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl ClientContext {
+    fn audit(&self) -> (Option<String>, Option<String>) {
+        (self.ip.map(|ip| ip.to_string()), self.user_agent.clone())
+    }
+}
+
+/// A user who passed the password step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub username: String,
+    pub language: Option<Language>,
+}
+
+/// What the account page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub username: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub language: Option<Language>,
+    pub created_at: UnixTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("the MFA service is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) | StoreError::ReadOnly(m) => ServiceError::Unavailable(m),
+            StoreError::NotFound => ServiceError::Domain(DomainError::UserNotFound),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+#[async_trait]
+pub trait MfaService: Send + Sync + 'static {
+    /// The settings in force (shared by every node).
+    async fn settings(&self) -> Result<Settings, ServiceError>;
+    /// The password step of signing in. Every attempt is audited and counts towards lockout.
+    async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        client: &ClientContext,
+    ) -> Result<Identity, ServiceError>;
+    async fn profile(&self, user_id: &str) -> Result<Profile, ServiceError>;
+    async fn set_language(
+        &self,
+        user_id: &str,
+        language: Language,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError>;
+    async fn signed_out(&self, username: &str, client: &ClientContext) -> Result<(), ServiceError>;
+    /// Whether the service can do its work now (`/readyz`).
+    async fn ready(&self) -> Result<(), ServiceError>;
+}
+
+/// Where the portal keeps its sessions.
+#[async_trait]
+pub trait PortalSessions: Send + Sync + 'static {
+    async fn create_session(&self, record: &SessionRecord) -> Result<(), ServiceError>;
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<SessionRecord>, ServiceError>;
+    async fn touch_session(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<(), ServiceError>;
+    async fn delete_session(&self, id_hash: &str) -> Result<(), ServiceError>;
+}
+
+/// How long settings read from the store are reused before being read again. A change made
+/// on one node reaches the others within this time.
+const SETTINGS_TTL: Duration = Duration::from_secs(2);
+
+/// The service over the local store and engine.
+pub struct InProcessService {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    hasher: PasswordHasher,
+    settings_cache: RwLock<Option<(Instant, Settings)>>,
+}
+
+impl InProcessService {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Result<Self, ServiceError> {
+        let hasher = PasswordHasher::new().map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(Self {
+            store,
+            clock,
+            hasher,
+            settings_cache: RwLock::new(None),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    async fn audit(&self, event: AuditEvent) {
+        if let Err(e) = self.store.append_audit(&event).await {
+            // The audit log is part of the record: its loss is an error in the log, loudly.
+            tracing::error!(error = %e, action = event.action.as_str(), "could not write the audit log");
+        }
+    }
+
+    /// Counts one failure for `username` (a normalised name, existing or not) and returns
+    /// the outcome to report. Retries when another node wrote the same row meanwhile.
+    async fn record_password_result(
+        &self,
+        username: &str,
+        matched: bool,
+        settings: &Settings,
+    ) -> Result<Result<(), DomainError>, ServiceError> {
+        for _ in 0..16 {
+            let now = self.clock.now();
+            let read = self.store.lockout(username).await?;
+            let decision =
+                sign_in::after_password(matched, &read.state, now, settings.lockout_policy());
+            if self
+                .store
+                .replace_lockout(username, read, decision.lockout)
+                .await?
+            {
+                return Ok(decision.outcome);
+            }
+        }
+        Err(ServiceError::Internal(
+            "lockout counters kept changing under us".into(),
+        ))
+    }
+
+    // ---- administration (the CLI) ----
+
+    pub async fn add_user(
+        &self,
+        actor: &str,
+        username: &str,
+        email: Option<String>,
+        phone: Option<String>,
+        password: Option<&str>,
+    ) -> Result<UserRecord, ServiceError> {
+        let username = Username::parse(username).map_err(DomainError::from)?;
+        let password_hash = match password {
+            Some(p) => Some(self.hasher.hash_new(p).map_err(DomainError::from)?),
+            None => None,
+        };
+        let new = NewUser {
+            username: username.clone(),
+            email: clean_optional(email),
+            phone: clean_optional(phone),
+            password_hash,
+        };
+        let now = self.clock.now();
+        let user = match self.store.create_user(new, now).await {
+            Ok(u) => u,
+            Err(StoreError::Conflict(_)) => return Err(DomainError::UserExists.into()),
+            Err(e) => return Err(e.into()),
+        };
+        self.audit(
+            AuditEvent::new(now, AuditAction::UserCreated, AuditOutcome::Success, actor)
+                .subject(username.as_str())
+                .detail(if user.password_hash.is_some() {
+                    "with password"
+                } else {
+                    "without password"
+                }),
+        )
+        .await;
+        Ok(user)
+    }
+
+    pub async fn find_user(&self, username: &str) -> Result<UserRecord, ServiceError> {
+        let username = Username::parse(username).map_err(DomainError::from)?;
+        self.store
+            .user_by_username(&username)
+            .await?
+            .ok_or(ServiceError::Domain(DomainError::UserNotFound))
+    }
+
+    pub async fn list_users(
+        &self,
+        limit: i64,
+        after: Option<&str>,
+    ) -> Result<Vec<UserRecord>, ServiceError> {
+        Ok(self.store.list_users(limit, after).await?)
+    }
+
+    /// Changes a user. A new password or disabling ends the user's sessions.
+    pub async fn update_user(
+        &self,
+        actor: &str,
+        username: &str,
+        mut changes: UserChanges,
+        new_password: Option<&str>,
+    ) -> Result<UserRecord, ServiceError> {
+        let username = Username::parse(username).map_err(DomainError::from)?;
+        if let Some(p) = new_password {
+            changes.password_hash = Some(Some(self.hasher.hash_new(p).map_err(DomainError::from)?));
+        }
+        if let Some(Some(lang)) = &changes.language
+            && Language::from_tag(lang).is_none()
+        {
+            return Err(ServiceError::Domain(DomainError::InvalidSetting(format!(
+                "language {lang:?}: use one of en, fr"
+            ))));
+        }
+        let mut what = Vec::new();
+        for (name, changed) in [
+            ("email", changes.email.is_some()),
+            ("phone", changes.phone.is_some()),
+            ("language", changes.language.is_some()),
+            ("password", changes.password_hash.is_some()),
+            ("enabled", changes.enabled.is_some()),
+        ] {
+            if changed {
+                what.push(name);
+            }
+        }
+        let ends_sessions = changes.password_hash.is_some() || changes.enabled == Some(false);
+        changes.email = changes.email.map(clean_optional);
+        changes.phone = changes.phone.map(clean_optional);
+        let now = self.clock.now();
+        let user = self.store.update_user(&username, changes, now).await?;
+        if ends_sessions {
+            self.store.delete_user_sessions(&user.id).await?;
+        }
+        self.audit(
+            AuditEvent::new(now, AuditAction::UserUpdated, AuditOutcome::Success, actor)
+                .subject(username.as_str())
+                .detail(format!("changed: {}", what.join(", "))),
+        )
+        .await;
+        Ok(user)
+    }
+
+    pub async fn delete_user(&self, actor: &str, username: &str) -> Result<(), ServiceError> {
+        let username = Username::parse(username).map_err(DomainError::from)?;
+        if !self.store.delete_user(&username).await? {
+            return Err(DomainError::UserNotFound.into());
+        }
+        self.store.clear_lockout(username.as_str()).await?;
+        self.audit(
+            AuditEvent::new(
+                self.clock.now(),
+                AuditAction::UserDeleted,
+                AuditOutcome::Success,
+                actor,
+            )
+            .subject(username.as_str()),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Releases a lockout at once. `false` when the username was not locked.
+    pub async fn unlock_user(&self, actor: &str, username: &str) -> Result<bool, ServiceError> {
+        let username = Username::parse(username).map_err(DomainError::from)?;
+        let now = self.clock.now();
+        let was_locked = self
+            .store
+            .lockout(username.as_str())
+            .await?
+            .state
+            .locked_at(now)
+            .is_some();
+        self.store.clear_lockout(username.as_str()).await?;
+        self.audit(
+            AuditEvent::new(now, AuditAction::UserUnlocked, AuditOutcome::Success, actor)
+                .subject(username.as_str())
+                .detail(if was_locked {
+                    "lock released"
+                } else {
+                    "was not locked; counters cleared"
+                }),
+        )
+        .await;
+        Ok(was_locked)
+    }
+
+    /// When `username` is locked, until when.
+    pub async fn locked_until(&self, username: &str) -> Result<Option<UnixTime>, ServiceError> {
+        let username = Username::parse(username).map_err(DomainError::from)?;
+        Ok(self
+            .store
+            .lockout(username.as_str())
+            .await?
+            .state
+            .locked_at(self.clock.now()))
+    }
+
+    /// Sets one setting from its command-line text form; returns the stored JSON value.
+    pub async fn set_setting(
+        &self,
+        actor: &str,
+        key: &str,
+        raw: &str,
+    ) -> Result<serde_json::Value, ServiceError> {
+        let current = self.store.settings().await?;
+        let (_, value) = current
+            .with_value(key, raw)
+            .map_err(|e| DomainError::InvalidSetting(e.to_string()))?;
+        let now = self.clock.now();
+        self.store.set_setting(key, &value, now).await?;
+        *self.settings_cache.write().await = None;
+        self.audit(
+            AuditEvent::new(
+                now,
+                AuditAction::SettingChanged,
+                AuditOutcome::Success,
+                actor,
+            )
+            .subject(key)
+            .detail(format!("{key} = {value}")),
+        )
+        .await;
+        Ok(value)
+    }
+}
+
+fn clean_optional(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn language_of(user: &UserRecord) -> Option<Language> {
+    user.language.as_deref().and_then(Language::from_tag)
+}
+
+#[async_trait]
+impl MfaService for InProcessService {
+    async fn settings(&self) -> Result<Settings, ServiceError> {
+        if let Some((at, settings)) = self.settings_cache.read().await.as_ref()
+            && at.elapsed() < SETTINGS_TTL
+        {
+            return Ok(settings.clone());
+        }
+        let settings = self.store.settings().await?;
+        *self.settings_cache.write().await = Some((Instant::now(), settings.clone()));
+        Ok(settings)
+    }
+
+    #[tracing::instrument(skip_all, fields(client_ip = ?client.ip))]
+    async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        client: &ClientContext,
+    ) -> Result<Identity, ServiceError> {
+        let settings = self.settings().await?;
+        let now = self.clock.now();
+        let (ip, ua) = client.audit();
+        let failure = |subject: &str, reason: &str| {
+            AuditEvent::new(now, AuditAction::SignIn, AuditOutcome::Failure, "portal")
+                .subject(subject.chars().take(160).collect::<String>())
+                .client(ip.clone(), ua.clone())
+                .detail(reason)
+        };
+
+        // Refuse an over-long password before any hashing.
+        if let Err(e) = PasswordHasher::check_length(password) {
+            self.audit(failure(username, "password_too_long")).await;
+            return Err(DomainError::Password(e).into());
+        }
+        // A username that cannot exist still costs one verification, like a wrong password.
+        let Ok(name) = Username::parse(username) else {
+            let _ = self.hasher.verify(password, None);
+            self.audit(failure(username, "invalid_credentials")).await;
+            return Err(DomainError::InvalidCredentials.into());
+        };
+        let lockout = self.store.lockout(name.as_str()).await?;
+        if let Err(e) = sign_in::may_attempt(settings.allow_user_login, &lockout.state, now) {
+            self.audit(failure(name.as_str(), e.code())).await;
+            return Err(e.into());
+        }
+
+        let user = self
+            .store
+            .user_by_username(&name)
+            .await?
+            .filter(|u| u.enabled);
+        let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        let hasher = self.hasher.clone();
+        let password_owned = password.to_owned();
+        let stored_owned = stored.map(str::to_owned);
+        // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+        let matched = tokio::task::spawn_blocking(move || {
+            hasher.verify(&password_owned, stored_owned.as_deref())
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let matched = match matched {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(username = %name, error = %e, "stored password hash cannot be read");
+                false
+            }
+        };
+
+        let outcome = self
+            .record_password_result(name.as_str(), matched, &settings)
+            .await?;
+        match (outcome, user) {
+            (Ok(()), Some(user)) => {
+                self.audit(
+                    AuditEvent::new(now, AuditAction::SignIn, AuditOutcome::Success, "portal")
+                        .subject(name.as_str())
+                        .client(ip.clone(), ua.clone())
+                        .detail("password"),
+                )
+                .await;
+                metrics::counter!("twofold_sign_ins_total", "result" => "success").increment(1);
+                Ok(Identity {
+                    language: language_of(&user),
+                    user_id: user.id,
+                    username: user.username,
+                })
+            }
+            (Ok(()), None) => {
+                // Unreachable in practice (the dummy hash never matches); refuse all the same.
+                self.audit(failure(name.as_str(), "invalid_credentials"))
+                    .await;
+                Err(DomainError::InvalidCredentials.into())
+            }
+            (Err(e), _) => {
+                self.audit(failure(name.as_str(), e.code())).await;
+                let result = if matches!(e, DomainError::UserLocked { .. }) {
+                    "locked"
+                } else {
+                    "failure"
+                };
+                metrics::counter!("twofold_sign_ins_total", "result" => result).increment(1);
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn profile(&self, user_id: &str) -> Result<Profile, ServiceError> {
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(ServiceError::Domain(DomainError::UserNotFound))?;
+        Ok(Profile {
+            language: language_of(&user),
+            username: user.username,
+            email: user.email,
+            phone: user.phone,
+            created_at: user.created_at,
+        })
+    }
+
+    async fn set_language(
+        &self,
+        user_id: &str,
+        language: Language,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(ServiceError::Domain(DomainError::UserNotFound))?;
+        let username = Username::parse(&user.username).map_err(DomainError::from)?;
+        let now = self.clock.now();
+        let changes = UserChanges {
+            language: Some(Some(language.tag().to_owned())),
+            ..UserChanges::default()
+        };
+        self.store.update_user(&username, changes, now).await?;
+        let (ip, ua) = client.audit();
+        self.audit(
+            AuditEvent::new(
+                now,
+                AuditAction::LanguageChanged,
+                AuditOutcome::Success,
+                format!("user:{username}"),
+            )
+            .subject(username.as_str())
+            .client(ip, ua)
+            .detail(language.tag()),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), ServiceError> {
+        Ok(self.store.check_ready(self.clock.now()).await?)
+    }
+
+    async fn signed_out(&self, username: &str, client: &ClientContext) -> Result<(), ServiceError> {
+        let (ip, ua) = client.audit();
+        self.audit(
+            AuditEvent::new(
+                self.clock.now(),
+                AuditAction::SignOut,
+                AuditOutcome::Success,
+                format!("user:{username}"),
+            )
+            .subject(username)
+            .client(ip, ua),
+        )
+        .await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PortalSessions for InProcessService {
+    async fn create_session(&self, record: &SessionRecord) -> Result<(), ServiceError> {
+        Ok(self.store.create_session(record).await?)
+    }
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<SessionRecord>, ServiceError> {
+        Ok(self.store.session(id_hash, now).await?)
+    }
+    async fn touch_session(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<(), ServiceError> {
+        Ok(self.store.touch_session(id_hash, now, expires_at).await?)
+    }
+    async fn delete_session(&self, id_hash: &str) -> Result<(), ServiceError> {
+        Ok(self.store.delete_session(id_hash).await?)
+    }
+}

@@ -1,0 +1,82 @@
+use super::{Store, StoreError};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use twofold_engine::AuditEvent;
+
+/// An audit event as stored, with its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    pub action: String,
+    pub outcome: String,
+    pub actor: String,
+    pub subject: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: Option<String>,
+}
+
+fn audit_from_row(row: &AnyRow) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
+        id: row.try_get("id")?,
+        at: row.try_get("at")?,
+        action: row.try_get("action")?,
+        outcome: row.try_get("outcome")?,
+        actor: row.try_get("actor")?,
+        subject: row.try_get("subject")?,
+        client_ip: row.try_get("client_ip")?,
+        user_agent: row.try_get("user_agent")?,
+        detail: row.try_get("detail")?,
+    })
+}
+
+const COLUMNS: &str = "id, at, action, outcome, actor, subject, client_ip, user_agent, detail";
+
+impl Store {
+    pub async fn append_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, action, outcome, actor, subject, client_ip, user_agent, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(e.at)
+        .bind(e.action.as_str())
+        .bind(e.outcome.as_str())
+        .bind(&e.actor)
+        .bind(e.subject.as_deref())
+        .bind(e.client_ip.as_deref())
+        .bind(e.user_agent.as_deref())
+        .bind(e.detail.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` events, oldest first.
+    pub async fn audit_tail(&self, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_log ORDER BY id DESC LIMIT $1"
+        )))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        events.reverse();
+        Ok(events)
+    }
+
+    /// Events after sequence number `after`, oldest first (for `audit tail --follow`).
+    pub async fn audit_since(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2"
+        )))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}

@@ -1,0 +1,182 @@
+use super::{Store, StoreError, bool_int, is_unique_violation, new_id};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use twofold_engine::{UnixTime, Username};
+
+/// A user as stored. The password hash never leaves the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub language: Option<String>,
+    pub password_hash: Option<String>,
+    pub enabled: bool,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: Username,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub password_hash: Option<String>,
+}
+
+/// Changes to a user: `None` leaves a field as it is; `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub language: Option<Option<String>>,
+    pub password_hash: Option<Option<String>>,
+    pub enabled: Option<bool>,
+}
+
+impl UserChanges {
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none()
+            && self.phone.is_none()
+            && self.language.is_none()
+            && self.password_hash.is_none()
+            && self.enabled.is_none()
+    }
+}
+
+const COLUMNS: &str =
+    "id, username, email, phone, language, password_hash, enabled, created_at, updated_at";
+
+fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        phone: row.try_get("phone")?,
+        language: row.try_get("language")?,
+        password_hash: row.try_get("password_hash")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    pub async fn create_user(&self, new: NewUser, now: UnixTime) -> Result<UserRecord, StoreError> {
+        let id = new_id();
+        let result = sqlx::query(
+            "INSERT INTO users (id, username, email, phone, language, password_hash, enabled, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, NULL, $5, 1, $6, $6)",
+        )
+        .bind(&id)
+        .bind(new.username.as_str())
+        .bind(new.email)
+        .bind(new.phone)
+        .bind(new.password_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict("a user with that username"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.user_by_id(&id).await?.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn user_by_username(
+        &self,
+        username: &Username,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM users WHERE username = $1"
+        )))
+        .bind(username.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM users WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Users in username order, `limit` at a time, after the username `after`.
+    pub async fn list_users(
+        &self,
+        limit: i64,
+        after: Option<&str>,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM users WHERE username > $1 ORDER BY username LIMIT $2"
+        )))
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Applies `changes` and returns the user as it now is.
+    pub async fn update_user(
+        &self,
+        username: &Username,
+        changes: UserChanges,
+        now: UnixTime,
+    ) -> Result<UserRecord, StoreError> {
+        let current = self
+            .user_by_username(username)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let email = changes.email.unwrap_or(current.email);
+        let phone = changes.phone.unwrap_or(current.phone);
+        let language = changes.language.unwrap_or(current.language);
+        let password_hash = changes.password_hash.unwrap_or(current.password_hash);
+        let enabled = changes.enabled.unwrap_or(current.enabled);
+        let done = sqlx::query(
+            "UPDATE users SET email = $1, phone = $2, language = $3, password_hash = $4, enabled = $5, updated_at = $6 \
+             WHERE id = $7",
+        )
+        .bind(email)
+        .bind(phone)
+        .bind(language)
+        .bind(password_hash)
+        .bind(bool_int(enabled))
+        .bind(now)
+        .bind(&current.id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.user_by_id(&current.id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Deletes a user and, with them, their sessions. `false` when there was no such user.
+    pub async fn delete_user(&self, username: &Username) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
+        )
+        .bind(username.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query("DELETE FROM users WHERE username = $1")
+            .bind(username.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,90 @@
+//! Translations (Fluent), and choosing the language of a page.
+//!
+//! Order: the signed-in user's own setting, then the language cookie set by the switcher,
+//! then the browser's `Accept-Language`, then the `default_language` setting.
+
+use fluent_templates::fluent_bundle::FluentValue;
+use fluent_templates::{Loader, static_loader};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use twofold_engine::Language;
+use unic_langid::{LanguageIdentifier, langid};
+
+static_loader! {
+    static LOCALES = {
+        locales: "./locales",
+        fallback_language: "en",
+        customise: |bundle| bundle.set_use_isolating(false),
+    };
+}
+
+static EN: LanguageIdentifier = langid!("en");
+static FR: LanguageIdentifier = langid!("fr");
+
+fn id(language: Language) -> &'static LanguageIdentifier {
+    match language {
+        Language::En => &EN,
+        Language::Fr => &FR,
+    }
+}
+
+/// Translates for one page: templates call `t.t("key")`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Translator {
+    pub language: Language,
+}
+
+impl Translator {
+    pub fn new(language: Language) -> Self {
+        Self { language }
+    }
+
+    pub fn t(&self, key: &str) -> String {
+        LOCALES.lookup(id(self.language), key)
+    }
+
+    pub fn t1(&self, key: &str, name: &'static str, value: &str) -> String {
+        let mut args: HashMap<Cow<'static, str>, FluentValue<'_>> = HashMap::new();
+        args.insert(Cow::Borrowed(name), FluentValue::from(value.to_owned()));
+        LOCALES.lookup_with_args(id(self.language), key, &args)
+    }
+
+    pub fn tag(&self) -> &'static str {
+        self.language.tag()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn keys(text: &str) -> BTreeSet<String> {
+        text.lines()
+            .filter(|l| !l.starts_with([' ', '#', '\t']) && l.contains(" = "))
+            .filter_map(|l| l.split(" = ").next().map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn french_translates_every_english_message() {
+        let en = keys(include_str!("../../locales/en/main.ftl"));
+        let fr = keys(include_str!("../../locales/fr/main.ftl"));
+        assert!(en.len() > 20);
+        assert_eq!(en, fr, "the two catalogues must have the same keys");
+    }
+
+    #[test]
+    fn messages_come_out_in_the_chosen_language() {
+        assert_eq!(Translator::new(Language::En).t("sign-in-title"), "Sign in");
+        assert_eq!(
+            Translator::new(Language::Fr).t("sign-in-title"),
+            "Connexion"
+        );
+        assert_eq!(
+            Translator::new(Language::Fr).t1("account-intro", "username", "zoë"),
+            "Connecté en tant que zoë."
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! The HTTP layer: the router, the middleware every request crosses, and the portal's pages.
+
+pub mod client;
+mod errors;
+pub mod i18n;
+mod ops;
+mod portal;
+pub mod ratelimit;
+pub mod session;
+
+use crate::config::HttpConfig;
+use crate::service::{MfaService, PortalSessions};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use ipnet::IpNet;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use twofold_engine::Clock;
+
+pub use errors::WebError;
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    service: Arc<dyn MfaService>,
+    sessions: Arc<dyn PortalSessions>,
+    clock: Arc<dyn Clock>,
+    csrf: session::Csrf,
+    trusted_proxies: Vec<IpNet>,
+    limits: ratelimit::SignInLimits,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// What it takes to build the HTTP layer.
+pub struct WebParts {
+    pub service: Arc<dyn MfaService>,
+    pub sessions: Arc<dyn PortalSessions>,
+    pub clock: Arc<dyn Clock>,
+    pub csrf_key: [u8; 32],
+    pub http: HttpConfig,
+    pub limits: ratelimit::SignInLimits,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    pub fn service(&self) -> &dyn MfaService {
+        self.inner.service.as_ref()
+    }
+    pub fn sessions(&self) -> &dyn PortalSessions {
+        self.inner.sessions.as_ref()
+    }
+    pub fn now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+    pub fn csrf(&self) -> &session::Csrf {
+        &self.inner.csrf
+    }
+    pub fn limits(&self) -> &ratelimit::SignInLimits {
+        &self.inner.limits
+    }
+}
+
+/// The whole application: portal pages, operational endpoints and every middleware.
+pub fn router(parts: WebParts) -> Router {
+    let http = parts.http.clone();
+    let state = AppState {
+        inner: Arc::new(Inner {
+            service: parts.service,
+            sessions: parts.sessions,
+            clock: parts.clock,
+            csrf: session::Csrf::new(parts.csrf_key),
+            trusted_proxies: http.trusted_proxies.clone(),
+            limits: parts.limits,
+            metrics: parts.metrics,
+        }),
+    };
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(portal::routes())
+        .merge(ops::routes())
+        .fallback(errors::not_found)
+        .layer(middleware::from_fn(errors::error_pages))
+        .layer(middleware::from_fn(security_headers))
+        .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            client::resolve_client,
+        ))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(http.request_timeout_seconds),
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
+        .with_state(state)
+}
+
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&hex::encode(rand::random::<[u8; 8]>()))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The headers every response carries.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Requests by route and status, and their latency.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("twofold_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("twofold_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,59 @@
+//! The language switcher: a form on every page, so it works without JavaScript.
+
+use super::{Visitor, safe_next};
+use crate::web::client::Client;
+use crate::web::session::{self, LANG_COOKIE};
+use crate::web::{AppState, WebError};
+use axum::extract::State;
+use axum::extract::rejection::FormRejection;
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::post;
+use axum::{Form, Router};
+use serde::Deserialize;
+use twofold_engine::Language;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/language", post(language_post))
+}
+
+#[derive(Debug, Deserialize)]
+struct LanguageForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    language: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn language_post(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Client(client): Client,
+    form: Result<Form<LanguageForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form.map_err(|e| WebError::BadRequest(e.body_text()))?;
+    visitor.check_csrf(&state, &form.csrf_token)?;
+    let language = Language::from_tag(&form.language)
+        .ok_or_else(|| WebError::BadRequest(format!("unknown language {:?}", form.language)))?;
+    if !visitor.settings.allow_language_selection {
+        return Err(WebError::Forbidden);
+    }
+    if let Some(active) = &visitor.session {
+        state
+            .service()
+            .set_language(&active.record.user_id, language, &client)
+            .await?;
+    }
+    let next = match form.next.as_deref() {
+        Some("/sign-in") => "/sign-in".to_owned(),
+        other => safe_next(other),
+    };
+    let mut response = visitor.finish(Redirect::to(&next));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(LANG_COOKIE, language.tag(), Some(365 * 86_400)),
+    );
+    Ok(response.into_response())
+}

@@ -1,0 +1,219 @@
+//! The sign-in page (password step) and signing out.
+
+use super::{PageContext, SessionData, Visitor, expiry, render, safe_next};
+use crate::service::ServiceError;
+use crate::store::SessionRecord;
+use crate::web::client::Client;
+use crate::web::session::{self, LANG_COOKIE, SESSION_COOKIE};
+use crate::web::{AppState, WebError};
+use askama::Template;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use twofold_engine::password::MAX_PASSWORD_CHARS;
+use twofold_engine::{DomainError, PasswordError};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sign-in", get(sign_in_get).post(sign_in_post))
+        .route("/sign-out", post(sign_out_post))
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInTemplate {
+    page: PageContext,
+    next: String,
+    username: String,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SignInQuery {
+    next: Option<String>,
+    expired: Option<String>,
+    signed_out: Option<String>,
+}
+
+async fn sign_in_get(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    query: Result<Query<SignInQuery>, QueryRejection>,
+) -> Result<Response, WebError> {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let next = safe_next(query.next.as_deref());
+    if visitor.session.is_some() {
+        return Ok(Redirect::to(&next).into_response());
+    }
+    let t = visitor.t();
+    let notice = if query.expired.is_some() || visitor.session_ended {
+        Some(t.t("sign-in-expired"))
+    } else if query.signed_out.is_some() {
+        Some(t.t("signed-out"))
+    } else {
+        None
+    };
+    let error = (!visitor.settings.allow_user_login).then(|| t.t("sign-in-disabled"));
+    let page = SignInTemplate {
+        page: visitor.page(&state),
+        next,
+        username: String::new(),
+        notice,
+        error,
+    };
+    Ok(visitor.finish(render(StatusCode::OK, &page)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn sign_in_post(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Client(client): Client,
+    form: Result<Form<SignInForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form.map_err(|e| WebError::BadRequest(e.body_text()))?;
+    visitor.check_csrf(&state, &form.csrf_token)?;
+    let t = visitor.t();
+    let next = safe_next(form.next.as_deref());
+    let again = |status: StatusCode, message: String| -> Result<Response, WebError> {
+        let page = SignInTemplate {
+            page: visitor.page(&state),
+            next: next.clone(),
+            username: form.username.chars().take(256).collect(),
+            notice: None,
+            error: Some(message),
+        };
+        Ok(visitor.finish(render(status, &page)?))
+    };
+
+    if !state.limits().allow(client.ip, &form.username) {
+        let mut response = again(StatusCode::TOO_MANY_REQUESTS, t.t("sign-in-rate-limited"))?;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        return Ok(response);
+    }
+
+    let identity = match state
+        .service()
+        .sign_in(&form.username, &form.password, &client)
+        .await
+    {
+        Ok(identity) => identity,
+        Err(ServiceError::Domain(e)) => {
+            let (status, message) = match e {
+                DomainError::UserLocked { until } => (
+                    StatusCode::LOCKED,
+                    t.t1("sign-in-locked", "until", &format_time(until)),
+                ),
+                DomainError::SignInDisabled => (StatusCode::FORBIDDEN, t.t("sign-in-disabled")),
+                DomainError::Password(PasswordError::TooLong) => (
+                    StatusCode::BAD_REQUEST,
+                    t.t1(
+                        "sign-in-password-too-long",
+                        "max",
+                        &MAX_PASSWORD_CHARS.to_string(),
+                    ),
+                ),
+                _ => (StatusCode::UNAUTHORIZED, t.t("sign-in-failed")),
+            };
+            return again(status, message);
+        }
+        Err(other) => return Err(other.into()),
+    };
+
+    // A new session id at every sign-in: a session fixed before signing in is worthless.
+    if let Some(old) = &visitor.session {
+        state
+            .sessions()
+            .delete_session(&session::hash_id(&old.id))
+            .await?;
+    }
+    let now = state.now();
+    let id = session::new_token();
+    let data = SessionData {
+        username: identity.username.clone(),
+        language: identity.language,
+    };
+    let record = SessionRecord {
+        id_hash: session::hash_id(&id),
+        user_id: identity.user_id.clone(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: expiry(now, now, &visitor.settings),
+        data: serde_json::to_string(&data).map_err(|e| WebError::Internal(e.to_string()))?,
+    };
+    state.sessions().create_session(&record).await?;
+    let mut response = Redirect::to(&next).into_response();
+    let headers = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        session::set_cookie(SESSION_COOKIE, &id, None),
+    );
+    if let Some(language) = identity
+        .language
+        .filter(|_| visitor.settings.allow_language_selection)
+    {
+        headers.append(
+            header::SET_COOKIE,
+            session::set_cookie(LANG_COOKIE, language.tag(), Some(365 * 86_400)),
+        );
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn sign_out_post(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Client(client): Client,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form.map_err(|e| WebError::BadRequest(e.body_text()))?;
+    visitor.check_csrf(&state, &form.csrf_token)?;
+    if let Some(active) = &visitor.session {
+        state
+            .sessions()
+            .delete_session(&session::hash_id(&active.id))
+            .await?;
+        state
+            .service()
+            .signed_out(&active.data.username, &client)
+            .await?;
+    }
+    let mut response = Redirect::to("/sign-in?signed_out=1").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session::clear_cookie(SESSION_COOKIE));
+    Ok(response)
+}
+
+/// A moment as shown to users: `2026-11-25 14:32 UTC`.
+pub(super) fn format_time(at: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| at.to_string())
+}

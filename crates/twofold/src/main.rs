@@ -1,0 +1,515 @@
+//! `twofold`: the server, and the commands that administer it.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use twofold_engine::{Clock, SystemClock};
+use twofold_server::config::Config;
+use twofold_server::serve::{self, StartError};
+use twofold_server::service::InProcessService;
+use twofold_server::store::{AuditRow, UserChanges, UserRecord};
+
+/// Twofold: a self-hosted multi-factor authentication server with a self-service portal.
+///
+/// Every command reads the same configuration: the file given with --config (or
+/// TWOFOLD_CONFIG), then TWOFOLD_<SECTION>__<KEY> environment variables. See
+/// twofold.example.toml for every key.
+#[derive(Debug, Parser)]
+#[command(name = "twofold", version, about, long_about)]
+struct Cli {
+    /// The TOML configuration file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "TWOFOLD_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: portal, operational endpoints, everything on one host.
+    Serve,
+    /// Apply the database migrations and exit (the server also applies them at start).
+    Migrate,
+    /// Add, list, show, change, delete and unlock users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Show and change the portal settings kept in the store.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user. Without --password-stdin the user has no local password.
+    Add {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        /// Read the password from standard input (one line; prompted when a terminal).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users in username order.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Start after this username (for paging).
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user.
+    Show {
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a user.
+    Set(SetArgs),
+    /// Delete a user and end their sessions.
+    Delete { username: String },
+    /// Release a lockout now.
+    Unlock { username: String },
+}
+
+#[derive(Debug, Args)]
+struct SetArgs {
+    username: String,
+    #[arg(long, conflicts_with = "clear_email")]
+    email: Option<String>,
+    #[arg(long)]
+    clear_email: bool,
+    #[arg(long, conflicts_with = "clear_phone")]
+    phone: Option<String>,
+    #[arg(long)]
+    clear_phone: bool,
+    /// The user's language: en or fr.
+    #[arg(long)]
+    language: Option<String>,
+    /// Read a new password from standard input; ends the user's sessions.
+    #[arg(long)]
+    password_stdin: bool,
+    /// Remove the local password.
+    #[arg(long, conflicts_with = "password_stdin")]
+    clear_password: bool,
+    /// Allow the user to sign in again.
+    #[arg(long, conflicts_with = "disable")]
+    enable: bool,
+    /// Refuse the user's sign-ins and end their sessions.
+    #[arg(long)]
+    disable: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Show the newest events, oldest first.
+    Tail {
+        /// How many events.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: i64,
+        /// Keep printing events as they arrive.
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SettingsCommand {
+    /// Print every setting and its value.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change one setting: a JSON value (3, true, "text", ["10.0.0.0/8"]) or bare text.
+    Set { key: String, value: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    match cli.command {
+        Command::Serve => serve::serve(config).await.map_err(start_error),
+        Command::Migrate => {
+            let store = serve::open_store(&config, &SystemClock)
+                .await
+                .map_err(start_error)?;
+            println!(
+                "migrations applied: {}",
+                serve::describe_target(
+                    &config
+                        .database_target()
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                )
+            );
+            store.close().await;
+            Ok(())
+        }
+        Command::User(cmd) => user_command(&config, cmd).await,
+        Command::Audit(cmd) => audit_command(&config, cmd).await,
+        Command::Settings(cmd) => settings_command(&config, cmd).await,
+    }
+}
+
+fn start_error(e: StartError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+async fn open_service(config: &Config) -> Result<InProcessService> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = serve::open_store(config, clock.as_ref())
+        .await
+        .map_err(start_error)?;
+    InProcessService::new(store, clock).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Who the audit log names for a command-line change.
+fn actor() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+fn read_password() -> Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+        let second = rpassword::prompt_password("Again: ").context("reading the password")?;
+        if first != second {
+            bail!("the two passwords differ; nothing was changed");
+        }
+        return Ok(first);
+    }
+    let mut buffer = String::new();
+    stdin
+        .lock()
+        .take(64 * 1024)
+        .read_to_string(&mut buffer)
+        .context("reading the password from standard input")?;
+    let password = buffer.strip_suffix('\n').unwrap_or(&buffer);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.contains('\n') {
+        bail!("standard input holds more than one line; give the password alone on one line");
+    }
+    Ok(password.to_owned())
+}
+
+async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
+    // Read secrets before touching the store, so a bad password changes nothing.
+    let service = |config| open_service(config);
+    match cmd {
+        UserCommand::Add {
+            username,
+            email,
+            phone,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                Some(read_password()?)
+            } else {
+                None
+            };
+            if let Some(p) = &password {
+                twofold_engine::PasswordHasher::check_new(p)
+                    .map_err(|e| anyhow::anyhow!("{e}; the user was not added"))?;
+            }
+            let service = service(config).await?;
+            let user = service
+                .add_user(&actor(), &username, email, phone, password.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot add {username:?}: {e}"))?;
+            println!("added user {}", user.username);
+            if user.password_hash.is_none() {
+                println!(
+                    "note: {} has no password yet; set one with `twofold user set {} --password-stdin`",
+                    user.username, user.username
+                );
+            }
+            Ok(())
+        }
+        UserCommand::List { limit, after, json } => {
+            let service = service(config).await?;
+            let users = service
+                .list_users(limit.clamp(1, 10_000), after.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                let views: Vec<_> = users.iter().map(|u| view(u, None)).collect();
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else if users.is_empty() {
+                println!("no users");
+            } else {
+                println!(
+                    "{:<32} {:<32} {:<16} {}",
+                    "USERNAME", "EMAIL", "PHONE", "STATUS"
+                );
+                for u in &users {
+                    println!(
+                        "{:<32} {:<32} {:<16} {}",
+                        u.username,
+                        u.email.as_deref().unwrap_or("-"),
+                        u.phone.as_deref().unwrap_or("-"),
+                        if u.enabled { "enabled" } else { "disabled" }
+                    );
+                }
+            }
+            Ok(())
+        }
+        UserCommand::Show { username, json } => {
+            let service = service(config).await?;
+            let user = service
+                .find_user(&username)
+                .await
+                .map_err(|e| anyhow::anyhow!("{username:?}: {e}"))?;
+            let locked = service
+                .locked_until(&username)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let v = view(&user, locked);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("username:  {}", v.username);
+                println!("email:     {}", v.email.as_deref().unwrap_or("-"));
+                println!("phone:     {}", v.phone.as_deref().unwrap_or("-"));
+                println!("language:  {}", v.language.as_deref().unwrap_or("-"));
+                println!(
+                    "password:  {}",
+                    if v.has_password { "set" } else { "not set" }
+                );
+                println!(
+                    "status:    {}",
+                    if v.enabled { "enabled" } else { "disabled" }
+                );
+                println!("created:   {}", format_time(v.created_at));
+                match v.locked_until {
+                    Some(t) => println!(
+                        "locked:    until {} (release with `twofold user unlock {}`)",
+                        format_time(t),
+                        v.username
+                    ),
+                    None => println!("locked:    no"),
+                }
+            }
+            Ok(())
+        }
+        UserCommand::Set(args) => {
+            let password = if args.password_stdin {
+                Some(read_password()?)
+            } else {
+                None
+            };
+            if let Some(p) = &password {
+                twofold_engine::PasswordHasher::check_new(p)
+                    .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+            }
+            let changes = UserChanges {
+                email: if args.clear_email {
+                    Some(None)
+                } else {
+                    args.email.map(Some)
+                },
+                phone: if args.clear_phone {
+                    Some(None)
+                } else {
+                    args.phone.map(Some)
+                },
+                language: args.language.map(Some),
+                password_hash: if args.clear_password {
+                    Some(None)
+                } else {
+                    None
+                },
+                enabled: if args.enable {
+                    Some(true)
+                } else if args.disable {
+                    Some(false)
+                } else {
+                    None
+                },
+            };
+            if changes.is_empty() && password.is_none() {
+                bail!("nothing to change; see `twofold user set --help`");
+            }
+            let service = service(config).await?;
+            let user = service
+                .update_user(&actor(), &args.username, changes, password.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot change {:?}: {e}", args.username))?;
+            println!("updated user {}", user.username);
+            Ok(())
+        }
+        UserCommand::Delete { username } => {
+            let service = service(config).await?;
+            service
+                .delete_user(&actor(), &username)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot delete {username:?}: {e}"))?;
+            println!("deleted user {username}");
+            Ok(())
+        }
+        UserCommand::Unlock { username } => {
+            let service = service(config).await?;
+            let was_locked = service
+                .unlock_user(&actor(), &username)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot unlock {username:?}: {e}"))?;
+            if was_locked {
+                println!("unlocked {username}");
+            } else {
+                println!("{username} was not locked; its failure count is reset");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn view(u: &UserRecord, locked_until: Option<i64>) -> twofold_sdk::UserView {
+    twofold_sdk::UserView {
+        username: u.username.clone(),
+        email: u.email.clone(),
+        phone: u.phone.clone(),
+        language: u.language.clone(),
+        has_password: u.password_hash.is_some(),
+        enabled: u.enabled,
+        created_at: u.created_at,
+        locked_until,
+    }
+}
+
+fn format_time(at: i64) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| at.to_string())
+}
+
+fn print_audit(row: &AuditRow, json: bool) -> Result<()> {
+    if json {
+        let value = serde_json::json!({
+            "id": row.id, "at": row.at, "action": row.action, "outcome": row.outcome,
+            "actor": row.actor, "subject": row.subject, "client_ip": row.client_ip,
+            "user_agent": row.user_agent, "detail": row.detail,
+        });
+        println!("{value}");
+    } else {
+        let mut line = format!(
+            "{} {} {} actor={}",
+            format_time(row.at),
+            row.action,
+            row.outcome,
+            row.actor
+        );
+        for (k, v) in [
+            ("user", &row.subject),
+            ("ip", &row.client_ip),
+            ("detail", &row.detail),
+            ("agent", &row.user_agent),
+        ] {
+            if let Some(v) = v {
+                line.push_str(&format!(" {k}={v:?}"));
+            }
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
+async fn audit_command(config: &Config, cmd: AuditCommand) -> Result<()> {
+    let AuditCommand::Tail {
+        lines,
+        follow,
+        json,
+    } = cmd;
+    let service = open_service(config).await?;
+    let store = service.store();
+    let rows = store
+        .audit_tail(lines.clamp(1, 100_000))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut last = rows.last().map(|r| r.id).unwrap_or(0);
+    for row in &rows {
+        print_audit(row, json)?;
+    }
+    while follow {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rows = store
+            .audit_since(last, 1000)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for row in &rows {
+            print_audit(row, json)?;
+            last = row.id;
+        }
+    }
+    Ok(())
+}
+
+async fn settings_command(config: &Config, cmd: SettingsCommand) -> Result<()> {
+    let service = open_service(config).await?;
+    match cmd {
+        SettingsCommand::Show { json } => {
+            let settings = service
+                .store()
+                .settings()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let entries = settings.to_entries();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                for (key, value) in entries {
+                    println!("{key} = {value}");
+                }
+            }
+        }
+        SettingsCommand::Set { key, value } => {
+            let stored = service
+                .set_setting(&actor(), &key, &value)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+            println!("{key} = {stored}");
+        }
+    }
+    Ok(())
+}
