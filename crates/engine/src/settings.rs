@@ -215,9 +215,10 @@ impl Settings {
                 ),
             });
         }
-        if !self.portal_url.is_empty()
-            && !(self.portal_url.starts_with("https://") || self.portal_url.starts_with("http://"))
-        {
+        let url_ok = self.portal_url.is_empty()
+            || self.portal_url.starts_with("https://")
+            || self.portal_url.starts_with("http://");
+        if !url_ok {
             return Err(SettingError {
                 key: "portal_url".into(),
                 value: format!("{:?}", self.portal_url),
@@ -317,9 +318,11 @@ mod tests {
 
     #[test]
     fn entries_round_trip() {
-        let mut s = Settings::default();
-        s.lockout_threshold = 9;
-        s.trusted_ip_ranges = vec!["10.0.0.0/8".parse().unwrap()];
+        let s = Settings {
+            lockout_threshold: 9,
+            trusted_ip_ranges: vec!["10.0.0.0/8".parse().unwrap()],
+            ..Settings::default()
+        };
         assert_eq!(Settings::from_entries(s.to_entries()).unwrap(), s);
     }
 

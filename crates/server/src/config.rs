@@ -228,7 +228,9 @@ impl Config {
             .filter(|(k, _)| k.starts_with("TWOFOLD_") && !IGNORED_ENV.contains(&k.as_str()))
             .collect();
         figment = figment.merge(env_provider(env));
-        let config: Config = figment.extract().map_err(describe_figment_error)?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| describe_figment_error(&figment, e))?;
         config.check()?;
         Ok(config)
     }
@@ -329,21 +331,40 @@ impl Config {
 /// Variables with the prefix that are not configuration keys.
 const IGNORED_ENV: &[&str] = &["TWOFOLD_CONFIG", "TWOFOLD_LOG"];
 
-fn env_provider(
-    vars: Vec<(String, String)>,
-) -> figment::providers::Serialized<figment::value::Dict> {
-    // figment's Env reads the process environment; build the same nested dictionary from an
-    // explicit list so that the tests can pass their own.
-    let mut root = figment::value::Dict::new();
-    for (name, raw) in vars {
-        let Some(rest) = name.strip_prefix("TWOFOLD_") else {
-            continue;
-        };
-        let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-        let value: figment::value::Value = raw.parse().unwrap_or_else(|_| raw.clone().into());
-        insert_path(&mut root, &path, value);
+/// `TWOFOLD_<SECTION>__<KEY>` variables as a figment provider. figment's own `Env` reads
+/// the process environment; this one takes an explicit list so tests can pass their own,
+/// and names the variable in error messages.
+struct EnvVars(Vec<(String, String)>);
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable").interpolater(|_, path| {
+            let keys: Vec<String> = path.iter().map(|k| k.to_ascii_uppercase()).collect();
+            format!("TWOFOLD_{}", keys.join("__"))
+        })
     }
-    Serialized::defaults(root).profile(figment::Profile::Default)
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut root = figment::value::Dict::new();
+        for (name, raw) in &self.0 {
+            let Some(rest) = name.strip_prefix("TWOFOLD_") else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            let value: figment::value::Value =
+                raw.parse().unwrap_or_else(|_: std::convert::Infallible| {
+                    figment::value::Value::from(raw.clone())
+                });
+            insert_path(&mut root, &path, value);
+        }
+        Ok(figment::Profile::Default.collect(root))
+    }
+}
+
+fn env_provider(vars: Vec<(String, String)>) -> EnvVars {
+    EnvVars(vars)
 }
 
 fn insert_path(dict: &mut figment::value::Dict, path: &[String], value: figment::value::Value) {
@@ -368,7 +389,7 @@ fn insert_path(dict: &mut figment::value::Dict, path: &[String], value: figment:
 }
 
 /// Turns figment's errors into one message per problem: key, value, source and fix.
-fn describe_figment_error(error: figment::Error) -> ConfigError {
+fn describe_figment_error(figment: &Figment, error: figment::Error) -> ConfigError {
     use figment::error::Kind;
     let mut lines = Vec::new();
     for e in error {
@@ -378,24 +399,31 @@ fn describe_figment_error(error: figment::Error) -> ConfigError {
             .as_ref()
             .map(|m| match &m.source {
                 Some(figment::Source::File(p)) => format!(" (in {})", p.display()),
-                _ if m.name.contains("environment") || m.name.starts_with("Serialized") => {
-                    let var = format!(
-                        "TWOFOLD_{}",
-                        e.path
-                            .iter()
-                            .map(|s| s.to_ascii_uppercase())
-                            .collect::<Vec<_>>()
-                            .join("__")
-                    );
-                    format!(" (from the environment variable {var})")
+                _ if m.name == "environment variable" => {
+                    let keys: Vec<&str> = e.path.iter().map(String::as_str).collect();
+                    format!(
+                        " (from {})",
+                        m.interpolate(&figment::Profile::Default, &keys)
+                    )
                 }
                 _ => String::new(),
             })
+            .unwrap_or_default();
+        let value = figment
+            .find_value(&key)
+            .ok()
+            .map(|v| match v {
+                figment::value::Value::String(_, s) => format!("{s:?}"),
+                other => format!("{other:?}"),
+            })
+            .map(|v| format!(" = {v}"))
             .unwrap_or_default();
         let line = match &e.kind {
             Kind::UnknownField(field, expected) => {
                 let full = if key.is_empty() {
                     field.clone()
+                } else if key == *field || key.ends_with(&format!(".{field}")) {
+                    key.clone()
                 } else {
                     format!("{key}.{field}")
                 };
@@ -423,10 +451,10 @@ fn describe_figment_error(error: figment::Error) -> ConfigError {
                         "the configuration cannot be read{source}: {msg}. Fix: correct the TOML syntax at the place shown."
                     )
                 } else {
-                    format!("`{key}`{source}: {msg}. Fix: {}", hint(&key, ""))
+                    format!("`{key}`{value}{source}: {msg}. Fix: {}", hint(&key, ""))
                 }
             }
-            other => format!("`{key}`{source}: {other}. Fix: {}", hint(&key, "")),
+            other => format!("`{key}`{value}{source}: {other}. Fix: {}", hint(&key, "")),
         };
         lines.push(line);
     }
@@ -521,7 +549,7 @@ mod tests {
     fn a_bad_value_names_key_value_and_fix() {
         let f = file("listen = \"localhost\"\n");
         let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().0;
-        assert!(err.contains("`listen`"), "{err}");
+        assert!(err.contains("`listen` = \"localhost\""), "{err}");
         assert!(err.contains("localhost"), "{err}");
         assert!(err.contains("127.0.0.1:8443"), "{err}");
 

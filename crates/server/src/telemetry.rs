@@ -2,6 +2,7 @@
 //! logging" setting is on.
 
 use crate::config::{LogConfig, LogFormat};
+use std::io::IsTerminal;
 use std::path::Path;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::layer::SubscriberExt;
@@ -17,6 +18,7 @@ pub fn init(config: &LogConfig, log_dir: Option<&Path>) -> LogGuard {
     let stderr = match config.format {
         LogFormat::Text => fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_filter(filter())
             .boxed(),
         LogFormat::Json => fmt::layer()

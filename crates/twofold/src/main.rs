@@ -277,10 +277,7 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
             } else if users.is_empty() {
                 println!("no users");
             } else {
-                println!(
-                    "{:<32} {:<32} {:<16} {}",
-                    "USERNAME", "EMAIL", "PHONE", "STATUS"
-                );
+                println!("{:<32} {:<32} {:<16} STATUS", "USERNAME", "EMAIL", "PHONE");
                 for u in &users {
                     println!(
                         "{:<32} {:<32} {:<16} {}",
@@ -471,7 +468,10 @@ async fn audit_command(config: &Config, cmd: AuditCommand) -> Result<()> {
     for row in &rows {
         print_audit(row, json)?;
     }
-    while follow {
+    if !follow {
+        return Ok(());
+    }
+    loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rows = store
             .audit_since(last, 1000)
@@ -482,7 +482,6 @@ async fn audit_command(config: &Config, cmd: AuditCommand) -> Result<()> {
             last = row.id;
         }
     }
-    Ok(())
 }
 
 async fn settings_command(config: &Config, cmd: SettingsCommand) -> Result<()> {

@@ -61,6 +61,8 @@ fn classify(e: sqlx::Error) -> StoreError {
                 || message.contains("read-only")
             {
                 StoreError::ReadOnly(message)
+            } else if is_connection_refusal(&code, &message) {
+                StoreError::Unavailable(message)
             } else if db.is_unique_violation() {
                 StoreError::Database(format!("unique violation: {message}"))
             } else {
@@ -86,6 +88,19 @@ fn classify(e: sqlx::Error) -> StoreError {
         | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(e.to_string()),
         _ => StoreError::Database(e.to_string()),
     }
+}
+
+/// PostgreSQL's ways of saying "not now": connection exceptions (08), operator intervention
+/// (57P: shutdown, terminated backend), too many connections (53300), a database that does
+/// not exist, refuses connections, or rejects the credentials (3D000, 55000, 28xxx).
+fn is_connection_refusal(code: &str, message: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("57P")
+        || code.starts_with("28")
+        || code == "53300"
+        || code == "3D000"
+        || message.contains("does not allow connections")
+        || message.contains("not currently accepting connections")
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {

@@ -78,7 +78,13 @@ pub(super) async fn error_pages(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
     let marked = response.extensions().get::<ErrorPage>().is_some();
-    let bare = !response.headers().contains_key(header::CONTENT_TYPE);
+    // Layers and extractors answer with an empty or plain-text body: those become pages.
+    // HTML and JSON answers (the SDK's problems) are already what the client should see.
+    let bare = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ct| ct.starts_with("text/plain"));
     if !(status.is_client_error() || status.is_server_error()) || !(marked || bare) {
         return response;
     }

@@ -92,19 +92,20 @@ pub fn router(parts: WebParts) -> Router {
         .merge(portal::routes())
         .merge(ops::routes())
         .fallback(errors::not_found)
-        .layer(middleware::from_fn(errors::error_pages))
-        .layer(middleware::from_fn(security_headers))
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             client::resolve_client,
         ))
-        .layer(middleware::from_fn(record_metrics))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(http.request_timeout_seconds),
         ))
+        // Outside the limits and the timeout, so their bare answers become pages too.
+        .layer(middleware::from_fn(errors::error_pages))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(record_metrics))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
         .with_state(state)

@@ -1,0 +1,11 @@
+//! End-to-end tests of the `twofold` binary: one test binary, each test with its own server.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod cli;
+mod operations;
+mod portal;
+mod start;

@@ -1,0 +1,381 @@
+//! Boots the real `twofold` binary per test: its own data directory, its own port, real TLS.
+
+#![allow(dead_code)]
+
+use reqwest::redirect::Policy;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_twofold");
+
+/// Which store a scenario runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn install_crypto() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The administration URL of the test PostgreSQL server that `scripts/test` starts.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TWOFOLD_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "TWOFOLD_TEST_POSTGRES_URL is not set: these tests need the PostgreSQL server that \
+             scripts/test installs and starts. Run the tests with scripts/test."
+        )
+    })
+}
+
+/// A fresh, empty PostgreSQL database for one test; returns its URL.
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let name = format!("twofold_test_{}", hex(&rand_bytes()));
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    conn.close().await.ok();
+    let mut url = url::Url::parse(&admin).expect("admin url");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// Runs SQL as the PostgreSQL superuser on the admin database.
+pub async fn postgres_admin(sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
+        .await
+        .expect("admin connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.ok();
+}
+
+fn rand_bytes() -> [u8; 8] {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut b = [0u8; 8];
+    let mixed = nanos
+        ^ (std::process::id() as u128) << 64
+        ^ COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as u128;
+    b.copy_from_slice(
+        &(mixed as u64)
+            .wrapping_mul(0x9E3779B97F4A7C15)
+            .to_le_bytes(),
+    );
+    b
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The environment of one server and of the CLI commands that go with it.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub vars: HashMap<String, String>,
+}
+
+impl Env {
+    pub async fn new(backend: Backend) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut vars = HashMap::new();
+        vars.insert(
+            "TWOFOLD_DATA_DIR".to_owned(),
+            dir.path().join("data").display().to_string(),
+        );
+        vars.insert("TWOFOLD_LISTEN".to_owned(), "127.0.0.1:0".to_owned());
+        vars.insert("TWOFOLD_LOG__LEVEL".to_owned(), "warn".to_owned());
+        if backend == Backend::Postgres {
+            vars.insert(
+                "TWOFOLD_DATABASE__URL".to_owned(),
+                fresh_postgres_database().await,
+            );
+        }
+        Env { dir, vars }
+    }
+
+    pub fn set(mut self, key: &str, value: &str) -> Env {
+        self.vars.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("USER", "tester")
+            .envs(&self.vars)
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Runs a CLI command with `stdin` and returns its output.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn twofold");
+        if let Some(mut input) = child.stdin.take() {
+            input.write_all(stdin.as_bytes()).expect("write stdin");
+        }
+        child.wait_with_output().expect("wait twofold")
+    }
+
+    /// Runs a CLI command that must succeed; returns its stdout.
+    pub fn cli_ok(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.cli(args, stdin);
+        assert!(
+            out.status.success(),
+            "twofold {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn add_user(&self, username: &str, password: &str) {
+        self.cli_ok(
+            &["user", "add", username, "--password-stdin"],
+            &format!("{password}\n"),
+        );
+    }
+
+    /// Starts `twofold serve` and waits until it prints its address.
+    pub fn start(&self) -> Server {
+        let mut child = self
+            .command(&["serve"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn twofold serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr_log = Arc::new(std::sync::Mutex::new(String::new()));
+        let log = stderr_log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut l) = log.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        let mut banner = String::new();
+        let mut base = None;
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+            banner.push_str(&line);
+            banner.push('\n');
+            if let Some(url) = line.trim().strip_prefix("portal:") {
+                base = Some(url.trim().trim_end_matches('/').to_owned());
+                // The rest of the banner follows at once.
+                while let Ok(more) = rx.recv_timeout(Duration::from_millis(200)) {
+                    banner.push_str(&more);
+                    banner.push('\n');
+                }
+                break;
+            }
+        }
+        let Some(base) = base else {
+            let _ = child.kill();
+            let err = stderr_log.lock().map(|s| s.clone()).unwrap_or_default();
+            panic!("the server did not start.\nstdout:\n{banner}\nstderr:\n{err}");
+        };
+        Server {
+            child,
+            base,
+            banner,
+            data_dir: self.data_dir(),
+            stderr: stderr_log,
+        }
+    }
+
+    /// Runs `twofold serve` expecting it to refuse to start; returns stderr.
+    pub fn start_fails(&self) -> String {
+        let mut child = self
+            .command(&["serve"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("the server started although it should have refused");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().expect("output");
+        assert!(!out.status.success(), "exit status should be non-zero");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub banner: String,
+    pub data_dir: PathBuf,
+    stderr: Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// A browser-like client: keeps cookies, follows no redirects (tests look at them), and
+    /// trusts only this server's own certificate.
+    pub fn client(&self) -> reqwest::Client {
+        client_trusting(
+            &self.data_dir.join("tls/cert.pem"),
+            self.base.starts_with("https"),
+        )
+    }
+
+    /// A client that speaks HTTP/2 only, as browsers do over TLS: an early answer (413)
+    /// resets one stream instead of breaking a half-sent HTTP/1.1 request.
+    pub fn http2_client(&self) -> reqwest::Client {
+        builder_trusting(&self.data_dir.join("tls/cert.pem"), true)
+            .http2_prior_knowledge()
+            .build()
+            .expect("client")
+    }
+}
+
+pub fn client_trusting(cert: &Path, https: bool) -> reqwest::Client {
+    builder_trusting(cert, https).build().expect("client")
+}
+
+fn builder_trusting(cert: &Path, https: bool) -> reqwest::ClientBuilder {
+    install_crypto();
+    let mut builder = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(30));
+    if https {
+        let pem = std::fs::read(cert).expect("server certificate");
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile_certs(&pem) {
+            roots.add(c).expect("add root");
+        }
+        let mut tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        builder = builder.use_preconfigured_tls(tls);
+    }
+    builder
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .expect("PEM certificates")
+}
+
+/// The value of `<input name="NAME" value="…">` in a page (the first one).
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = html.find(&needle)? + needle.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+/// Gets the sign-in page and returns its CSRF token.
+pub async fn sign_in_token(client: &reqwest::Client, server: &Server) -> String {
+    let page = client
+        .get(server.url("/sign-in"))
+        .send()
+        .await
+        .expect("GET /sign-in");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("body");
+    // The sign-in form's token is the one after the form's action.
+    let form = &html[html.find("action=\"/sign-in\"").expect("sign-in form")..];
+    input_value(form, "csrf_token").expect("csrf token")
+}
+
+/// Posts the sign-in form; returns the response.
+pub async fn sign_in(
+    client: &reqwest::Client,
+    server: &Server,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let token = sign_in_token(client, server).await;
+    client
+        .post(server.url("/sign-in"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("username", username),
+            ("password", password),
+            ("next", "/account"),
+        ])
+        .send()
+        .await
+        .expect("POST /sign-in")
+}
+
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
