@@ -1,0 +1,444 @@
+//! The store's behaviour, each test run on SQLite and on a real PostgreSQL server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
+use twofold_engine::{Clock, LockoutState, ManualClock, Settings, Username};
+use twofold_server::config::{DatabaseTarget, Secret};
+use twofold_server::service::{ClientContext, InProcessService, MfaService, ServiceError};
+use twofold_server::store::{NewUser, SessionRecord, Store, StoreError, UserChanges};
+
+struct TestStore {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(
+        &DatabaseTarget::Sqlite(dir.path().join("t.db")),
+        8,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    TestStore {
+        store,
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres() -> TestStore {
+    use sqlx::Connection;
+    let admin = std::env::var("TWOFOLD_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("TWOFOLD_TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts PostgreSQL")
+    });
+    let name = format!("store_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&format!("/{name}"));
+    let store = Store::connect(
+        &DatabaseTarget::Postgres(Secret::new(url.as_str())),
+        8,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    TestStore { store, _dir: None }
+}
+
+/// Runs one scenario on both backends.
+macro_rules! on_both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn on_sqlite() {
+                let t = sqlite().await;
+                ($body)(t.store.clone()).await;
+            }
+            #[tokio::test]
+            async fn on_postgresql() {
+                let t = postgres().await;
+                ($body)(t.store.clone()).await;
+            }
+        }
+    };
+}
+
+fn name(s: &str) -> Username {
+    Username::parse(s).unwrap()
+}
+
+on_both!(
+    users_are_created_found_changed_and_deleted,
+    |store: Store| async move {
+        let created = store
+            .create_user(
+                NewUser {
+                    username: name("alice"),
+                    email: Some("a@example.com".into()),
+                    phone: None,
+                    password_hash: Some("$argon2id$x".into()),
+                },
+                1000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(created.username, "alice");
+        assert!(created.enabled);
+        assert_eq!(created.created_at, 1000);
+
+        let dup = store
+            .create_user(
+                NewUser {
+                    username: name("ALICE"),
+                    email: None,
+                    phone: None,
+                    password_hash: None,
+                },
+                1001,
+            )
+            .await;
+        assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+
+        let changed = store
+            .update_user(
+                &name("alice"),
+                UserChanges {
+                    email: Some(None),
+                    phone: Some(Some("+1 555".into())),
+                    enabled: Some(false),
+                    ..UserChanges::default()
+                },
+                1002,
+            )
+            .await
+            .unwrap();
+        assert_eq!(changed.email, None);
+        assert_eq!(changed.phone.as_deref(), Some("+1 555"));
+        assert!(!changed.enabled);
+        assert_eq!(
+            changed.password_hash.as_deref(),
+            Some("$argon2id$x"),
+            "untouched fields stay"
+        );
+        assert_eq!(changed.updated_at, 1002);
+
+        assert!(store.delete_user(&name("alice")).await.unwrap());
+        assert!(!store.delete_user(&name("alice")).await.unwrap());
+        assert_eq!(store.user_by_username(&name("alice")).await.unwrap(), None);
+        let missing = store
+            .update_user(&name("alice"), UserChanges::default(), 1003)
+            .await;
+        assert!(matches!(missing, Err(StoreError::NotFound)));
+    }
+);
+
+on_both!(users_are_listed_in_pages, |store: Store| async move {
+    for n in ["carol", "alice", "bob", "dave", "erin"] {
+        store
+            .create_user(
+                NewUser {
+                    username: name(n),
+                    email: None,
+                    phone: None,
+                    password_hash: None,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+    }
+    let first: Vec<_> = store
+        .list_users(2, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(first, ["alice", "bob"]);
+    let next: Vec<_> = store
+        .list_users(2, Some("bob"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(next, ["carol", "dave"]);
+});
+
+on_both!(
+    a_lockout_row_is_written_only_by_whoever_read_it_last,
+    |store: Store| async move {
+        let empty = store.lockout("alice").await.unwrap();
+        assert_eq!(empty.version, None);
+        let one = LockoutState {
+            failures: 1,
+            window_start: Some(10),
+            locked_until: None,
+        };
+        assert!(
+            store
+                .replace_lockout("alice", empty, Some(one))
+                .await
+                .unwrap()
+        );
+        // A second writer that read the same (empty) state loses and must read again.
+        assert!(
+            !store
+                .replace_lockout("alice", empty, Some(one))
+                .await
+                .unwrap()
+        );
+        let read = store.lockout("alice").await.unwrap();
+        assert_eq!(read.state, one);
+        let two = LockoutState { failures: 2, ..one };
+        assert!(
+            store
+                .replace_lockout("alice", read, Some(two))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store.replace_lockout("alice", read, None).await.unwrap(),
+            "stale version"
+        );
+        let read = store.lockout("alice").await.unwrap();
+        assert!(store.replace_lockout("alice", read, None).await.unwrap());
+        assert_eq!(store.lockout("alice").await.unwrap().version, None);
+    }
+);
+
+on_both!(
+    concurrent_failed_sign_ins_are_each_counted,
+    |store: Store| async move {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        store
+            .seed_settings(
+                &Settings {
+                    lockout_threshold: 1000,
+                    ..Settings::default()
+                },
+                clock.now(),
+            )
+            .await
+            .unwrap();
+        let service = Arc::new(InProcessService::new(store.clone(), clock.clone()).unwrap());
+        service
+            .add_user("test", "alice", None, None, Some("the right password"))
+            .await
+            .unwrap();
+        let attempts = 24;
+        let mut tasks = Vec::new();
+        for _ in 0..attempts {
+            let service = service.clone();
+            tasks.push(tokio::spawn(async move {
+                service
+                    .sign_in("alice", "a wrong password", &ClientContext::default())
+                    .await
+            }));
+        }
+        for task in tasks {
+            let result = task.await.unwrap();
+            assert!(
+                matches!(
+                    result,
+                    Err(ServiceError::Domain(
+                        twofold_engine::DomainError::InvalidCredentials
+                    ))
+                ),
+                "{result:?}"
+            );
+        }
+        let state = store.lockout("alice").await.unwrap().state;
+        assert_eq!(state.failures, attempts, "no failure lost to a race");
+    }
+);
+
+on_both!(
+    the_threshold_locks_and_success_clears_the_count,
+    |store: Store| async move {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        store
+            .seed_settings(
+                &Settings {
+                    lockout_threshold: 3,
+                    lockout_duration_minutes: 10,
+                    ..Settings::default()
+                },
+                clock.now(),
+            )
+            .await
+            .unwrap();
+        let service = InProcessService::new(store.clone(), clock.clone()).unwrap();
+        service
+            .add_user("test", "bob", None, None, Some("bob's password"))
+            .await
+            .unwrap();
+        let client = ClientContext::default();
+        service
+            .sign_in("bob", "wrong one", &client)
+            .await
+            .unwrap_err();
+        service
+            .sign_in("bob", "bob's password", &client)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.lockout("bob").await.unwrap().version,
+            None,
+            "success clears the count"
+        );
+        for _ in 0..2 {
+            service
+                .sign_in("bob", "wrong one", &client)
+                .await
+                .unwrap_err();
+        }
+        let locked = service
+            .sign_in("bob", "wrong one", &client)
+            .await
+            .unwrap_err();
+        let until = 1_000_000 + 600;
+        assert!(
+            matches!(locked, ServiceError::Domain(twofold_engine::DomainError::UserLocked { until: u }) if u == until)
+        );
+        clock.advance(599);
+        assert!(
+            service
+                .sign_in("bob", "bob's password", &client)
+                .await
+                .is_err(),
+            "still locked"
+        );
+        clock.advance(1);
+        assert!(
+            service
+                .sign_in("bob", "bob's password", &client)
+                .await
+                .is_ok(),
+            "released by itself"
+        );
+    }
+);
+
+on_both!(
+    sessions_expire_and_go_with_their_user,
+    |store: Store| async move {
+        let user = store
+            .create_user(
+                NewUser {
+                    username: name("carol"),
+                    email: None,
+                    phone: None,
+                    password_hash: None,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let session = SessionRecord {
+            id_hash: "h1".into(),
+            user_id: user.id.clone(),
+            created_at: 100,
+            last_seen_at: 100,
+            expires_at: 200,
+            data: "{}".into(),
+        };
+        store.create_session(&session).await.unwrap();
+        assert_eq!(
+            store.session("h1", 150).await.unwrap(),
+            Some(session.clone())
+        );
+        assert_eq!(
+            store.session("h1", 200).await.unwrap(),
+            None,
+            "expired at its deadline"
+        );
+        store.touch_session("h1", 190, 300).await.unwrap();
+        assert_eq!(
+            store
+                .session("h1", 250)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_seen_at,
+            190
+        );
+        assert_eq!(store.delete_expired_sessions(250).await.unwrap(), 0);
+        assert_eq!(store.delete_expired_sessions(300).await.unwrap(), 1);
+
+        store.create_session(&session).await.unwrap();
+        assert!(store.delete_user(&name("carol")).await.unwrap());
+        assert_eq!(
+            store.session("h1", 150).await.unwrap(),
+            None,
+            "deleting a user ends their sessions"
+        );
+    }
+);
+
+on_both!(
+    seeded_settings_do_not_overwrite_changes,
+    |store: Store| async move {
+        store.seed_settings(&Settings::default(), 1).await.unwrap();
+        store
+            .set_setting("lockout_threshold", &serde_json::json!(9), 2)
+            .await
+            .unwrap();
+        store
+            .seed_settings(
+                &Settings {
+                    lockout_threshold: 4,
+                    ..Settings::default()
+                },
+                3,
+            )
+            .await
+            .unwrap();
+        let settings = store.settings().await.unwrap();
+        assert_eq!(settings.lockout_threshold, 9);
+        assert_eq!(settings.one_time_bypass_seconds, 300);
+    }
+);
+
+on_both!(
+    the_audit_log_keeps_order_and_every_field,
+    |store: Store| async move {
+        for i in 0..5 {
+            store
+                .append_audit(
+                    &AuditEvent::new(i, AuditAction::SignIn, AuditOutcome::Failure, "portal")
+                        .subject(format!("user{i}"))
+                        .client(Some("192.0.2.1".into()), Some("UA".into()))
+                        .detail("invalid_credentials"),
+                )
+                .await
+                .unwrap();
+        }
+        let tail = store.audit_tail(3).await.unwrap();
+        let subjects: Vec<_> = tail.iter().map(|r| r.subject.clone().unwrap()).collect();
+        assert_eq!(subjects, ["user2", "user3", "user4"]);
+        assert_eq!(tail[0].client_ip.as_deref(), Some("192.0.2.1"));
+        assert_eq!(tail[0].action, "sign_in");
+        let since = store.audit_since(tail[0].id, 10).await.unwrap();
+        assert_eq!(since.len(), 2);
+    }
+);
+
+on_both!(a_shared_secret_is_made_once, |store: Store| async move {
+    let first = store.server_secret("k", 1, || "one".into()).await.unwrap();
+    let second = store.server_secret("k", 2, || "two".into()).await.unwrap();
+    assert_eq!(first, "one");
+    assert_eq!(second, "one");
+    store.check_ready(3).await.unwrap();
+});
