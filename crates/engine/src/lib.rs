@@ -8,9 +8,11 @@ pub mod clock;
 pub mod error;
 pub mod language;
 pub mod lockout;
+pub mod oath;
 pub mod password;
 pub mod settings;
 pub mod sign_in;
+pub mod token_import;
 pub mod username;
 
 pub use audit::{AuditAction, AuditEvent, AuditOutcome};

@@ -1,6 +1,7 @@
 //! Twofold's server: configuration, the store, the HTTP layer and the portal.
 
 pub mod config;
+pub mod secrets;
 pub mod serve;
 pub mod service;
 pub mod store;

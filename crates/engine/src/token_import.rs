@@ -1,0 +1,1 @@
+//! Reading third-party (hardware) OATH token files: PSKC (RFC 6030) and CSV.
