@@ -3,13 +3,16 @@
 //! Everything here is pure: no HTTP, no SQL, no clocks or randomness that a test cannot
 //! control. The server crate stores what these types describe and serves what they decide.
 
+pub mod answers;
 pub mod audit;
 pub mod clock;
 pub mod error;
+pub mod flow;
 pub mod language;
 pub mod lockout;
 pub mod oath;
 pub mod password;
+pub mod pin;
 pub mod settings;
 pub mod sign_in;
 pub mod token_import;

@@ -79,8 +79,18 @@ pub struct Settings {
     pub enable_logging: bool,
     /// Clients from these ranges skip the second factor.
     pub trusted_ip_ranges: Vec<IpNet>,
-    /// Users must have a PIN.
+    /// Users must have a PIN; with an OATH token they type it with the code.
     pub pin_required: bool,
+    /// The fewest digits a PIN may have.
+    pub pin_min_length: u8,
+    /// The fewest characters a security answer may have (after normalisation).
+    pub security_answer_min_length: u8,
+    /// TOTP codes are accepted this many time steps either side of now.
+    pub oath_totp_window_steps: u8,
+    /// HOTP codes are accepted this many counter values ahead of the expected one.
+    pub oath_hotp_look_ahead: u8,
+    /// The issuer shown in authenticator apps for enrolled tokens.
+    pub oath_issuer: String,
     /// How many failures within `lockout_window_minutes` lock a username.
     pub lockout_threshold: u32,
     pub lockout_window_minutes: u32,
@@ -124,6 +134,11 @@ impl Default for Settings {
             enable_logging: false,
             trusted_ip_ranges: Vec::new(),
             pin_required: false,
+            pin_min_length: 4,
+            security_answer_min_length: 3,
+            oath_totp_window_steps: 1,
+            oath_hotp_look_ahead: 10,
+            oath_issuer: "Twofold".into(),
             lockout_threshold: 5,
             lockout_window_minutes: 15,
             lockout_duration_minutes: 15,
@@ -180,6 +195,35 @@ impl Settings {
             86_400,
         )?;
         range("lockout_threshold", self.lockout_threshold.into(), 1, 1000)?;
+        range("pin_min_length", self.pin_min_length.into(), 4, 16)?;
+        range(
+            "security_answer_min_length",
+            self.security_answer_min_length.into(),
+            1,
+            64,
+        )?;
+        range(
+            "oath_totp_window_steps",
+            self.oath_totp_window_steps.into(),
+            0,
+            10,
+        )?;
+        range(
+            "oath_hotp_look_ahead",
+            self.oath_hotp_look_ahead.into(),
+            0,
+            100,
+        )?;
+        if self.oath_issuer.trim().is_empty()
+            || self.oath_issuer.chars().count() > 64
+            || self.oath_issuer.contains(':')
+        {
+            return Err(SettingError {
+                key: "oath_issuer".into(),
+                value: format!("{:?}", self.oath_issuer),
+                fix: "use 1 to 64 characters without ':', for example \"Contoso\"".into(),
+            });
+        }
         range(
             "lockout_window_minutes",
             self.lockout_window_minutes.into(),

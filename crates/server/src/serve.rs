@@ -76,7 +76,7 @@ fn database_error(described: &str, e: StoreError) -> StartError {
     StartError::Database(match e {
         StoreError::Unavailable(m) => format!(
             "the database ({described}) cannot be reached: {m}. \
-             Fix: check database.url (TWOFOLD_DATABASE__URL), that the server is running and accepts connections, \
+             Fix: check database.url or database.url_file (TWOFOLD_DATABASE__URL), that the server is running and accepts connections, \
              or for SQLite that data_dir is a writable directory."
         ),
         StoreError::ReadOnly(m) => format!(
@@ -133,17 +133,17 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         InProcessService::new(store.clone(), clock.clone())
             .map_err(|e| StartError::Internal(e.to_string()))?,
     );
-    let limits = SignInLimits::new(
+    let limits = Arc::new(SignInLimits::new(
         config.limits.sign_in_per_ip_per_minute,
         config.limits.sign_in_per_username_per_minute,
-    );
+    ));
     let app = web::router(WebParts {
         service: service.clone(),
         sessions: service.clone(),
         clock: clock.clone(),
         csrf_key,
         http: config.http.clone(),
-        limits,
+        limits: limits.clone(),
         metrics: if config.metrics.enabled {
             metrics_handle()
         } else {
@@ -166,7 +166,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .map_err(|e| StartError::Listen(e.to_string()))?;
 
     let handle = axum_server::Handle::new();
-    spawn_housekeeping(service.clone(), app.clone());
+    spawn_housekeeping(service.clone(), limits);
     spawn_shutdown_on_signal(handle.clone());
 
     let users = store
@@ -227,11 +227,19 @@ fn print_first_user_hint(users: usize) {
     println!();
 }
 
-fn spawn_housekeeping(service: Arc<InProcessService>, _app: axum::Router) {
+/// Every minute: forget rate-limit keys back to a full budget; every five: drop expired
+/// sessions.
+fn spawn_housekeeping(service: Arc<InProcessService>, limits: Arc<SignInLimits>) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut minutes: u64 = 0;
         loop {
             tick.tick().await;
+            limits.forget_idle();
+            minutes += 1;
+            if minutes % 5 != 1 {
+                continue;
+            }
             match service.store().delete_expired_sessions(service.now()).await {
                 Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
                 Ok(_) => {}

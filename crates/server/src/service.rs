@@ -171,6 +171,95 @@ impl InProcessService {
         ))
     }
 
+    /// The password step: every attempt is audited and counts towards lockout.
+    #[tracing::instrument(skip_all, fields(client_ip = ?client.ip))]
+    async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        client: &ClientContext,
+    ) -> Result<Identity, ServiceError> {
+        let settings = self.settings().await?;
+        let now = self.clock.now();
+        let (ip, ua) = client.audit();
+        let failure = |subject: &str, reason: &str| {
+            AuditEvent::new(now, AuditAction::SignIn, AuditOutcome::Failure, "portal")
+                .subject(subject.chars().take(160).collect::<String>())
+                .client(ip.clone(), ua.clone())
+                .detail(reason)
+        };
+
+        // Refuse an over-long password before any hashing.
+        if let Err(e) = PasswordHasher::check_length(password) {
+            self.audit(failure(username, "password_too_long")).await;
+            return Err(DomainError::Password(e).into());
+        }
+        // A username that cannot exist still costs one verification, like a wrong password.
+        let Ok(name) = Username::parse(username) else {
+            let _ = self.hasher.verify(password, None);
+            self.audit(failure(username, "invalid_credentials")).await;
+            return Err(DomainError::InvalidCredentials.into());
+        };
+        let lockout = self.store.lockout(name.as_str()).await?;
+        if let Err(e) = sign_in::may_attempt(settings.allow_user_login, &lockout.state, now) {
+            self.audit(failure(name.as_str(), e.code())).await;
+            return Err(e.into());
+        }
+
+        let user = self
+            .store
+            .user_by_username(&name)
+            .await?
+            .filter(|u| u.enabled);
+        let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        let hasher = self.hasher.clone();
+        let password_owned = password.to_owned();
+        let stored_owned = stored.map(str::to_owned);
+        // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+        let matched = tokio::task::spawn_blocking(move || {
+            hasher.verify(&password_owned, stored_owned.as_deref())
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let matched = match matched {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(username = %name, error = %e, "stored password hash cannot be read");
+                false
+            }
+        };
+
+        let outcome = self
+            .record_password_result(name.as_str(), matched, &settings)
+            .await?;
+        match (outcome, user) {
+            (Ok(()), Some(user)) => {
+                self.audit(
+                    AuditEvent::new(now, AuditAction::SignIn, AuditOutcome::Success, "portal")
+                        .subject(name.as_str())
+                        .client(ip.clone(), ua.clone())
+                        .detail("password"),
+                )
+                .await;
+                Ok(Identity {
+                    language: language_of(&user),
+                    user_id: user.id,
+                    username: user.username,
+                })
+            }
+            (Ok(()), None) => {
+                // Unreachable in practice (the dummy hash never matches); refuse all the same.
+                self.audit(failure(name.as_str(), "invalid_credentials"))
+                    .await;
+                Err(DomainError::InvalidCredentials.into())
+            }
+            (Err(e), _) => {
+                self.audit(failure(name.as_str(), e.code())).await;
+                Err(e.into())
+            }
+        }
+    }
+
     // ---- administration (the CLI) ----
 
     pub async fn add_user(
@@ -380,99 +469,21 @@ impl MfaService for InProcessService {
         Ok(settings)
     }
 
-    #[tracing::instrument(skip_all, fields(client_ip = ?client.ip))]
     async fn sign_in(
         &self,
         username: &str,
         password: &str,
         client: &ClientContext,
     ) -> Result<Identity, ServiceError> {
-        let settings = self.settings().await?;
-        let now = self.clock.now();
-        let (ip, ua) = client.audit();
-        let failure = |subject: &str, reason: &str| {
-            AuditEvent::new(now, AuditAction::SignIn, AuditOutcome::Failure, "portal")
-                .subject(subject.chars().take(160).collect::<String>())
-                .client(ip.clone(), ua.clone())
-                .detail(reason)
+        let result = self.check_password(username, password, client).await;
+        let label = match &result {
+            Ok(_) => "success",
+            Err(ServiceError::Domain(DomainError::UserLocked { .. })) => "locked",
+            Err(ServiceError::Domain(_)) => "failure",
+            Err(_) => "error",
         };
-
-        // Refuse an over-long password before any hashing.
-        if let Err(e) = PasswordHasher::check_length(password) {
-            self.audit(failure(username, "password_too_long")).await;
-            return Err(DomainError::Password(e).into());
-        }
-        // A username that cannot exist still costs one verification, like a wrong password.
-        let Ok(name) = Username::parse(username) else {
-            let _ = self.hasher.verify(password, None);
-            self.audit(failure(username, "invalid_credentials")).await;
-            return Err(DomainError::InvalidCredentials.into());
-        };
-        let lockout = self.store.lockout(name.as_str()).await?;
-        if let Err(e) = sign_in::may_attempt(settings.allow_user_login, &lockout.state, now) {
-            self.audit(failure(name.as_str(), e.code())).await;
-            return Err(e.into());
-        }
-
-        let user = self
-            .store
-            .user_by_username(&name)
-            .await?
-            .filter(|u| u.enabled);
-        let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
-        let hasher = self.hasher.clone();
-        let password_owned = password.to_owned();
-        let stored_owned = stored.map(str::to_owned);
-        // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-        let matched = tokio::task::spawn_blocking(move || {
-            hasher.verify(&password_owned, stored_owned.as_deref())
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let matched = match matched {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!(username = %name, error = %e, "stored password hash cannot be read");
-                false
-            }
-        };
-
-        let outcome = self
-            .record_password_result(name.as_str(), matched, &settings)
-            .await?;
-        match (outcome, user) {
-            (Ok(()), Some(user)) => {
-                self.audit(
-                    AuditEvent::new(now, AuditAction::SignIn, AuditOutcome::Success, "portal")
-                        .subject(name.as_str())
-                        .client(ip.clone(), ua.clone())
-                        .detail("password"),
-                )
-                .await;
-                metrics::counter!("twofold_sign_ins_total", "result" => "success").increment(1);
-                Ok(Identity {
-                    language: language_of(&user),
-                    user_id: user.id,
-                    username: user.username,
-                })
-            }
-            (Ok(()), None) => {
-                // Unreachable in practice (the dummy hash never matches); refuse all the same.
-                self.audit(failure(name.as_str(), "invalid_credentials"))
-                    .await;
-                Err(DomainError::InvalidCredentials.into())
-            }
-            (Err(e), _) => {
-                self.audit(failure(name.as_str(), e.code())).await;
-                let result = if matches!(e, DomainError::UserLocked { .. }) {
-                    "locked"
-                } else {
-                    "failure"
-                };
-                metrics::counter!("twofold_sign_ins_total", "result" => result).increment(1);
-                Err(e.into())
-            }
-        }
+        metrics::counter!("twofold_sign_ins_total", "result" => label).increment(1);
+        result
     }
 
     async fn profile(&self, user_id: &str) -> Result<Profile, ServiceError> {

@@ -129,6 +129,7 @@ impl Store {
                         StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
                     })?;
                 }
+                create_private_file(path)?;
                 (sqlite_url(path), Backend::Sqlite)
             }
             DatabaseTarget::Postgres(url) => (url.expose().to_owned(), Backend::Postgres),
@@ -216,6 +217,23 @@ impl Store {
             .await?;
         Ok(value)
     }
+}
+
+/// Creates the SQLite file readable by its owner only (it holds password hashes); SQLite
+/// gives its WAL and shared-memory files the same permissions.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map(|_| ())
+        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", path.display())))
 }
 
 fn sqlite_url(path: &Path) -> String {

@@ -83,7 +83,7 @@ impl Store {
         Ok(())
     }
 
-    /// Ends every session of a user (after a password change, a lock or a deletion).
+    /// Ends every session of a user (after a password change, disabling, or a deletion).
     pub async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(user_id)

@@ -22,6 +22,8 @@ pub enum WebError {
     NotFound,
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("request body too large")]
+    TooLarge,
     #[error("unavailable: {0}")]
     Unavailable(String),
     #[error("internal: {0}")]
@@ -38,6 +40,7 @@ impl IntoResponse for WebError {
             WebError::Forbidden => StatusCode::FORBIDDEN,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -49,6 +52,16 @@ impl IntoResponse for WebError {
         let mut response = status.into_response();
         response.extensions_mut().insert(ErrorPage);
         response
+    }
+}
+
+impl From<axum::extract::rejection::FormRejection> for WebError {
+    fn from(rejection: axum::extract::rejection::FormRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            WebError::TooLarge
+        } else {
+            WebError::BadRequest(rejection.body_text())
+        }
     }
 }
 

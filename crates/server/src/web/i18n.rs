@@ -1,7 +1,8 @@
 //! Translations (Fluent), and choosing the language of a page.
 //!
-//! Order: the signed-in user's own setting, then the language cookie set by the switcher,
-//! then the browser's `Accept-Language`, then the `default_language` setting.
+//! Order: the language cookie set by the switcher (the most recent explicit choice on this
+//! browser), then the signed-in user's own setting, then the browser's `Accept-Language`,
+//! then the `default_language` setting.
 
 use fluent_templates::fluent_bundle::FluentValue;
 use fluent_templates::{Loader, static_loader};

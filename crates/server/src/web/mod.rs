@@ -40,7 +40,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     csrf: session::Csrf,
     trusted_proxies: Vec<IpNet>,
-    limits: ratelimit::SignInLimits,
+    limits: Arc<ratelimit::SignInLimits>,
     metrics: Option<PrometheusHandle>,
 }
 
@@ -51,7 +51,7 @@ pub struct WebParts {
     pub clock: Arc<dyn Clock>,
     pub csrf_key: [u8; 32],
     pub http: HttpConfig,
-    pub limits: ratelimit::SignInLimits,
+    pub limits: Arc<ratelimit::SignInLimits>,
     pub metrics: Option<PrometheusHandle>,
 }
 
@@ -106,6 +106,7 @@ pub fn router(parts: WebParts) -> Router {
         .layer(middleware::from_fn(errors::error_pages))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn(request_span))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
         .with_state(state)
@@ -153,6 +154,19 @@ async fn security_headers(request: Request, next: Next) -> Response {
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+/// Every log line of a request carries its id, the reference shown on error pages.
+async fn request_span(request: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    next.run(request).instrument(span).await
 }
 
 /// Requests by route and status, and their latency.

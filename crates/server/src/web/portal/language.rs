@@ -33,7 +33,7 @@ async fn language_post(
     Client(client): Client,
     form: Result<Form<LanguageForm>, FormRejection>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form.map_err(|e| WebError::BadRequest(e.body_text()))?;
+    let Form(form) = form?;
     visitor.check_csrf(&state, &form.csrf_token)?;
     let language = Language::from_tag(&form.language)
         .ok_or_else(|| WebError::BadRequest(format!("unknown language {:?}", form.language)))?;

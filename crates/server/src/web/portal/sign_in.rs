@@ -87,7 +87,7 @@ async fn sign_in_post(
     Client(client): Client,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form.map_err(|e| WebError::BadRequest(e.body_text()))?;
+    let Form(form) = form?;
     visitor.check_csrf(&state, &form.csrf_token)?;
     let t = visitor.t();
     let next = safe_next(form.next.as_deref());
@@ -190,7 +190,7 @@ async fn sign_out_post(
     Client(client): Client,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form.map_err(|e| WebError::BadRequest(e.body_text()))?;
+    let Form(form) = form?;
     visitor.check_csrf(&state, &form.csrf_token)?;
     if let Some(active) = &visitor.session {
         state

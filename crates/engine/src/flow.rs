@@ -1,0 +1,478 @@
+//! The sign-in state machine, after the password was accepted:
+//!
+//! trusted IP? → active bypass? → not enrolled: the wizard if enrolment is allowed, else
+//! "contact your administrator" → the user's method → the fallbacks the settings allow
+//! (OATH fallback, then security questions) → signed in.
+//!
+//! Enrolment is a list of steps computed from what the user still lacks, so that later
+//! methods (phone call, text message, mobile app) slot in as further steps.
+
+use crate::settings::{Method, Settings};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use thiserror::Error;
+
+/// What the engine needs to know of a user's second factors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFactors {
+    pub enrolled: bool,
+    pub method: Option<Method>,
+    pub has_oath_token: bool,
+    pub security_answers: usize,
+    pub has_pin: bool,
+}
+
+/// A second-factor challenge the portal can put to the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Challenge {
+    Oath,
+    SecurityQuestions,
+}
+
+/// How a sign-in was completed (audited, and it decides the session's lifetime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    TrustedIp,
+    Bypass,
+    Oath,
+    OathFallback,
+    SecurityQuestions,
+    Enrollment,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::TrustedIp => "trusted_ip",
+            Via::Bypass => "one_time_bypass",
+            Via::Oath => "oath",
+            Via::OathFallback => "oath_fallback",
+            Via::SecurityQuestions => "security_questions",
+            Via::Enrollment => "enrollment",
+        }
+    }
+}
+
+/// Where a sign-in goes after the password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    SignedIn(Via),
+    Enroll,
+    ContactAdministrator,
+    Verify(Challenge),
+}
+
+/// Facts about this attempt that the store or the request knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttemptFacts {
+    pub client_ip: Option<IpAddr>,
+    /// The user has an unused, unexpired one-time bypass. The caller consumes it atomically;
+    /// if that fails (used meanwhile), it asks again with `false`.
+    pub bypass_available: bool,
+}
+
+pub fn is_trusted(settings: &Settings, ip: Option<IpAddr>) -> bool {
+    ip.is_some_and(|ip| {
+        settings
+            .trusted_ip_ranges
+            .iter()
+            .any(|net| net.contains(&ip))
+    })
+}
+
+pub fn after_password(settings: &Settings, factors: &UserFactors, facts: AttemptFacts) -> NextStep {
+    if is_trusted(settings, facts.client_ip) {
+        return NextStep::SignedIn(Via::TrustedIp);
+    }
+    if facts.bypass_available && settings.allow_one_time_bypass {
+        return NextStep::SignedIn(Via::Bypass);
+    }
+    let needs_enrollment = !factors.enrolled
+        || next_enrollment_step(settings, factors)
+            .is_some_and(|s| s != EnrollmentStep::SecurityQuestions && s != EnrollmentStep::Pin);
+    if needs_enrollment {
+        return if settings.allow_user_enrollment {
+            NextStep::Enroll
+        } else {
+            NextStep::ContactAdministrator
+        };
+    }
+    match primary_challenge(factors) {
+        Some(challenge) => NextStep::Verify(challenge),
+        None => match fallbacks(settings, factors, None).first() {
+            Some(fallback) => NextStep::Verify(*fallback),
+            None => NextStep::ContactAdministrator,
+        },
+    }
+}
+
+/// The challenge of the user's own method, when they can answer it.
+pub fn primary_challenge(factors: &UserFactors) -> Option<Challenge> {
+    match factors.method {
+        Some(Method::Oath) | None if factors.has_oath_token => Some(Challenge::Oath),
+        _ => None,
+    }
+}
+
+/// The fallbacks offered instead of `current` (the challenge being shown).
+pub fn fallbacks(
+    settings: &Settings,
+    factors: &UserFactors,
+    current: Option<Challenge>,
+) -> Vec<Challenge> {
+    let mut out = Vec::new();
+    let primary = primary_challenge(factors);
+    if settings.oath_token_fallback
+        && factors.has_oath_token
+        && primary != Some(Challenge::Oath)
+        && current != Some(Challenge::Oath)
+    {
+        out.push(Challenge::Oath);
+    }
+    if settings.security_questions_fallback
+        && factors.security_answers >= usize::from(settings.security_questions_required)
+        && current != Some(Challenge::SecurityQuestions)
+    {
+        out.push(Challenge::SecurityQuestions);
+    }
+    out
+}
+
+/// How a sign-in completed by answering `challenge` is recorded.
+pub fn via(challenge: Challenge, factors: &UserFactors) -> Via {
+    match challenge {
+        Challenge::Oath if primary_challenge(factors) == Some(Challenge::Oath) => Via::Oath,
+        Challenge::Oath => Via::OathFallback,
+        Challenge::SecurityQuestions => Via::SecurityQuestions,
+    }
+}
+
+/// How long a session completed through `via` may last at most, in seconds.
+pub fn session_limit_seconds(settings: &Settings, via: Via) -> i64 {
+    let normal = i64::from(settings.session_max_hours) * 3600;
+    match via {
+        Via::OathFallback => {
+            normal.min(i64::from(settings.oath_token_fallback_session_minutes) * 60)
+        }
+        _ => normal,
+    }
+}
+
+/// A step of the enrolment wizard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentStep {
+    Method,
+    Oath,
+    Pin,
+    SecurityQuestions,
+}
+
+/// The methods this version can enrol, among those the settings allow.
+pub fn enrollable_methods(settings: &Settings) -> Vec<Method> {
+    let implemented = [Method::Oath];
+    let allowed: Vec<Method> = if settings.allow_method_selection {
+        settings
+            .selectable_methods
+            .iter()
+            .copied()
+            .filter(|m| implemented.contains(m))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if allowed.is_empty() {
+        vec![Method::Oath]
+    } else {
+        allowed
+    }
+}
+
+/// What the wizard asks next, or `None` when the user is fully enrolled.
+pub fn next_enrollment_step(settings: &Settings, factors: &UserFactors) -> Option<EnrollmentStep> {
+    let methods = enrollable_methods(settings);
+    let method = match factors.method {
+        Some(m) if methods.contains(&m) => m,
+        Some(_) | None if methods.len() > 1 => return Some(EnrollmentStep::Method),
+        _ => methods.first().copied().unwrap_or(Method::Oath),
+    };
+    if method == Method::Oath && !factors.has_oath_token {
+        return Some(EnrollmentStep::Oath);
+    }
+    if settings.pin_required && !factors.has_pin {
+        return Some(EnrollmentStep::Pin);
+    }
+    if settings.security_questions_fallback
+        && factors.security_answers < crate::answers::QUESTIONS_PER_USER
+    {
+        return Some(EnrollmentStep::SecurityQuestions);
+    }
+    None
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum BypassError {
+    #[error("one-time bypasses are turned off")]
+    NotAllowed,
+    #[error("a bypass may last from 1 to {max} seconds")]
+    OutOfRange { max: u32 },
+}
+
+impl BypassError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            BypassError::NotAllowed => "bypass_not_allowed",
+            BypassError::OutOfRange { .. } => "bypass_too_long",
+        }
+    }
+}
+
+/// How long a one-time bypass a user asks for lasts, in seconds.
+pub fn bypass_seconds(settings: &Settings, requested: Option<u32>) -> Result<u32, BypassError> {
+    if !settings.allow_one_time_bypass {
+        return Err(BypassError::NotAllowed);
+    }
+    if !settings.prompt_for_bypass_seconds {
+        return Ok(settings.one_time_bypass_seconds);
+    }
+    let max = settings.one_time_bypass_max_seconds;
+    match requested {
+        None => Ok(settings.one_time_bypass_seconds),
+        Some(s) if (1..=max).contains(&s) => Ok(s),
+        Some(_) => Err(BypassError::OutOfRange { max }),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn enrolled_with_token() -> UserFactors {
+        UserFactors {
+            enrolled: true,
+            method: Some(Method::Oath),
+            has_oath_token: true,
+            security_answers: 4,
+            has_pin: false,
+        }
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    /// The whole machine as a table: settings tweak, user, facts → next step.
+    #[test]
+    fn sign_in_flow_table() {
+        let base = Settings {
+            trusted_ip_ranges: vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap(),
+            ],
+            allow_one_time_bypass: true,
+            security_questions_fallback: true,
+            ..Settings::default()
+        };
+        let no_enrollment = Settings {
+            allow_user_enrollment: false,
+            ..base.clone()
+        };
+        let no_bypass = Settings {
+            allow_one_time_bypass: false,
+            ..base.clone()
+        };
+        let new_user = UserFactors::default();
+        let enrolled = enrolled_with_token();
+        let tokenless = UserFactors {
+            has_oath_token: false,
+            ..enrolled_with_token()
+        };
+        let outside = AttemptFacts {
+            client_ip: ip("192.0.2.1"),
+            bypass_available: false,
+        };
+        type Row<'a> = (
+            &'a str,
+            &'a Settings,
+            &'a UserFactors,
+            AttemptFacts,
+            NextStep,
+        );
+        let table: Vec<Row> = vec![
+            (
+                "trusted v4",
+                &base,
+                &new_user,
+                AttemptFacts {
+                    client_ip: ip("10.1.2.3"),
+                    ..outside
+                },
+                NextStep::SignedIn(Via::TrustedIp),
+            ),
+            (
+                "trusted v6",
+                &base,
+                &enrolled,
+                AttemptFacts {
+                    client_ip: ip("2001:db8::7"),
+                    ..outside
+                },
+                NextStep::SignedIn(Via::TrustedIp),
+            ),
+            (
+                "bypass",
+                &base,
+                &enrolled,
+                AttemptFacts {
+                    bypass_available: true,
+                    ..outside
+                },
+                NextStep::SignedIn(Via::Bypass),
+            ),
+            (
+                "bypass turned off since",
+                &no_bypass,
+                &enrolled,
+                AttemptFacts {
+                    bypass_available: true,
+                    ..outside
+                },
+                NextStep::Verify(Challenge::Oath),
+            ),
+            (
+                "new user enrols",
+                &base,
+                &new_user,
+                outside,
+                NextStep::Enroll,
+            ),
+            (
+                "new user, no enrolment",
+                &no_enrollment,
+                &new_user,
+                outside,
+                NextStep::ContactAdministrator,
+            ),
+            (
+                "enrolled user, own method",
+                &base,
+                &enrolled,
+                outside,
+                NextStep::Verify(Challenge::Oath),
+            ),
+            (
+                "token removed: enrol again",
+                &base,
+                &tokenless,
+                outside,
+                NextStep::Enroll,
+            ),
+            (
+                "token removed, no enrolment",
+                &no_enrollment,
+                &tokenless,
+                outside,
+                NextStep::ContactAdministrator,
+            ),
+        ];
+        for (name, settings, factors, facts, expected) in table {
+            assert_eq!(after_password(settings, factors, facts), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn fallbacks_follow_the_settings() {
+        let mut settings = Settings::default();
+        let user = enrolled_with_token();
+        assert!(fallbacks(&settings, &user, Some(Challenge::Oath)).is_empty());
+        settings.security_questions_fallback = true;
+        assert_eq!(
+            fallbacks(&settings, &user, Some(Challenge::Oath)),
+            vec![Challenge::SecurityQuestions]
+        );
+        settings.security_questions_required = 3;
+        let two_answers = UserFactors {
+            security_answers: 2,
+            ..user.clone()
+        };
+        assert!(fallbacks(&settings, &two_answers, Some(Challenge::Oath)).is_empty());
+        // OATH as a fallback applies to users whose own method is something else.
+        settings.oath_token_fallback = true;
+        let phone_user = UserFactors {
+            method: Some(Method::PhoneCall),
+            ..user.clone()
+        };
+        assert_eq!(
+            fallbacks(&settings, &phone_user, None),
+            vec![Challenge::Oath, Challenge::SecurityQuestions]
+        );
+        assert_eq!(via(Challenge::Oath, &phone_user), Via::OathFallback);
+        assert_eq!(via(Challenge::Oath, &user), Via::Oath);
+    }
+
+    #[test]
+    fn an_oath_fallback_session_is_shorter() {
+        let settings = Settings {
+            oath_token_fallback_session_minutes: 30,
+            ..Settings::default()
+        };
+        assert_eq!(session_limit_seconds(&settings, Via::OathFallback), 1800);
+        assert_eq!(session_limit_seconds(&settings, Via::Oath), 12 * 3600);
+    }
+
+    #[test]
+    fn enrolment_steps_follow_what_is_missing() {
+        let mut settings = Settings::default();
+        let mut user = UserFactors::default();
+        assert_eq!(
+            next_enrollment_step(&settings, &user),
+            Some(EnrollmentStep::Oath)
+        );
+        user.has_oath_token = true;
+        assert_eq!(next_enrollment_step(&settings, &user), None);
+        settings.pin_required = true;
+        settings.security_questions_fallback = true;
+        assert_eq!(
+            next_enrollment_step(&settings, &user),
+            Some(EnrollmentStep::Pin)
+        );
+        user.has_pin = true;
+        assert_eq!(
+            next_enrollment_step(&settings, &user),
+            Some(EnrollmentStep::SecurityQuestions)
+        );
+        user.security_answers = 4;
+        assert_eq!(next_enrollment_step(&settings, &user), None);
+    }
+
+    #[test]
+    fn a_bypass_lasts_the_default_or_what_the_user_may_choose() {
+        let mut settings = Settings {
+            allow_one_time_bypass: true,
+            ..Settings::default()
+        };
+        assert_eq!(
+            bypass_seconds(&settings, Some(60)),
+            Ok(300),
+            "no prompt: the default"
+        );
+        settings.prompt_for_bypass_seconds = true;
+        assert_eq!(bypass_seconds(&settings, Some(60)), Ok(60));
+        assert_eq!(
+            bypass_seconds(&settings, Some(3601)),
+            Err(BypassError::OutOfRange { max: 3600 })
+        );
+        assert_eq!(
+            bypass_seconds(&settings, Some(0)),
+            Err(BypassError::OutOfRange { max: 3600 })
+        );
+        settings.allow_one_time_bypass = false;
+        assert_eq!(
+            bypass_seconds(&settings, Some(60)),
+            Err(BypassError::NotAllowed)
+        );
+    }
+}
