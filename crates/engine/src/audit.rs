@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditAction {
+    /// The password step succeeded; the second factor follows.
+    PasswordVerified,
+    /// A sign-in attempt: a failure at any step, or a completed sign-in.
     SignIn,
     SignOut,
     UserCreated,
@@ -14,11 +17,23 @@ pub enum AuditAction {
     UserUnlocked,
     LanguageChanged,
     SettingChanged,
+    TokenEnrolled,
+    TokenRemoved,
+    TokensImported,
+    TokenResynchronised,
+    PinChanged,
+    MethodChanged,
+    SecurityAnswersChanged,
+    SecurityQuestionChanged,
+    EnrollmentCompleted,
+    BypassStarted,
+    KeyRotated,
 }
 
 impl AuditAction {
     pub fn as_str(self) -> &'static str {
         match self {
+            AuditAction::PasswordVerified => "password_verified",
             AuditAction::SignIn => "sign_in",
             AuditAction::SignOut => "sign_out",
             AuditAction::UserCreated => "user_created",
@@ -27,6 +42,17 @@ impl AuditAction {
             AuditAction::UserUnlocked => "user_unlocked",
             AuditAction::LanguageChanged => "language_changed",
             AuditAction::SettingChanged => "setting_changed",
+            AuditAction::TokenEnrolled => "token_enrolled",
+            AuditAction::TokenRemoved => "token_removed",
+            AuditAction::TokensImported => "tokens_imported",
+            AuditAction::TokenResynchronised => "token_resynchronised",
+            AuditAction::PinChanged => "pin_changed",
+            AuditAction::MethodChanged => "method_changed",
+            AuditAction::SecurityAnswersChanged => "security_answers_changed",
+            AuditAction::SecurityQuestionChanged => "security_question_changed",
+            AuditAction::EnrollmentCompleted => "enrollment_completed",
+            AuditAction::BypassStarted => "bypass_started",
+            AuditAction::KeyRotated => "key_rotated",
         }
     }
 }

@@ -24,6 +24,32 @@ pub enum DomainError {
     Password(#[from] crate::password::PasswordError),
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
+    #[error("the code must be {digits} digits")]
+    MalformedCode { digits: u8 },
+    #[error("the code is not valid")]
+    InvalidCode,
+    #[error("the code has already been used")]
+    CodeAlreadyUsed,
+    #[error("the answers are not right")]
+    WrongAnswers,
+    #[error(transparent)]
+    Pin(#[from] crate::pin::PinError),
+    #[error(transparent)]
+    Answers(#[from] crate::answers::AnswerError),
+    #[error(transparent)]
+    Bypass(#[from] crate::flow::BypassError),
+    #[error("no token with that serial number is available")]
+    UnknownSerial,
+    #[error("that token is already assigned to someone")]
+    SerialAssigned,
+    #[error("third-party OATH tokens are turned off")]
+    HardwareTokensDisabled,
+    #[error("the user has no second factor for this")]
+    NotEnrolled,
+    #[error("this step does not apply now")]
+    WrongStep,
+    #[error("the token file cannot be imported: {0}")]
+    Import(String),
 }
 
 impl DomainError {
@@ -38,6 +64,30 @@ impl DomainError {
             DomainError::Username(_) => "invalid_username",
             DomainError::Password(_) => "invalid_password",
             DomainError::InvalidSetting(_) => "invalid_setting",
+            DomainError::MalformedCode { .. } => "invalid_code_format",
+            DomainError::InvalidCode => "invalid_code",
+            DomainError::CodeAlreadyUsed => "code_already_used",
+            DomainError::WrongAnswers => "wrong_answers",
+            DomainError::Pin(e) => e.code(),
+            DomainError::Answers(e) => e.code(),
+            DomainError::Bypass(e) => e.code(),
+            DomainError::UnknownSerial => "unknown_serial",
+            DomainError::SerialAssigned => "serial_assigned",
+            DomainError::HardwareTokensDisabled => "hardware_tokens_disabled",
+            DomainError::NotEnrolled => "not_enrolled",
+            DomainError::WrongStep => "wrong_step",
+            DomainError::Import(_) => "import_failed",
+        }
+    }
+}
+
+impl From<crate::oath::OathError> for DomainError {
+    fn from(e: crate::oath::OathError) -> Self {
+        use crate::oath::OathError;
+        match e {
+            OathError::Malformed { digits } => DomainError::MalformedCode { digits },
+            OathError::WrongCode | OathError::Unsupported => DomainError::InvalidCode,
+            OathError::Replayed => DomainError::CodeAlreadyUsed,
         }
     }
 }

@@ -79,6 +79,13 @@ impl PasswordHasher {
         self.hash_unchecked(password)
     }
 
+    /// Hashes a PIN or a normalised security answer (their own policies are checked by the
+    /// caller) into a PHC string.
+    pub fn hash_secret(&self, secret: &str) -> Result<String, PasswordError> {
+        Self::check_length(secret)?;
+        self.hash_unchecked(secret)
+    }
+
     fn hash_unchecked(&self, secret: &str) -> Result<String, PasswordError> {
         use argon2::PasswordHasher as _;
         let salt = SaltString::generate(&mut OsRng);

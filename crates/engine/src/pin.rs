@@ -58,8 +58,8 @@ fn is_trivial(d: &[u8]) -> bool {
     let constant_step =
         steps.windows(2).all(|w| w[0] == w[1]) && matches!(steps.first(), Some(0 | 1 | 9) | None);
     // 1212, 123123, 100100: the PIN is one shorter pattern repeated.
-    let repeated_pattern =
-        (1..=d.len() / 2).any(|len| d.len() % len == 0 && d.chunks(len).all(|c| c == &d[..len]));
+    let repeated_pattern = (1..=d.len() / 2)
+        .any(|len| d.len().is_multiple_of(len) && d.chunks(len).all(|c| c == &d[..len]));
     constant_step || repeated_pattern
 }
 

@@ -48,6 +48,7 @@ pub struct Config {
     pub log: LogConfig,
     pub limits: LimitsConfig,
     pub metrics: MetricsConfig,
+    pub secrets: SecretsConfig,
     /// Seeds for the settings kept in the store (applied on first start only).
     pub settings: BTreeMap<String, serde_json::Value>,
 }
@@ -173,6 +174,17 @@ impl Default for MetricsConfig {
     }
 }
 
+/// The key that seals OATH seeds at rest. Without `key` or `key_file`, keys are generated
+/// and kept in `data_dir/keys/` (copy that folder to every node, and back it up).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// 32 bytes as 64 hex digits or base64.
+    pub key: Option<Secret>,
+    /// A file holding the key, in the same encodings.
+    pub key_file: Option<PathBuf>,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -184,6 +196,7 @@ impl Default for Config {
             log: LogConfig::default(),
             limits: LimitsConfig::default(),
             metrics: MetricsConfig::default(),
+            secrets: SecretsConfig::default(),
             settings: BTreeMap::new(),
         }
     }

@@ -1,6 +1,7 @@
 //! `twofold serve`: everything on one host.
 
 use crate::config::{Config, ConfigError, DatabaseTarget};
+use crate::secrets::Keyring;
 use crate::service::InProcessService;
 use crate::store::{Backend, Store, StoreError};
 use crate::telemetry::{self, LogGuard};
@@ -23,6 +24,8 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error("{0}")]
     Listen(String),
+    #[error("{0}")]
+    Secrets(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -48,10 +51,35 @@ pub async fn open_store(config: &Config, clock: &dyn Clock) -> Result<Store, Sta
         .await
         .map_err(|e| database_error(&described, e))?;
     store
+        .seed_questions(crate::service::DEFAULT_QUESTIONS, clock.now())
+        .await
+        .map_err(|e| database_error(&described, e))?;
+    store
         .check_ready(clock.now())
         .await
         .map_err(|e| database_error(&described, e))?;
     Ok(store)
+}
+
+/// The keyring that seals OATH seeds, from `[secrets]` or `data_dir/keys/`.
+pub fn open_keyring(config: &Config) -> Result<Keyring, StartError> {
+    Keyring::load(
+        &config.data_dir,
+        config.secrets.key.as_ref().map(|k| k.expose()),
+        config.secrets.key_file.as_deref(),
+    )
+    .map_err(|e| StartError::Secrets(e.to_string()))
+}
+
+/// The store, migrated and seeded, with the keyring: what `serve` and every administration
+/// command work through.
+pub async fn open_service(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<InProcessService, StartError> {
+    let store = open_store(config, clock.as_ref()).await?;
+    let keyring = open_keyring(config)?;
+    InProcessService::new(store, clock, keyring).map_err(|e| StartError::Internal(e.to_string()))
 }
 
 pub fn describe_target(target: &DatabaseTarget) -> String {
@@ -130,7 +158,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .ok_or_else(|| StartError::Database("the stored CSRF key is damaged".into()))?;
 
     let service = Arc::new(
-        InProcessService::new(store.clone(), clock.clone())
+        InProcessService::new(store.clone(), clock.clone(), open_keyring(&config)?)
             .map_err(|e| StartError::Internal(e.to_string()))?,
     );
     let limits = Arc::new(SignInLimits::new(

@@ -232,7 +232,14 @@ on_both!(
             )
             .await
             .unwrap();
-        let service = Arc::new(InProcessService::new(store.clone(), clock.clone()).unwrap());
+        let service = Arc::new(
+            InProcessService::new(
+                store.clone(),
+                clock.clone(),
+                twofold_server::secrets::Keyring::for_tests([7; 32]),
+            )
+            .unwrap(),
+        );
         service
             .add_user("test", "alice", None, None, Some("the right password"))
             .await
@@ -279,7 +286,12 @@ on_both!(
             )
             .await
             .unwrap();
-        let service = InProcessService::new(store.clone(), clock.clone()).unwrap();
+        let service = InProcessService::new(
+            store.clone(),
+            clock.clone(),
+            twofold_server::secrets::Keyring::for_tests([7; 32]),
+        )
+        .unwrap();
         service
             .add_user("test", "bob", None, None, Some("bob's password"))
             .await

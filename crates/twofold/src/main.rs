@@ -49,6 +49,80 @@ enum Command {
     /// Show and change the portal settings kept in the store.
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Import and list OATH tokens (third-party hardware tokens).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage the security question catalogue.
+    #[command(subcommand)]
+    Questions(QuestionsCommand),
+    /// Manage the key that seals OATH seeds at rest.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Import hardware tokens from a PSKC (RFC 6030) or CSV file: all of them, or none.
+    ///
+    /// CSV: serial,secret,type,digits,period_or_counter[,algorithm]; the secret in hex or
+    /// base32 (or prefixed hex: / base32:).
+    Import {
+        file: PathBuf,
+        /// The PSKC file's pre-shared key, in hex.
+        #[arg(long, conflicts_with = "password_stdin")]
+        key: Option<String>,
+        /// Read the PSKC file's password (PBKDF2) from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List tokens: serial, type, status, and the user each is assigned to.
+    List {
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
+    /// Resynchronise a token that drifted, with two consecutive codes.
+    Resync {
+        /// The token's serial number, or the username of its owner.
+        token: String,
+        first: String,
+        second: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuestionsCommand {
+    /// List the catalogue, with ids, languages and order.
+    List {
+        #[arg(long)]
+        language: Option<String>,
+    },
+    /// Add a question at the end of its language's list.
+    Add {
+        #[arg(long, default_value = "en")]
+        language: String,
+        text: String,
+    },
+    /// Stop offering a question (users who chose it keep it).
+    Disable {
+        id: String,
+    },
+    Enable {
+        id: String,
+    },
+    /// Move a question to a position in its language's list (0 is first).
+    Move {
+        id: String,
+        position: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Make a new key current and re-encrypt every sealed secret under it.
+    Rotate,
+    /// Re-encrypt sealed secrets that are not under the current key (after a rotation that
+    /// was interrupted, or with a new key given in the configuration).
+    Reencrypt,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +259,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::User(cmd) => user_command(&config, cmd).await,
         Command::Audit(cmd) => audit_command(&config, cmd).await,
         Command::Settings(cmd) => settings_command(&config, cmd).await,
+        Command::Token(cmd) => token_command(&config, cmd).await,
+        Command::Questions(cmd) => questions_command(&config, cmd).await,
+        Command::Key(cmd) => key_command(&config, cmd).await,
     }
 }
 
@@ -194,10 +271,9 @@ fn start_error(e: StartError) -> anyhow::Error {
 
 async fn open_service(config: &Config) -> Result<InProcessService> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = serve::open_store(config, clock.as_ref())
+    serve::open_service(config, clock)
         .await
-        .map_err(start_error)?;
-    InProcessService::new(store, clock).map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(start_error)
 }
 
 /// Who the audit log names for a command-line change.
@@ -362,6 +438,7 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
                 } else {
                     None
                 },
+                ..UserChanges::default()
             };
             if changes.is_empty() && password.is_none() {
                 bail!("nothing to change; see `twofold user set --help`");
@@ -510,5 +587,232 @@ async fn settings_command(config: &Config, cmd: SettingsCommand) -> Result<()> {
             println!("{key} = {stored}");
         }
     }
+    Ok(())
+}
+
+async fn token_command(config: &Config, cmd: TokenCommand) -> Result<()> {
+    use twofold_engine::token_import::{self, PskcKey};
+    match cmd {
+        TokenCommand::Import {
+            file,
+            key,
+            password_stdin,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let key = match (key, password_stdin) {
+                (Some(hex_key), _) => Some(PskcKey::PreShared(
+                    hex_decode(hex_key.trim())
+                        .context("--key must be the pre-shared key in hex")?,
+                )),
+                (None, true) => Some(PskcKey::Password(read_password()?)),
+                (None, false) => None,
+            };
+            let name = file.display().to_string();
+            let tokens = match token_import::parse_file(&name, &bytes, key.as_ref()) {
+                Ok(tokens) => tokens,
+                Err(problems) => {
+                    for p in &problems {
+                        eprintln!("{name}: {}: {}", p.location, p.reason);
+                    }
+                    bail!(
+                        "{} problem(s) in {name}; nothing was imported",
+                        problems.len()
+                    );
+                }
+            };
+            let service = open_service(config).await?;
+            let count = service
+                .import_tokens(&actor(), &tokens)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
+            println!("imported {count} token(s) from {name}");
+            Ok(())
+        }
+        TokenCommand::List { limit } => {
+            let service = open_service(config).await?;
+            let tokens = service
+                .store()
+                .list_tokens(limit.clamp(1, 1_000_000))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if tokens.is_empty() {
+                println!("no tokens");
+                return Ok(());
+            }
+            println!(
+                "{:<24} {:<9} {:<22} {:<10} ASSIGNED TO",
+                "SERIAL", "KIND", "TYPE", "STATUS"
+            );
+            for t in tokens {
+                let kind = match t.params.kind {
+                    twofold_engine::oath::OathKind::Totp { period } => format!("totp/{period}s"),
+                    twofold_engine::oath::OathKind::Hotp => "hotp".to_owned(),
+                };
+                let algorithm = serde_json::to_value(t.params.algorithm)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                println!(
+                    "{:<24} {:<9} {:<22} {:<10} {}",
+                    t.serial.as_deref().unwrap_or("-"),
+                    t.kind.as_str(),
+                    format!("{kind} {} digits {algorithm}", t.params.digits),
+                    t.status.as_str(),
+                    t.username.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Resync {
+            token,
+            first,
+            second,
+        } => {
+            let service = open_service(config).await?;
+            service
+                .resync_token(&actor(), &token, &first, &second)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot resynchronise {token:?}: {e}"))?;
+            println!("resynchronised {token}");
+            Ok(())
+        }
+    }
+}
+
+fn hex_decode(text: &str) -> Result<Vec<u8>> {
+    hex::decode(text).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn questions_command(config: &Config, cmd: QuestionsCommand) -> Result<()> {
+    use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
+    let service = open_service(config).await?;
+    let store = service.store();
+    let audit = |detail: String| {
+        AuditEvent::new(
+            service.now(),
+            AuditAction::SecurityQuestionChanged,
+            AuditOutcome::Success,
+            actor(),
+        )
+        .detail(detail)
+    };
+    match cmd {
+        QuestionsCommand::List { language } => {
+            let questions = store
+                .questions(language.as_deref(), false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for q in questions {
+                println!(
+                    "{:<16} {:<3} {:>3} {:<8} {}",
+                    q.id,
+                    q.language,
+                    q.position,
+                    if q.enabled { "enabled" } else { "disabled" },
+                    q.text
+                );
+            }
+        }
+        QuestionsCommand::Add { language, text } => {
+            let Some(language) = twofold_engine::Language::from_tag(&language) else {
+                bail!("--language {language:?}: use one of en, fr");
+            };
+            let text = text.trim();
+            if text.is_empty() || text.chars().count() > 200 {
+                bail!("the question must have 1 to 200 characters");
+            }
+            let id = store
+                .add_question(language.tag(), text, service.now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            store
+                .append_audit(&audit(format!("added {id}")))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("added {id}");
+        }
+        QuestionsCommand::Disable { id } => {
+            if !store
+                .set_question_enabled(&id, false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                bail!("no question {id:?}; `twofold questions list` shows the ids");
+            }
+            store
+                .append_audit(&audit(format!("disabled {id}")))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("disabled {id}");
+        }
+        QuestionsCommand::Enable { id } => {
+            if !store
+                .set_question_enabled(&id, true)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                bail!("no question {id:?}; `twofold questions list` shows the ids");
+            }
+            store
+                .append_audit(&audit(format!("enabled {id}")))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("enabled {id}");
+        }
+        QuestionsCommand::Move { id, position } => {
+            if !store
+                .move_question(&id, position)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                bail!("no question {id:?}; `twofold questions list` shows the ids");
+            }
+            store
+                .append_audit(&audit(format!("moved {id} to {position}")))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("moved {id} to position {position}");
+        }
+    }
+    Ok(())
+}
+
+async fn key_command(config: &Config, cmd: KeyCommand) -> Result<()> {
+    use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
+    let service = open_service(config).await?;
+    let mut keyring = serve::open_keyring(config).map_err(start_error)?;
+    if matches!(cmd, KeyCommand::Rotate) {
+        let id = keyring
+            .rotate(&config.data_dir)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "new current key {id} in {}",
+            config.data_dir.join("keys").display()
+        );
+    }
+    let count = twofold_server::secrets::reencrypt_all(service.store(), &keyring)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    service
+        .store()
+        .append_audit(
+            &AuditEvent::new(
+                service.now(),
+                AuditAction::KeyRotated,
+                AuditOutcome::Success,
+                actor(),
+            )
+            .detail(format!(
+                "current key {}; {count} secrets re-encrypted",
+                keyring.current_id()
+            )),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "re-encrypted {count} secret(s) under key {}",
+        keyring.current_id()
+    );
     Ok(())
 }

@@ -20,7 +20,7 @@ CREATE TABLE oath_tokens (
     drift INTEGER NOT NULL DEFAULT 0,
     secret_sealed TEXT NOT NULL,
     key_id TEXT NOT NULL,
-    state TEXT NOT NULL,
+    status TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     activated_at INTEGER,
     version INTEGER NOT NULL DEFAULT 1

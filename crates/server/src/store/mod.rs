@@ -6,13 +6,21 @@
 //! the same way on both). Each backend has its own migrations folder, embedded in the binary.
 
 mod audit;
+mod bypasses;
 mod lockouts;
+mod questions;
+mod sealed;
 mod sessions;
 mod settings;
+mod tokens;
 mod users;
 
 pub use audit::AuditRow;
+pub use bypasses::BypassRecord;
+pub use questions::QuestionRecord;
+pub use sealed::SealedValue;
 pub use sessions::SessionRecord;
+pub use tokens::{NewToken, TokenKind, TokenListing, TokenRecord, TokenStatus};
 pub use users::{NewUser, UserChanges, UserRecord};
 
 use crate::config::DatabaseTarget;
@@ -36,6 +44,8 @@ pub enum StoreError {
     ReadOnly(String),
     #[error("{0} already exists")]
     Conflict(&'static str),
+    #[error("{0}")]
+    Duplicate(String),
     #[error("not found")]
     NotFound,
     #[error("stored data is damaged: {0}")]

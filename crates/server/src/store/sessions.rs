@@ -75,6 +75,15 @@ impl Store {
         Ok(())
     }
 
+    pub async fn update_session_data(&self, id_hash: &str, data: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET data = $1 WHERE id_hash = $2")
+            .bind(data)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(id_hash)

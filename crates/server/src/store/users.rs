@@ -15,6 +15,11 @@ pub struct UserRecord {
     pub enabled: bool,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
+    /// The chosen primary method (`oath`, later `phone_call`, `sms`, `mobile_app`).
+    pub method: Option<String>,
+    pub pin_hash: Option<String>,
+    /// When the user finished the enrolment wizard.
+    pub enrolled_at: Option<UnixTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +38,9 @@ pub struct UserChanges {
     pub language: Option<Option<String>>,
     pub password_hash: Option<Option<String>>,
     pub enabled: Option<bool>,
+    pub method: Option<Option<String>>,
+    pub pin_hash: Option<Option<String>>,
+    pub enrolled_at: Option<Option<UnixTime>>,
 }
 
 impl UserChanges {
@@ -42,11 +50,14 @@ impl UserChanges {
             && self.language.is_none()
             && self.password_hash.is_none()
             && self.enabled.is_none()
+            && self.method.is_none()
+            && self.pin_hash.is_none()
+            && self.enrolled_at.is_none()
     }
 }
 
-const COLUMNS: &str =
-    "id, username, email, phone, language, password_hash, enabled, created_at, updated_at";
+const COLUMNS: &str = "id, username, email, phone, language, password_hash, enabled, created_at, updated_at, \
+                       method, pin_hash, enrolled_at";
 
 fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
@@ -59,6 +70,9 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        method: row.try_get("method")?,
+        pin_hash: row.try_get("pin_hash")?,
+        enrolled_at: row.try_get("enrolled_at")?,
     })
 }
 
@@ -142,9 +156,12 @@ impl Store {
         let language = changes.language.unwrap_or(current.language);
         let password_hash = changes.password_hash.unwrap_or(current.password_hash);
         let enabled = changes.enabled.unwrap_or(current.enabled);
+        let method = changes.method.unwrap_or(current.method);
+        let pin_hash = changes.pin_hash.unwrap_or(current.pin_hash);
+        let enrolled_at = changes.enrolled_at.unwrap_or(current.enrolled_at);
         let done = sqlx::query(
-            "UPDATE users SET email = $1, phone = $2, language = $3, password_hash = $4, enabled = $5, updated_at = $6 \
-             WHERE id = $7",
+            "UPDATE users SET email = $1, phone = $2, language = $3, password_hash = $4, enabled = $5, updated_at = $6, \
+             method = $8, pin_hash = $9, enrolled_at = $10 WHERE id = $7",
         )
         .bind(email)
         .bind(phone)
@@ -153,6 +170,9 @@ impl Store {
         .bind(bool_int(enabled))
         .bind(now)
         .bind(&current.id)
+        .bind(method)
+        .bind(pin_hash)
+        .bind(enrolled_at)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {

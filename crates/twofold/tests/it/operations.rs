@@ -5,7 +5,7 @@ use crate::support::*;
 #[tokio::test]
 async fn healthz_and_readyz_answer_over_https_with_a_self_signed_certificate_kept_across_restarts()
 {
-    let env = Env::new(Backend::Sqlite).await;
+    let env = Env::new(Backend::Sqlite).await.password_only();
     let first = env.start();
     assert!(first.base.starts_with("https://127.0.0.1:"));
     assert!(
@@ -56,7 +56,7 @@ async fn healthz_and_readyz_answer_over_https_with_a_self_signed_certificate_kep
 
 #[tokio::test]
 async fn a_configured_pem_certificate_is_used_as_given() {
-    let source = Env::new(Backend::Sqlite).await;
+    let source = Env::new(Backend::Sqlite).await.password_only();
     let generated = source.start();
     let fingerprint = generated
         .banner
@@ -68,6 +68,7 @@ async fn a_configured_pem_certificate_is_used_as_given() {
     let tls = source.data_dir().join("tls");
     let env = Env::new(Backend::Sqlite)
         .await
+        .password_only()
         .set(
             "TWOFOLD_TLS__CERT_FILE",
             &tls.join("cert.pem").display().to_string(),
@@ -97,7 +98,7 @@ async fn a_configured_pem_certificate_is_used_as_given() {
 
 #[tokio::test]
 async fn every_page_carries_the_security_headers() {
-    let env = Env::new(Backend::Sqlite).await;
+    let env = Env::new(Backend::Sqlite).await.password_only();
     let server = env.start();
     let client = server.client();
     for path in ["/sign-in", "/healthz", "/no-such-page"] {
@@ -138,7 +139,7 @@ async fn every_page_carries_the_security_headers() {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_sign_ins_by_result() {
-    let env = Env::new(Backend::Sqlite).await;
+    let env = Env::new(Backend::Sqlite).await.password_only();
     env.add_user("mia", "mia's password");
     let server = env.start();
     let client = server.client();
@@ -185,7 +186,7 @@ async fn metrics_count_requests_by_route_and_sign_ins_by_result() {
 
 #[tokio::test]
 async fn the_audit_log_records_sign_ins_with_address_and_agent_and_cli_changes() {
-    let env = Env::new(Backend::Sqlite).await;
+    let env = Env::new(Backend::Sqlite).await.password_only();
     env.add_user("noor", "noor's password");
     env.cli_ok(&["user", "set", "noor", "--email", "noor@example.com"], "");
     let server = env.start();
@@ -244,6 +245,7 @@ async fn the_audit_log_records_sign_ins_with_address_and_agent_and_cli_changes()
 async fn behind_a_trusted_proxy_plain_http_believes_forwarded_for_and_not_otherwise() {
     let env = Env::new(Backend::Sqlite)
         .await
+        .password_only()
         .set("TWOFOLD_TLS__ENABLED", "false")
         .set("TWOFOLD_HTTP__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]");
     env.add_user("otto", "otto's password");
@@ -268,6 +270,7 @@ async fn behind_a_trusted_proxy_plain_http_believes_forwarded_for_and_not_otherw
 
     let untrusted = Env::new(Backend::Sqlite)
         .await
+        .password_only()
         .set("TWOFOLD_TLS__ENABLED", "false");
     let server = untrusted.start();
     let client = server.client();
@@ -289,7 +292,7 @@ async fn behind_a_trusted_proxy_plain_http_believes_forwarded_for_and_not_otherw
 
 #[tokio::test]
 async fn readyz_says_503_while_postgresql_refuses_connections_or_writes_and_recovers() {
-    let env = Env::new(Backend::Postgres).await;
+    let env = Env::new(Backend::Postgres).await.password_only();
     let url = env.vars["TWOFOLD_DATABASE__URL"].clone();
     let db = url.rsplit('/').next().unwrap().to_owned();
     let server = env.start();

@@ -3,7 +3,7 @@
 use crate::support::*;
 
 async fn sign_in_reaches_the_account_page(backend: Backend) {
-    let env = Env::new(backend).await;
+    let env = Env::new(backend).await.password_only();
     env.add_user("alice", "correct horse battery");
     let server = env.start();
     let client = server.client();
@@ -69,6 +69,7 @@ async fn a_user_added_from_the_cli_signs_in_and_reaches_the_account_page_on_post
 async fn wrong_passwords_lock_the_account(backend: Backend) {
     let env = Env::new(backend)
         .await
+        .password_only()
         .set("TWOFOLD_SETTINGS__LOCKOUT_THRESHOLD", "3");
     env.add_user("bob", "the right password");
     let server = env.start();
@@ -137,7 +138,7 @@ async fn repeated_failures_lock_the_account_until_unlocked_on_postgresql() {
 
 #[tokio::test]
 async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
-    let env = Env::new(Backend::Sqlite).await;
+    let env = Env::new(Backend::Sqlite).await.password_only();
     env.add_user("carol", "carol's password");
     let server = env.start();
     let client = server.client();
@@ -214,7 +215,7 @@ async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn an_expired_session_goes_back_to_sign_in_then_to_the_page_asked_for() {
-    let env = Env::new(Backend::Sqlite).await;
+    let env = Env::new(Backend::Sqlite).await.password_only();
     env.add_user("dave", "dave's password");
     let server = env.start();
     let client = server.client();
@@ -287,7 +288,7 @@ async fn age_sessions(data_dir: &std::path::Path, seconds: i64) {
 
 #[tokio::test]
 async fn a_username_with_odd_unicode_signs_in_however_it_is_typed() {
-    let env = Env::new(Backend::Sqlite).await;
+    let env = Env::new(Backend::Sqlite).await.password_only();
     // Added decomposed and in capitals, signed in full-width and composed.
     env.add_user("ZOE\u{0308}", "zoë's password");
     assert!(env.cli_ok(&["user", "list"], "").contains("zoë"));
@@ -313,7 +314,7 @@ async fn a_username_with_odd_unicode_signs_in_however_it_is_typed() {
 
 #[tokio::test]
 async fn a_ten_thousand_character_password_is_refused_before_hashing() {
-    let env = Env::new(Backend::Sqlite).await;
+    let env = Env::new(Backend::Sqlite).await.password_only();
     env.add_user("erin", "erin's password");
     let server = env.start();
     let client = server.client();
@@ -343,7 +344,7 @@ async fn a_ten_thousand_character_password_is_refused_before_hashing() {
 
 #[tokio::test]
 async fn an_oversized_request_body_gets_413() {
-    let env = Env::new(Backend::Sqlite).await;
+    let env = Env::new(Backend::Sqlite).await.password_only();
     let server = env.start();
     let client = server.http2_client();
     let token = sign_in_token(&client, &server).await;
@@ -370,7 +371,7 @@ async fn an_oversized_request_body_gets_413() {
 
 #[tokio::test]
 async fn pages_speak_french_when_asked_and_the_switcher_remembers_it() {
-    let env = Env::new(Backend::Sqlite).await;
+    let env = Env::new(Backend::Sqlite).await.password_only();
     env.add_user("fanny", "fanny's password");
     let server = env.start();
     let client = server.client();
@@ -450,7 +451,7 @@ async fn pages_speak_french_when_asked_and_the_switcher_remembers_it() {
 
 #[tokio::test]
 async fn every_form_field_has_a_label_and_the_standard_autocomplete() {
-    let env = Env::new(Backend::Sqlite).await;
+    let env = Env::new(Backend::Sqlite).await.password_only();
     let server = env.start();
     let html = server
         .client()
@@ -484,6 +485,7 @@ async fn every_form_field_has_a_label_and_the_standard_autocomplete() {
 async fn sign_in_attempts_from_one_address_are_rate_limited() {
     let env = Env::new(Backend::Sqlite)
         .await
+        .password_only()
         .set("TWOFOLD_LIMITS__SIGN_IN_PER_IP_PER_MINUTE", "2");
     env.add_user("gus", "gus's password");
     let server = env.start();
@@ -514,7 +516,7 @@ async fn sign_in_attempts_from_one_address_are_rate_limited() {
 
 #[tokio::test]
 async fn signing_in_is_refused_when_the_setting_turns_it_off() {
-    let env = Env::new(Backend::Sqlite).await;
+    let env = Env::new(Backend::Sqlite).await.password_only();
     env.add_user("hana", "hana's password");
     env.cli_ok(&["settings", "set", "allow_user_login", "false"], "");
     let server = env.start();
@@ -534,7 +536,7 @@ async fn signing_in_is_refused_when_the_setting_turns_it_off() {
 
 #[tokio::test]
 async fn a_disabled_user_cannot_sign_in_and_loses_their_sessions() {
-    let env = Env::new(Backend::Sqlite).await;
+    let env = Env::new(Backend::Sqlite).await.password_only();
     env.add_user("ivan", "ivan's password");
     let server = env.start();
     let client = server.client();

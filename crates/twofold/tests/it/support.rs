@@ -115,6 +115,12 @@ impl Env {
         Env { dir, vars }
     }
 
+    /// Signs in from a trusted address (the tests' 127.0.0.1), so the password is the only
+    /// factor: for the tests of the password step, sessions and pages.
+    pub fn password_only(self) -> Env {
+        self.set("TWOFOLD_SETTINGS__TRUSTED_IP_RANGES", "[\"127.0.0.0/8\"]")
+    }
+
     pub fn set(mut self, key: &str, value: &str) -> Env {
         self.vars.insert(key.to_owned(), value.to_owned());
         self

@@ -1,33 +1,60 @@
-//! The account page: the signed-in user's profile.
+//! The account page: the profile, the second factors, and the one-time bypass.
 
 use super::sign_in::format_time;
-use super::{PageContext, Visitor, render};
+use super::verify::factor_error;
+use super::{PageContext, Stage, Visitor, render};
+use crate::service::ServiceError;
+use crate::store::TokenKind;
+use crate::web::client::Client;
 use crate::web::{AppState, WebError};
 use askama::Template;
-use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::response::{Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/account", get(account_get))
+    Router::new()
+        .route("/account", get(account_get))
+        .route("/account/oath/remove", post(remove_token_post))
+        .route("/account/bypass", post(bypass_post))
 }
 
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountTemplate {
     page: PageContext,
+    notice: Option<String>,
+    error: Option<String>,
     intro: String,
     username: String,
     email: String,
     phone: String,
     language: String,
     member_since: String,
+    token: String,
+    has_token: bool,
+    show_pin: bool,
+    show_questions: bool,
+    answers: usize,
+    allow_bypass: bool,
+    prompt_bypass_seconds: bool,
+    bypass_default: u32,
+    bypass_max: u32,
+    bypass_until: Option<String>,
 }
 
-/// Sends a visitor who is not signed in to the sign-in page, to come back here after.
+/// Sends a visitor who is not signed in to the sign-in page (or back to the step they are
+/// at), to come back here after.
 pub(super) fn require_sign_in(visitor: &Visitor) -> Response {
+    match visitor.session.as_ref().map(|s| &s.data.stage) {
+        Some(Stage::Verify { .. }) => return visitor.finish(Redirect::to("/verify")),
+        Some(Stage::Enroll) => return visitor.finish(Redirect::to("/enroll")),
+        _ => {}
+    }
     let mut target = format!("/sign-in?next={}", url_encode(&visitor.path));
     if visitor.session_ended {
         target.push_str("&expired=1");
@@ -39,18 +66,37 @@ fn url_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-async fn account_get(
-    State(state): State<AppState>,
-    visitor: Visitor,
+#[derive(Debug, Default, Deserialize)]
+struct AccountQuery {
+    changed: Option<String>,
+}
+
+async fn account_page(
+    state: &AppState,
+    visitor: &Visitor,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
 ) -> Result<Response, WebError> {
-    let Some(active) = &visitor.session else {
-        return Ok(require_sign_in(&visitor));
+    let Some(active) = visitor.signed_in() else {
+        return Ok(require_sign_in(visitor));
     };
     let profile = state.service().profile(&active.record.user_id).await?;
+    let factors = state.service().factors(&active.record.user_id).await?;
     let t = visitor.t();
     let not_set = t.t("account-not-set");
+    let token = match &factors.token {
+        Some(token) => match (&token.kind, &token.serial) {
+            (TokenKind::Hardware, Some(serial)) => t.t1("token-hardware", "serial", serial),
+            _ => t.t("token-app"),
+        },
+        None => t.t("token-none"),
+    };
+    let settings = &visitor.settings;
     let page = AccountTemplate {
-        page: visitor.page(&state),
+        page: visitor.page(state),
+        notice,
+        error,
         intro: t.t1("account-intro", "username", &profile.username),
         username: profile.username,
         email: profile.email.unwrap_or_else(|| not_set.clone()),
@@ -60,8 +106,110 @@ async fn account_get(
             .map(|l| l.autonym().to_owned())
             .unwrap_or(not_set),
         member_since: format_time(profile.created_at),
+        has_token: factors.token.is_some(),
+        token,
+        show_pin: settings.pin_required || factors.factors.has_pin,
+        show_questions: settings.security_questions_fallback,
+        answers: factors.factors.security_answers,
+        allow_bypass: settings.allow_one_time_bypass,
+        prompt_bypass_seconds: settings.prompt_for_bypass_seconds,
+        bypass_default: settings.one_time_bypass_seconds,
+        bypass_max: settings.one_time_bypass_max_seconds,
+        bypass_until: factors.active_bypass_until.map(format_time),
     };
-    Ok(visitor
-        .finish(render(StatusCode::OK, &page)?)
-        .into_response())
+    Ok(visitor.finish(render(status, &page)?))
+}
+
+async fn account_get(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    query: Result<Query<AccountQuery>, QueryRejection>,
+) -> Result<Response, WebError> {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let t = visitor.t();
+    let notice = match query.changed.as_deref() {
+        Some("oath") => Some(t.t("changed-oath")),
+        Some("pin") => Some(t.t("changed-pin")),
+        Some("questions") => Some(t.t("changed-questions")),
+        Some("token-removed") => Some(t.t("changed-token-removed")),
+        _ => None,
+    };
+    account_page(&state, &visitor, StatusCode::OK, notice, None).await
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+async fn remove_token_post(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Client(client): Client,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form?;
+    visitor.check_csrf(&state, field(&form, "csrf_token"))?;
+    let Some(active) = visitor.signed_in() else {
+        return Ok(require_sign_in(&visitor));
+    };
+    state
+        .service()
+        .remove_oath_token(&active.record.user_id, &client)
+        .await?;
+    Ok(visitor.finish(Redirect::to("/account?changed=token-removed")))
+}
+
+async fn bypass_post(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Client(client): Client,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form?;
+    visitor.check_csrf(&state, field(&form, "csrf_token"))?;
+    let Some(active) = visitor.signed_in() else {
+        return Ok(require_sign_in(&visitor));
+    };
+    let t = visitor.t();
+    let raw = field(&form, "seconds").trim();
+    let seconds = if raw.is_empty() {
+        None
+    } else {
+        match raw.parse::<u32>() {
+            Ok(s) => Some(s),
+            Err(_) => {
+                let message = t.t1(
+                    "bypass-out-of-range",
+                    "max",
+                    &visitor.settings.one_time_bypass_max_seconds.to_string(),
+                );
+                return account_page(
+                    &state,
+                    &visitor,
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    Some(message),
+                )
+                .await;
+            }
+        }
+    };
+    match state
+        .service()
+        .start_bypass(&active.record.user_id, seconds, &client)
+        .await
+    {
+        Ok(until) => {
+            let notice = t.t1("bypass-started", "until", &format_time(until));
+            account_page(&state, &visitor, StatusCode::OK, Some(notice), None).await
+        }
+        Err(ServiceError::Domain(e)) => {
+            let (status, message) = factor_error(&visitor, &e);
+            account_page(&state, &visitor, status, None, Some(message)).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }

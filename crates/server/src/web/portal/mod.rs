@@ -1,8 +1,10 @@
 //! The portal's pages. Each module holds its handlers (`<page>_<get|post>`) and templates.
 
 mod account;
+mod enroll;
 mod language;
 mod sign_in;
+mod verify;
 
 use super::i18n::Translator;
 use super::session::{self, LANG_COOKIE, PRE_COOKIE, SESSION_COOKIE};
@@ -16,6 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use twofold_engine::flow::{Challenge, Via};
 use twofold_engine::{Language, Settings};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -25,6 +28,8 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(sign_in::routes())
         .merge(account::routes())
         .merge(language::routes())
+        .merge(verify::routes())
+        .merge(enroll::routes())
 }
 
 async fn stylesheet() -> Response {
@@ -95,13 +100,42 @@ pub fn request_language(
     }
 }
 
+/// Where a session stands: signed in, or between the password and the second factor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "stage")]
+pub enum Stage {
+    SignedIn {
+        via: Via,
+    },
+    /// The password was right; the second factor is asked. `asked` holds the security
+    /// questions drawn for this attempt, so reloading the page does not draw easier ones.
+    Verify {
+        challenge: Challenge,
+        asked: Vec<String>,
+    },
+    /// The password was right and the user enrols (first sign-in).
+    Enroll,
+}
+
 /// What the portal keeps in a session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionData {
     pub username: String,
     #[serde(default)]
     pub language: Option<Language>,
+    #[serde(flatten)]
+    pub stage: Stage,
+    /// The session ends then at the latest (shorter for the OATH fallback and before the
+    /// second factor).
+    pub max_until: i64,
+    /// Where to go once signed in.
+    #[serde(default)]
+    pub next: Option<String>,
 }
+
+/// How long a session may wait between the password and the second factor (enrolment
+/// included: installing an authenticator app takes a few minutes).
+pub const PRE_AUTH_SECONDS: i64 = 30 * 60;
 
 /// A signed-in visitor's session.
 pub struct ActiveSession {
@@ -137,12 +171,15 @@ impl FromRequestParts<AppState> for Visitor {
         if let Some(id) = session::read_cookie(&parts.headers, SESSION_COOKIE) {
             let id_hash = session::hash_id(id);
             match state.sessions().session(&id_hash, now).await? {
-                Some(record) if still_valid(&record, now, &settings) => {
-                    let data: SessionData = serde_json::from_str(&record.data)
-                        .map_err(|e| WebError::Internal(format!("session data: {e}")))?;
+                Some(record)
+                    if still_valid(&record, now, &settings)
+                        && session_data(&record).is_some_and(|d| now < d.max_until) =>
+                {
+                    let data = session_data(&record)
+                        .ok_or_else(|| WebError::Internal("session data".into()))?;
                     // Refresh the idle deadline, at most every 30 seconds to spare the store.
                     if now - record.last_seen_at >= 30 {
-                        let expires = expiry(record.created_at, now, &settings);
+                        let expires = expiry(record.created_at, now, &settings).min(data.max_until);
                         state
                             .sessions()
                             .touch_session(&id_hash, now, expires)
@@ -187,12 +224,23 @@ pub fn expiry(created_at: i64, now: i64, settings: &Settings) -> i64 {
     idle.min(max)
 }
 
+fn session_data(record: &SessionRecord) -> Option<SessionData> {
+    serde_json::from_str(&record.data).ok()
+}
+
 fn still_valid(record: &SessionRecord, now: i64, settings: &Settings) -> bool {
     // The settings may have shortened the timeouts since the session was stored.
     now < expiry(record.created_at, record.last_seen_at, settings) && now < record.expires_at
 }
 
 impl Visitor {
+    /// The session, when its user is signed in (second factor done).
+    pub fn signed_in(&self) -> Option<&ActiveSession> {
+        self.session
+            .as_ref()
+            .filter(|s| matches!(s.data.stage, Stage::SignedIn { .. }))
+    }
+
     pub fn t(&self) -> Translator {
         Translator::new(self.language)
     }
@@ -256,6 +304,56 @@ impl Visitor {
         }
         response
     }
+}
+
+/// Starts a new session for `user_id` at `stage`, ending the visitor's current one (a new
+/// id at every step: a session id seen before a step is worthless after it). Returns the
+/// `Set-Cookie` value.
+pub async fn start_session(
+    state: &AppState,
+    visitor: &Visitor,
+    user_id: &str,
+    data: SessionData,
+) -> Result<HeaderValue, WebError> {
+    if let Some(old) = &visitor.session {
+        state
+            .sessions()
+            .delete_session(&session::hash_id(&old.id))
+            .await?;
+    }
+    let now = state.now();
+    let id = session::new_token();
+    let record = SessionRecord {
+        id_hash: session::hash_id(&id),
+        user_id: user_id.to_owned(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: expiry(now, now, &visitor.settings).min(data.max_until),
+        data: serde_json::to_string(&data).map_err(|e| WebError::Internal(e.to_string()))?,
+    };
+    state.sessions().create_session(&record).await?;
+    Ok(session::set_cookie(SESSION_COOKIE, &id, None))
+}
+
+/// Moves the visitor's session to `stage` with a new session id; returns the response
+/// that sends them on to `to`.
+pub async fn advance_session(
+    state: &AppState,
+    visitor: &Visitor,
+    active: &ActiveSession,
+    stage: Stage,
+    max_until: i64,
+    to: &str,
+) -> Result<Response, WebError> {
+    let data = SessionData {
+        stage,
+        max_until,
+        ..active.data.clone()
+    };
+    let cookie = start_session(state, visitor, &active.record.user_id, data).await?;
+    let mut response = Redirect::to(to).into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
 }
 
 /// Renders a template as an HTML response with `status`.

@@ -1,8 +1,9 @@
 //! The sign-in page (password step) and signing out.
 
-use super::{PageContext, SessionData, Visitor, expiry, render, safe_next};
+use super::{
+    PRE_AUTH_SECONDS, PageContext, SessionData, Stage, Visitor, render, safe_next, start_session,
+};
 use crate::service::ServiceError;
-use crate::store::SessionRecord;
 use crate::web::client::Client;
 use crate::web::session::{self, LANG_COOKIE, SESSION_COOKIE};
 use crate::web::{AppState, WebError};
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
+use twofold_engine::flow::{self, NextStep};
 use twofold_engine::password::MAX_PASSWORD_CHARS;
 use twofold_engine::{DomainError, PasswordError};
 
@@ -47,7 +49,7 @@ async fn sign_in_get(
 ) -> Result<Response, WebError> {
     let query = query.map(|Query(q)| q).unwrap_or_default();
     let next = safe_next(query.next.as_deref());
-    if visitor.session.is_some() {
+    if visitor.signed_in().is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
     let t = visitor.t();
@@ -110,12 +112,12 @@ async fn sign_in_post(
         return Ok(response);
     }
 
-    let identity = match state
+    let progress = match state
         .service()
         .sign_in(&form.username, &form.password, &client)
         .await
     {
-        Ok(identity) => identity,
+        Ok(progress) => progress,
         Err(ServiceError::Domain(e)) => {
             let (status, message) = match e {
                 DomainError::UserLocked { until } => (
@@ -137,35 +139,39 @@ async fn sign_in_post(
         }
         Err(other) => return Err(other.into()),
     };
-
-    // A new session id at every sign-in: a session fixed before signing in is worthless.
-    if let Some(old) = &visitor.session {
-        state
-            .sessions()
-            .delete_session(&session::hash_id(&old.id))
-            .await?;
-    }
+    let identity = progress.identity;
     let now = state.now();
-    let id = session::new_token();
+    let (stage, max_until, to) = match progress.next {
+        NextStep::SignedIn(via) => (
+            Stage::SignedIn { via },
+            now + flow::session_limit_seconds(&visitor.settings, via),
+            next.clone(),
+        ),
+        NextStep::Enroll => (Stage::Enroll, now + PRE_AUTH_SECONDS, "/enroll".to_owned()),
+        NextStep::Verify(challenge) => (
+            Stage::Verify {
+                challenge,
+                asked: Vec::new(),
+            },
+            now + PRE_AUTH_SECONDS,
+            "/verify".to_owned(),
+        ),
+        NextStep::ContactAdministrator => {
+            return again(StatusCode::FORBIDDEN, t.t("sign-in-not-enrolled"));
+        }
+    };
     let data = SessionData {
         username: identity.username.clone(),
         language: identity.language,
+        stage,
+        max_until,
+        next: Some(next.clone()),
     };
-    let record = SessionRecord {
-        id_hash: session::hash_id(&id),
-        user_id: identity.user_id.clone(),
-        created_at: now,
-        last_seen_at: now,
-        expires_at: expiry(now, now, &visitor.settings),
-        data: serde_json::to_string(&data).map_err(|e| WebError::Internal(e.to_string()))?,
-    };
-    state.sessions().create_session(&record).await?;
-    let mut response = Redirect::to(&next).into_response();
+    // A new session id at every sign-in: a session fixed before signing in is worthless.
+    let cookie = start_session(&state, &visitor, &identity.user_id, data).await?;
+    let mut response = Redirect::to(&to).into_response();
     let headers = response.headers_mut();
-    headers.append(
-        header::SET_COOKIE,
-        session::set_cookie(SESSION_COOKIE, &id, None),
-    );
+    headers.append(header::SET_COOKIE, cookie);
     if let Some(language) = identity
         .language
         .filter(|_| visitor.settings.allow_language_selection)

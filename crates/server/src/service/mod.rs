@@ -5,6 +5,13 @@
 //! Service SDK. The administration commands use the same in-process service, so a change made
 //! from the CLI follows the same rules and lands in the same audit log.
 
+mod factors;
+
+pub use factors::{
+    DEFAULT_QUESTIONS, FactorsView, QuestionView, SignInProgress, SoftwareEnrollment, TokenSummary,
+};
+
+use crate::secrets::Keyring;
 use crate::store::{NewUser, SessionRecord, Store, StoreError, UserChanges, UserRecord};
 use async_trait::async_trait;
 use std::net::IpAddr;
@@ -12,7 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
+use twofold_engine::flow::Via;
 use twofold_engine::password::PasswordHasher;
+use twofold_engine::settings::Method;
 use twofold_engine::{Clock, DomainError, Language, Settings, UnixTime, Username, sign_in};
 
 /// Who is asking, as the portal or the SDK saw them.
@@ -70,13 +79,96 @@ impl From<StoreError> for ServiceError {
 pub trait MfaService: Send + Sync + 'static {
     /// The settings in force (shared by every node).
     async fn settings(&self) -> Result<Settings, ServiceError>;
-    /// The password step of signing in. Every attempt is audited and counts towards lockout.
+    /// The password step of signing in, and where the sign-in goes next (a trusted address
+    /// or a one-time bypass completes it at once). Every attempt is audited and every
+    /// failure counts towards lockout.
     async fn sign_in(
         &self,
         username: &str,
         password: &str,
         client: &ClientContext,
-    ) -> Result<Identity, ServiceError>;
+    ) -> Result<SignInProgress, ServiceError>;
+    /// What the user has enrolled, for the wizard and the account page.
+    async fn factors(&self, user_id: &str) -> Result<FactorsView, ServiceError>;
+    /// Checks an OATH code (and the PIN when PINs are required) for a sign-in.
+    async fn verify_oath(
+        &self,
+        user_id: &str,
+        code: &str,
+        pin: Option<&str>,
+        client: &ClientContext,
+    ) -> Result<Via, ServiceError>;
+    /// Draws the security questions to ask.
+    async fn draw_security_questions(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<QuestionView>, ServiceError>;
+    /// Checks the answers to the questions that were asked; all must be right.
+    async fn answer_security_questions(
+        &self,
+        user_id: &str,
+        asked: &[String],
+        answers: &[(String, String)],
+        client: &ClientContext,
+    ) -> Result<Via, ServiceError>;
+    /// Starts (or shows again) an authenticator-app enrolment.
+    async fn begin_software_oath(&self, user_id: &str) -> Result<SoftwareEnrollment, ServiceError>;
+    /// Activates the pending authenticator-app token with a first valid code.
+    async fn confirm_software_oath(
+        &self,
+        user_id: &str,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError>;
+    /// Associates an imported hardware token by serial number, proven by a current code.
+    async fn associate_hardware_token(
+        &self,
+        user_id: &str,
+        serial: &str,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError>;
+    async fn remove_oath_token(
+        &self,
+        user_id: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError>;
+    async fn set_pin(
+        &self,
+        user_id: &str,
+        pin: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError>;
+    async fn set_method(
+        &self,
+        user_id: &str,
+        method: Method,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError>;
+    /// The approved questions in `language` (and English ones when it has too few).
+    async fn question_catalogue(
+        &self,
+        language: Language,
+    ) -> Result<Vec<QuestionView>, ServiceError>;
+    async fn set_security_answers(
+        &self,
+        user_id: &str,
+        answers: &[(String, String)],
+        client: &ClientContext,
+    ) -> Result<(), ServiceError>;
+    /// Ends the wizard when nothing is missing any more.
+    async fn complete_enrollment(
+        &self,
+        user_id: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError>;
+    /// Starts a one-time bypass; returns when it expires.
+    async fn start_bypass(
+        &self,
+        user_id: &str,
+        seconds: Option<u32>,
+        client: &ClientContext,
+    ) -> Result<UnixTime, ServiceError>;
     async fn profile(&self, user_id: &str) -> Result<Profile, ServiceError>;
     async fn set_language(
         &self,
@@ -104,6 +196,7 @@ pub trait PortalSessions: Send + Sync + 'static {
         now: UnixTime,
         expires_at: UnixTime,
     ) -> Result<(), ServiceError>;
+    async fn update_session_data(&self, id_hash: &str, data: &str) -> Result<(), ServiceError>;
     async fn delete_session(&self, id_hash: &str) -> Result<(), ServiceError>;
 }
 
@@ -116,18 +209,28 @@ pub struct InProcessService {
     store: Store,
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
+    keyring: Keyring,
     settings_cache: RwLock<Option<(Instant, Settings)>>,
 }
 
 impl InProcessService {
-    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Result<Self, ServiceError> {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        keyring: Keyring,
+    ) -> Result<Self, ServiceError> {
         let hasher = PasswordHasher::new().map_err(|e| ServiceError::Internal(e.to_string()))?;
         Ok(Self {
             store,
             clock,
             hasher,
+            keyring,
             settings_cache: RwLock::new(None),
         })
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     pub fn store(&self) -> &Store {
@@ -235,10 +338,15 @@ impl InProcessService {
         match (outcome, user) {
             (Ok(()), Some(user)) => {
                 self.audit(
-                    AuditEvent::new(now, AuditAction::SignIn, AuditOutcome::Success, "portal")
-                        .subject(name.as_str())
-                        .client(ip.clone(), ua.clone())
-                        .detail("password"),
+                    AuditEvent::new(
+                        now,
+                        AuditAction::PasswordVerified,
+                        AuditOutcome::Success,
+                        "portal",
+                    )
+                    .subject(name.as_str())
+                    .client(ip.clone(), ua.clone())
+                    .detail("password"),
                 )
                 .await;
                 Ok(Identity {
@@ -474,16 +582,131 @@ impl MfaService for InProcessService {
         username: &str,
         password: &str,
         client: &ClientContext,
-    ) -> Result<Identity, ServiceError> {
+    ) -> Result<SignInProgress, ServiceError> {
         let result = self.check_password(username, password, client).await;
         let label = match &result {
-            Ok(_) => "success",
-            Err(ServiceError::Domain(DomainError::UserLocked { .. })) => "locked",
-            Err(ServiceError::Domain(_)) => "failure",
-            Err(_) => "error",
+            Ok(_) => None,
+            Err(ServiceError::Domain(DomainError::UserLocked { .. })) => Some("locked"),
+            Err(ServiceError::Domain(_)) => Some("failure"),
+            Err(_) => Some("error"),
         };
-        metrics::counter!("twofold_sign_ins_total", "result" => label).increment(1);
-        result
+        if let Some(label) = label {
+            metrics::counter!("twofold_sign_ins_total", "result" => label).increment(1);
+        }
+        self.after_password(result?, client).await
+    }
+
+    async fn factors(&self, user_id: &str) -> Result<FactorsView, ServiceError> {
+        self.factors_of(user_id).await
+    }
+
+    async fn verify_oath(
+        &self,
+        user_id: &str,
+        code: &str,
+        pin: Option<&str>,
+        client: &ClientContext,
+    ) -> Result<Via, ServiceError> {
+        self.verify_oath_code(user_id, code, pin, client).await
+    }
+
+    async fn draw_security_questions(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<QuestionView>, ServiceError> {
+        self.draw_questions(user_id).await
+    }
+
+    async fn answer_security_questions(
+        &self,
+        user_id: &str,
+        asked: &[String],
+        answers: &[(String, String)],
+        client: &ClientContext,
+    ) -> Result<Via, ServiceError> {
+        self.check_answers(user_id, asked, answers, client).await
+    }
+
+    async fn begin_software_oath(&self, user_id: &str) -> Result<SoftwareEnrollment, ServiceError> {
+        self.begin_software(user_id).await
+    }
+
+    async fn confirm_software_oath(
+        &self,
+        user_id: &str,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.confirm_software(user_id, code, client).await
+    }
+
+    async fn associate_hardware_token(
+        &self,
+        user_id: &str,
+        serial: &str,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.associate_hardware(user_id, serial, code, client).await
+    }
+
+    async fn remove_oath_token(
+        &self,
+        user_id: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.remove_token(user_id, client).await
+    }
+
+    async fn set_pin(
+        &self,
+        user_id: &str,
+        pin: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.change_pin(user_id, pin, client).await
+    }
+
+    async fn set_method(
+        &self,
+        user_id: &str,
+        method: Method,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.change_method(user_id, method, client).await
+    }
+
+    async fn question_catalogue(
+        &self,
+        language: Language,
+    ) -> Result<Vec<QuestionView>, ServiceError> {
+        self.catalogue(language).await
+    }
+
+    async fn set_security_answers(
+        &self,
+        user_id: &str,
+        answers: &[(String, String)],
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.change_answers(user_id, answers, client).await
+    }
+
+    async fn complete_enrollment(
+        &self,
+        user_id: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.finish_enrollment(user_id, client).await
+    }
+
+    async fn start_bypass(
+        &self,
+        user_id: &str,
+        seconds: Option<u32>,
+        client: &ClientContext,
+    ) -> Result<UnixTime, ServiceError> {
+        self.begin_bypass(user_id, seconds, client).await
     }
 
     async fn profile(&self, user_id: &str) -> Result<Profile, ServiceError> {
@@ -575,6 +798,9 @@ impl PortalSessions for InProcessService {
         expires_at: UnixTime,
     ) -> Result<(), ServiceError> {
         Ok(self.store.touch_session(id_hash, now, expires_at).await?)
+    }
+    async fn update_session_data(&self, id_hash: &str, data: &str) -> Result<(), ServiceError> {
+        Ok(self.store.update_session_data(id_hash, data).await?)
     }
     async fn delete_session(&self, id_hash: &str) -> Result<(), ServiceError> {
         Ok(self.store.delete_session(id_hash).await?)

@@ -1,0 +1,1005 @@
+//! Second factors in the in-process service: the flow after the password, OATH tokens,
+//! PINs, security questions, enrolment and one-time bypasses.
+
+use super::{ClientContext, Identity, InProcessService, ServiceError};
+use crate::store::{
+    NewToken, StoreError, TokenKind, TokenRecord, TokenStatus, UserChanges, UserRecord, new_id,
+};
+use twofold_engine::answers::{self, QUESTIONS_PER_USER};
+use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
+use twofold_engine::flow::{
+    self, AttemptFacts, Challenge, EnrollmentStep, NextStep, UserFactors, Via,
+};
+use twofold_engine::oath::{self, OathKind, OathParams, OathState, Window};
+use twofold_engine::settings::Method;
+use twofold_engine::{DomainError, Language, Settings, UnixTime, Username, pin};
+use zeroize::Zeroizing;
+
+/// Where a sign-in stands after the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInProgress {
+    pub identity: Identity,
+    pub next: NextStep,
+}
+
+/// A user's token as pages show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSummary {
+    pub kind: TokenKind,
+    pub serial: Option<String>,
+    pub params: OathParams,
+    pub activated_at: Option<UnixTime>,
+}
+
+/// What a user has enrolled, and what the settings make of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactorsView {
+    pub username: String,
+    pub factors: UserFactors,
+    pub token: Option<TokenSummary>,
+    pub active_bypass_until: Option<UnixTime>,
+    pub next_enrollment: Option<EnrollmentStep>,
+    /// The fallbacks offered instead of the user's own method.
+    pub fallbacks: Vec<Challenge>,
+    pub primary: Option<Challenge>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuestionView {
+    pub id: String,
+    pub text: String,
+}
+
+/// An authenticator-app enrolment in progress: everything needed to add it to an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoftwareEnrollment {
+    pub uri: String,
+    pub secret_base32: String,
+    pub qr_svg: String,
+    pub issuer: String,
+    pub account: String,
+    pub params: OathParams,
+}
+
+/// The shipped security questions: (id, language, text).
+pub const DEFAULT_QUESTIONS: &[(&str, &str, &str)] = &[
+    ("en-1", "en", "What was the name of your first pet?"),
+    ("en-2", "en", "In what city were you born?"),
+    ("en-3", "en", "What was the name of your first school?"),
+    ("en-4", "en", "What is your oldest cousin's first name?"),
+    ("en-5", "en", "What was the make of your first car?"),
+    (
+        "en-6",
+        "en",
+        "What street did you live on when you were ten?",
+    ),
+    ("en-7", "en", "What was your childhood nickname?"),
+    (
+        "en-8",
+        "en",
+        "What is the first name of your favourite teacher?",
+    ),
+    (
+        "fr-1",
+        "fr",
+        "Quel était le nom de votre premier animal de compagnie ?",
+    ),
+    ("fr-2", "fr", "Dans quelle ville êtes-vous né(e) ?"),
+    ("fr-3", "fr", "Quel était le nom de votre première école ?"),
+    (
+        "fr-4",
+        "fr",
+        "Quel est le prénom de votre cousin(e) le/la plus âgé(e) ?",
+    ),
+    (
+        "fr-5",
+        "fr",
+        "Quelle était la marque de votre première voiture ?",
+    ),
+    ("fr-6", "fr", "Dans quelle rue habitiez-vous à dix ans ?"),
+    ("fr-7", "fr", "Quel était votre surnom d’enfance ?"),
+    (
+        "fr-8",
+        "fr",
+        "Quel est le prénom de votre enseignant(e) préféré(e) ?",
+    ),
+];
+
+fn token_aad(id: &str) -> Vec<u8> {
+    format!("oath_tokens:{id}").into_bytes()
+}
+
+fn window(settings: &Settings) -> Window {
+    Window {
+        totp_steps: u32::from(settings.oath_totp_window_steps),
+        hotp_look_ahead: u32::from(settings.oath_hotp_look_ahead),
+    }
+}
+
+fn method_tag(method: Method) -> &'static str {
+    match method {
+        Method::PhoneCall => "phone_call",
+        Method::Sms => "sms",
+        Method::MobileApp => "mobile_app",
+        Method::Oath => "oath",
+    }
+}
+
+fn parse_method(tag: Option<&str>) -> Option<Method> {
+    match tag? {
+        "phone_call" => Some(Method::PhoneCall),
+        "sms" => Some(Method::Sms),
+        "mobile_app" => Some(Method::MobileApp),
+        "oath" => Some(Method::Oath),
+        _ => None,
+    }
+}
+
+/// The QR code of an `otpauth://` URI as an SVG image.
+pub fn qr_svg(uri: &str) -> Result<String, ServiceError> {
+    let code = qrcode::QrCode::new(uri.as_bytes())
+        .map_err(|e| ServiceError::Internal(format!("QR code: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .quiet_zone(true)
+        .build())
+}
+
+impl InProcessService {
+    async fn user(&self, user_id: &str) -> Result<UserRecord, ServiceError> {
+        self.store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(ServiceError::Domain(DomainError::UserNotFound))
+    }
+
+    async fn user_factors(
+        &self,
+        user: &UserRecord,
+    ) -> Result<(UserFactors, Option<TokenRecord>), ServiceError> {
+        let token = self.store.user_token(&user.id, TokenStatus::Active).await?;
+        let answers = self.store.answers(&user.id).await?.len();
+        Ok((
+            UserFactors {
+                enrolled: user.enrolled_at.is_some(),
+                method: parse_method(user.method.as_deref()),
+                has_oath_token: token.is_some(),
+                security_answers: answers,
+                has_pin: user.pin_hash.is_some(),
+            },
+            token,
+        ))
+    }
+
+    fn event(
+        &self,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        user: &UserRecord,
+        client: &ClientContext,
+    ) -> AuditEvent {
+        // Sign-in attempts are the portal's doing; changes are the user's.
+        let actor = if action == AuditAction::SignIn {
+            "portal".to_owned()
+        } else {
+            format!("user:{}", user.username)
+        };
+        AuditEvent::new(self.clock.now(), action, outcome, actor)
+            .subject(user.username.clone())
+            .client(
+                client.ip.map(|ip| ip.to_string()),
+                client.user_agent.clone(),
+            )
+    }
+
+    /// Refuses a second-factor attempt while the username is locked.
+    async fn ensure_not_locked(&self, username: &str) -> Result<(), ServiceError> {
+        let lockout = self.store.lockout(username).await?;
+        if let Some(until) = lockout.state.locked_at(self.clock.now()) {
+            return Err(DomainError::UserLocked { until }.into());
+        }
+        Ok(())
+    }
+
+    /// Counts a failed second factor towards lockout; returns the error to report (the
+    /// lock, if this failure locked the username).
+    async fn factor_failure(
+        &self,
+        user: &UserRecord,
+        error: DomainError,
+        client: &ClientContext,
+    ) -> Result<ServiceError, ServiceError> {
+        let settings = self.settings_now().await?;
+        let outcome = self
+            .record_password_result(&user.username, false, &settings)
+            .await?;
+        let reported = match outcome {
+            Err(DomainError::UserLocked { until }) => DomainError::UserLocked { until },
+            _ => error,
+        };
+        self.audit(
+            self.event(AuditAction::SignIn, AuditOutcome::Failure, user, client)
+                .detail(reported.code()),
+        )
+        .await;
+        metrics::counter!("twofold_sign_ins_total", "result" => "second_factor_failure")
+            .increment(1);
+        Ok(reported.into())
+    }
+
+    async fn factor_success(
+        &self,
+        user: &UserRecord,
+        via: Via,
+        client: &ClientContext,
+    ) -> Result<Via, ServiceError> {
+        let settings = self.settings_now().await?;
+        let _cleared = self
+            .record_password_result(&user.username, true, &settings)
+            .await?;
+        self.record_signed_in(user, via, client).await;
+        Ok(via)
+    }
+
+    pub(super) async fn record_signed_in(
+        &self,
+        user: &UserRecord,
+        via: Via,
+        client: &ClientContext,
+    ) {
+        self.audit(
+            self.event(AuditAction::SignIn, AuditOutcome::Success, user, client)
+                .detail(via.as_str()),
+        )
+        .await;
+        metrics::counter!("twofold_sign_ins_total", "result" => "success").increment(1);
+    }
+
+    async fn settings_now(&self) -> Result<Settings, ServiceError> {
+        use super::MfaService;
+        self.settings().await
+    }
+
+    pub(super) async fn after_password(
+        &self,
+        identity: Identity,
+        client: &ClientContext,
+    ) -> Result<SignInProgress, ServiceError> {
+        let settings = self.settings_now().await?;
+        let user = self.user(&identity.user_id).await?;
+        let (factors, _) = self.user_factors(&user).await?;
+        let now = self.clock.now();
+        let bypass = self.store.active_bypass(&user.id, now).await?;
+        let mut facts = AttemptFacts {
+            client_ip: client.ip,
+            bypass_available: bypass.is_some(),
+        };
+        let mut next = flow::after_password(&settings, &factors, facts);
+        if next == NextStep::SignedIn(Via::Bypass) {
+            let used = match &bypass {
+                Some(b) => self.store.consume_bypass(&b.id, now).await?,
+                None => false,
+            };
+            if !used {
+                facts.bypass_available = false;
+                next = flow::after_password(&settings, &factors, facts);
+            }
+        }
+        if let NextStep::SignedIn(via) = next {
+            self.record_signed_in(&user, via, client).await;
+        }
+        if next == NextStep::ContactAdministrator {
+            self.audit(
+                self.event(AuditAction::SignIn, AuditOutcome::Failure, &user, client)
+                    .detail("not_enrolled"),
+            )
+            .await;
+        }
+        Ok(SignInProgress { identity, next })
+    }
+
+    pub(super) async fn factors_of(&self, user_id: &str) -> Result<FactorsView, ServiceError> {
+        let settings = self.settings_now().await?;
+        let user = self.user(user_id).await?;
+        let (factors, token) = self.user_factors(&user).await?;
+        let bypass = self.store.active_bypass(&user.id, self.clock.now()).await?;
+        let primary = flow::primary_challenge(&factors);
+        Ok(FactorsView {
+            username: user.username.clone(),
+            next_enrollment: flow::next_enrollment_step(&settings, &factors),
+            fallbacks: flow::fallbacks(&settings, &factors, primary),
+            primary,
+            factors,
+            token: token.map(|t| TokenSummary {
+                kind: t.kind,
+                serial: t.serial,
+                params: t.params,
+                activated_at: t.activated_at,
+            }),
+            active_bypass_until: bypass.map(|b| b.expires_at),
+        })
+    }
+
+    /// Checks `code` against `token` and stores the advanced counters, exactly once.
+    /// Returns the new state, or the OATH error (replays included) without counting it.
+    async fn spend_code(
+        &self,
+        token: TokenRecord,
+        code: &str,
+        settings: &Settings,
+    ) -> Result<OathState, DomainError> {
+        let code = oath::normalize_code(code, token.params.digits)?;
+        let mut token = token;
+        for _ in 0..8 {
+            let secret = self
+                .keyring
+                .open(&token.secret_sealed, &token_aad(&token.id))
+                .map_err(|e| {
+                    tracing::error!(error = %e, token = %token.id, "cannot open a token's secret");
+                    DomainError::InvalidCode
+                })?;
+            let next = oath::verify(
+                &secret,
+                &token.params,
+                &token.state,
+                &code,
+                self.clock.now(),
+                window(settings),
+            )?;
+            match self
+                .store
+                .advance_token(&token.id, token.version, &next)
+                .await
+            {
+                Ok(true) => return Ok(next),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot store a token's counters");
+                    return Err(DomainError::InvalidCode);
+                }
+            }
+            // Someone else used this token meanwhile: read it again (the same code is then a replay).
+            token = match self.store.token(&token.id).await {
+                Ok(Some(t)) => t,
+                _ => return Err(DomainError::InvalidCode),
+            };
+        }
+        Err(DomainError::InvalidCode)
+    }
+
+    async fn pin_matches(
+        &self,
+        user: &UserRecord,
+        pin: Option<&str>,
+    ) -> Result<bool, ServiceError> {
+        let hasher = self.hasher.clone();
+        let pin = pin.unwrap_or("").to_owned();
+        let stored = user.pin_hash.clone();
+        tokio::task::spawn_blocking(move || hasher.verify(&pin, stored.as_deref()).unwrap_or(false))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    pub(super) async fn verify_oath_code(
+        &self,
+        user_id: &str,
+        code: &str,
+        pin: Option<&str>,
+        client: &ClientContext,
+    ) -> Result<Via, ServiceError> {
+        let settings = self.settings_now().await?;
+        let user = self.user(user_id).await?;
+        self.ensure_not_locked(&user.username).await?;
+        let (factors, token) = self.user_factors(&user).await?;
+        let token = token.ok_or(ServiceError::Domain(DomainError::NotEnrolled))?;
+        // A malformed code is refused without counting: it cannot be a guess.
+        oath::normalize_code(code, token.params.digits).map_err(DomainError::from)?;
+        let pin_ok = if settings.pin_required {
+            self.pin_matches(&user, pin).await?
+        } else {
+            true
+        };
+        match self.spend_code(token, code, &settings).await {
+            Ok(_) if pin_ok => {
+                self.factor_success(&user, flow::via(Challenge::Oath, &factors), client)
+                    .await
+            }
+            Ok(_) => Err(self
+                .factor_failure(&user, DomainError::InvalidCode, client)
+                .await?),
+            Err(e) => Err(self.factor_failure(&user, e, client).await?),
+        }
+    }
+
+    pub(super) async fn draw_questions(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<QuestionView>, ServiceError> {
+        let settings = self.settings_now().await?;
+        let user = self.user(user_id).await?;
+        let mine: Vec<String> = self
+            .store
+            .answers(&user.id)
+            .await?
+            .into_iter()
+            .map(|(q, _)| q)
+            .collect();
+        if !settings.security_questions_fallback
+            || mine.len() < usize::from(settings.security_questions_required)
+        {
+            return Err(DomainError::NotEnrolled.into());
+        }
+        let drawn = answers::draw_questions(
+            &mine,
+            usize::from(settings.security_questions_required),
+            &mut rand::thread_rng(),
+        );
+        let catalogue = self.store.questions(None, false).await?;
+        Ok(drawn
+            .into_iter()
+            .map(|id| QuestionView {
+                text: catalogue
+                    .iter()
+                    .find(|q| q.id == id)
+                    .map(|q| q.text.clone())
+                    .unwrap_or_else(|| id.clone()),
+                id,
+            })
+            .collect())
+    }
+
+    pub(super) async fn check_answers(
+        &self,
+        user_id: &str,
+        asked: &[String],
+        given: &[(String, String)],
+        client: &ClientContext,
+    ) -> Result<Via, ServiceError> {
+        let settings = self.settings_now().await?;
+        let user = self.user(user_id).await?;
+        self.ensure_not_locked(&user.username).await?;
+        let stored = self.store.answers(&user.id).await?;
+        let required = usize::from(settings.security_questions_required);
+        if !settings.security_questions_fallback
+            || asked.len() < required
+            || asked.iter().any(|q| !stored.iter().any(|(s, _)| s == q))
+        {
+            return Err(DomainError::WrongStep.into());
+        }
+        // Verify every answer (no early exit), off the async workers.
+        let mut pairs = Vec::new();
+        for question in asked {
+            let answer = given
+                .iter()
+                .find(|(q, _)| q == question)
+                .map(|(_, a)| answers::normalize_answer(a))
+                .unwrap_or_default();
+            let hash = stored
+                .iter()
+                .find(|(q, _)| q == question)
+                .map(|(_, h)| h.clone());
+            pairs.push((answer, hash));
+        }
+        let hasher = self.hasher.clone();
+        let all_right = tokio::task::spawn_blocking(move || {
+            pairs
+                .iter()
+                .map(|(answer, hash)| hasher.verify(answer, hash.as_deref()).unwrap_or(false))
+                .fold(true, |acc, ok| acc & ok)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        if all_right {
+            self.factor_success(&user, Via::SecurityQuestions, client)
+                .await
+        } else {
+            Err(self
+                .factor_failure(&user, DomainError::WrongAnswers, client)
+                .await?)
+        }
+    }
+
+    pub(super) async fn begin_software(
+        &self,
+        user_id: &str,
+    ) -> Result<SoftwareEnrollment, ServiceError> {
+        let settings = self.settings_now().await?;
+        let user = self.user(user_id).await?;
+        let (secret, params) = match self
+            .store
+            .user_token(&user.id, TokenStatus::Pending)
+            .await?
+        {
+            Some(pending) => {
+                let secret = self
+                    .keyring
+                    .open(&pending.secret_sealed, &token_aad(&pending.id))
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                (secret, pending.params)
+            }
+            None => {
+                let secret = Zeroizing::new(oath::generate_secret());
+                let params = OathParams::default();
+                let id = new_id();
+                let sealed = self
+                    .keyring
+                    .seal(&secret, &token_aad(&id))
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                let token = NewToken {
+                    id,
+                    serial: None,
+                    user_id: Some(user.id.clone()),
+                    kind: TokenKind::Software,
+                    params,
+                    counter: 0,
+                    secret_sealed: sealed,
+                    key_id: self.keyring.current_id().to_owned(),
+                    status: TokenStatus::Pending,
+                };
+                self.store
+                    .create_pending_token(&token, self.clock.now())
+                    .await?;
+                (secret, params)
+            }
+        };
+        let uri = oath::otpauth_uri(&settings.oath_issuer, &user.username, &secret, &params, 0);
+        Ok(SoftwareEnrollment {
+            qr_svg: qr_svg(&uri)?,
+            secret_base32: oath::encode_base32(&secret),
+            issuer: settings.oath_issuer.clone(),
+            account: user.username.clone(),
+            params,
+            uri,
+        })
+    }
+
+    async fn activate(
+        &self,
+        user: &UserRecord,
+        token: TokenRecord,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let settings = self.settings_now().await?;
+        let code = oath::normalize_code(code, token.params.digits).map_err(DomainError::from)?;
+        let secret = self
+            .keyring
+            .open(&token.secret_sealed, &token_aad(&token.id))
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let next = match oath::verify(
+            &secret,
+            &token.params,
+            &token.state,
+            &code,
+            self.clock.now(),
+            window(&settings),
+        ) {
+            Ok(next) => next,
+            Err(e) => return Err(self.factor_failure(user, e.into(), client).await?),
+        };
+        let now = self.clock.now();
+        if !self
+            .store
+            .activate_token(&token.id, &user.id, token.version, &next, now)
+            .await?
+        {
+            // The same code was just used by a concurrent request.
+            return Err(DomainError::CodeAlreadyUsed.into());
+        }
+        if user.method.is_none() {
+            let changes = UserChanges {
+                method: Some(Some(method_tag(Method::Oath).to_owned())),
+                ..UserChanges::default()
+            };
+            self.store
+                .update_user(&username_of(user)?, changes, now)
+                .await?;
+        }
+        let _cleared = self
+            .record_password_result(&user.username, true, &settings)
+            .await?;
+        let detail = match (&token.kind, &token.serial) {
+            (TokenKind::Hardware, Some(serial)) => format!("hardware token {serial}"),
+            _ => "authenticator app".to_owned(),
+        };
+        self.audit(
+            self.event(
+                AuditAction::TokenEnrolled,
+                AuditOutcome::Success,
+                user,
+                client,
+            )
+            .detail(detail),
+        )
+        .await;
+        Ok(())
+    }
+
+    pub(super) async fn confirm_software(
+        &self,
+        user_id: &str,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let user = self.user(user_id).await?;
+        self.ensure_not_locked(&user.username).await?;
+        let token = self
+            .store
+            .user_token(&user.id, TokenStatus::Pending)
+            .await?
+            .ok_or(ServiceError::Domain(DomainError::WrongStep))?;
+        self.activate(&user, token, code, client).await
+    }
+
+    pub(super) async fn associate_hardware(
+        &self,
+        user_id: &str,
+        serial: &str,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let settings = self.settings_now().await?;
+        if !settings.allow_third_party_oath_token {
+            return Err(DomainError::HardwareTokensDisabled.into());
+        }
+        let user = self.user(user_id).await?;
+        self.ensure_not_locked(&user.username).await?;
+        let serial = serial.trim();
+        if serial.is_empty() || serial.chars().count() > 64 {
+            return Err(DomainError::UnknownSerial.into());
+        }
+        let token = match self.store.token_by_serial(serial).await? {
+            Some(t) if t.kind == TokenKind::Hardware && t.status == TokenStatus::Available => t,
+            Some(t) if t.kind == TokenKind::Hardware => {
+                return Err(self
+                    .factor_failure(&user, DomainError::SerialAssigned, client)
+                    .await?);
+            }
+            _ => {
+                return Err(self
+                    .factor_failure(&user, DomainError::UnknownSerial, client)
+                    .await?);
+            }
+        };
+        self.activate(&user, token, code, client).await
+    }
+
+    pub(super) async fn remove_token(
+        &self,
+        user_id: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let user = self.user(user_id).await?;
+        self.store.remove_user_tokens(&user.id).await?;
+        self.audit(self.event(
+            AuditAction::TokenRemoved,
+            AuditOutcome::Success,
+            &user,
+            client,
+        ))
+        .await;
+        Ok(())
+    }
+
+    pub(super) async fn change_pin(
+        &self,
+        user_id: &str,
+        new_pin: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let settings = self.settings_now().await?;
+        let user = self.user(user_id).await?;
+        pin::check_new_pin(new_pin, usize::from(settings.pin_min_length))
+            .map_err(DomainError::from)?;
+        let hasher = self.hasher.clone();
+        let owned = new_pin.to_owned();
+        let hash = tokio::task::spawn_blocking(move || hasher.hash_secret(&owned))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(DomainError::from)?;
+        let changes = UserChanges {
+            pin_hash: Some(Some(hash)),
+            ..UserChanges::default()
+        };
+        self.store
+            .update_user(&username_of(&user)?, changes, self.clock.now())
+            .await?;
+        self.audit(self.event(
+            AuditAction::PinChanged,
+            AuditOutcome::Success,
+            &user,
+            client,
+        ))
+        .await;
+        Ok(())
+    }
+
+    pub(super) async fn change_method(
+        &self,
+        user_id: &str,
+        method: Method,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let settings = self.settings_now().await?;
+        if !flow::enrollable_methods(&settings).contains(&method) {
+            return Err(DomainError::WrongStep.into());
+        }
+        let user = self.user(user_id).await?;
+        let changes = UserChanges {
+            method: Some(Some(method_tag(method).to_owned())),
+            ..UserChanges::default()
+        };
+        self.store
+            .update_user(&username_of(&user)?, changes, self.clock.now())
+            .await?;
+        self.audit(
+            self.event(
+                AuditAction::MethodChanged,
+                AuditOutcome::Success,
+                &user,
+                client,
+            )
+            .detail(method_tag(method)),
+        )
+        .await;
+        Ok(())
+    }
+
+    pub(super) async fn catalogue(
+        &self,
+        language: Language,
+    ) -> Result<Vec<QuestionView>, ServiceError> {
+        let mut questions = self.store.questions(Some(language.tag()), true).await?;
+        if questions.len() < QUESTIONS_PER_USER && language != Language::En {
+            questions.extend(self.store.questions(Some(Language::En.tag()), true).await?);
+        }
+        Ok(questions
+            .into_iter()
+            .map(|q| QuestionView {
+                id: q.id,
+                text: q.text,
+            })
+            .collect())
+    }
+
+    pub(super) async fn change_answers(
+        &self,
+        user_id: &str,
+        given: &[(String, String)],
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let settings = self.settings_now().await?;
+        let user = self.user(user_id).await?;
+        let known: Vec<String> = self
+            .store
+            .questions(None, true)
+            .await?
+            .into_iter()
+            .map(|q| q.id)
+            .collect();
+        answers::check_enrollment(
+            given,
+            &known,
+            usize::from(settings.security_answer_min_length),
+        )
+        .map_err(DomainError::from)?;
+        let hasher = self.hasher.clone();
+        let normalised: Vec<(String, String)> = given
+            .iter()
+            .map(|(q, a)| (q.clone(), answers::normalize_answer(a)))
+            .collect();
+        let hashed = tokio::task::spawn_blocking(move || {
+            normalised
+                .into_iter()
+                .map(|(q, a)| hasher.hash_secret(&a).map(|h| (q, h)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(DomainError::from)?;
+        self.store
+            .replace_answers(&user.id, &hashed, self.clock.now())
+            .await?;
+        self.audit(self.event(
+            AuditAction::SecurityAnswersChanged,
+            AuditOutcome::Success,
+            &user,
+            client,
+        ))
+        .await;
+        Ok(())
+    }
+
+    pub(super) async fn finish_enrollment(
+        &self,
+        user_id: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let settings = self.settings_now().await?;
+        let user = self.user(user_id).await?;
+        let (factors, _) = self.user_factors(&user).await?;
+        if flow::next_enrollment_step(&settings, &factors).is_some() {
+            return Err(DomainError::WrongStep.into());
+        }
+        let now = self.clock.now();
+        let changes = UserChanges {
+            enrolled_at: Some(Some(user.enrolled_at.unwrap_or(now))),
+            method: Some(Some(
+                user.method
+                    .clone()
+                    .unwrap_or_else(|| method_tag(Method::Oath).to_owned()),
+            )),
+            ..UserChanges::default()
+        };
+        self.store
+            .update_user(&username_of(&user)?, changes, now)
+            .await?;
+        if user.enrolled_at.is_none() {
+            self.audit(self.event(
+                AuditAction::EnrollmentCompleted,
+                AuditOutcome::Success,
+                &user,
+                client,
+            ))
+            .await;
+        }
+        self.record_signed_in(&user, Via::Enrollment, client).await;
+        Ok(())
+    }
+
+    pub(super) async fn begin_bypass(
+        &self,
+        user_id: &str,
+        seconds: Option<u32>,
+        client: &ClientContext,
+    ) -> Result<UnixTime, ServiceError> {
+        let settings = self.settings_now().await?;
+        let seconds = flow::bypass_seconds(&settings, seconds).map_err(DomainError::from)?;
+        let user = self.user(user_id).await?;
+        let now = self.clock.now();
+        let expires = now + i64::from(seconds);
+        self.store
+            .create_bypass(
+                &user.id,
+                expires,
+                None,
+                &format!("user:{}", user.username),
+                now,
+            )
+            .await?;
+        self.audit(
+            self.event(
+                AuditAction::BypassStarted,
+                AuditOutcome::Success,
+                &user,
+                client,
+            )
+            .detail(format!("{seconds} seconds")),
+        )
+        .await;
+        Ok(expires)
+    }
+
+    // ---- administration (the CLI) ----
+
+    /// Imports hardware tokens: all or nothing.
+    pub async fn import_tokens(
+        &self,
+        actor: &str,
+        tokens: &[twofold_engine::token_import::ImportedToken],
+    ) -> Result<usize, ServiceError> {
+        let mut rows = Vec::with_capacity(tokens.len());
+        for t in tokens {
+            let id = new_id();
+            let sealed = self
+                .keyring
+                .seal(&t.secret, &token_aad(&id))
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            rows.push(NewToken {
+                id,
+                serial: Some(t.serial.clone()),
+                user_id: None,
+                kind: TokenKind::Hardware,
+                params: t.params,
+                counter: t.counter,
+                secret_sealed: sealed,
+                key_id: self.keyring.current_id().to_owned(),
+                status: TokenStatus::Available,
+            });
+        }
+        match self.store.import_tokens(&rows, self.clock.now()).await {
+            Ok(()) => {}
+            Err(StoreError::Duplicate(m)) => return Err(DomainError::Import(m).into()),
+            Err(e) => return Err(e.into()),
+        }
+        self.audit(
+            AuditEvent::new(
+                self.clock.now(),
+                AuditAction::TokensImported,
+                AuditOutcome::Success,
+                actor,
+            )
+            .detail(format!("{} tokens", rows.len())),
+        )
+        .await;
+        Ok(rows.len())
+    }
+
+    /// Resynchronises a token that drifted, with two consecutive codes.
+    pub async fn resync_token(
+        &self,
+        actor: &str,
+        serial_or_user: &str,
+        first: &str,
+        second: &str,
+    ) -> Result<(), ServiceError> {
+        let token = match self.store.token_by_serial(serial_or_user).await? {
+            Some(t) => t,
+            None => {
+                let username = Username::parse(serial_or_user).map_err(DomainError::from)?;
+                let user = self
+                    .store
+                    .user_by_username(&username)
+                    .await?
+                    .ok_or(ServiceError::Domain(DomainError::UnknownSerial))?;
+                self.store
+                    .user_token(&user.id, TokenStatus::Active)
+                    .await?
+                    .ok_or(ServiceError::Domain(DomainError::NotEnrolled))?
+            }
+        };
+        let secret = self
+            .keyring
+            .open(&token.secret_sealed, &token_aad(&token.id))
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let search = match token.params.kind {
+            OathKind::Totp { .. } => 40,
+            OathKind::Hotp => 1000,
+        };
+        let next = oath::resync(
+            &secret,
+            &token.params,
+            &token.state,
+            first,
+            second,
+            self.clock.now(),
+            search,
+        )
+        .map_err(DomainError::from)?;
+        if !self
+            .store
+            .advance_token(&token.id, token.version, &next)
+            .await?
+        {
+            return Err(DomainError::CodeAlreadyUsed.into());
+        }
+        self.audit(
+            AuditEvent::new(
+                self.clock.now(),
+                AuditAction::TokenResynchronised,
+                AuditOutcome::Success,
+                actor,
+            )
+            .subject(
+                token
+                    .serial
+                    .clone()
+                    .unwrap_or_else(|| serial_or_user.to_owned()),
+            ),
+        )
+        .await;
+        Ok(())
+    }
+
+    pub async fn seed_questions(&self) -> Result<(), ServiceError> {
+        Ok(self
+            .store
+            .seed_questions(DEFAULT_QUESTIONS, self.clock.now())
+            .await?)
+    }
+}
+
+fn username_of(user: &UserRecord) -> Result<Username, ServiceError> {
+    Username::parse(&user.username).map_err(|e| ServiceError::Domain(e.into()))
+}

@@ -1,0 +1,167 @@
+use super::{Store, StoreError, bool_int, new_id};
+use sqlx::Row;
+use twofold_engine::UnixTime;
+
+/// A question of the approved catalogue, in one language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuestionRecord {
+    pub id: String,
+    pub language: String,
+    pub text: String,
+    pub position: i64,
+    pub enabled: bool,
+}
+
+impl Store {
+    /// Adds the shipped questions that are not in the catalogue yet (by id); questions an
+    /// administrator disabled or moved stay as they are.
+    pub async fn seed_questions(
+        &self,
+        defaults: &[(&str, &str, &str)],
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (position, (id, language, text)) in defaults.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO security_questions (id, language, text, position, enabled, created_at) \
+                 VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(*id)
+            .bind(*language)
+            .bind(*text)
+            .bind(i64::try_from(position).unwrap_or(0))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The catalogue in display order; `language` filters, `enabled_only` hides disabled ones.
+    pub async fn questions(
+        &self,
+        language: Option<&str>,
+        enabled_only: bool,
+    ) -> Result<Vec<QuestionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, language, text, position, enabled FROM security_questions \
+             WHERE ($1 = '' OR language = $1) AND ($2 = 0 OR enabled = 1) ORDER BY language, position, id",
+        )
+        .bind(language.unwrap_or(""))
+        .bind(bool_int(enabled_only))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QuestionRecord {
+                    id: row.try_get("id")?,
+                    language: row.try_get("language")?,
+                    text: row.try_get("text")?,
+                    position: row.try_get("position")?,
+                    enabled: row.try_get::<i64, _>("enabled")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a question at the end of its language's list; returns its id.
+    pub async fn add_question(
+        &self,
+        language: &str,
+        text: &str,
+        now: UnixTime,
+    ) -> Result<String, StoreError> {
+        let id = format!("q-{}", &new_id()[..12]);
+        sqlx::query(
+            "INSERT INTO security_questions (id, language, text, position, enabled, created_at) \
+             VALUES ($1, $2, $3, (SELECT COALESCE(MAX(position), -1) + 1 FROM security_questions WHERE language = $2), 1, $4)",
+        )
+        .bind(&id)
+        .bind(language)
+        .bind(text)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Enables or disables a question. `false` when there is no such question.
+    pub async fn set_question_enabled(&self, id: &str, enabled: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE security_questions SET enabled = $1 WHERE id = $2")
+            .bind(bool_int(enabled))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Moves a question to `position` within its language (0 is first), shifting the others.
+    pub async fn move_question(&self, id: &str, position: i64) -> Result<bool, StoreError> {
+        let Some(question) = self
+            .questions(None, false)
+            .await?
+            .into_iter()
+            .find(|q| q.id == id)
+        else {
+            return Ok(false);
+        };
+        let mut ids: Vec<String> = self
+            .questions(Some(&question.language), false)
+            .await?
+            .into_iter()
+            .map(|q| q.id)
+            .filter(|q| q != id)
+            .collect();
+        let at = usize::try_from(position.max(0)).unwrap_or(0).min(ids.len());
+        ids.insert(at, id.to_owned());
+        let mut tx = self.pool.begin().await?;
+        for (i, qid) in ids.iter().enumerate() {
+            sqlx::query("UPDATE security_questions SET position = $1 WHERE id = $2")
+                .bind(i64::try_from(i).unwrap_or(0))
+                .bind(qid)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Replaces all of a user's answers at once.
+    pub async fn replace_answers(
+        &self,
+        user_id: &str,
+        answers: &[(String, String)],
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM security_answers WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        for (question_id, hash) in answers {
+            sqlx::query(
+                "INSERT INTO security_answers (user_id, question_id, answer_hash, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(user_id)
+            .bind(question_id)
+            .bind(hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The user's (question id, answer hash) pairs.
+    pub async fn answers(&self, user_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT question_id, answer_hash FROM security_answers WHERE user_id = $1 ORDER BY question_id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("question_id")?, row.try_get("answer_hash")?)))
+            .collect()
+    }
+}

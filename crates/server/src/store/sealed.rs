@@ -1,0 +1,264 @@
+//! Sealed values (see [`crate::secrets`]) wherever the store keeps them, for re-encryption
+//! under a new key. Today that is `oath_tokens.secret_sealed`; a new sealed column joins
+//! [`Store::sealed_values_not_under`] and [`Store::replace_sealed_value`] here.
+
+use super::{Store, StoreError};
+use crate::secrets::sealed_prefix;
+use sqlx::Row;
+
+const OATH_TOKENS: &str = "oath_tokens";
+
+/// One sealed value as read: the table, the row's id and the sealed text. The row id is
+/// part of the value's associated data (`<table>:<id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub table: &'static str,
+    pub id: String,
+    pub sealed: String,
+}
+
+impl Store {
+    /// Every sealed value not under `current_key`: its `key_id` column names another key, or
+    /// its text does not start with `v1:<current_key>:` (so a row whose two disagree is
+    /// re-encrypted too, rather than left under a key the operator may delete).
+    pub async fn sealed_values_not_under(
+        &self,
+        current_key: &str,
+    ) -> Result<Vec<SealedValue>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, secret_sealed FROM oath_tokens \
+             WHERE key_id <> $1 OR substr(secret_sealed, 1, length($2)) <> $2 \
+             ORDER BY id",
+        )
+        .bind(current_key)
+        .bind(sealed_prefix(current_key))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SealedValue {
+                    table: OATH_TOKENS,
+                    id: row.try_get("id")?,
+                    sealed: row.try_get("secret_sealed")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces one sealed value with `new_sealed` under `new_key_id` if it is still the one
+    /// read (same sealed text), and bumps the row's version so that a writer holding the old
+    /// row retries. Returns `false` if it changed or went away meanwhile.
+    pub async fn replace_sealed_value(
+        &self,
+        value: &SealedValue,
+        new_sealed: &str,
+        new_key_id: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = match value.table {
+            OATH_TOKENS => {
+                "UPDATE oath_tokens SET secret_sealed = $1, key_id = $2, version = version + 1 \
+                 WHERE id = $3 AND secret_sealed = $4"
+            }
+            other => {
+                return Err(StoreError::Database(format!(
+                    "no sealed values are kept in the table {other}"
+                )));
+            }
+        };
+        let done = sqlx::query(sql)
+            .bind(new_sealed)
+            .bind(new_key_id)
+            .bind(&value.id)
+            .bind(&value.sealed)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DatabaseTarget, Secret};
+    use crate::secrets::{Keyring, SecretsError, reencrypt_all};
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    /// A migrated SQLite store in `dir`, and a PostgreSQL one too when
+    /// `TWOFOLD_TEST_POSTGRES_URL` names a server (as `scripts/test` does); each with its own
+    /// data directory for keys.
+    async fn stores(dir: &Path) -> Vec<(Store, PathBuf)> {
+        let mut targets = vec![DatabaseTarget::Sqlite(dir.join("t.db"))];
+        if let Ok(admin) = std::env::var("TWOFOLD_TEST_POSTGRES_URL") {
+            use sqlx::Connection;
+            let name = format!("sealed_{}", hex::encode(rand::random::<[u8; 8]>()));
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let mut url = url::Url::parse(&admin).unwrap();
+            url.set_path(&format!("/{name}"));
+            targets.push(DatabaseTarget::Postgres(Secret::new(url.as_str())));
+        }
+        let mut stores = Vec::new();
+        for (n, target) in targets.iter().enumerate() {
+            let store = Store::connect(target, 4, Duration::from_secs(5))
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            stores.push((store, dir.join(format!("data{n}"))));
+        }
+        stores
+    }
+
+    /// Adds an unassigned TOTP token whose seed is `seed` sealed for its row.
+    async fn insert_token(store: &Store, keyring: &Keyring, id: &str, seed: &[u8]) -> String {
+        let sealed = keyring
+            .seal(seed, format!("{OATH_TOKENS}:{id}").as_bytes())
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO oath_tokens (id, kind, otp_type, algorithm, digits, period, counter, \
+             secret_sealed, key_id, status, created_at) \
+             VALUES ($1, 'hardware', 'totp', 'SHA1', 6, 30, 0, $2, $3, 'available', 0)",
+        )
+        .bind(id)
+        .bind(&sealed)
+        .bind(keyring.current_id())
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        sealed
+    }
+
+    async fn token(store: &Store, id: &str) -> (String, String, i64) {
+        let row =
+            sqlx::query("SELECT secret_sealed, key_id, version FROM oath_tokens WHERE id = $1")
+                .bind(id)
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        (
+            row.get("secret_sealed"),
+            row.get("key_id"),
+            row.get("version"),
+        )
+    }
+
+    #[tokio::test]
+    async fn reencryption_moves_every_token_to_the_current_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (store, data_dir) in stores(dir.path()).await {
+            let mut keyring = Keyring::load(&data_dir, None, None).unwrap();
+            let old_id = keyring.current_id().to_owned();
+            insert_token(&store, &keyring, "t1", b"seed one").await;
+            insert_token(&store, &keyring, "t2", b"seed two").await;
+            assert_eq!(reencrypt_all(&store, &keyring).await.unwrap(), 0);
+
+            let new_id = keyring.rotate(&data_dir).unwrap();
+            insert_token(&store, &keyring, "t3", b"seed three").await;
+            assert_eq!(
+                store.sealed_values_not_under(&new_id).await.unwrap().len(),
+                2
+            );
+
+            assert_eq!(reencrypt_all(&store, &keyring).await.unwrap(), 2);
+            for (id, seed) in [
+                ("t1", &b"seed one"[..]),
+                ("t2", b"seed two"),
+                ("t3", b"seed three"),
+            ] {
+                let (sealed, key_id, _) = token(&store, id).await;
+                assert_eq!(key_id, new_id);
+                assert_eq!(Keyring::key_id_of(&sealed), Some(new_id.as_str()));
+                let opened = keyring
+                    .open(&sealed, format!("oath_tokens:{id}").as_bytes())
+                    .unwrap();
+                assert_eq!(&opened[..], seed);
+            }
+            assert_eq!(token(&store, "t1").await.2, 2, "the version moved on");
+            assert_eq!(reencrypt_all(&store, &keyring).await.unwrap(), 0);
+
+            // Once everything is under the new key, the old key file can go.
+            std::fs::remove_file(data_dir.join("keys").join(format!("{old_id}.key"))).unwrap();
+            let without_old = Keyring::load(&data_dir, None, None).unwrap();
+            let (sealed, _, _) = token(&store, "t2").await;
+            assert_eq!(
+                &without_old.open(&sealed, b"oath_tokens:t2").unwrap()[..],
+                b"seed two"
+            );
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_row_whose_key_id_disagrees_with_its_value_is_reencrypted_too() {
+        let dir = tempfile::tempdir().unwrap();
+        for (store, data_dir) in stores(dir.path()).await {
+            let mut keyring = Keyring::load(&data_dir, None, None).unwrap();
+            insert_token(&store, &keyring, "t1", b"seed").await;
+            let new_id = keyring.rotate(&data_dir).unwrap();
+            sqlx::query("UPDATE oath_tokens SET key_id = $1")
+                .bind(&new_id)
+                .execute(&store.pool)
+                .await
+                .unwrap();
+            assert_eq!(reencrypt_all(&store, &keyring).await.unwrap(), 1);
+            let (sealed, _, _) = token(&store, "t1").await;
+            assert_eq!(Keyring::key_id_of(&sealed), Some(new_id.as_str()));
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sealed_value_changed_meanwhile_is_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        for (store, _) in stores(dir.path()).await {
+            let keyring = Keyring::for_tests([5; 32]);
+            let sealed = insert_token(&store, &keyring, "t1", b"seed").await;
+            let read = SealedValue {
+                table: OATH_TOKENS,
+                id: "t1".into(),
+                sealed: "v1:gone:AAAA".into(),
+            };
+            assert!(
+                !store
+                    .replace_sealed_value(&read, "v1:x:y", "x")
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(token(&store, "t1").await.0, sealed);
+            let read = SealedValue { sealed, ..read };
+            assert!(
+                store
+                    .replace_sealed_value(&read, "v1:x:y", "x")
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(token(&store, "t1").await, ("v1:x:y".into(), "x".into(), 2));
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_value_copied_to_another_row_stops_reencryption_naming_the_row() {
+        let dir = tempfile::tempdir().unwrap();
+        for (store, data_dir) in stores(dir.path()).await {
+            let mut keyring = Keyring::load(&data_dir, None, None).unwrap();
+            let sealed = insert_token(&store, &keyring, "t1", b"seed").await;
+            insert_token(&store, &keyring, "t2", b"other").await;
+            sqlx::query("UPDATE oath_tokens SET secret_sealed = $1 WHERE id = 't2'")
+                .bind(&sealed)
+                .execute(&store.pool)
+                .await
+                .unwrap();
+            keyring.rotate(&data_dir).unwrap();
+            let error = reencrypt_all(&store, &keyring).await.unwrap_err();
+            assert!(
+                matches!(&error, SecretsError::Row { table: "oath_tokens", id, .. } if id == "t2"),
+                "{error}"
+            );
+            store.close().await;
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! The enrolment wizard (first sign-in) and the same pages from the account page: the
+//! authenticator app, a third-party hardware token, the PIN, the security questions.
+//!
+//! `/enroll` works out the next missing step from the settings and what the user has (the
+//! engine's `next_enrollment_step`), so later methods slot in as further steps.
+
+use super::verify::factor_error;
+use super::{ActiveSession, PageContext, Stage, Visitor, advance_session, render};
+use crate::service::{QuestionView, ServiceError, SoftwareEnrollment};
+use crate::web::client::Client;
+use crate::web::{AppState, WebError};
+use askama::Template;
+use axum::extract::State;
+use axum::extract::rejection::FormRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use twofold_engine::answers::QUESTIONS_PER_USER;
+use twofold_engine::flow::{self, EnrollmentStep, Via};
+use twofold_engine::oath::OathKind;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/enroll", get(enroll_get))
+        .route("/enroll/oath", get(oath_get).post(oath_post))
+        .route("/enroll/hardware", get(hardware_get).post(hardware_post))
+        .route("/enroll/pin", get(pin_get).post(pin_post))
+        .route("/enroll/questions", get(questions_get).post(questions_post))
+}
+
+/// Whether a page is a step of the first-sign-in wizard or a change from the account page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Wizard,
+    Account,
+}
+
+fn who(visitor: &Visitor) -> Option<(&ActiveSession, Mode)> {
+    let active = visitor.session.as_ref()?;
+    match active.data.stage {
+        Stage::Enroll => Some((active, Mode::Wizard)),
+        Stage::SignedIn { .. } => Some((active, Mode::Account)),
+        Stage::Verify { .. } => None,
+    }
+}
+
+fn done(mode: Mode, what: &str) -> Response {
+    match mode {
+        Mode::Wizard => Redirect::to("/enroll").into_response(),
+        Mode::Account => Redirect::to(&format!("/account?changed={what}")).into_response(),
+    }
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+async fn enroll_get(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Client(client): Client,
+) -> Result<Response, WebError> {
+    let Some((active, Mode::Wizard)) = who(&visitor) else {
+        return Ok(super::account::require_sign_in(&visitor));
+    };
+    let factors = state.service().factors(&active.record.user_id).await?;
+    let to = match factors.next_enrollment {
+        Some(EnrollmentStep::Oath | EnrollmentStep::Method) => "/enroll/oath",
+        Some(EnrollmentStep::Pin) => "/enroll/pin",
+        Some(EnrollmentStep::SecurityQuestions) => "/enroll/questions",
+        None => {
+            state
+                .service()
+                .complete_enrollment(&active.record.user_id, &client)
+                .await?;
+            let now = state.now();
+            let next = super::safe_next(active.data.next.as_deref());
+            return advance_session(
+                &state,
+                &visitor,
+                active,
+                Stage::SignedIn {
+                    via: Via::Enrollment,
+                },
+                now + flow::session_limit_seconds(&visitor.settings, Via::Enrollment),
+                &next,
+            )
+            .await;
+        }
+    };
+    Ok(visitor.finish(Redirect::to(to)))
+}
+
+// ---- authenticator app ----
+
+#[derive(Template)]
+#[template(path = "enroll_oath.html")]
+struct OathTemplate {
+    page: PageContext,
+    wizard: bool,
+    error: Option<String>,
+    enrollment: SoftwareEnrollment,
+    secret_groups: String,
+    period: u32,
+    offer_hardware: bool,
+}
+
+async fn oath_page(
+    state: &AppState,
+    visitor: &Visitor,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let Some((active, mode)) = who(visitor) else {
+        return Ok(super::account::require_sign_in(visitor));
+    };
+    let enrollment = state
+        .service()
+        .begin_software_oath(&active.record.user_id)
+        .await?;
+    let secret_groups = enrollment
+        .secret_base32
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let period = match enrollment.params.kind {
+        OathKind::Totp { period } => period,
+        OathKind::Hotp => 0,
+    };
+    let settings = &visitor.settings;
+    let offer_hardware = settings.allow_third_party_oath_token
+        && (mode == Mode::Account || settings.prompt_for_third_party_oath_token);
+    let page = OathTemplate {
+        page: visitor.page(state),
+        wizard: mode == Mode::Wizard,
+        error,
+        enrollment,
+        secret_groups,
+        period,
+        offer_hardware,
+    };
+    Ok(visitor.finish(render(status, &page)?))
+}
+
+async fn oath_get(State(state): State<AppState>, visitor: Visitor) -> Result<Response, WebError> {
+    oath_page(&state, &visitor, StatusCode::OK, None).await
+}
+
+async fn oath_post(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Client(client): Client,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form?;
+    visitor.check_csrf(&state, field(&form, "csrf_token"))?;
+    let Some((active, mode)) = who(&visitor) else {
+        return Ok(super::account::require_sign_in(&visitor));
+    };
+    match state
+        .service()
+        .confirm_software_oath(&active.record.user_id, field(&form, "code"), &client)
+        .await
+    {
+        Ok(()) => Ok(visitor.finish(done(mode, "oath"))),
+        Err(ServiceError::Domain(e)) => {
+            let (status, message) = factor_error(&visitor, &e);
+            oath_page(&state, &visitor, status, Some(message)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---- third-party hardware token ----
+
+#[derive(Template)]
+#[template(path = "enroll_hardware.html")]
+struct HardwareTemplate {
+    page: PageContext,
+    wizard: bool,
+    error: Option<String>,
+    serial: String,
+}
+
+async fn hardware_page(
+    state: &AppState,
+    visitor: &Visitor,
+    status: StatusCode,
+    error: Option<String>,
+    serial: &str,
+) -> Result<Response, WebError> {
+    let Some((_, mode)) = who(visitor) else {
+        return Ok(super::account::require_sign_in(visitor));
+    };
+    if !visitor.settings.allow_third_party_oath_token {
+        return Err(WebError::NotFound);
+    }
+    let page = HardwareTemplate {
+        page: visitor.page(state),
+        wizard: mode == Mode::Wizard,
+        error,
+        serial: serial.chars().take(64).collect(),
+    };
+    Ok(visitor.finish(render(status, &page)?))
+}
+
+async fn hardware_get(
+    State(state): State<AppState>,
+    visitor: Visitor,
+) -> Result<Response, WebError> {
+    hardware_page(&state, &visitor, StatusCode::OK, None, "").await
+}
+
+async fn hardware_post(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Client(client): Client,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form?;
+    visitor.check_csrf(&state, field(&form, "csrf_token"))?;
+    let Some((active, mode)) = who(&visitor) else {
+        return Ok(super::account::require_sign_in(&visitor));
+    };
+    let serial = field(&form, "serial");
+    match state
+        .service()
+        .associate_hardware_token(
+            &active.record.user_id,
+            serial,
+            field(&form, "code"),
+            &client,
+        )
+        .await
+    {
+        Ok(()) => Ok(visitor.finish(done(mode, "oath"))),
+        Err(ServiceError::Domain(e)) => {
+            let (status, message) = factor_error(&visitor, &e);
+            hardware_page(&state, &visitor, status, Some(message), serial).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---- PIN ----
+
+#[derive(Template)]
+#[template(path = "enroll_pin.html")]
+struct PinTemplate {
+    page: PageContext,
+    wizard: bool,
+    error: Option<String>,
+    min: u8,
+}
+
+async fn pin_page(
+    state: &AppState,
+    visitor: &Visitor,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let Some((_, mode)) = who(visitor) else {
+        return Ok(super::account::require_sign_in(visitor));
+    };
+    let page = PinTemplate {
+        page: visitor.page(state),
+        wizard: mode == Mode::Wizard,
+        error,
+        min: visitor.settings.pin_min_length,
+    };
+    Ok(visitor.finish(render(status, &page)?))
+}
+
+async fn pin_get(State(state): State<AppState>, visitor: Visitor) -> Result<Response, WebError> {
+    pin_page(&state, &visitor, StatusCode::OK, None).await
+}
+
+async fn pin_post(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Client(client): Client,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form?;
+    visitor.check_csrf(&state, field(&form, "csrf_token"))?;
+    let Some((active, mode)) = who(&visitor) else {
+        return Ok(super::account::require_sign_in(&visitor));
+    };
+    let pin = field(&form, "pin");
+    if pin != field(&form, "pin_confirm") {
+        let message = visitor.t().t("pin-mismatch");
+        return pin_page(&state, &visitor, StatusCode::BAD_REQUEST, Some(message)).await;
+    }
+    match state
+        .service()
+        .set_pin(&active.record.user_id, pin, &client)
+        .await
+    {
+        Ok(()) => Ok(visitor.finish(done(mode, "pin"))),
+        Err(ServiceError::Domain(e)) => {
+            let (status, message) = factor_error(&visitor, &e);
+            pin_page(&state, &visitor, status, Some(message)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---- security questions ----
+
+/// One of the four pickers, with what the user chose before an error.
+pub struct Picker {
+    pub index: usize,
+    pub options: Vec<(QuestionView, bool)>,
+}
+
+#[derive(Template)]
+#[template(path = "enroll_questions.html")]
+struct QuestionsTemplate {
+    page: PageContext,
+    wizard: bool,
+    error: Option<String>,
+    pickers: Vec<Picker>,
+    min: u8,
+}
+
+async fn questions_page(
+    state: &AppState,
+    visitor: &Visitor,
+    status: StatusCode,
+    error: Option<String>,
+    chosen: &[String],
+) -> Result<Response, WebError> {
+    let Some((_, mode)) = who(visitor) else {
+        return Ok(super::account::require_sign_in(visitor));
+    };
+    let catalogue = state.service().question_catalogue(visitor.language).await?;
+    let pickers = (0..QUESTIONS_PER_USER)
+        .map(|i| Picker {
+            index: i + 1,
+            options: catalogue
+                .iter()
+                .enumerate()
+                .map(|(j, q)| {
+                    let selected = match chosen.get(i) {
+                        Some(c) => c == &q.id,
+                        None => j == i,
+                    };
+                    (q.clone(), selected)
+                })
+                .collect(),
+        })
+        .collect();
+    let page = QuestionsTemplate {
+        page: visitor.page(state),
+        wizard: mode == Mode::Wizard,
+        error,
+        pickers,
+        min: visitor.settings.security_answer_min_length,
+    };
+    Ok(visitor.finish(render(status, &page)?))
+}
+
+async fn questions_get(
+    State(state): State<AppState>,
+    visitor: Visitor,
+) -> Result<Response, WebError> {
+    questions_page(&state, &visitor, StatusCode::OK, None, &[]).await
+}
+
+async fn questions_post(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Client(client): Client,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form?;
+    visitor.check_csrf(&state, field(&form, "csrf_token"))?;
+    let Some((active, mode)) = who(&visitor) else {
+        return Ok(super::account::require_sign_in(&visitor));
+    };
+    let answers: Vec<(String, String)> = (1..=QUESTIONS_PER_USER)
+        .map(|i| {
+            (
+                field(&form, &format!("question-{i}")).to_owned(),
+                field(&form, &format!("answer-{i}")).to_owned(),
+            )
+        })
+        .filter(|(q, _)| !q.is_empty())
+        .collect();
+    match state
+        .service()
+        .set_security_answers(&active.record.user_id, &answers, &client)
+        .await
+    {
+        Ok(()) => Ok(visitor.finish(done(mode, "questions"))),
+        Err(ServiceError::Domain(e)) => {
+            let (status, message) = factor_error(&visitor, &e);
+            let chosen: Vec<String> = answers.into_iter().map(|(q, _)| q).collect();
+            questions_page(&state, &visitor, status, Some(message), &chosen).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
