@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod factors;
 mod operations;
 mod portal;
 mod start;

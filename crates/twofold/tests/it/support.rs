@@ -385,3 +385,155 @@ pub fn location(response: &reqwest::Response) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+// ---- outside OTP clients: oathtool, zbarimg, pyotp, python-pskc ----
+
+fn run_tool(program: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} cannot run ({e}): scripts/test installs it; run the tests with scripts/test"));
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input).expect("stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The TOTP code `oathtool` computes for a base32 secret at `at` (Unix seconds).
+pub fn oathtool_totp(secret_b32: &str, at: i64) -> String {
+    run_tool(
+        "oathtool",
+        &["--totp", "-b", secret_b32, "-N", &format!("@{at}")],
+        None,
+    )
+}
+
+/// The HOTP code `oathtool` computes for a hex secret at `counter`.
+pub fn oathtool_hotp_hex(secret_hex: &str, counter: u64) -> String {
+    run_tool(
+        "oathtool",
+        &["--hotp", "-c", &counter.to_string(), secret_hex],
+        None,
+    )
+}
+
+/// The Python interpreter with pyotp and python-pskc (scripts/test prepares it).
+pub fn python() -> String {
+    std::env::var("TWOFOLD_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// Runs a Python program; returns its stdout.
+pub fn python_run(program: &str, args: &[&str]) -> String {
+    let mut all = vec!["-c", program];
+    all.extend_from_slice(args);
+    run_tool(&python(), &all, None)
+}
+
+/// The code pyotp computes from an `otpauth://` URI at `at`: proves the URI is one an
+/// ordinary authenticator library accepts.
+pub fn pyotp_code(uri: &str, at: i64) -> String {
+    python_run(
+        "import sys, pyotp; otp = pyotp.parse_uri(sys.argv[1]); print(otp.at(int(sys.argv[2])))",
+        &[uri, &at.to_string()],
+    )
+}
+
+/// Decodes the QR code of an SVG image the way a phone would see it: rendered to PNG
+/// (`rsvg-convert`) and read by `zbarimg`.
+pub fn decode_qr_svg(svg: &str, dir: &Path) -> String {
+    let svg_path = dir.join("qr.svg");
+    let png_path = dir.join("qr.png");
+    std::fs::write(&svg_path, svg).expect("write svg");
+    run_tool(
+        "rsvg-convert",
+        &[
+            "-w",
+            "400",
+            "-h",
+            "400",
+            "-b",
+            "white",
+            "-o",
+            &png_path.display().to_string(),
+            &svg_path.display().to_string(),
+        ],
+        None,
+    );
+    run_tool(
+        "zbarimg",
+        &["--nodbus", "--raw", "-q", &png_path.display().to_string()],
+        None,
+    )
+}
+
+/// The `secret=` parameter of an otpauth URI.
+pub fn uri_secret(uri: &str) -> String {
+    url::Url::parse(uri)
+        .expect("otpauth URI")
+        .query_pairs()
+        .find(|(k, _)| k == "secret")
+        .map(|(_, v)| v.into_owned())
+        .expect("secret parameter")
+}
+
+/// The text between `start` (inclusive) and `end` (inclusive) in a page.
+pub fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let a = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} not in page:\n{html}"));
+    let b = html[a..]
+        .find(end)
+        .map(|b| a + b + end.len())
+        .expect("end marker");
+    &html[a..b]
+}
+
+/// Undoes HTML escaping of text in a page (askama escapes &, <, >, " and ').
+pub fn html_unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let Some(end) = tail.find(';') else {
+            out.push_str(tail);
+            return out;
+        };
+        let entity = &tail[1..end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            e if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => out.push(c),
+            None => out.push_str(&tail[..=end]),
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
