@@ -18,6 +18,24 @@ fn argon2_verification(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // PINs and security answers use the same hasher: the cost is argon2's, whatever the input.
+    let pin = hasher.hash_secret("2580").expect("hash");
+    group.bench_function("argon2id_verify_pin", |b| {
+        b.iter(|| hasher.verify("2580", Some(&pin)).unwrap())
+    });
+    let answer = hasher
+        .hash_secret(&twofold_engine::answers::normalize_answer("Rex the Dog"))
+        .expect("hash");
+    group.bench_function("argon2id_verify_security_answer", |b| {
+        b.iter(|| {
+            hasher
+                .verify(
+                    &twofold_engine::answers::normalize_answer("  rex THE dog "),
+                    Some(&answer),
+                )
+                .unwrap()
+        })
+    });
     group.finish();
 }
 

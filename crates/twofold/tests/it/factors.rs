@@ -294,9 +294,8 @@ async fn post_questions(
         .unwrap()
 }
 
-#[tokio::test]
-async fn security_questions_are_enrolled_and_answer_for_a_lost_token() {
-    let env = Env::new(Backend::Sqlite)
+async fn questions_fallback(backend: Backend) {
+    let env = Env::new(backend)
         .await
         .set("TWOFOLD_SETTINGS__SECURITY_QUESTIONS_FALLBACK", "true")
         .set("TWOFOLD_SETTINGS__LOCKOUT_THRESHOLD", "10");
@@ -445,9 +444,8 @@ async fn security_questions_are_enrolled_and_answer_for_a_lost_token() {
     assert!(audit.contains("detail=\"security_questions\""), "{audit}");
 }
 
-#[tokio::test]
-async fn a_one_time_bypass_signs_in_once_without_a_code_and_only_within_its_window() {
-    let env = Env::new(Backend::Sqlite)
+async fn one_time_bypass(backend: Backend) {
+    let env = Env::new(backend)
         .await
         .set("TWOFOLD_SETTINGS__ALLOW_ONE_TIME_BYPASS", "true")
         .set("TWOFOLD_SETTINGS__PROMPT_FOR_BYPASS_SECONDS", "true")
@@ -562,9 +560,8 @@ fn write_pskc(path: &std::path::Path, serial: &str, secret_hex: &str, key_hex: &
     );
 }
 
-#[tokio::test]
-async fn an_imported_pskc_hardware_token_is_associated_by_serial_and_signs_in() {
-    let env = Env::new(Backend::Sqlite)
+async fn hardware_token(backend: Backend) {
+    let env = Env::new(backend)
         .await
         .set("TWOFOLD_SETTINGS__ALLOW_THIRD_PARTY_OATH_TOKEN", "true")
         .set(
@@ -803,10 +800,9 @@ async fn token_files_with_problems_import_nothing() {
     );
 }
 
-#[tokio::test]
-async fn a_required_pin_is_chosen_at_enrolment_and_typed_with_the_code() {
+async fn pin_with_code(backend: Backend) {
     // A window of two steps, so that two fresh codes exist right after enrolment.
-    let env = Env::new(Backend::Sqlite)
+    let env = Env::new(backend)
         .await
         .set("TWOFOLD_SETTINGS__PIN_REQUIRED", "true")
         .set("TWOFOLD_SETTINGS__OATH_TOTP_WINDOW_STEPS", "2");
@@ -949,4 +945,44 @@ async fn key_rotation_re_encrypts_tokens_and_they_still_sign_in() {
         location(&post_code(&client, &server, &page, &code).await),
         "/account"
     );
+}
+
+#[tokio::test]
+async fn security_questions_are_enrolled_and_answer_for_a_lost_token_on_sqlite() {
+    questions_fallback(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn security_questions_are_enrolled_and_answer_for_a_lost_token_on_postgresql() {
+    questions_fallback(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_one_time_bypass_signs_in_once_without_a_code_and_only_within_its_window_on_sqlite() {
+    one_time_bypass(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_one_time_bypass_signs_in_once_without_a_code_and_only_within_its_window_on_postgresql() {
+    one_time_bypass(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn an_imported_pskc_hardware_token_is_associated_by_serial_and_signs_in_on_sqlite() {
+    hardware_token(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_imported_pskc_hardware_token_is_associated_by_serial_and_signs_in_on_postgresql() {
+    hardware_token(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_required_pin_is_chosen_at_enrolment_and_typed_with_the_code_on_sqlite() {
+    pin_with_code(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_required_pin_is_chosen_at_enrolment_and_typed_with_the_code_on_postgresql() {
+    pin_with_code(Backend::Postgres).await;
 }
