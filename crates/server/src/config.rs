@@ -238,7 +238,11 @@ impl Config {
         }
         let env: Vec<(String, String)> = env
             .into_iter()
-            .filter(|(k, _)| k.starts_with("TWOFOLD_") && !IGNORED_ENV.contains(&k.as_str()))
+            .filter(|(k, _)| {
+                k.starts_with("TWOFOLD_")
+                    && !IGNORED_ENV.contains(&k.as_str())
+                    && !IGNORED_ENV_PREFIXES.iter().any(|p| k.starts_with(p))
+            })
             .collect();
         figment = figment.merge(env_provider(env));
         let config: Config = figment
@@ -341,8 +345,10 @@ impl Config {
     }
 }
 
-/// Variables with the prefix that are not configuration keys.
-const IGNORED_ENV: &[&str] = &["TWOFOLD_CONFIG", "TWOFOLD_LOG"];
+/// Variables with the prefix that are not configuration keys: the `--config` option's, and
+/// the test suite's own (`TWOFOLD_TEST_*`, `TWOFOLD_BIN`).
+const IGNORED_ENV: &[&str] = &["TWOFOLD_CONFIG", "TWOFOLD_LOG", "TWOFOLD_BIN"];
+const IGNORED_ENV_PREFIXES: &[&str] = &["TWOFOLD_TEST_"];
 
 /// `TWOFOLD_<SECTION>__<KEY>` variables as a figment provider. figment's own `Env` reads
 /// the process environment; this one takes an explicit list so tests can pass their own,

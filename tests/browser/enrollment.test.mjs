@@ -1,0 +1,359 @@
+// End-to-end test of the user portal in a real headless Chromium.
+//
+// It starts `twofold serve` on 127.0.0.1 (port 0) with a throwaway data directory, adds a user
+// with a local password, and then walks the pages as a person would: sign in, scan the QR code
+// of the authenticator-app enrolment (a screenshot decoded by zbarimg, not the HTML's secret),
+// type the code `oathtool` computes, choose four security questions, sign out, sign in again
+// with a fresh code, see a replayed code refused, and fall back to the security questions.
+//
+// Peers (Debian packages, installed by scripts/test): chromium, oathtool, zbar-tools.
+// Browser driver: npm playwright-core (tests/browser/package.json); no browser is downloaded.
+//
+// Run from the repository root: node --test tests/browser/
+// TWOFOLD_BIN=path/to/twofold skips the `cargo build -p twofold` this test does otherwise.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chromium } from 'playwright-core';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const USERNAME = 'alice';
+const PASSWORD = 'correct horse battery';
+const ANSWERS = ['blue harbour', 'seven lanterns', 'quiet orchard', 'paper comet'];
+const FALLBACK_LABEL = "I can't use my token: answer security questions";
+
+/** The `twofold` binary: $TWOFOLD_BIN, or target/debug/twofold built now. */
+function twofoldBinary() {
+  if (process.env.TWOFOLD_BIN) return resolve(process.env.TWOFOLD_BIN);
+  const build = spawnSync('cargo', ['build', '-p', 'twofold'], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (build.status !== 0) {
+    throw new Error(`cargo build -p twofold failed (${build.status}):\n${build.stderr}`);
+  }
+  return join(REPO_ROOT, 'target', 'debug', 'twofold');
+}
+
+/**
+ * Environment for every `twofold` command of this test. The server reads every TWOFOLD_*
+ * variable as configuration and refuses unknown keys, so none is inherited: TWOFOLD_BIN
+ * (ours) and TWOFOLD_TEST_POSTGRES_URL (scripts/test's) would stop it from starting.
+ */
+function twofoldEnv(dataDir) {
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith('TWOFOLD_')),
+  );
+  return {
+    ...inherited,
+    TWOFOLD_DATA_DIR: dataDir,
+    TWOFOLD_LISTEN: '127.0.0.1:0',
+    TWOFOLD_SETTINGS__SECURITY_QUESTIONS_FALLBACK: 'true',
+    TWOFOLD_SETTINGS__ALLOW_ONE_TIME_BYPASS: 'true',
+    TWOFOLD_SETTINGS__PROMPT_FOR_BYPASS_SECONDS: 'true',
+  };
+}
+
+/**
+ * Starts `twofold serve`; resolves with { child, url, stderr() } once its banner names the
+ * portal URL. Rejects (and kills it) when it exits or says nothing of the kind in 60 s.
+ */
+function startServer(bin, env) {
+  const child = spawn(bin, ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  const server = { child, url: null, stdout: () => stdout, stderr: () => stderr };
+  return new Promise((resolvePromise, reject) => {
+    const fail = (why) => {
+      clearTimeout(timer);
+      stopServer(server).finally(() =>
+        reject(new Error(`twofold serve did not start: ${why}\nstdout:\n${stdout}\nstderr:\n${stderr}`)));
+    };
+    const timer = setTimeout(() => fail('no portal URL within 60 s'), 60_000);
+    child.on('error', (err) => fail(err.message));
+    child.on('exit', (code, signal) => {
+      if (!server.url) fail(`it exited (code ${code}, signal ${signal})`);
+    });
+    // Keep reading stdout to the end, so that the server never blocks on a full pipe.
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      stdout += `${line}\n`;
+      const m = /^ {2}portal: +(https:\/\/127\.0\.0\.1:\d+\/)$/.exec(line);
+      if (m && !server.url) {
+        server.url = m[1];
+        clearTimeout(timer);
+        resolvePromise(server);
+      }
+    });
+  });
+}
+
+/** Stops the server by its PID: SIGTERM, then SIGKILL after 5 s. */
+async function stopServer(server) {
+  const { child } = server;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timedOut = await Promise.race([exited.then(() => false), sleep(5_000).then(() => true)]);
+  if (timedOut) {
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+/** Clicks `locator` and waits for the page it loads; returns that page's response. */
+async function submit(page, locator) {
+  const [response] = await Promise.all([
+    page.waitForNavigation({ waitUntil: 'load', timeout: 15_000 }),
+    locator.click(),
+  ]);
+  return response;
+}
+
+/** Asserts the page's path and that it has exactly one <h1>, with the given text. */
+async function expectPage(page, path, heading) {
+  assert.equal(new URL(page.url()).pathname, path, `expected to be on ${path}, but the page is ${page.url()}`);
+  const h1 = page.locator('h1');
+  assert.equal(await h1.count(), 1, `${path} should have exactly one <h1>`);
+  assert.equal((await h1.textContent()).trim(), heading, `the <h1> of ${path}`);
+}
+
+async function expectAutocomplete(page, selector, value) {
+  const field = page.locator(selector);
+  assert.equal(await field.count(), 1, `${selector} should exist once on ${page.url()}`);
+  assert.equal(await field.getAttribute('autocomplete'), value, `autocomplete of ${selector}`);
+}
+
+async function signIn(page, baseUrl) {
+  await page.goto(new URL('/sign-in', baseUrl).href);
+  await expectPage(page, '/sign-in', 'Sign in');
+  await expectAutocomplete(page, '#username', 'username');
+  await expectAutocomplete(page, '#password', 'current-password');
+  await page.fill('#username', USERNAME);
+  await page.fill('#password', PASSWORD);
+  const response = await submit(page, page.locator('form[action="/sign-in"] button[type="submit"]'));
+  assert.equal(response?.status(), 200, `status of the page after signing in (${page.url()})`);
+}
+
+async function signOut(page) {
+  const response = await submit(page, page.getByRole('button', { name: 'Sign out', exact: true }));
+  assert.equal(response?.status(), 200, `status of the page after signing out (${page.url()})`);
+  await expectPage(page, '/sign-in', 'Sign in');
+}
+
+/** The TOTP parameters of an otpauth:// URI, as oathtool takes them. */
+function totpParameters(uri) {
+  const parsed = new URL(uri);
+  assert.equal(parsed.protocol, 'otpauth:', `not an otpauth URI: ${uri}`);
+  assert.equal(parsed.host, 'totp', `not a TOTP URI: ${uri}`);
+  const secret = parsed.searchParams.get('secret');
+  assert.match(secret ?? '', /^[A-Z2-7]+=*$/i, `the URI's secret should be base32: ${uri}`);
+  return {
+    secret: secret.replace(/=+$/, '').toUpperCase(),
+    digits: Number(parsed.searchParams.get('digits') ?? 6),
+    period: Number(parsed.searchParams.get('period') ?? 30),
+    algorithm: (parsed.searchParams.get('algorithm') ?? 'SHA1').toLowerCase(),
+  };
+}
+
+/** The current TOTP code, from oathtool. */
+function totp({ secret, digits, period, algorithm }) {
+  const code = execFileSync(
+    'oathtool',
+    [`--totp=${algorithm}`, `--digits=${digits}`, `--time-step-size=${period}s`, '-b', secret],
+    { encoding: 'utf8' },
+  ).trim();
+  assert.match(code, new RegExp(`^\\d{${digits}}$`), `oathtool's code: ${code}`);
+  return code;
+}
+
+/** Sleeps until 1 s into the next TOTP step, so that its code differs from any used before. */
+async function waitForNextStep(period) {
+  const now = Date.now() / 1000;
+  const next = Math.floor(now / period) * period + period + 1;
+  await sleep(Math.ceil((next - now) * 1000));
+}
+
+test('a user enrols an authenticator app and security questions, then signs in with them', { timeout: 180_000 }, async (t) => {
+  const started = Date.now();
+  const work = mkdtempSync(join(tmpdir(), 'twofold-browser-'));
+  const dataDir = join(work, 'data');
+  const profileDir = join(work, 'chromium-profile');
+  mkdirSync(dataDir);
+  mkdirSync(profileDir);
+  let server = null;
+  let context = null;
+  let page = null;
+  let failed = true;
+  try {
+    // 1. The server, with one user who has a local password.
+    const bin = twofoldBinary();
+    const env = twofoldEnv(dataDir);
+    const added = spawnSync(bin, ['user', 'add', USERNAME, '--password-stdin'], {
+      env,
+      input: `${PASSWORD}\n`,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(added.status, 0, `twofold user add failed:\n${added.stdout}\n${added.stderr}`);
+    server = await startServer(bin, env);
+    // Should the test runner give up on this test (its timeout), still stop the server.
+    const { child } = server;
+    process.once('exit', () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+    const base = server.url;
+    t.diagnostic(`portal at ${base}`);
+
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_FLAGS,
+      // The server's certificate is self-signed, generated in the data directory.
+      ignoreHTTPSErrors: true,
+      locale: 'en-GB',
+      viewport: { width: 1000, height: 900 },
+    });
+    context.setDefaultTimeout(15_000);
+    page = context.pages()[0] ?? (await context.newPage());
+
+    // 2. Sign in: a user without a method is sent to enrol an authenticator app.
+    await signIn(page, base);
+    await expectPage(page, '/enroll/oath', 'Add an authenticator app');
+    const qr = page.locator('figure#qr');
+    assert.equal(await qr.locator('svg').count(), 1, 'the QR code should be an inline <svg> in <figure id="qr">');
+    await expectAutocomplete(page, '#code', 'one-time-code');
+
+    // 3. Scan the QR code as a phone would: a picture of it, decoded by zbarimg.
+    const qrPng = join(work, 'qr.png');
+    await qr.screenshot({ path: qrPng });
+    const uri = execFileSync('zbarimg', ['--nodbus', '--raw', qrPng], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'], // its "scanned 1 barcode symbols" line goes to stderr
+    }).trim();
+    assert.match(uri, /^otpauth:\/\/totp\/[^?]+\?(.+&)?secret=/, `zbarimg decoded: ${uri}`);
+    // The same URI is written out for typing by hand, behind a <details>.
+    const shownUri = page.locator('#otpauth-uri');
+    assert.equal(await shownUri.isVisible(), false, 'the URI should be folded away at first');
+    await page.locator('details > summary').click();
+    assert.equal(await shownUri.isVisible(), true, 'opening the <details> should show the URI');
+    assert.equal((await shownUri.textContent()).trim(), uri, 'the written URI should be the one in the QR code');
+    assert.ok(await page.locator('#secret').isVisible(), 'opening the <details> should show the key');
+    const params = totpParameters(uri);
+    assert.equal(
+      (await page.locator('#secret').textContent()).replace(/\s+/g, '').toUpperCase(),
+      params.secret,
+      'the written key should be the secret of the QR code',
+    );
+
+    // 4. Confirm with the app's code, then choose four security questions.
+    const enrolmentStep = Math.floor(Date.now() / 1000 / params.period);
+    const enrolmentCode = totp(params);
+    await page.fill('#code', enrolmentCode);
+    await submit(page, page.locator('form[action="/enroll/oath"] button[type="submit"]'));
+    await expectPage(page, '/enroll/questions', 'Choose your security questions');
+    const chosen = new Map(); // question text -> answer
+    for (let i = 1; i <= 4; i += 1) {
+      const selected = page.locator(`select#question-${i} option:checked`);
+      assert.equal(await selected.count(), 1, `#question-${i} should have one selected question`);
+      const question = (await selected.textContent()).trim();
+      assert.ok(question.length > 0, `#question-${i} should preselect a question`);
+      assert.ok(!chosen.has(question), `#question-${i} preselects "${question}", already preselected above`);
+      chosen.set(question, ANSWERS[i - 1]);
+      await page.fill(`#answer-${i}`, ANSWERS[i - 1]);
+    }
+    await submit(page, page.locator('form[action="/enroll/questions"] button[type="submit"]'));
+    await expectPage(page, '/account', 'Your account');
+    assert.equal((await page.locator('#profile-username').textContent()).trim(), USERNAME);
+    assert.equal((await page.locator('#profile-token').textContent()).trim(), 'Authenticator app');
+
+    // 5. Sign out, and in again with a code of a later step (each code is single-use).
+    await signOut(page);
+    await signIn(page, base);
+    await expectPage(page, '/verify', "Verify it's you");
+    await expectAutocomplete(page, '#code', 'one-time-code');
+    await waitForNextStep(params.period);
+    const signInStep = Math.floor(Date.now() / 1000 / params.period);
+    assert.ok(signInStep > enrolmentStep, 'the sign-in code should be of a later step than the enrolment code');
+    const signInCode = totp(params);
+    await page.fill('#code', signInCode);
+    await submit(page, page.locator('form[action="/verify"] button[type="submit"]'));
+    await expectPage(page, '/account', 'Your account');
+    assert.equal((await page.locator('#profile-username').textContent()).trim(), USERNAME);
+
+    // 6. A replayed code is refused; the security questions still let the user in.
+    await signOut(page);
+    await signIn(page, base);
+    await expectPage(page, '/verify', "Verify it's you");
+    await page.fill('#code', signInCode);
+    await submit(page, page.locator('form[action="/verify"] button[type="submit"]'));
+    await expectPage(page, '/verify', "Verify it's you");
+    const error = page.locator('#verify-error');
+    assert.equal(await error.count(), 1, 'a replayed code should be answered with #verify-error');
+    assert.match(await error.textContent(), /already been used/, 'the error should say the code was used');
+
+    await submit(page, page.getByRole('button', { name: FALLBACK_LABEL, exact: true }));
+    await expectPage(page, '/verify', "Verify it's you");
+    const inputs = page.locator('input[id^="answer-"]');
+    const asked = await inputs.count();
+    assert.equal(asked, 2, 'two security questions should be asked');
+    const askedQuestions = [];
+    for (let i = 0; i < asked; i += 1) {
+      const id = await inputs.nth(i).getAttribute('id');
+      const label = page.locator(`label[for="${id}"]`);
+      assert.equal(await label.count(), 1, `#${id} should have a <label>`);
+      const question = (await label.textContent()).trim();
+      assert.ok(chosen.has(question), `"${question}" is not one of the questions chosen: ${[...chosen.keys()].join(' | ')}`);
+      askedQuestions.push(question);
+      await inputs.nth(i).fill(chosen.get(question));
+    }
+    assert.notEqual(askedQuestions[0], askedQuestions[1], 'the two questions asked should differ');
+    await submit(page, page.locator('form[action="/verify"] button[type="submit"]'));
+    await expectPage(page, '/account', 'Your account');
+    assert.equal((await page.locator('#profile-username').textContent()).trim(), USERNAME);
+
+    failed = false;
+    t.diagnostic(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  } finally {
+    if (failed) {
+      const saved = [];
+      if (page && !page.isClosed()) {
+        try {
+          const shot = join(work, 'failure.png');
+          await page.screenshot({ path: shot, fullPage: true, timeout: 10_000 });
+          saved.push(`screenshot: ${shot}`);
+          const html = join(work, 'failure.html');
+          writeFileSync(html, await page.content());
+          saved.push(`page HTML:  ${html} (of ${page.url()})`);
+        } catch (err) {
+          saved.push(`(could not save the page: ${err.message})`);
+        }
+      }
+      console.error(`\n--- the browser test failed; kept ${work}`);
+      for (const line of saved) console.error(`  ${line}`);
+      if (server) console.error(`--- twofold serve's stderr:\n${server.stderr()}`);
+    }
+    if (context) await context.close().catch(() => {});
+    if (server) await stopServer(server);
+    if (!failed) rmSync(work, { recursive: true, force: true });
+  }
+});
