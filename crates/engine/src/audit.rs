@@ -28,6 +28,8 @@ pub enum AuditAction {
     EnrollmentCompleted,
     BypassStarted,
     KeyRotated,
+    ServiceAccountCreated,
+    SdkCall,
 }
 
 impl AuditAction {
@@ -53,6 +55,8 @@ impl AuditAction {
             AuditAction::EnrollmentCompleted => "enrollment_completed",
             AuditAction::BypassStarted => "bypass_started",
             AuditAction::KeyRotated => "key_rotated",
+            AuditAction::ServiceAccountCreated => "service_account_created",
+            AuditAction::SdkCall => "sdk_call",
         }
     }
 }

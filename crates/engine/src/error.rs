@@ -50,6 +50,12 @@ pub enum DomainError {
     WrongStep,
     #[error("the token file cannot be imported: {0}")]
     Import(String),
+    #[error("no such authentication")]
+    AuthenticationNotFound,
+    #[error("this authentication is {0}; start a new one")]
+    AuthenticationClosed(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
 }
 
 impl DomainError {
@@ -77,6 +83,9 @@ impl DomainError {
             DomainError::NotEnrolled => "not_enrolled",
             DomainError::WrongStep => "wrong_step",
             DomainError::Import(_) => "import_failed",
+            DomainError::AuthenticationNotFound => "authentication_not_found",
+            DomainError::AuthenticationClosed(_) => "authentication_closed",
+            DomainError::InvalidRequest(_) => "invalid_request",
         }
     }
 }

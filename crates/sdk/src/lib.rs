@@ -1,11 +1,15 @@
 //! Wire types of the Web Service SDK (`/sdk/v1`) and of the operational endpoints.
 //!
 //! Both the server and every Rust client use these, so a change here is a change of contract.
+//! Request bodies refuse unknown fields: a misspelt field is an error that names it, never a
+//! silently ignored setting.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
-/// An RFC 9457 problem: the body of every error the server answers in JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An RFC 9457 problem: the body of every error the SDK answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// A URI naming the problem type; `about:blank` when the status says it all.
     #[serde(rename = "type", default = "about_blank")]
@@ -14,7 +18,7 @@ pub struct Problem {
     pub status: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// Twofold's stable, machine-readable code, such as `user_locked`.
+    /// Twofold's stable, machine-readable code, such as `user_locked` or `code_already_used`.
     pub code: String,
     /// The request id, to find the matching line in the server's log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,8 +38,8 @@ pub struct Readiness {
     pub store: String,
 }
 
-/// A user as the SDK and the CLI show it: never a secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A user as the SDK shows it: never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UserView {
     pub username: String,
     pub email: Option<String>,
@@ -45,4 +49,282 @@ pub struct UserView {
     pub enabled: bool,
     pub created_at: i64,
     pub locked_until: Option<i64>,
+}
+
+/// A user with their second factors, as `GET /sdk/v1/users/{username}` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub username: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub language: Option<String>,
+    pub enabled: bool,
+    pub has_password: bool,
+    pub has_pin: bool,
+    /// The primary method: `oath` (phone call, SMS and mobile app come later).
+    pub method: Option<String>,
+    /// Whether the user finished enrolment.
+    pub enrolled: bool,
+    pub oath: Option<OathTokenView>,
+    /// How many security questions the user answered (four when enrolled).
+    pub security_answers: usize,
+    pub created_at: i64,
+    pub locked_until: Option<i64>,
+    /// When the user's unused one-time bypass expires.
+    pub bypass_until: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OathTokenView {
+    /// `software` (an authenticator app) or `hardware`.
+    pub kind: String,
+    pub serial: Option<String>,
+    /// `totp` or `hotp`.
+    #[serde(rename = "type")]
+    pub otp_type: String,
+    pub digits: u8,
+    pub period: Option<u32>,
+    pub algorithm: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserCreate {
+    pub username: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// A local password (at least 8 characters); without it the user has none.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// `en` or `fr`.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// `PATCH` body: a field left out is unchanged; `null` clears it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub language: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The primary method (`oath`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+/// Tells a field given as `null` (clear it) from a field left out (keep it).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<User>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PinSet {
+    pub pin: String,
+}
+
+/// `POST /sdk/v1/users/{username}/oath`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum OathEnroll {
+    /// An authenticator app: returns the `otpauth://` URI and a QR code; the token becomes
+    /// active with the first valid code sent to `/oath/verify`.
+    Software {
+        /// `totp` (default) or `hotp`.
+        #[serde(default, rename = "type")]
+        otp_type: Option<String>,
+        /// 6 (default) or 8.
+        #[serde(default)]
+        digits: Option<u8>,
+        /// 30 (default) or 60 seconds.
+        #[serde(default)]
+        period: Option<u32>,
+        /// `sha1` (default), `sha256` or `sha512`.
+        #[serde(default)]
+        algorithm: Option<String>,
+    },
+    /// An imported hardware token, by serial number. With `code`, it is active at once;
+    /// without, the first valid code sent to `/oath/verify` activates it.
+    Hardware {
+        serial: String,
+        #[serde(default)]
+        code: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OathEnrollment {
+    /// `pending` until a valid code is verified, then `active`.
+    pub state: String,
+    pub kind: String,
+    /// Software tokens: what the authenticator app needs.
+    pub otpauth_uri: Option<String>,
+    pub secret: Option<String>,
+    /// The QR code of `otpauth_uri` as an SVG image.
+    pub qr_svg: Option<String>,
+    pub serial: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeCheck {
+    pub code: String,
+    /// The PIN, when PINs are required.
+    #[serde(default)]
+    pub pin: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Verified {
+    pub verified: bool,
+    /// `oath`, `oath_fallback`, `security_questions`, `one_time_bypass`, `trusted_ip`.
+    pub via: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SecurityQuestion {
+    pub id: String,
+    pub language: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityAnswer {
+    pub question_id: String,
+    pub answer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityAnswers {
+    pub answers: Vec<SecurityAnswer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BypassCreate {
+    /// How long, in seconds (the settings decide the default and the maximum).
+    #[serde(default)]
+    pub seconds: Option<u32>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Bypass {
+    pub expires_at: i64,
+}
+
+/// `POST /sdk/v1/authentications`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticationStart {
+    pub username: String,
+    /// Checked when given; leave out when your application checked the password itself.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// `oath` or `security_questions`; the user's own method by default.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// The end user's address, for trusted ranges and the audit log.
+    #[serde(default)]
+    pub client_ip: Option<String>,
+    /// Free-form context recorded with the authentication (application, resource…).
+    #[serde(default)]
+    pub context: BTreeMap<String, String>,
+}
+
+/// An authentication in progress or finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Authentication {
+    pub id: String,
+    /// `pending`, `approved`, `denied`, `expired` or `fraud`.
+    pub state: String,
+    pub username: String,
+    /// While pending: `otp` or `security_answers` — what `/answer` expects.
+    pub next: Option<String>,
+    /// The questions to answer when `next` is `security_answers`.
+    pub questions: Vec<SecurityQuestion>,
+    /// How the authentication was approved.
+    pub via: Option<String>,
+    /// Why it was denied (a stable code such as `not_enrolled`).
+    pub reason: Option<String>,
+    pub expires_at: i64,
+}
+
+/// `POST /sdk/v1/authentications/{id}/answer`: an OTP, or security answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum AuthenticationAnswer {
+    Otp(OtpAnswer),
+    Answers(SecurityAnswers),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OtpAnswer {
+    pub otp: String,
+    #[serde(default)]
+    pub pin: Option<String>,
+}
+
+/// `POST /sdk/v1/tokens/import`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenImport {
+    /// The file's content: PSKC XML or CSV text, as is.
+    pub content: String,
+    /// PSKC pre-shared key, in hex.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// PSKC password (PBKDF2).
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenImportResult {
+    pub imported: usize,
+}
+
+/// One problem of a token file (the import is refused as a whole).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImportProblem {
+    pub location: String,
+    pub reason: String,
 }

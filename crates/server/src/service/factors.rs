@@ -136,7 +136,7 @@ fn parse_method(tag: Option<&str>) -> Option<Method> {
 }
 
 /// The QR code of an `otpauth://` URI as an SVG image.
-pub fn qr_svg(uri: &str) -> Result<String, ServiceError> {
+pub(super) fn qr_svg(uri: &str) -> Result<String, ServiceError> {
     let code = qrcode::QrCode::new(uri.as_bytes())
         .map_err(|e| ServiceError::Internal(format!("QR code: {e}")))?;
     Ok(code
@@ -147,14 +147,14 @@ pub fn qr_svg(uri: &str) -> Result<String, ServiceError> {
 }
 
 impl InProcessService {
-    async fn user(&self, user_id: &str) -> Result<UserRecord, ServiceError> {
+    pub(super) async fn user(&self, user_id: &str) -> Result<UserRecord, ServiceError> {
         self.store
             .user_by_id(user_id)
             .await?
             .ok_or(ServiceError::Domain(DomainError::UserNotFound))
     }
 
-    async fn user_factors(
+    pub(super) async fn user_factors(
         &self,
         user: &UserRecord,
     ) -> Result<(UserFactors, Option<TokenRecord>), ServiceError> {
@@ -172,7 +172,7 @@ impl InProcessService {
         ))
     }
 
-    fn event(
+    pub(super) fn event(
         &self,
         action: AuditAction,
         outcome: AuditOutcome,
@@ -256,7 +256,7 @@ impl InProcessService {
         metrics::counter!("twofold_sign_ins_total", "result" => "success").increment(1);
     }
 
-    async fn settings_now(&self) -> Result<Settings, ServiceError> {
+    pub(super) async fn settings_now(&self) -> Result<Settings, ServiceError> {
         use super::MfaService;
         self.settings().await
     }

@@ -6,10 +6,12 @@
 //! from the CLI follows the same rules and lands in the same audit log.
 
 mod factors;
+mod sdk;
 
 pub use factors::{
     DEFAULT_QUESTIONS, FactorsView, QuestionView, SignInProgress, SoftwareEnrollment, TokenSummary,
 };
+pub use sdk::{SDK_ROLE, ServiceAccountSecret};
 
 use crate::secrets::Keyring;
 use crate::store::{NewUser, SessionRecord, Store, StoreError, UserChanges, UserRecord};
@@ -29,6 +31,8 @@ use twofold_engine::{Clock, DomainError, Language, Settings, UnixTime, Username,
 pub struct ClientContext {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// Who acts, when not the user themselves: `sdk:<service account>`.
+    pub actor: Option<String>,
 }
 
 impl ClientContext {
@@ -286,10 +290,15 @@ impl InProcessService {
         let now = self.clock.now();
         let (ip, ua) = client.audit();
         let failure = |subject: &str, reason: &str| {
-            AuditEvent::new(now, AuditAction::SignIn, AuditOutcome::Failure, "portal")
-                .subject(subject.chars().take(160).collect::<String>())
-                .client(ip.clone(), ua.clone())
-                .detail(reason)
+            AuditEvent::new(
+                now,
+                AuditAction::SignIn,
+                AuditOutcome::Failure,
+                client.actor.clone().unwrap_or_else(|| "portal".to_owned()),
+            )
+            .subject(subject.chars().take(160).collect::<String>())
+            .client(ip.clone(), ua.clone())
+            .detail(reason)
         };
 
         // Refuse an over-long password before any hashing.
@@ -342,7 +351,7 @@ impl InProcessService {
                         now,
                         AuditAction::PasswordVerified,
                         AuditOutcome::Success,
-                        "portal",
+                        client.actor.clone().unwrap_or_else(|| "portal".to_owned()),
                     )
                     .subject(name.as_str())
                     .client(ip.clone(), ua.clone())

@@ -351,6 +351,35 @@ impl Store {
         Ok(true)
     }
 
+    /// Reserves an available hardware token for a user, pending their first valid code.
+    pub async fn reserve_token(
+        &self,
+        id: &str,
+        user_id: &str,
+        version: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM oath_tokens WHERE user_id = $1 AND status = 'pending' AND kind = 'software'")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE oath_tokens SET user_id = NULL, status = 'available' WHERE user_id = $1 AND status = 'pending'")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(
+            "UPDATE oath_tokens SET user_id = $1, status = 'pending', version = version + 1 \
+             WHERE id = $2 AND version = $3 AND status = 'available'",
+        )
+        .bind(user_id)
+        .bind(id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Removes every token of a user (the account page's "remove", an administrator's reset).
     pub async fn remove_user_tokens(&self, user_id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;

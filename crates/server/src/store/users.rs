@@ -130,11 +130,30 @@ impl Store {
         limit: i64,
         after: Option<&str>,
     ) -> Result<Vec<UserRecord>, StoreError> {
+        self.find_users(limit, after, "").await
+    }
+
+    /// Like [`Store::list_users`], keeping usernames that contain `query`.
+    pub async fn find_users(
+        &self,
+        limit: i64,
+        after: Option<&str>,
+        query: &str,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let mut pattern = String::from("%");
+        for c in query.chars() {
+            if matches!(c, '%' | '_' | '!') {
+                pattern.push('!');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM users WHERE username > $1 ORDER BY username LIMIT $2"
+            "SELECT {COLUMNS} FROM users WHERE username > $1 AND username LIKE $3 ESCAPE '!' ORDER BY username LIMIT $2"
         )))
         .bind(after.unwrap_or(""))
         .bind(limit)
+        .bind(pattern)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(user_from_row).collect()

@@ -65,9 +65,11 @@ pub(super) async fn resolve_client(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(256).collect());
-    request
-        .extensions_mut()
-        .insert(Client(ClientContext { ip, user_agent }));
+    request.extensions_mut().insert(Client(ClientContext {
+        ip,
+        user_agent,
+        actor: None,
+    }));
     next.run(request).await
 }
 

@@ -1,0 +1,838 @@
+//! What the Web Service SDK does, over the same engine and store as the portal: an
+//! authentication started through the SDK follows exactly the portal's state machine.
+
+use super::{ClientContext, Identity, InProcessService, ServiceError};
+use crate::store::{
+    AuthenticationRecord, NewToken, ServiceAccountRecord, StoreError, TokenKind, TokenStatus,
+    UserChanges, UserRecord, new_id,
+};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
+use twofold_engine::flow::{self, Challenge, NextStep, Via};
+use twofold_engine::oath::{self, Algorithm, OathKind, OathParams};
+use twofold_engine::token_import::{self, PskcKey};
+use twofold_engine::{DomainError, Language, Username};
+use twofold_sdk as sdk;
+
+/// The role that may call the SDK (the original's "PhoneFactor Admins").
+pub const SDK_ROLE: &str = "sdk";
+
+/// A service account's secret, shown once.
+pub struct ServiceAccountSecret(pub String);
+
+/// An authentication is answered within this time.
+const AUTHENTICATION_SECONDS: i64 = 300;
+/// Wrong answers to one authentication before it is denied.
+const MAX_ATTEMPTS: i64 = 5;
+
+fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn token_view(kind: TokenKind, serial: Option<String>, params: &OathParams) -> sdk::OathTokenView {
+    let (otp_type, period) = match params.kind {
+        OathKind::Totp { period } => ("totp", Some(period)),
+        OathKind::Hotp => ("hotp", None),
+    };
+    sdk::OathTokenView {
+        kind: kind.as_str().to_owned(),
+        serial,
+        otp_type: otp_type.to_owned(),
+        digits: params.digits,
+        period,
+        algorithm: algorithm_name(params.algorithm).to_owned(),
+    }
+}
+
+fn algorithm_name(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::Sha1 => "sha1",
+        Algorithm::Sha256 => "sha256",
+        Algorithm::Sha512 => "sha512",
+    }
+}
+
+fn parse_username(name: &str) -> Result<Username, ServiceError> {
+    Username::parse(name).map_err(|e| ServiceError::Domain(e.into()))
+}
+
+fn invalid(message: impl Into<String>) -> ServiceError {
+    ServiceError::Domain(DomainError::InvalidRequest(message.into()))
+}
+
+impl InProcessService {
+    // ---- service accounts ----
+
+    /// Creates a service account in `role` and returns its secret (shown once; the store
+    /// keeps its SHA-256: the secret is 256 random bits, so a fast hash is enough).
+    pub async fn add_service_account(
+        &self,
+        actor: &str,
+        name: &str,
+        role: &str,
+    ) -> Result<ServiceAccountSecret, ServiceError> {
+        let name = name.trim();
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(invalid(
+                "a service account name has 1 to 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        let secret = format!("tf_{}", hex::encode(rand::random::<[u8; 32]>()));
+        let record = ServiceAccountRecord {
+            name: name.to_owned(),
+            secret_hash: secret_hash(&secret),
+            role: role.to_owned(),
+            created_at: self.clock.now(),
+        };
+        match self.store.create_service_account(&record).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(invalid(format!(
+                    "a service account named {name} already exists"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.audit(
+            AuditEvent::new(
+                self.clock.now(),
+                AuditAction::ServiceAccountCreated,
+                AuditOutcome::Success,
+                actor,
+            )
+            .subject(name)
+            .detail(format!("role {role}")),
+        )
+        .await;
+        Ok(ServiceAccountSecret(secret))
+    }
+
+    /// The account, when `secret` is its secret (compared in constant time).
+    pub async fn authenticate_service_account(
+        &self,
+        name: &str,
+        secret: &str,
+    ) -> Result<Option<ServiceAccountRecord>, ServiceError> {
+        let Some(account) = self.store.service_account(name).await? else {
+            // Same work for an unknown name.
+            let _ = secret_hash(secret)
+                .as_bytes()
+                .ct_eq(secret_hash("").as_bytes());
+            return Ok(None);
+        };
+        let given = secret_hash(secret);
+        if bool::from(given.as_bytes().ct_eq(account.secret_hash.as_bytes())) {
+            Ok(Some(account))
+        } else {
+            Ok(None)
+        }
+    }
+
+    // ---- users ----
+
+    pub async fn sdk_user(&self, username: &str) -> Result<sdk::User, ServiceError> {
+        let name = parse_username(username)?;
+        let user = self
+            .store
+            .user_by_username(&name)
+            .await?
+            .ok_or(ServiceError::Domain(DomainError::UserNotFound))?;
+        self.user_view(&user).await
+    }
+
+    async fn user_view(&self, user: &UserRecord) -> Result<sdk::User, ServiceError> {
+        let (factors, token) = self.user_factors(user).await?;
+        let now = self.clock.now();
+        let locked_until = self
+            .store
+            .lockout(&user.username)
+            .await?
+            .state
+            .locked_at(now);
+        let bypass_until = self
+            .store
+            .active_bypass(&user.id, now)
+            .await?
+            .map(|b| b.expires_at);
+        Ok(sdk::User {
+            username: user.username.clone(),
+            email: user.email.clone(),
+            phone: user.phone.clone(),
+            language: user.language.clone(),
+            enabled: user.enabled,
+            has_password: user.password_hash.is_some(),
+            has_pin: user.pin_hash.is_some(),
+            method: user.method.clone(),
+            enrolled: factors.enrolled,
+            oath: token.map(|t| token_view(t.kind, t.serial, &t.params)),
+            security_answers: factors.security_answers,
+            created_at: user.created_at,
+            locked_until,
+            bypass_until,
+        })
+    }
+
+    pub async fn sdk_list_users(
+        &self,
+        query: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<sdk::UserList, ServiceError> {
+        let limit = limit.clamp(1, 500);
+        let mut rows = self
+            .store
+            .find_users(limit + 1, cursor, query.trim())
+            .await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(500));
+        let mut users = Vec::with_capacity(rows.len());
+        for row in &rows {
+            users.push(self.user_view(row).await?);
+        }
+        Ok(sdk::UserList {
+            next_cursor: if more {
+                users.last().map(|u| u.username.clone())
+            } else {
+                None
+            },
+            users,
+        })
+    }
+
+    pub async fn sdk_create_user(
+        &self,
+        actor: &str,
+        body: sdk::UserCreate,
+    ) -> Result<sdk::User, ServiceError> {
+        if let Some(language) = &body.language
+            && Language::from_tag(language).is_none()
+        {
+            return Err(invalid(format!("language {language:?}: use en or fr")));
+        }
+        let user = self
+            .add_user(
+                actor,
+                &body.username,
+                body.email,
+                body.phone,
+                body.password.as_deref(),
+            )
+            .await?;
+        if let Some(language) = body.language {
+            let changes = UserChanges {
+                language: Some(Some(language)),
+                ..UserChanges::default()
+            };
+            self.update_user(actor, &user.username, changes, None)
+                .await?;
+        }
+        self.sdk_user(&user.username).await
+    }
+
+    pub async fn sdk_patch_user(
+        &self,
+        actor: &str,
+        username: &str,
+        body: sdk::UserPatch,
+    ) -> Result<sdk::User, ServiceError> {
+        let method = match body.method.as_deref() {
+            None => None,
+            Some("oath") => Some(Some("oath".to_owned())),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "method {other:?}: this server enrols `oath`"
+                )));
+            }
+        };
+        let changes = UserChanges {
+            email: body.email,
+            phone: body.phone,
+            language: body.language,
+            enabled: body.enabled,
+            method,
+            ..UserChanges::default()
+        };
+        if changes.is_empty() && body.password.is_none() {
+            return self.sdk_user(username).await;
+        }
+        let user = self
+            .update_user(actor, username, changes, body.password.as_deref())
+            .await?;
+        self.sdk_user(&user.username).await
+    }
+
+    async fn by_name(&self, username: &str) -> Result<UserRecord, ServiceError> {
+        let name = parse_username(username)?;
+        self.store
+            .user_by_username(&name)
+            .await?
+            .ok_or(ServiceError::Domain(DomainError::UserNotFound))
+    }
+
+    pub async fn sdk_set_pin(
+        &self,
+        username: &str,
+        pin: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let user = self.by_name(username).await?;
+        self.change_pin(&user.id, pin, client).await
+    }
+
+    // ---- OATH ----
+
+    pub async fn sdk_oath_enroll(
+        &self,
+        username: &str,
+        body: sdk::OathEnroll,
+        client: &ClientContext,
+    ) -> Result<sdk::OathEnrollment, ServiceError> {
+        let user = self.by_name(username).await?;
+        match body {
+            sdk::OathEnroll::Software {
+                otp_type,
+                digits,
+                period,
+                algorithm,
+            } => {
+                let params =
+                    software_params(otp_type.as_deref(), digits, period, algorithm.as_deref())?;
+                let enrollment = self.begin_software_with(&user, params).await?;
+                Ok(sdk::OathEnrollment {
+                    state: "pending".into(),
+                    kind: "software".into(),
+                    otpauth_uri: Some(enrollment.uri),
+                    secret: Some(enrollment.secret_base32),
+                    qr_svg: Some(enrollment.qr_svg),
+                    serial: None,
+                })
+            }
+            sdk::OathEnroll::Hardware { serial, code } => {
+                match code {
+                    Some(code) => {
+                        self.associate_hardware(&user.id, &serial, &code, client)
+                            .await?
+                    }
+                    None => self.reserve_hardware(&user, &serial, client).await?,
+                }
+                Ok(sdk::OathEnrollment {
+                    state: if self
+                        .store
+                        .user_token(&user.id, TokenStatus::Active)
+                        .await?
+                        .is_some_and(|t| t.serial.as_deref() == Some(serial.trim()))
+                    {
+                        "active".into()
+                    } else {
+                        "pending".into()
+                    },
+                    kind: "hardware".into(),
+                    otpauth_uri: None,
+                    secret: None,
+                    qr_svg: None,
+                    serial: Some(serial.trim().to_owned()),
+                })
+            }
+        }
+    }
+
+    /// Reserves an available hardware token for a user: the first valid code activates it.
+    async fn reserve_hardware(
+        &self,
+        user: &UserRecord,
+        serial: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let settings = self.settings_now().await?;
+        if !settings.allow_third_party_oath_token {
+            return Err(DomainError::HardwareTokensDisabled.into());
+        }
+        match self.store.token_by_serial(serial.trim()).await? {
+            Some(t) if t.kind == TokenKind::Hardware && t.status == TokenStatus::Available => {
+                self.store.reserve_token(&t.id, &user.id, t.version).await?;
+                self.audit(
+                    self.event(
+                        AuditAction::TokenEnrolled,
+                        AuditOutcome::Success,
+                        user,
+                        client,
+                    )
+                    .detail(format!(
+                        "hardware token {} reserved, pending a code",
+                        serial.trim()
+                    )),
+                )
+                .await;
+                Ok(())
+            }
+            Some(t) if t.kind == TokenKind::Hardware => Err(DomainError::SerialAssigned.into()),
+            _ => Err(DomainError::UnknownSerial.into()),
+        }
+    }
+
+    /// Verifies a code: activates a pending token, or checks the active one (single use,
+    /// counting failures towards lockout).
+    pub async fn sdk_oath_verify(
+        &self,
+        username: &str,
+        code: &str,
+        pin: Option<&str>,
+        client: &ClientContext,
+    ) -> Result<sdk::Verified, ServiceError> {
+        let user = self.by_name(username).await?;
+        if self
+            .store
+            .user_token(&user.id, TokenStatus::Pending)
+            .await?
+            .is_some()
+        {
+            self.confirm_software(&user.id, code, client).await?;
+            return Ok(sdk::Verified {
+                verified: true,
+                via: "enrollment".into(),
+            });
+        }
+        let via = self.verify_oath_code(&user.id, code, pin, client).await?;
+        Ok(sdk::Verified {
+            verified: true,
+            via: via.as_str().to_owned(),
+        })
+    }
+
+    // ---- security questions, bypass ----
+
+    pub async fn sdk_questions(
+        &self,
+        language: Option<&str>,
+    ) -> Result<Vec<sdk::SecurityQuestion>, ServiceError> {
+        let language = match language {
+            Some(tag) if !tag.is_empty() => Some(
+                Language::from_tag(tag)
+                    .ok_or_else(|| invalid(format!("lang {tag:?}: use en or fr")))?
+                    .tag(),
+            ),
+            _ => None,
+        };
+        Ok(self
+            .store
+            .questions(language, true)
+            .await?
+            .into_iter()
+            .map(|q| sdk::SecurityQuestion {
+                id: q.id,
+                language: q.language,
+                text: q.text,
+            })
+            .collect())
+    }
+
+    pub async fn sdk_set_answers(
+        &self,
+        username: &str,
+        answers: &[sdk::SecurityAnswer],
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let user = self.by_name(username).await?;
+        let pairs: Vec<(String, String)> = answers
+            .iter()
+            .map(|a| (a.question_id.clone(), a.answer.clone()))
+            .collect();
+        self.change_answers(&user.id, &pairs, client).await
+    }
+
+    pub async fn sdk_bypass(
+        &self,
+        username: &str,
+        body: &sdk::BypassCreate,
+        client: &ClientContext,
+    ) -> Result<sdk::Bypass, ServiceError> {
+        let user = self.by_name(username).await?;
+        let settings = self.settings_now().await?;
+        let seconds = match body.seconds {
+            None => settings.one_time_bypass_seconds,
+            Some(s) if (1..=settings.one_time_bypass_max_seconds).contains(&s) => s,
+            Some(_) => {
+                return Err(DomainError::Bypass(flow::BypassError::OutOfRange {
+                    max: settings.one_time_bypass_max_seconds,
+                })
+                .into());
+            }
+        };
+        if !settings.allow_one_time_bypass {
+            return Err(DomainError::Bypass(flow::BypassError::NotAllowed).into());
+        }
+        let now = self.clock.now();
+        let expires_at = now + i64::from(seconds);
+        let actor = client.actor.clone().unwrap_or_else(|| "sdk".to_owned());
+        let reason: Option<String> = body
+            .reason
+            .as_deref()
+            .map(|r| r.chars().take(200).collect());
+        self.store
+            .create_bypass(&user.id, expires_at, reason.as_deref(), &actor, now)
+            .await?;
+        self.audit(
+            self.event(
+                AuditAction::BypassStarted,
+                AuditOutcome::Success,
+                &user,
+                client,
+            )
+            .detail(format!(
+                "{seconds} seconds{}",
+                reason.map(|r| format!(": {r}")).unwrap_or_default()
+            )),
+        )
+        .await;
+        Ok(sdk::Bypass { expires_at })
+    }
+
+    // ---- authentications ----
+
+    pub async fn sdk_start_authentication(
+        &self,
+        body: sdk::AuthenticationStart,
+        client: &ClientContext,
+    ) -> Result<sdk::Authentication, ServiceError> {
+        let mut client = client.clone();
+        if let Some(ip) = &body.client_ip {
+            client.ip = Some(
+                ip.parse()
+                    .map_err(|_| invalid(format!("client_ip {ip:?} is not an IP address")))?,
+            );
+        }
+        let identity = match &body.password {
+            Some(password) => {
+                self.check_password(&body.username, password, &client)
+                    .await?
+            }
+            None => {
+                let user = self.by_name(&body.username).await?;
+                if !user.enabled {
+                    return Err(DomainError::InvalidCredentials.into());
+                }
+                let settings = self.settings_now().await?;
+                let lockout = self.store.lockout(&user.username).await?;
+                twofold_engine::sign_in::may_attempt(true, &lockout.state, self.clock.now())
+                    .map_err(ServiceError::Domain)?;
+                drop(settings);
+                Identity {
+                    user_id: user.id,
+                    username: user.username,
+                    language: None,
+                }
+            }
+        };
+        let progress = self.after_password(identity, &client).await?;
+        let user = self.user(&progress.identity.user_id).await?;
+        let now = self.clock.now();
+        let mut record = AuthenticationRecord {
+            id: new_id(),
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            state: "pending".into(),
+            next: None,
+            asked: None,
+            via: None,
+            reason: None,
+            attempts: 0,
+            client_ip: client.ip.map(|ip| ip.to_string()),
+            context: (!body.context.is_empty())
+                .then(|| serde_json::to_string(&body.context).unwrap_or_default()),
+            created_at: now,
+            expires_at: now + AUTHENTICATION_SECONDS,
+            version: 1,
+        };
+        let settings = self.settings_now().await?;
+        let (factors, _) = self.user_factors(&user).await?;
+        let wanted = match body.method.as_deref() {
+            None => None,
+            Some("oath") => Some(Challenge::Oath),
+            Some("security_questions") => Some(Challenge::SecurityQuestions),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "method {other:?}: use oath or security_questions"
+                )));
+            }
+        };
+        match progress.next {
+            NextStep::SignedIn(via) => {
+                record.state = "approved".into();
+                record.via = Some(via.as_str().to_owned());
+            }
+            NextStep::Enroll | NextStep::ContactAdministrator => {
+                record.state = "denied".into();
+                record.reason = Some("not_enrolled".into());
+            }
+            NextStep::Verify(primary) => {
+                let mut offered = vec![primary];
+                offered.extend(flow::fallbacks(&settings, &factors, Some(primary)));
+                let challenge = match wanted {
+                    None => primary,
+                    Some(c) if offered.contains(&c) => c,
+                    Some(_) => return Err(invalid("that method is not available to this user")),
+                };
+                match challenge {
+                    Challenge::Oath => record.next = Some("otp".into()),
+                    Challenge::SecurityQuestions => {
+                        let drawn = self.draw_questions(&user.id).await?;
+                        record.next = Some("security_answers".into());
+                        record.asked = Some(
+                            serde_json::to_string(
+                                &drawn.iter().map(|q| q.id.clone()).collect::<Vec<_>>(),
+                            )
+                            .unwrap_or_default(),
+                        );
+                    }
+                }
+            }
+        }
+        self.store.create_authentication(&record).await?;
+        self.authentication_view(&record).await
+    }
+
+    async fn authentication_view(
+        &self,
+        record: &AuthenticationRecord,
+    ) -> Result<sdk::Authentication, ServiceError> {
+        let now = self.clock.now();
+        let state = if record.state == "pending" && now >= record.expires_at {
+            "expired"
+        } else {
+            record.state.as_str()
+        };
+        let asked: Vec<String> = record
+            .asked
+            .as_deref()
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or_default();
+        let questions = if state == "pending" && !asked.is_empty() {
+            let all = self.store.questions(None, false).await?;
+            asked
+                .iter()
+                .filter_map(|id| all.iter().find(|q| &q.id == id))
+                .map(|q| sdk::SecurityQuestion {
+                    id: q.id.clone(),
+                    language: q.language.clone(),
+                    text: q.text.clone(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(sdk::Authentication {
+            id: record.id.clone(),
+            state: state.to_owned(),
+            username: record.username.clone(),
+            next: if state == "pending" {
+                record.next.clone()
+            } else {
+                None
+            },
+            questions,
+            via: record.via.clone(),
+            reason: record.reason.clone(),
+            expires_at: record.expires_at,
+        })
+    }
+
+    pub async fn sdk_authentication(&self, id: &str) -> Result<sdk::Authentication, ServiceError> {
+        let record = self
+            .store
+            .authentication(id)
+            .await?
+            .ok_or(ServiceError::Domain(DomainError::AuthenticationNotFound))?;
+        self.authentication_view(&record).await
+    }
+
+    pub async fn sdk_answer(
+        &self,
+        id: &str,
+        answer: sdk::AuthenticationAnswer,
+        client: &ClientContext,
+    ) -> Result<sdk::Authentication, ServiceError> {
+        let mut record = self
+            .store
+            .authentication(id)
+            .await?
+            .ok_or(ServiceError::Domain(DomainError::AuthenticationNotFound))?;
+        let view = self.authentication_view(&record).await?;
+        if view.state != "pending" {
+            return Err(DomainError::AuthenticationClosed(view.state).into());
+        }
+        let result: Result<Via, ServiceError> = match (record.next.as_deref(), answer) {
+            (Some("otp"), sdk::AuthenticationAnswer::Otp(otp)) => {
+                self.verify_oath_code(&record.user_id, &otp.otp, otp.pin.as_deref(), client)
+                    .await
+            }
+            (Some("security_answers"), sdk::AuthenticationAnswer::Answers(given)) => {
+                let asked: Vec<String> = record
+                    .asked
+                    .as_deref()
+                    .and_then(|a| serde_json::from_str(a).ok())
+                    .unwrap_or_default();
+                let pairs: Vec<(String, String)> = given
+                    .answers
+                    .iter()
+                    .map(|a| (a.question_id.clone(), a.answer.clone()))
+                    .collect();
+                self.check_answers(&record.user_id, &asked, &pairs, client)
+                    .await
+            }
+            (Some("otp"), _) => {
+                return Err(invalid("this authentication expects {\"otp\": \"…\"}"));
+            }
+            _ => {
+                return Err(invalid(
+                    "this authentication expects {\"answers\": [{\"question_id\": …, \"answer\": …}]}",
+                ));
+            }
+        };
+        match result {
+            Ok(via) => {
+                record.state = "approved".into();
+                record.via = Some(via.as_str().to_owned());
+                record.next = None;
+                if !self.store.update_authentication(&record).await? {
+                    return Err(DomainError::AuthenticationClosed("answered already".into()).into());
+                }
+                record.version += 1;
+                self.authentication_view(&record).await
+            }
+            Err(ServiceError::Domain(e)) => {
+                record.attempts += 1;
+                let locked = matches!(e, DomainError::UserLocked { .. });
+                let counts = !matches!(
+                    e,
+                    DomainError::MalformedCode { .. } | DomainError::InvalidRequest(_)
+                );
+                if counts && (record.attempts >= MAX_ATTEMPTS || locked) {
+                    record.state = "denied".into();
+                    record.reason = Some(e.code().to_owned());
+                    record.next = None;
+                }
+                if counts {
+                    let _ = self.store.update_authentication(&record).await?;
+                }
+                Err(ServiceError::Domain(e))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    // ---- tokens ----
+
+    pub async fn sdk_import_tokens(
+        &self,
+        actor: &str,
+        body: &sdk::TokenImport,
+    ) -> Result<usize, ServiceError> {
+        let key = match (&body.key, &body.password) {
+            (Some(_), Some(_)) => return Err(invalid("give either key or password, not both")),
+            (Some(hex_key), None) => Some(PskcKey::PreShared(
+                hex::decode(hex_key.trim())
+                    .map_err(|_| invalid("key must be the pre-shared key in hex"))?,
+            )),
+            (None, Some(password)) => Some(PskcKey::Password(password.clone())),
+            (None, None) => None,
+        };
+        let tokens = token_import::parse_file("upload", body.content.as_bytes(), key.as_ref())
+            .map_err(|problems| {
+                ServiceError::Domain(DomainError::Import(
+                    problems
+                        .iter()
+                        .map(|p| format!("{}: {}", p.location, p.reason))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ))
+            })?;
+        self.import_tokens(actor, &tokens).await
+    }
+}
+
+fn software_params(
+    otp_type: Option<&str>,
+    digits: Option<u8>,
+    period: Option<u32>,
+    algorithm: Option<&str>,
+) -> Result<OathParams, ServiceError> {
+    let algorithm = match algorithm.unwrap_or("sha1") {
+        "sha1" => Algorithm::Sha1,
+        "sha256" => Algorithm::Sha256,
+        "sha512" => Algorithm::Sha512,
+        other => {
+            return Err(invalid(format!(
+                "algorithm {other:?}: use sha1, sha256 or sha512"
+            )));
+        }
+    };
+    let digits = match digits.unwrap_or(6) {
+        d @ (6 | 8) => d,
+        d => return Err(invalid(format!("digits {d}: use 6 or 8"))),
+    };
+    let kind = match otp_type.unwrap_or("totp") {
+        "totp" => match period.unwrap_or(30) {
+            p @ (30 | 60) => OathKind::Totp { period: p },
+            p => return Err(invalid(format!("period {p}: use 30 or 60"))),
+        },
+        "hotp" => {
+            if period.is_some() {
+                return Err(invalid("period applies to totp only"));
+            }
+            OathKind::Hotp
+        }
+        other => return Err(invalid(format!("type {other:?}: use totp or hotp"))),
+    };
+    Ok(OathParams {
+        algorithm,
+        digits,
+        kind,
+    })
+}
+
+impl InProcessService {
+    /// Starts an authenticator-app enrolment with chosen parameters (the portal uses the
+    /// defaults).
+    pub(super) async fn begin_software_with(
+        &self,
+        user: &UserRecord,
+        params: OathParams,
+    ) -> Result<super::SoftwareEnrollment, ServiceError> {
+        let settings = self.settings_now().await?;
+        let secret = zeroize::Zeroizing::new(oath::generate_secret());
+        let id = new_id();
+        let sealed = self
+            .keyring
+            .seal(&secret, format!("oath_tokens:{id}").as_bytes())
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let token = NewToken {
+            id,
+            serial: None,
+            user_id: Some(user.id.clone()),
+            kind: TokenKind::Software,
+            params,
+            counter: 0,
+            secret_sealed: sealed,
+            key_id: self.keyring.current_id().to_owned(),
+            status: TokenStatus::Pending,
+        };
+        self.store
+            .create_pending_token(&token, self.clock.now())
+            .await?;
+        let uri = oath::otpauth_uri(&settings.oath_issuer, &user.username, &secret, &params, 0);
+        Ok(super::SoftwareEnrollment {
+            qr_svg: super::factors::qr_svg(&uri)?,
+            secret_base32: oath::encode_base32(&secret),
+            issuer: settings.oath_issuer.clone(),
+            account: user.username.clone(),
+            params,
+            uri,
+        })
+    }
+}

@@ -1,0 +1,188 @@
+use super::{Store, StoreError, is_unique_violation};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use twofold_engine::UnixTime;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountRecord {
+    pub name: String,
+    pub secret_hash: String,
+    pub role: String,
+    pub created_at: UnixTime,
+}
+
+/// An authentication started through the SDK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticationRecord {
+    pub id: String,
+    pub user_id: String,
+    pub username: String,
+    pub state: String,
+    pub next: Option<String>,
+    /// JSON list of the question ids asked.
+    pub asked: Option<String>,
+    pub via: Option<String>,
+    pub reason: Option<String>,
+    pub attempts: i64,
+    pub client_ip: Option<String>,
+    pub context: Option<String>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub version: i64,
+}
+
+fn authentication_from_row(row: &AnyRow) -> Result<AuthenticationRecord, StoreError> {
+    Ok(AuthenticationRecord {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        username: row.try_get("username")?,
+        state: row.try_get("state")?,
+        next: row.try_get("next")?,
+        asked: row.try_get("asked")?,
+        via: row.try_get("via")?,
+        reason: row.try_get("reason")?,
+        attempts: row.try_get("attempts")?,
+        client_ip: row.try_get("client_ip")?,
+        context: row.try_get("context")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        version: row.try_get("version")?,
+    })
+}
+
+impl Store {
+    pub async fn create_service_account(
+        &self,
+        account: &ServiceAccountRecord,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query("INSERT INTO service_accounts (name, secret_hash, role, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&account.name)
+            .bind(&account.secret_hash)
+            .bind(&account.role)
+            .bind(account.created_at)
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Conflict("a service account with that name"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn service_account(
+        &self,
+        name: &str,
+    ) -> Result<Option<ServiceAccountRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, secret_hash, role, created_at FROM service_accounts WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(ServiceAccountRecord {
+                name: row.try_get("name")?,
+                secret_hash: row.try_get("secret_hash")?,
+                role: row.try_get("role")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn list_service_accounts(&self) -> Result<Vec<ServiceAccountRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, secret_hash, role, created_at FROM service_accounts ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ServiceAccountRecord {
+                    name: row.try_get("name")?,
+                    secret_hash: row.try_get("secret_hash")?,
+                    role: row.try_get("role")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn delete_service_account(&self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM service_accounts WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn create_authentication(&self, a: &AuthenticationRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO authentications (id, user_id, username, state, next, asked, via, reason, attempts, client_ip, \
+             context, created_at, expires_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1)",
+        )
+        .bind(&a.id)
+        .bind(&a.user_id)
+        .bind(&a.username)
+        .bind(&a.state)
+        .bind(a.next.as_deref())
+        .bind(a.asked.as_deref())
+        .bind(a.via.as_deref())
+        .bind(a.reason.as_deref())
+        .bind(a.attempts)
+        .bind(a.client_ip.as_deref())
+        .bind(a.context.as_deref())
+        .bind(a.created_at)
+        .bind(a.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn authentication(
+        &self,
+        id: &str,
+    ) -> Result<Option<AuthenticationRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, user_id, username, state, next, asked, via, reason, attempts, client_ip, context, created_at, \
+             expires_at, version FROM authentications WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(authentication_from_row).transpose()
+    }
+
+    /// Moves an authentication on if nobody else did since it was read as `version`.
+    pub async fn update_authentication(
+        &self,
+        a: &AuthenticationRecord,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE authentications SET state = $1, next = $2, asked = $3, via = $4, reason = $5, attempts = $6, \
+             version = version + 1 WHERE id = $7 AND version = $8",
+        )
+        .bind(&a.state)
+        .bind(a.next.as_deref())
+        .bind(a.asked.as_deref())
+        .bind(a.via.as_deref())
+        .bind(a.reason.as_deref())
+        .bind(a.attempts)
+        .bind(&a.id)
+        .bind(a.version)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Forgets authentications that ended more than a day ago.
+    pub async fn delete_old_authentications(&self, before: UnixTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM authentications WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
