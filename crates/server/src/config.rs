@@ -83,6 +83,10 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// A request that takes longer than this many seconds is answered 408.
     pub request_timeout_seconds: u64,
+    /// With `tls.enabled = false`, the SDK still insists on TLS: it accepts a call only
+    /// when a trusted proxy says the client used HTTPS (`X-Forwarded-Proto: https`).
+    /// `true` accepts plain HTTP calls too (a private network you trust).
+    pub sdk_allow_plain_http: bool,
 }
 
 impl Default for HttpConfig {
@@ -91,6 +95,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             max_body_bytes: 64 * 1024,
             request_timeout_seconds: 30,
+            sdk_allow_plain_http: false,
         }
     }
 }

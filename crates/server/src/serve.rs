@@ -177,6 +177,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         } else {
             None
         },
+        sdk: Some(service.clone()),
+        tls: config.tls.enabled,
     });
 
     let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {

@@ -58,6 +58,24 @@ enum Command {
     /// Manage the key that seals OATH seeds at rest.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage the service accounts that call the Web Service SDK.
+    #[command(subcommand, name = "service-account")]
+    ServiceAccount(ServiceAccountCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ServiceAccountCommand {
+    /// Create an account and print its secret, once (the store keeps only a hash).
+    Add {
+        name: String,
+        /// `sdk` may call the SDK; any other role is refused by it.
+        #[arg(long, default_value = "sdk")]
+        role: String,
+    },
+    List,
+    Delete {
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,6 +280,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Token(cmd) => token_command(&config, cmd).await,
         Command::Questions(cmd) => questions_command(&config, cmd).await,
         Command::Key(cmd) => key_command(&config, cmd).await,
+        Command::ServiceAccount(cmd) => service_account_command(&config, cmd).await,
     }
 }
 
@@ -814,5 +833,49 @@ async fn key_command(config: &Config, cmd: KeyCommand) -> Result<()> {
         "re-encrypted {count} secret(s) under key {}",
         keyring.current_id()
     );
+    Ok(())
+}
+
+async fn service_account_command(config: &Config, cmd: ServiceAccountCommand) -> Result<()> {
+    let service = open_service(config).await?;
+    match cmd {
+        ServiceAccountCommand::Add { name, role } => {
+            let secret = service
+                .add_service_account(&actor(), &name, &role)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot add {name:?}: {e}"))?;
+            eprintln!("service account {name} (role {role}) created; its secret, shown only now:");
+            println!("{}", secret.0);
+        }
+        ServiceAccountCommand::List => {
+            let accounts = service
+                .store()
+                .list_service_accounts()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if accounts.is_empty() {
+                println!("no service accounts");
+            }
+            for a in accounts {
+                println!(
+                    "{:<32} {:<8} created {}",
+                    a.name,
+                    a.role,
+                    format_time(a.created_at)
+                );
+            }
+        }
+        ServiceAccountCommand::Delete { name } => {
+            if !service
+                .store()
+                .delete_service_account(&name)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                bail!("no service account {name:?}");
+            }
+            println!("deleted service account {name}");
+        }
+    }
     Ok(())
 }

@@ -245,6 +245,11 @@ impl InProcessService {
         self.clock.now()
     }
 
+    /// Appends an event to the audit log (logging, not failing, when the store refuses).
+    pub async fn record(&self, event: AuditEvent) {
+        self.audit(event).await
+    }
+
     async fn audit(&self, event: AuditEvent) {
         if let Err(e) = self.store.append_audit(&event).await {
             // The audit log is part of the record: its loss is an error in the log, loudly.

@@ -81,6 +81,7 @@ pub(super) async fn not_found() -> WebError {
 }
 
 pub(super) async fn error_pages(request: Request, next: Next) -> Response {
+    let sdk = request.uri().path().starts_with("/sdk/");
     let language = request_language(request.headers(), None, None);
     let reference = request
         .headers()
@@ -100,6 +101,33 @@ pub(super) async fn error_pages(request: Request, next: Next) -> Response {
         .is_none_or(|ct| ct.starts_with("text/plain"));
     if !(status.is_client_error() || status.is_server_error()) || !(marked || bare) {
         return response;
+    }
+    if sdk {
+        // SDK clients get a problem, in English, with a stable code.
+        let code = match status {
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+            StatusCode::REQUEST_TIMEOUT => "timeout",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ if status.is_server_error() => "internal",
+            _ => "invalid_request",
+        };
+        let mut problem = super::sdk::ProblemResponse::new(
+            status,
+            code,
+            status.canonical_reason().unwrap_or("error").to_lowercase(),
+        );
+        problem.1.request_id = Some(reference);
+        let (parts, _) = response.into_parts();
+        let fresh = problem.into_response();
+        let (fresh_parts, body) = fresh.into_parts();
+        let mut parts = parts;
+        parts.headers.remove(header::CONTENT_LENGTH);
+        for (name, value) in fresh_parts.headers.iter() {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+        return Response::from_parts(parts, body);
     }
     let t = Translator::new(language);
     let message = match status {

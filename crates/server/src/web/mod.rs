@@ -6,6 +6,7 @@ pub mod i18n;
 mod ops;
 mod portal;
 pub mod ratelimit;
+pub mod sdk;
 pub mod session;
 
 use crate::config::HttpConfig;
@@ -53,6 +54,10 @@ pub struct WebParts {
     pub http: HttpConfig,
     pub limits: Arc<ratelimit::SignInLimits>,
     pub metrics: Option<PrometheusHandle>,
+    /// Serve the Web Service SDK (`/sdk/v1`) over this service.
+    pub sdk: Option<Arc<crate::service::InProcessService>>,
+    /// Whether this server terminates TLS itself.
+    pub tls: bool,
 }
 
 impl AppState {
@@ -88,10 +93,21 @@ pub fn router(parts: WebParts) -> Router {
         }),
     };
     let request_id = HeaderName::from_static("x-request-id");
+    let sdk_routes = match parts.sdk {
+        Some(service) => sdk::router(sdk::SdkState::new(
+            state.clone(),
+            service,
+            parts.tls,
+            http.sdk_allow_plain_http,
+        )),
+        None => Router::new(),
+    };
     Router::new()
         .merge(portal::routes())
         .merge(ops::routes())
         .fallback(errors::not_found)
+        .with_state(state.clone())
+        .merge(sdk_routes)
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
         .layer(middleware::from_fn_with_state(
@@ -109,7 +125,6 @@ pub fn router(parts: WebParts) -> Router {
         .layer(middleware::from_fn(request_span))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
-        .with_state(state)
 }
 
 #[derive(Clone, Copy)]

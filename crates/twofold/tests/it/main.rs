@@ -9,4 +9,5 @@ mod cli;
 mod factors;
 mod operations;
 mod portal;
+mod sdk;
 mod start;

@@ -1,0 +1,769 @@
+//! The Web Service SDK: `/sdk/v1`, JSON, for service accounts in the `sdk` role.
+//!
+//! Calls authenticate with HTTP Basic over TLS. Errors are RFC 9457 problems with a stable
+//! `code`. The OpenAPI 3.1 document is generated from these handlers (utoipa) and served at
+//! `/sdk/v1/openapi.json`; routes and document are registered together, so they cannot drift.
+
+use super::{AppState, client::Client};
+use crate::service::{ClientContext, InProcessService, SDK_ROLE, ServiceError};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
+use twofold_engine::{DomainError, flow::BypassError};
+use twofold_sdk as sdk;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// What the SDK needs besides the portal's state.
+#[derive(Clone)]
+pub struct SdkState {
+    pub app: AppState,
+    pub service: Arc<InProcessService>,
+    pub tls: bool,
+    pub allow_plain_http: bool,
+    failures: Arc<Mutex<HashMap<IpAddr, (u32, Instant)>>>,
+}
+
+impl SdkState {
+    pub fn new(
+        app: AppState,
+        service: Arc<InProcessService>,
+        tls: bool,
+        allow_plain_http: bool,
+    ) -> Self {
+        Self {
+            app,
+            service,
+            tls,
+            allow_plain_http,
+            failures: Arc::default(),
+        }
+    }
+}
+
+/// Wrong credentials allowed from one address per minute before it gets 429.
+const FAILURES_PER_MINUTE: u32 = 20;
+
+// ---- problems ----
+
+/// An RFC 9457 problem response.
+pub struct ProblemResponse(pub StatusCode, pub sdk::Problem);
+
+impl ProblemResponse {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self(
+            status,
+            sdk::Problem {
+                kind: "about:blank".into(),
+                title: status.canonical_reason().unwrap_or("Error").to_owned(),
+                status: status.as_u16(),
+                detail: Some(detail.into()),
+                code: code.to_owned(),
+                request_id: None,
+            },
+        )
+    }
+}
+
+impl IntoResponse for ProblemResponse {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.1).unwrap_or_default();
+        let mut response = (self.0, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.0 == StatusCode::UNAUTHORIZED && self.1.code == "unauthenticated" {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"twofold-sdk\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<ServiceError> for ProblemResponse {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Domain(d) => {
+                let status = match &d {
+                    DomainError::UserNotFound
+                    | DomainError::AuthenticationNotFound
+                    | DomainError::UnknownSerial => StatusCode::NOT_FOUND,
+                    DomainError::UserExists
+                    | DomainError::CodeAlreadyUsed
+                    | DomainError::SerialAssigned
+                    | DomainError::NotEnrolled
+                    | DomainError::WrongStep
+                    | DomainError::AuthenticationClosed(_) => StatusCode::CONFLICT,
+                    DomainError::InvalidCredentials
+                    | DomainError::InvalidCode
+                    | DomainError::WrongAnswers => StatusCode::UNAUTHORIZED,
+                    DomainError::UserLocked { .. } => StatusCode::LOCKED,
+                    DomainError::SignInDisabled
+                    | DomainError::HardwareTokensDisabled
+                    | DomainError::Bypass(BypassError::NotAllowed) => StatusCode::FORBIDDEN,
+                    DomainError::Import(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                ProblemResponse::new(status, d.code(), d.to_string())
+            }
+            ServiceError::Unavailable(m) => {
+                tracing::warn!(detail = %m, "SDK: service unavailable");
+                ProblemResponse::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the MFA service is temporarily unavailable",
+                )
+            }
+            ServiceError::Internal(m) => {
+                tracing::error!(detail = %m, "SDK: internal error");
+                ProblemResponse::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "an unexpected error happened",
+                )
+            }
+        }
+    }
+}
+
+type SdkResult<T> = Result<T, ProblemResponse>;
+
+/// A JSON body whose rejections are problems that name what was wrong.
+pub struct SdkJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for SdkJson<T> {
+    type Rejection = ProblemResponse;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(SdkJson(v)),
+            Err(rejection) => Err(json_problem(rejection)),
+        }
+    }
+}
+
+fn json_problem(rejection: JsonRejection) -> ProblemResponse {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ProblemResponse::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ),
+        JsonRejection::JsonDataError(e) => ProblemResponse::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            e.body_text().replace(
+                "Failed to deserialize the JSON body into the target type: ",
+                "",
+            ),
+        ),
+        JsonRejection::JsonSyntaxError(e) => ProblemResponse::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            e.body_text().replace(
+                "Failed to parse the request body as JSON: ",
+                "the body is not valid JSON: ",
+            ),
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ProblemResponse::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is too large",
+        ),
+        other => ProblemResponse::new(other.status(), "invalid_body", other.body_text()),
+    }
+}
+
+fn path_problem(rejection: PathRejection) -> ProblemResponse {
+    ProblemResponse::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_path",
+        rejection.body_text(),
+    )
+}
+
+fn query_problem(rejection: QueryRejection) -> ProblemResponse {
+    ProblemResponse::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        rejection.body_text(),
+    )
+}
+
+// ---- authentication of service accounts ----
+
+/// The service account making the call.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account: String,
+}
+
+fn caller_context(client: ClientContext, caller: &Caller) -> ClientContext {
+    ClientContext {
+        actor: Some(format!("sdk:{}", caller.account)),
+        ..client
+    }
+}
+
+/// Query parameters that must never carry a credential.
+const CREDENTIAL_PARAMETERS: &[&str] = &[
+    "secret",
+    "password",
+    "passwd",
+    "api_key",
+    "apikey",
+    "token",
+    "access_token",
+    "authorization",
+    "key",
+];
+
+async fn authenticate(
+    State(state): State<SdkState>,
+    Client(client): Client,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Some(query) = request.uri().query()
+        && url::form_urlencoded::parse(query.as_bytes())
+            .any(|(k, _)| CREDENTIAL_PARAMETERS.contains(&k.to_ascii_lowercase().as_str()))
+    {
+        return ProblemResponse::new(
+            StatusCode::BAD_REQUEST,
+            "credentials_in_query",
+            "credentials in the query string are refused (they end up in logs): use the Authorization header (HTTP Basic)",
+        )
+        .into_response();
+    }
+    if !state.tls && !state.allow_plain_http {
+        let forwarded_https = request
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+        let via_trusted_proxy = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .is_some_and(|c| {
+                state
+                    .app
+                    .inner
+                    .trusted_proxies
+                    .iter()
+                    .any(|n| n.contains(&c.0.ip()))
+            });
+        if !(forwarded_https && via_trusted_proxy) {
+            return ProblemResponse::new(
+                StatusCode::FORBIDDEN,
+                "tls_required",
+                "the SDK is served over TLS only; call it with https:// (through the TLS-terminating proxy)",
+            )
+            .into_response();
+        }
+    }
+    let ip = client.ip;
+    if let Some(ip) = ip
+        && let Ok(failures) = state.failures.lock()
+        && let Some((count, since)) = failures.get(&ip)
+        && since.elapsed() < Duration::from_secs(60)
+        && *count >= FAILURES_PER_MINUTE
+    {
+        let mut response = ProblemResponse::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many failed sign-ins from this address; wait a minute",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return response;
+    }
+    let credentials = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
+        .and_then(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|pair| {
+            pair.split_once(':')
+                .map(|(u, p)| (u.to_owned(), p.to_owned()))
+        });
+    let Some((name, secret)) = credentials else {
+        return ProblemResponse::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "authenticate with HTTP Basic: the service account's name and secret",
+        )
+        .into_response();
+    };
+    let account = match state
+        .service
+        .authenticate_service_account(&name, &secret)
+        .await
+    {
+        Ok(Some(account)) => account,
+        Ok(None) => {
+            if let Some(ip) = ip
+                && let Ok(mut failures) = state.failures.lock()
+            {
+                let entry = failures.entry(ip).or_insert((0, Instant::now()));
+                if entry.1.elapsed() >= Duration::from_secs(60) {
+                    *entry = (0, Instant::now());
+                }
+                entry.0 += 1;
+                if failures.len() > 100_000 {
+                    failures.retain(|_, (_, since)| since.elapsed() < Duration::from_secs(60));
+                }
+            }
+            tracing::info!(account = %name, "SDK: wrong credentials");
+            return ProblemResponse::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "wrong service account name or secret",
+            )
+            .into_response();
+        }
+        Err(e) => return ProblemResponse::from(e).into_response(),
+    };
+    if account.role != SDK_ROLE {
+        return ProblemResponse::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("the account {} is not in the {SDK_ROLE} role", account.name),
+        )
+        .into_response();
+    }
+    let caller = Caller {
+        account: account.name,
+    };
+    request.extensions_mut().insert(caller.clone());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let outcome = if response.status().is_success() {
+        AuditOutcome::Success
+    } else {
+        AuditOutcome::Failure
+    };
+    let event = AuditEvent::new(
+        state.service.now(),
+        AuditAction::SdkCall,
+        outcome,
+        format!("sdk:{}", caller.account),
+    )
+    .client(ip.map(|ip| ip.to_string()), client.user_agent.clone())
+    .detail(format!("{method} {path} {}", response.status().as_u16()));
+    state.service.record(event).await;
+    response
+}
+
+// ---- the OpenAPI document ----
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Twofold Web Service SDK", version = "1", description = "Users, second factors and authentications of a Twofold MFA server. HTTP Basic with a service account in the `sdk` role; errors are RFC 9457 problems with a stable `code`."),
+    components(schemas(sdk::Problem)),
+    modifiers(&BasicAuth),
+    security(("basic" = []))
+)]
+struct ApiDoc;
+
+struct BasicAuth;
+
+impl utoipa::Modify for BasicAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+    }
+}
+
+/// The SDK's routes and its OpenAPI document.
+pub fn router(state: SdkState) -> Router {
+    let (api, openapi) = OpenApiRouter::<SdkState>::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(get_user, patch_user, delete_user))
+        .routes(routes!(set_pin))
+        .routes(routes!(enroll_oath))
+        .routes(routes!(verify_oath))
+        .routes(routes!(security_questions))
+        .routes(routes!(set_security_answers))
+        .routes(routes!(create_bypass))
+        .routes(routes!(start_authentication))
+        .routes(routes!(get_authentication))
+        .routes(routes!(answer_authentication))
+        .routes(routes!(import_tokens))
+        .routes(routes!(get_settings))
+        .split_for_parts();
+    let document: Arc<String> = Arc::new(openapi.to_pretty_json().unwrap_or_default());
+    let api = api.layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new().merge(api.with_state(state)).route(
+        "/sdk/v1/openapi.json",
+        axum::routing::get(move || {
+            let document = document.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    document.as_str().to_owned(),
+                )
+            }
+        }),
+    )
+}
+
+/// The OpenAPI document, as served (for tests and tools).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, openapi) = OpenApiRouter::<SdkState>::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(get_user, patch_user, delete_user))
+        .routes(routes!(set_pin))
+        .routes(routes!(enroll_oath))
+        .routes(routes!(verify_oath))
+        .routes(routes!(security_questions))
+        .routes(routes!(set_security_answers))
+        .routes(routes!(create_bypass))
+        .routes(routes!(start_authentication))
+        .routes(routes!(get_authentication))
+        .routes(routes!(answer_authentication))
+        .routes(routes!(import_tokens))
+        .routes(routes!(get_settings))
+        .split_for_parts();
+    openapi
+}
+
+// ---- handlers ----
+
+fn ctx(client: ClientContext, caller: &axum::Extension<Caller>) -> ClientContext {
+    caller_context(client, &caller.0)
+}
+
+/// Creates a user.
+#[utoipa::path(post, path = "/sdk/v1/users", request_body = sdk::UserCreate, tag = "users",
+    responses((status = 201, body = sdk::User), (status = 400, body = sdk::Problem), (status = 409, body = sdk::Problem)))]
+async fn create_user(
+    State(state): State<SdkState>,
+    caller: axum::Extension<Caller>,
+    body: Result<SdkJson<sdk::UserCreate>, ProblemResponse>,
+) -> SdkResult<(StatusCode, Json<sdk::User>)> {
+    let SdkJson(body) = body?;
+    let user = state
+        .service
+        .sdk_create_user(&format!("sdk:{}", caller.account), body)
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Keep usernames that contain this text.
+    #[serde(default)]
+    query: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default)]
+    cursor: Option<String>,
+    /// Page size, 1 to 500 (100 by default).
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// Lists users, a page at a time, in username order.
+#[utoipa::path(get, path = "/sdk/v1/users", params(ListQuery), tag = "users", responses((status = 200, body = sdk::UserList)))]
+async fn list_users(
+    State(state): State<SdkState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> SdkResult<Json<sdk::UserList>> {
+    let Query(q) = query.map_err(query_problem)?;
+    Ok(Json(
+        state
+            .service
+            .sdk_list_users(
+                q.query.as_deref().unwrap_or(""),
+                q.cursor.as_deref(),
+                q.limit.unwrap_or(100),
+            )
+            .await?,
+    ))
+}
+
+/// Gets a user with their second factors.
+#[utoipa::path(get, path = "/sdk/v1/users/{username}", tag = "users",
+    responses((status = 200, body = sdk::User), (status = 404, body = sdk::Problem)))]
+async fn get_user(
+    State(state): State<SdkState>,
+    username: Result<Path<String>, PathRejection>,
+) -> SdkResult<Json<sdk::User>> {
+    let Path(username) = username.map_err(path_problem)?;
+    Ok(Json(state.service.sdk_user(&username).await?))
+}
+
+/// Changes a user: a field left out is unchanged, `null` clears it.
+#[utoipa::path(patch, path = "/sdk/v1/users/{username}", request_body = sdk::UserPatch, tag = "users",
+    responses((status = 200, body = sdk::User), (status = 404, body = sdk::Problem)))]
+async fn patch_user(
+    State(state): State<SdkState>,
+    caller: axum::Extension<Caller>,
+    username: Result<Path<String>, PathRejection>,
+    body: Result<SdkJson<sdk::UserPatch>, ProblemResponse>,
+) -> SdkResult<Json<sdk::User>> {
+    let Path(username) = username.map_err(path_problem)?;
+    let SdkJson(body) = body?;
+    Ok(Json(
+        state
+            .service
+            .sdk_patch_user(&format!("sdk:{}", caller.account), &username, body)
+            .await?,
+    ))
+}
+
+/// Deletes a user (their software tokens too; hardware tokens return to the inventory).
+#[utoipa::path(delete, path = "/sdk/v1/users/{username}", tag = "users",
+    responses((status = 204), (status = 404, body = sdk::Problem)))]
+async fn delete_user(
+    State(state): State<SdkState>,
+    caller: axum::Extension<Caller>,
+    username: Result<Path<String>, PathRejection>,
+) -> SdkResult<StatusCode> {
+    let Path(username) = username.map_err(path_problem)?;
+    state
+        .service
+        .delete_user(&format!("sdk:{}", caller.account), &username)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets the user's PIN.
+#[utoipa::path(put, path = "/sdk/v1/users/{username}/pin", request_body = sdk::PinSet, tag = "users",
+    responses((status = 204), (status = 400, body = sdk::Problem)))]
+async fn set_pin(
+    State(state): State<SdkState>,
+    caller: axum::Extension<Caller>,
+    Client(client): Client,
+    username: Result<Path<String>, PathRejection>,
+    body: Result<SdkJson<sdk::PinSet>, ProblemResponse>,
+) -> SdkResult<StatusCode> {
+    let Path(username) = username.map_err(path_problem)?;
+    let SdkJson(body) = body?;
+    state
+        .service
+        .sdk_set_pin(&username, &body.pin, &ctx(client, &caller))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Enrols an authenticator app (returns the otpauth URI and a QR code), or associates a
+/// hardware token by serial.
+#[utoipa::path(post, path = "/sdk/v1/users/{username}/oath", request_body = sdk::OathEnroll, tag = "oath",
+    responses((status = 201, body = sdk::OathEnrollment), (status = 404, body = sdk::Problem), (status = 409, body = sdk::Problem)))]
+async fn enroll_oath(
+    State(state): State<SdkState>,
+    caller: axum::Extension<Caller>,
+    Client(client): Client,
+    username: Result<Path<String>, PathRejection>,
+    body: Result<SdkJson<sdk::OathEnroll>, ProblemResponse>,
+) -> SdkResult<(StatusCode, Json<sdk::OathEnrollment>)> {
+    let Path(username) = username.map_err(path_problem)?;
+    let SdkJson(body) = body?;
+    let enrollment = state
+        .service
+        .sdk_oath_enroll(&username, body, &ctx(client, &caller))
+        .await?;
+    Ok((StatusCode::CREATED, Json(enrollment)))
+}
+
+/// Verifies a code: activates a pending token, or checks the active one. Codes are
+/// single-use: a replay gets 409 `code_already_used`.
+#[utoipa::path(post, path = "/sdk/v1/users/{username}/oath/verify", request_body = sdk::CodeCheck, tag = "oath",
+    responses((status = 200, body = sdk::Verified), (status = 401, body = sdk::Problem), (status = 409, body = sdk::Problem), (status = 423, body = sdk::Problem)))]
+async fn verify_oath(
+    State(state): State<SdkState>,
+    caller: axum::Extension<Caller>,
+    Client(client): Client,
+    username: Result<Path<String>, PathRejection>,
+    body: Result<SdkJson<sdk::CodeCheck>, ProblemResponse>,
+) -> SdkResult<Json<sdk::Verified>> {
+    let Path(username) = username.map_err(path_problem)?;
+    let SdkJson(body) = body?;
+    Ok(Json(
+        state
+            .service
+            .sdk_oath_verify(
+                &username,
+                &body.code,
+                body.pin.as_deref(),
+                &ctx(client, &caller),
+            )
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct LangQuery {
+    /// `en` or `fr`; all languages when left out.
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// The approved security questions.
+#[utoipa::path(get, path = "/sdk/v1/security-questions", params(LangQuery), tag = "security questions",
+    responses((status = 200, body = Vec<sdk::SecurityQuestion>)))]
+async fn security_questions(
+    State(state): State<SdkState>,
+    query: Result<Query<LangQuery>, QueryRejection>,
+) -> SdkResult<Json<Vec<sdk::SecurityQuestion>>> {
+    let Query(q) = query.map_err(query_problem)?;
+    Ok(Json(state.service.sdk_questions(q.lang.as_deref()).await?))
+}
+
+/// Sets the user's four security answers.
+#[utoipa::path(put, path = "/sdk/v1/users/{username}/security-answers", request_body = sdk::SecurityAnswers, tag = "security questions",
+    responses((status = 204), (status = 400, body = sdk::Problem)))]
+async fn set_security_answers(
+    State(state): State<SdkState>,
+    caller: axum::Extension<Caller>,
+    Client(client): Client,
+    username: Result<Path<String>, PathRejection>,
+    body: Result<SdkJson<sdk::SecurityAnswers>, ProblemResponse>,
+) -> SdkResult<StatusCode> {
+    let Path(username) = username.map_err(path_problem)?;
+    let SdkJson(body) = body?;
+    state
+        .service
+        .sdk_set_answers(&username, &body.answers, &ctx(client, &caller))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts a one-time bypass for the user's next sign-in.
+#[utoipa::path(post, path = "/sdk/v1/users/{username}/bypass", request_body = sdk::BypassCreate, tag = "users",
+    responses((status = 201, body = sdk::Bypass), (status = 400, body = sdk::Problem), (status = 403, body = sdk::Problem)))]
+async fn create_bypass(
+    State(state): State<SdkState>,
+    caller: axum::Extension<Caller>,
+    Client(client): Client,
+    username: Result<Path<String>, PathRejection>,
+    body: Result<SdkJson<sdk::BypassCreate>, ProblemResponse>,
+) -> SdkResult<(StatusCode, Json<sdk::Bypass>)> {
+    let Path(username) = username.map_err(path_problem)?;
+    let SdkJson(body) = body?;
+    let bypass = state
+        .service
+        .sdk_bypass(&username, &body, &ctx(client, &caller))
+        .await?;
+    Ok((StatusCode::CREATED, Json(bypass)))
+}
+
+/// Starts an authentication: the portal's state machine (password, trusted IPs, bypass,
+/// lockout), then what is needed next.
+#[utoipa::path(post, path = "/sdk/v1/authentications", request_body = sdk::AuthenticationStart, tag = "authentications",
+    responses((status = 201, body = sdk::Authentication), (status = 401, body = sdk::Problem), (status = 423, body = sdk::Problem)))]
+async fn start_authentication(
+    State(state): State<SdkState>,
+    caller: axum::Extension<Caller>,
+    Client(client): Client,
+    body: Result<SdkJson<sdk::AuthenticationStart>, ProblemResponse>,
+) -> SdkResult<(StatusCode, Json<sdk::Authentication>)> {
+    let SdkJson(body) = body?;
+    let authentication = state
+        .service
+        .sdk_start_authentication(body, &ctx(client, &caller))
+        .await?;
+    Ok((StatusCode::CREATED, Json(authentication)))
+}
+
+/// Polls an authentication.
+#[utoipa::path(get, path = "/sdk/v1/authentications/{id}", tag = "authentications",
+    responses((status = 200, body = sdk::Authentication), (status = 404, body = sdk::Problem)))]
+async fn get_authentication(
+    State(state): State<SdkState>,
+    id: Result<Path<String>, PathRejection>,
+) -> SdkResult<Json<sdk::Authentication>> {
+    let Path(id) = id.map_err(path_problem)?;
+    Ok(Json(state.service.sdk_authentication(&id).await?))
+}
+
+/// Answers an authentication with an OTP or security answers.
+#[utoipa::path(post, path = "/sdk/v1/authentications/{id}/answer", request_body = sdk::AuthenticationAnswer, tag = "authentications",
+    responses((status = 200, body = sdk::Authentication), (status = 401, body = sdk::Problem), (status = 409, body = sdk::Problem)))]
+async fn answer_authentication(
+    State(state): State<SdkState>,
+    caller: axum::Extension<Caller>,
+    Client(client): Client,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<SdkJson<serde_json::Value>, ProblemResponse>,
+) -> SdkResult<Json<sdk::Authentication>> {
+    let Path(id) = id.map_err(path_problem)?;
+    let SdkJson(value) = body?;
+    // Untagged enums say little on failure: decide by the fields given, then name the problem.
+    let answer = if value.get("otp").is_some() {
+        serde_json::from_value(value).map(sdk::AuthenticationAnswer::Otp)
+    } else if value.get("answers").is_some() {
+        serde_json::from_value(value).map(sdk::AuthenticationAnswer::Answers)
+    } else {
+        return Err(ProblemResponse::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "give {\"otp\": \"123456\"} or {\"answers\": [{\"question_id\": …, \"answer\": …}]}",
+        ));
+    }
+    .map_err(|e| ProblemResponse::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?;
+    Ok(Json(
+        state
+            .service
+            .sdk_answer(&id, answer, &ctx(client, &caller))
+            .await?,
+    ))
+}
+
+/// Imports hardware tokens from a PSKC or CSV file: all of them, or none.
+#[utoipa::path(post, path = "/sdk/v1/tokens/import", request_body = sdk::TokenImport, tag = "oath",
+    responses((status = 201, body = sdk::TokenImportResult), (status = 422, body = sdk::Problem)))]
+async fn import_tokens(
+    State(state): State<SdkState>,
+    caller: axum::Extension<Caller>,
+    body: Result<SdkJson<sdk::TokenImport>, ProblemResponse>,
+) -> SdkResult<(StatusCode, Json<sdk::TokenImportResult>)> {
+    let SdkJson(body) = body?;
+    let imported = state
+        .service
+        .sdk_import_tokens(&format!("sdk:{}", caller.account), &body)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(sdk::TokenImportResult { imported }),
+    ))
+}
+
+/// The settings in force.
+#[utoipa::path(get, path = "/sdk/v1/settings", tag = "settings", responses((status = 200, body = Object)))]
+async fn get_settings(State(state): State<SdkState>) -> SdkResult<Json<serde_json::Value>> {
+    use crate::service::MfaService;
+    let settings = state.service.settings().await?;
+    Ok(Json(serde_json::to_value(settings).unwrap_or_default()))
+}

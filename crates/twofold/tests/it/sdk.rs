@@ -1,0 +1,1 @@
+//! The Web Service SDK over HTTPS, with service accounts.
