@@ -10,7 +10,7 @@ use unicode_normalization::UnicodeNormalization;
 pub const QUESTIONS_PER_USER: usize = 4;
 pub const MAX_ANSWER_CHARS: usize = 256;
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AnswerError {
     #[error("choose {QUESTIONS_PER_USER} questions")]
     WrongCount,

@@ -6,7 +6,7 @@
 use crate::clock::UnixTime;
 use thiserror::Error;
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DomainError {
     #[error("the username or password is incorrect")]
     InvalidCredentials,

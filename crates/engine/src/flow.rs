@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use thiserror::Error;
 
 /// What the engine needs to know of a user's second factors.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserFactors {
     pub enrolled: bool,
     pub method: Option<Method>,
@@ -56,7 +56,7 @@ impl Via {
 }
 
 /// Where a sign-in goes after the password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NextStep {
     SignedIn(Via),
     Enroll,
@@ -212,7 +212,7 @@ pub fn next_enrollment_step(settings: &Settings, factors: &UserFactors) -> Optio
     None
 }
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BypassError {
     #[error("one-time bypasses are turned off")]
     NotAllowed,

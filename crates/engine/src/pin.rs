@@ -4,7 +4,7 @@ use thiserror::Error;
 
 pub const MAX_PIN_DIGITS: usize = 16;
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PinError {
     #[error("the PIN must be digits only")]
     NotDigits,

@@ -13,7 +13,7 @@ use unicode_normalization::UnicodeNormalization;
 /// The longest username accepted, in characters after normalisation.
 pub const MAX_USERNAME_CHARS: usize = 128;
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UsernameError {
     #[error("the username is empty")]
     Empty,

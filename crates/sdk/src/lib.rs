@@ -4,6 +4,9 @@
 //! Request bodies refuse unknown fields: a misspelt field is an error that names it, never a
 //! silently ignored setting.
 
+#[cfg(feature = "client")]
+pub mod client;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;

@@ -49,6 +49,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub metrics: MetricsConfig,
     pub secrets: SecretsConfig,
+    /// For `twofold portal`: how the portal reaches the MFA server's Web Service SDK.
+    pub sdk: SdkConfig,
     /// Seeds for the settings kept in the store (applied on first start only).
     pub settings: BTreeMap<String, serde_json::Value>,
 }
@@ -190,6 +192,89 @@ pub struct SecretsConfig {
     pub key_file: Option<PathBuf>,
 }
 
+/// The MFA server as the portal on its own host reaches it (`twofold portal`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SdkConfig {
+    /// The MFA server, `https://mfa-internal.example.com:8443`.
+    pub url: Option<String>,
+    /// A service account in the `sdk` role (`twofold service-account add NAME`).
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// A file holding the password; wins over `password`.
+    pub password_file: Option<PathBuf>,
+    /// PEM certificates to trust: the server's (self-signed) certificate or its CA.
+    pub ca_file: Option<PathBuf>,
+    /// The server certificate's SHA-256 fingerprint, as `twofold serve` prints it.
+    pub pin_sha256: Option<String>,
+    pub timeout_seconds: u64,
+    /// Extra attempts for idempotent calls when the server does not answer.
+    pub retries: u32,
+}
+
+impl Default for SdkConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            username: None,
+            password: None,
+            password_file: None,
+            ca_file: None,
+            pin_sha256: None,
+            timeout_seconds: 10,
+            retries: 2,
+        }
+    }
+}
+
+impl SdkConfig {
+    /// The client configuration, or a message naming what is missing and how to fix it.
+    pub fn client_config(&self) -> Result<twofold_sdk::client::ClientConfig, ConfigError> {
+        let missing = |key: &str, fix: &str| {
+            ConfigError(format!(
+                "sdk.{key} is not set: `twofold portal` needs it. Fix: {fix}"
+            ))
+        };
+        let url = self.url.clone().ok_or_else(|| {
+            missing(
+                "url",
+                "set it to the MFA server, for example \"https://mfa.example.com:8443\"",
+            )
+        })?;
+        let username = self.username.clone().ok_or_else(|| {
+            missing(
+                "username",
+                "create a service account with `twofold service-account add portal` on the server",
+            )
+        })?;
+        let password = match &self.password_file {
+            Some(path) => std::fs::read_to_string(path).map(|s| s.trim().to_owned()).map_err(|e| {
+                ConfigError(format!("sdk.password_file = {}: cannot be read ({e}). Fix: point it at the file holding the service account's secret.", path.display()))
+            })?,
+            None => self
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .ok_or_else(|| missing("password", "set sdk.password or sdk.password_file to the service account's secret"))?,
+        };
+        if self.ca_file.is_none() && self.pin_sha256.is_none() {
+            return Err(missing(
+                "ca_file",
+                "set it to the server's certificate (data_dir/tls/cert.pem on the server), or set sdk.pin_sha256 to its fingerprint",
+            ));
+        }
+        Ok(twofold_sdk::client::ClientConfig {
+            url,
+            username,
+            password,
+            ca_file: self.ca_file.clone(),
+            pin_sha256: self.pin_sha256.clone(),
+            timeout: std::time::Duration::from_secs(self.timeout_seconds.max(1)),
+            retries: self.retries,
+        })
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -202,6 +287,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             metrics: MetricsConfig::default(),
             secrets: SecretsConfig::default(),
+            sdk: SdkConfig::default(),
             settings: BTreeMap::new(),
         }
     }

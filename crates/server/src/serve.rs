@@ -181,6 +181,89 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         tls: config.tls.enabled,
     });
 
+    spawn_housekeeping(service.clone(), limits);
+    let users = store
+        .list_users(1, None)
+        .await
+        .map(|u| u.len())
+        .unwrap_or(1);
+    let banner = vec![format!("  store:       {}", describe_target(&target))];
+    listen_and_serve(&config, app, "Twofold", banner, users == 0).await?;
+    store.close().await;
+    if store.backend() == Backend::Sqlite {
+        tracing::info!("SQLite store closed");
+    }
+    Ok(())
+}
+
+/// `twofold portal`: the portal alone, reaching the MFA server through the SDK. It holds no
+/// database: sessions and everything else go through the server.
+pub async fn portal(config: Config) -> Result<(), StartError> {
+    let client_config = config.sdk.client_config()?;
+    let _guard: LogGuard = telemetry::init(&config.log, None);
+    let server_url = client_config.url.clone();
+    let client = twofold_sdk::client::SdkClient::new(&client_config)
+        .map_err(|e| StartError::Config(ConfigError(e.to_string())))?;
+    let remote = Arc::new(crate::service::remote::RemoteService::new(client));
+    // Every portal with the same service account derives the same CSRF key, so several
+    // portals can stand behind one load balancer.
+    let csrf_key: [u8; 32] = {
+        use hmac::Mac;
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(client_config.password.as_bytes())
+                .map_err(|e| StartError::Internal(e.to_string()))?;
+        mac.update(b"twofold portal csrf key");
+        mac.finalize().into_bytes().into()
+    };
+    {
+        use crate::service::MfaService;
+        if let Err(e) = remote.ready().await {
+            tracing::warn!(error = %e, "the MFA server does not answer yet; the portal shows an 'unavailable' page until it does");
+        }
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let limits = Arc::new(SignInLimits::new(
+        config.limits.sign_in_per_ip_per_minute,
+        config.limits.sign_in_per_username_per_minute,
+    ));
+    let housekeeping_limits = limits.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            housekeeping_limits.forget_idle();
+        }
+    });
+    let app = web::router(WebParts {
+        service: remote.clone(),
+        sessions: remote,
+        clock,
+        csrf_key,
+        http: config.http.clone(),
+        limits,
+        metrics: if config.metrics.enabled {
+            metrics_handle()
+        } else {
+            None
+        },
+        sdk: None,
+        tls: config.tls.enabled,
+    });
+    let banner = vec![format!(
+        "  MFA server:  {server_url} (through the Web Service SDK)"
+    )];
+    listen_and_serve(&config, app, "Twofold portal", banner, false).await
+}
+
+/// Binds, prints the banner (address, certificate and fingerprint), and serves until
+/// SIGINT or SIGTERM.
+async fn listen_and_serve(
+    config: &Config,
+    app: axum::Router,
+    title: &str,
+    banner: Vec<String>,
+    first_user_hint: bool,
+) -> Result<(), StartError> {
     let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {
         StartError::Listen(format!(
             "listen = \"{}\": cannot listen there ({e}). Fix: choose a free address and port \
@@ -194,21 +277,15 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let local: SocketAddr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(e.to_string()))?;
-
     let handle = axum_server::Handle::new();
-    spawn_housekeeping(service.clone(), limits);
     spawn_shutdown_on_signal(handle.clone());
-
-    let users = store
-        .list_users(1, None)
-        .await
-        .map(|u| u.len())
-        .unwrap_or(1);
-    println!("Twofold {}", env!("CARGO_PKG_VERSION"));
-    println!("  store:       {}", describe_target(&target));
+    println!("{title} {}", env!("CARGO_PKG_VERSION"));
+    for line in banner {
+        println!("{line}");
+    }
     let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
     if config.tls.enabled {
-        let material = tls::prepare(&config)?;
+        let material = tls::prepare(config)?;
         let origin = match &material.origin {
             CertificateOrigin::Configured(p) => format!("{} (configured)", p.display()),
             CertificateOrigin::Generated(p) => {
@@ -219,34 +296,29 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         println!("  certificate: {origin}");
         println!("  SHA-256:     {}", material.fingerprint);
         println!("  portal:      https://{local}/");
-        print_first_user_hint(users);
-        tracing::info!(%local, backend = ?store.backend(), "listening (HTTPS)");
+        print_first_user_hint(first_user_hint);
+        tracing::info!(%local, "listening (HTTPS)");
         let tls_config = axum_server::tls_rustls::RustlsConfig::from_config(material.server_config);
         axum_server::from_tcp_rustls(listener, tls_config)
             .handle(handle)
             .serve(make_service)
             .await
-            .map_err(|e| StartError::Listen(e.to_string()))?;
+            .map_err(|e| StartError::Listen(e.to_string()))
     } else {
         println!("  TLS:         off (tls.enabled = false): put a TLS-terminating proxy in front");
         println!("  portal:      http://{local}/");
-        print_first_user_hint(users);
-        tracing::info!(%local, backend = ?store.backend(), "listening (plain HTTP behind a proxy)");
+        print_first_user_hint(first_user_hint);
+        tracing::info!(%local, "listening (plain HTTP behind a proxy)");
         axum_server::from_tcp(listener)
             .handle(handle)
             .serve(make_service)
             .await
-            .map_err(|e| StartError::Listen(e.to_string()))?;
+            .map_err(|e| StartError::Listen(e.to_string()))
     }
-    store.close().await;
-    if store.backend() == Backend::Sqlite {
-        tracing::info!("SQLite store closed");
-    }
-    Ok(())
 }
 
-fn print_first_user_hint(users: usize) {
-    if users == 0 {
+fn print_first_user_hint(no_users: bool) {
+    if no_users {
         println!();
         println!("No users yet. Add the first one (in another terminal, same directory):");
         println!(

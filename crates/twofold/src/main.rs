@@ -36,8 +36,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server: portal, operational endpoints, everything on one host.
+    /// Run the server: portal, Web Service SDK, operational endpoints, everything on one host.
     Serve,
+    /// Run the portal alone (an internet-facing host), reaching the MFA server through the
+    /// Web Service SDK configured in [sdk]. It keeps no database.
+    Portal,
     /// Apply the database migrations and exit (the server also applies them at start).
     Migrate,
     /// Add, list, show, change, delete and unlock users.
@@ -259,6 +262,14 @@ async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     match cli.command {
         Command::Serve => serve::serve(config).await.map_err(start_error),
+        Command::Portal => {
+            if cli.config.is_none() && std::env::var_os("TWOFOLD_SDK__URL").is_none() {
+                bail!(
+                    "twofold portal needs --config FILE with an [sdk] section (url, username, password or password_file, ca_file); see twofold.example.toml"
+                );
+            }
+            serve::portal(config).await.map_err(start_error)
+        }
         Command::Migrate => {
             let store = serve::open_store(&config, &SystemClock)
                 .await

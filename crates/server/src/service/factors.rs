@@ -16,14 +16,14 @@ use twofold_engine::{DomainError, Language, Settings, UnixTime, Username, pin};
 use zeroize::Zeroizing;
 
 /// Where a sign-in stands after the password.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SignInProgress {
     pub identity: Identity,
     pub next: NextStep,
 }
 
 /// A user's token as pages show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TokenSummary {
     pub kind: TokenKind,
     pub serial: Option<String>,
@@ -32,7 +32,7 @@ pub struct TokenSummary {
 }
 
 /// What a user has enrolled, and what the settings make of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FactorsView {
     pub username: String,
     pub factors: UserFactors,
@@ -44,14 +44,14 @@ pub struct FactorsView {
     pub primary: Option<Challenge>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QuestionView {
     pub id: String,
     pub text: String,
 }
 
 /// An authenticator-app enrolment in progress: everything needed to add it to an app.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SoftwareEnrollment {
     pub uri: String,
     pub secret_base32: String,

@@ -6,6 +6,7 @@
 //! from the CLI follows the same rules and lands in the same audit log.
 
 mod factors;
+pub mod remote;
 mod sdk;
 
 pub use factors::{
@@ -27,7 +28,7 @@ use twofold_engine::settings::Method;
 use twofold_engine::{Clock, DomainError, Language, Settings, UnixTime, Username, sign_in};
 
 /// Who is asking, as the portal or the SDK saw them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientContext {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
@@ -42,7 +43,7 @@ impl ClientContext {
 }
 
 /// A user who passed the password step.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub user_id: String,
     pub username: String,
@@ -50,7 +51,7 @@ pub struct Identity {
 }
 
 /// What the account page shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Profile {
     pub username: String,
     pub email: Option<String>,

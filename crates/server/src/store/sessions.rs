@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use twofold_engine::UnixTime;
 
 /// A portal session. The store knows only the SHA-256 of the id the cookie carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionRecord {
     pub id_hash: String,
     pub user_id: String,

@@ -5,7 +5,7 @@ use twofold_engine::UnixTime;
 use twofold_engine::oath::{Algorithm, OathKind, OathParams, OathState};
 
 /// An authenticator app's token, or a third-party hardware token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TokenKind {
     Software,
     Hardware,

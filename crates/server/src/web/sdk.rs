@@ -421,7 +421,9 @@ pub fn router(state: SdkState) -> Router {
         .routes(routes!(get_settings))
         .split_for_parts();
     let document: Arc<String> = Arc::new(openapi.to_pretty_json().unwrap_or_default());
-    let api = api.layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let api = api
+        .route("/sdk/v1/portal/rpc", axum::routing::post(portal_rpc))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new().merge(api.with_state(state)).route(
         "/sdk/v1/openapi.json",
         axum::routing::get(move || {
@@ -766,4 +768,16 @@ async fn get_settings(State(state): State<SdkState>) -> SdkResult<Json<serde_jso
     use crate::service::MfaService;
     let settings = state.service.settings().await?;
     Ok(Json(serde_json::to_value(settings).unwrap_or_default()))
+}
+
+/// The portal's own protocol (a portal on its own host calls this for every page). Not part
+/// of the SDK's stable contract: it changes with Twofold's versions.
+async fn portal_rpc(
+    State(state): State<SdkState>,
+    body: Result<SdkJson<crate::service::remote::PortalCall>, ProblemResponse>,
+) -> SdkResult<Json<crate::service::remote::PortalReply>> {
+    let SdkJson(call) = body?;
+    Ok(Json(
+        crate::service::remote::dispatch(&state.service, call).await?,
+    ))
 }

@@ -134,8 +134,8 @@ async fn sign_out(client: &reqwest::Client, server: &Server) {
     assert_eq!(out.status(), 303);
 }
 
-async fn authenticator_app_enrolment_then_sign_in(backend: Backend) {
-    let env = Env::new(backend).await;
+async fn authenticator_app_enrolment_then_sign_in(backend: Backend, split: bool) {
+    let env = topology(Env::new(backend).await, split);
     env.add_user("alice", "correct horse battery");
     let server = env.start();
     let client = server.client();
@@ -222,12 +222,12 @@ async fn authenticator_app_enrolment_then_sign_in(backend: Backend) {
 
 #[tokio::test]
 async fn an_authenticator_app_is_enrolled_from_the_qr_code_and_signs_in_on_sqlite() {
-    authenticator_app_enrolment_then_sign_in(Backend::Sqlite).await;
+    authenticator_app_enrolment_then_sign_in(Backend::Sqlite, false).await;
 }
 
 #[tokio::test]
 async fn an_authenticator_app_is_enrolled_from_the_qr_code_and_signs_in_on_postgresql() {
-    authenticator_app_enrolment_then_sign_in(Backend::Postgres).await;
+    authenticator_app_enrolment_then_sign_in(Backend::Postgres, false).await;
 }
 
 async fn one_code_two_requests(backend: Backend) {
@@ -294,9 +294,8 @@ async fn post_questions(
         .unwrap()
 }
 
-async fn questions_fallback(backend: Backend) {
-    let env = Env::new(backend)
-        .await
+async fn questions_fallback(backend: Backend, split: bool) {
+    let env = topology(Env::new(backend).await, split)
         .set("TWOFOLD_SETTINGS__SECURITY_QUESTIONS_FALLBACK", "true")
         .set("TWOFOLD_SETTINGS__LOCKOUT_THRESHOLD", "10");
     env.add_user("carol", "carol's password");
@@ -444,9 +443,8 @@ async fn questions_fallback(backend: Backend) {
     assert!(audit.contains("detail=\"security_questions\""), "{audit}");
 }
 
-async fn one_time_bypass(backend: Backend) {
-    let env = Env::new(backend)
-        .await
+async fn one_time_bypass(backend: Backend, split: bool) {
+    let env = topology(Env::new(backend).await, split)
         .set("TWOFOLD_SETTINGS__ALLOW_ONE_TIME_BYPASS", "true")
         .set("TWOFOLD_SETTINGS__PROMPT_FOR_BYPASS_SECONDS", "true")
         .set("TWOFOLD_SETTINGS__ONE_TIME_BYPASS_MAX_SECONDS", "600");
@@ -560,9 +558,8 @@ fn write_pskc(path: &std::path::Path, serial: &str, secret_hex: &str, key_hex: &
     );
 }
 
-async fn hardware_token(backend: Backend) {
-    let env = Env::new(backend)
-        .await
+async fn hardware_token(backend: Backend, split: bool) {
+    let env = topology(Env::new(backend).await, split)
         .set("TWOFOLD_SETTINGS__ALLOW_THIRD_PARTY_OATH_TOKEN", "true")
         .set(
             "TWOFOLD_SETTINGS__PROMPT_FOR_THIRD_PARTY_OATH_TOKEN",
@@ -949,32 +946,32 @@ async fn key_rotation_re_encrypts_tokens_and_they_still_sign_in() {
 
 #[tokio::test]
 async fn security_questions_are_enrolled_and_answer_for_a_lost_token_on_sqlite() {
-    questions_fallback(Backend::Sqlite).await;
+    questions_fallback(Backend::Sqlite, false).await;
 }
 
 #[tokio::test]
 async fn security_questions_are_enrolled_and_answer_for_a_lost_token_on_postgresql() {
-    questions_fallback(Backend::Postgres).await;
+    questions_fallback(Backend::Postgres, false).await;
 }
 
 #[tokio::test]
 async fn a_one_time_bypass_signs_in_once_without_a_code_and_only_within_its_window_on_sqlite() {
-    one_time_bypass(Backend::Sqlite).await;
+    one_time_bypass(Backend::Sqlite, false).await;
 }
 
 #[tokio::test]
 async fn a_one_time_bypass_signs_in_once_without_a_code_and_only_within_its_window_on_postgresql() {
-    one_time_bypass(Backend::Postgres).await;
+    one_time_bypass(Backend::Postgres, false).await;
 }
 
 #[tokio::test]
 async fn an_imported_pskc_hardware_token_is_associated_by_serial_and_signs_in_on_sqlite() {
-    hardware_token(Backend::Sqlite).await;
+    hardware_token(Backend::Sqlite, false).await;
 }
 
 #[tokio::test]
 async fn an_imported_pskc_hardware_token_is_associated_by_serial_and_signs_in_on_postgresql() {
-    hardware_token(Backend::Postgres).await;
+    hardware_token(Backend::Postgres, false).await;
 }
 
 #[tokio::test]
@@ -985,4 +982,24 @@ async fn a_required_pin_is_chosen_at_enrolment_and_typed_with_the_code_on_sqlite
 #[tokio::test]
 async fn a_required_pin_is_chosen_at_enrolment_and_typed_with_the_code_on_postgresql() {
     pin_with_code(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn an_authenticator_app_is_enrolled_from_the_qr_code_and_signs_in_split_over_the_sdk() {
+    authenticator_app_enrolment_then_sign_in(Backend::Sqlite, true).await;
+}
+
+#[tokio::test]
+async fn security_questions_are_enrolled_and_answer_for_a_lost_token_split_over_the_sdk() {
+    questions_fallback(Backend::Sqlite, true).await;
+}
+
+#[tokio::test]
+async fn a_one_time_bypass_signs_in_once_without_a_code_split_over_the_sdk() {
+    one_time_bypass(Backend::Sqlite, true).await;
+}
+
+#[tokio::test]
+async fn an_imported_pskc_hardware_token_is_associated_by_serial_split_over_the_sdk() {
+    hardware_token(Backend::Sqlite, true).await;
 }

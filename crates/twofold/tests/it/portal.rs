@@ -2,8 +2,8 @@
 
 use crate::support::*;
 
-async fn sign_in_reaches_the_account_page(backend: Backend) {
-    let env = Env::new(backend).await.password_only();
+async fn sign_in_reaches_the_account_page(backend: Backend, split: bool) {
+    let env = topology(Env::new(backend).await, split).password_only();
     env.add_user("alice", "correct horse battery");
     let server = env.start();
     let client = server.client();
@@ -58,17 +58,16 @@ async fn sign_in_reaches_the_account_page(backend: Backend) {
 
 #[tokio::test]
 async fn a_user_added_from_the_cli_signs_in_and_reaches_the_account_page_on_sqlite() {
-    sign_in_reaches_the_account_page(Backend::Sqlite).await;
+    sign_in_reaches_the_account_page(Backend::Sqlite, false).await;
 }
 
 #[tokio::test]
 async fn a_user_added_from_the_cli_signs_in_and_reaches_the_account_page_on_postgresql() {
-    sign_in_reaches_the_account_page(Backend::Postgres).await;
+    sign_in_reaches_the_account_page(Backend::Postgres, false).await;
 }
 
-async fn wrong_passwords_lock_the_account(backend: Backend) {
-    let env = Env::new(backend)
-        .await
+async fn wrong_passwords_lock_the_account(backend: Backend, split: bool) {
+    let env = topology(Env::new(backend).await, split)
         .password_only()
         .set("TWOFOLD_SETTINGS__LOCKOUT_THRESHOLD", "3");
     env.add_user("bob", "the right password");
@@ -128,12 +127,12 @@ async fn wrong_passwords_lock_the_account(backend: Backend) {
 
 #[tokio::test]
 async fn repeated_failures_lock_the_account_until_unlocked_on_sqlite() {
-    wrong_passwords_lock_the_account(Backend::Sqlite).await;
+    wrong_passwords_lock_the_account(Backend::Sqlite, false).await;
 }
 
 #[tokio::test]
 async fn repeated_failures_lock_the_account_until_unlocked_on_postgresql() {
-    wrong_passwords_lock_the_account(Backend::Postgres).await;
+    wrong_passwords_lock_the_account(Backend::Postgres, false).await;
 }
 
 #[tokio::test]
@@ -561,5 +560,74 @@ async fn a_disabled_user_cannot_sign_in_and_loses_their_sessions() {
             .await
             .status(),
         401
+    );
+}
+
+#[tokio::test]
+async fn a_user_added_from_the_cli_signs_in_and_reaches_the_account_page_split_over_the_sdk() {
+    sign_in_reaches_the_account_page(Backend::Sqlite, true).await;
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_until_unlocked_split_over_the_sdk() {
+    wrong_passwords_lock_the_account(Backend::Sqlite, true).await;
+}
+
+#[tokio::test]
+async fn the_split_portal_shows_an_unavailable_page_when_the_server_stops() {
+    let env = Env::new(Backend::Sqlite).await.password_only().split();
+    env.add_user("walt", "walt's password");
+    let mut portal = env.start();
+    let client = portal.client();
+    assert!(
+        portal.banner.contains("MFA server:  https://127.0.0.1:"),
+        "{}",
+        portal.banner
+    );
+    assert_eq!(
+        sign_in(&client, &portal, "walt", "walt's password")
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(
+        client
+            .get(portal.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    drop(portal.behind.take());
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let page = client.get(portal.url("/account")).send().await.unwrap();
+    assert_eq!(page.status(), 503);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("The service is temporarily unavailable."),
+        "{html}"
+    );
+    assert!(
+        !html.contains("reqwest") && !html.contains("error sending request"),
+        "no trace: {html}"
+    );
+    assert_eq!(
+        client
+            .get(portal.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    assert_eq!(
+        client
+            .get(portal.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
     );
 }

@@ -94,6 +94,8 @@ fn hex(b: &[u8]) -> String {
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub vars: HashMap<String, String>,
+    /// Run the portal on its own (`twofold portal`), reaching the server through the SDK.
+    pub split: bool,
 }
 
 impl Env {
@@ -112,7 +114,19 @@ impl Env {
                 fresh_postgres_database().await,
             );
         }
-        Env { dir, vars }
+        Env {
+            dir,
+            vars,
+            split: false,
+        }
+    }
+
+    /// The split deployment: `start()` runs the server with a certificate from a test CA,
+    /// creates a service account, and runs `twofold portal` trusting the CA through
+    /// `ca_file`; the returned handle is the portal's.
+    pub fn split(mut self) -> Env {
+        self.split = true;
+        self
     }
 
     /// Signs in from a trusted address (the tests' 127.0.0.1), so the password is the only
@@ -175,10 +189,68 @@ impl Env {
         );
     }
 
-    /// Starts `twofold serve` and waits until it prints its address.
+    /// Starts the deployment: `twofold serve`, and in the split topology `twofold portal`
+    /// in front of it. Returns the handle of what browsers talk to.
     pub fn start(&self) -> Server {
-        let mut child = self
-            .command(&["serve"])
+        if !self.split {
+            return self.start_process(&["serve"], &self.vars, self.data_dir());
+        }
+        let tls = self.dir.path().join("test-ca");
+        make_test_ca(&tls);
+        let mut server_vars = self.vars.clone();
+        server_vars.insert(
+            "TWOFOLD_TLS__CERT_FILE".into(),
+            tls.join("server.pem").display().to_string(),
+        );
+        server_vars.insert(
+            "TWOFOLD_TLS__KEY_FILE".into(),
+            tls.join("server.key").display().to_string(),
+        );
+        let server = self.start_process(&["serve"], &server_vars, self.data_dir());
+        let secret = self
+            .cli_ok(&["service-account", "add", "portal-host"], "")
+            .trim()
+            .to_owned();
+        let portal_dir = self.dir.path().join("portal");
+        let mut portal_vars: HashMap<String, String> = self
+            .vars
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with("TWOFOLD_LIMITS__")
+                    || k.starts_with("TWOFOLD_HTTP__")
+                    || k.starts_with("TWOFOLD_LOG__")
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        portal_vars.insert("TWOFOLD_DATA_DIR".into(), portal_dir.display().to_string());
+        portal_vars.insert("TWOFOLD_LISTEN".into(), "127.0.0.1:0".into());
+        portal_vars.insert("TWOFOLD_SDK__URL".into(), server.base.clone());
+        portal_vars.insert("TWOFOLD_SDK__USERNAME".into(), "portal-host".into());
+        portal_vars.insert("TWOFOLD_SDK__PASSWORD".into(), secret);
+        portal_vars.insert(
+            "TWOFOLD_SDK__CA_FILE".into(),
+            tls.join("ca.pem").display().to_string(),
+        );
+        let mut portal = self.start_process(&["portal"], &portal_vars, portal_dir);
+        portal.behind = Some(Box::new(server));
+        portal
+    }
+
+    fn start_process(
+        &self,
+        args: &[&str],
+        vars: &HashMap<String, String>,
+        data_dir: PathBuf,
+    ) -> Server {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("USER", "tester")
+            .envs(vars)
+            .current_dir(self.dir.path());
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -228,8 +300,9 @@ impl Env {
             child,
             base,
             banner,
-            data_dir: self.data_dir(),
+            data_dir,
             stderr: stderr_log,
+            behind: None,
         }
     }
 
@@ -265,6 +338,8 @@ pub struct Server {
     pub banner: String,
     pub data_dir: PathBuf,
     stderr: Arc<std::sync::Mutex<String>>,
+    /// In the split topology, the MFA server behind this portal.
+    pub behind: Option<Box<Server>>,
 }
 
 impl Drop for Server {
@@ -536,4 +611,77 @@ pub fn html_unescape(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A test CA and a server certificate it signed for 127.0.0.1 (openssl): the split
+/// deployment trusts the server through the CA, as an operator with an internal CA would.
+pub fn make_test_ca(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("ca dir");
+    let d = |f: &str| dir.join(f).display().to_string();
+    run_tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Twofold test CA",
+            "-keyout",
+            &d("ca.key"),
+            "-out",
+            &d("ca.pem"),
+        ],
+        None,
+    );
+    run_tool(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &d("server.key"),
+            "-out",
+            &d("server.csr"),
+        ],
+        None,
+    );
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n").expect("ext");
+    run_tool(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &d("server.csr"),
+            "-CA",
+            &d("ca.pem"),
+            "-CAkey",
+            &d("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &d("ext.cnf"),
+            "-out",
+            &d("server.pem"),
+        ],
+        None,
+    );
+}
+
+/// The same scenario in either topology.
+pub fn topology(env: Env, split: bool) -> Env {
+    if split { env.split() } else { env }
 }
