@@ -89,26 +89,22 @@ pub fn after_password(settings: &Settings, factors: &UserFactors, facts: Attempt
     if facts.bypass_available && settings.allow_one_time_bypass {
         return NextStep::SignedIn(Via::Bypass);
     }
-    let needs_enrollment = !factors.enrolled
-        || next_enrollment_step(settings, factors)
-            .is_some_and(|s| s != EnrollmentStep::SecurityQuestions && s != EnrollmentStep::Pin);
-    if needs_enrollment {
-        return if settings.allow_user_enrollment {
-            NextStep::Enroll
-        } else {
-            NextStep::ContactAdministrator
-        };
+    // A user who holds a usable second factor proves it first, whatever the state of their
+    // enrolment: the wizard's remaining steps come after the code, never instead of it.
+    if let Some(challenge) = primary_challenge(factors) {
+        return NextStep::Verify(challenge);
     }
-    match primary_challenge(factors) {
-        Some(challenge) => NextStep::Verify(challenge),
-        None => match fallbacks(settings, factors, None).first() {
-            Some(fallback) => NextStep::Verify(*fallback),
-            None => NextStep::ContactAdministrator,
-        },
+    // No usable factor: first sign-in (or the token was removed). Enrol with the password
+    // alone, as the original did, when the settings allow it.
+    if settings.allow_user_enrollment {
+        return NextStep::Enroll;
+    }
+    match fallbacks(settings, factors, None).first() {
+        Some(fallback) if factors.enrolled => NextStep::Verify(*fallback),
+        _ => NextStep::ContactAdministrator,
     }
 }
 
-/// The challenge of the user's own method, when they can answer it.
 pub fn primary_challenge(factors: &UserFactors) -> Option<Challenge> {
     match factors.method {
         Some(Method::Oath) | None if factors.has_oath_token => Some(Challenge::Oath),

@@ -810,40 +810,60 @@ async fn questions_command(config: &Config, cmd: QuestionsCommand) -> Result<()>
 
 async fn key_command(config: &Config, cmd: KeyCommand) -> Result<()> {
     use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
-    let service = open_service(config).await?;
-    let mut keyring = serve::open_keyring(config).map_err(start_error)?;
-    if matches!(cmd, KeyCommand::Rotate) {
-        let id = keyring
-            .rotate(&config.data_dir)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!(
-            "new current key {id} in {}",
-            config.data_dir.join("keys").display()
-        );
-    }
-    let count = twofold_server::secrets::reencrypt_all(service.store(), &keyring)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    service
-        .store()
-        .append_audit(
-            &AuditEvent::new(
-                service.now(),
-                AuditAction::KeyRotated,
-                AuditOutcome::Success,
-                actor(),
-            )
-            .detail(format!(
-                "current key {}; {count} secrets re-encrypted",
+    match cmd {
+        KeyCommand::Rotate => {
+            // Only a new current key here: servers already running keep the keyring they
+            // loaded and could not open values sealed under a key they have never seen.
+            let mut keyring = serve::open_keyring(config).map_err(start_error)?;
+            let id = keyring
+                .rotate(&config.data_dir)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let service = open_service(config).await?;
+            service
+                .record(
+                    AuditEvent::new(
+                        service.now(),
+                        AuditAction::KeyRotated,
+                        AuditOutcome::Success,
+                        actor(),
+                    )
+                    .detail(format!("new current key {id}")),
+                )
+                .await;
+            println!(
+                "new current key {id} in {}",
+                config.data_dir.join("keys").display()
+            );
+            println!(
+                "next: copy that folder to every node, restart the servers, then run `twofold key reencrypt`"
+            );
+        }
+        KeyCommand::Reencrypt => {
+            let service = open_service(config).await?;
+            let keyring = serve::open_keyring(config).map_err(start_error)?;
+            let count = twofold_server::secrets::reencrypt_all(service.store(), &keyring)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            service
+                .record(
+                    AuditEvent::new(
+                        service.now(),
+                        AuditAction::KeyRotated,
+                        AuditOutcome::Success,
+                        actor(),
+                    )
+                    .detail(format!(
+                        "{count} secrets re-encrypted under key {}",
+                        keyring.current_id()
+                    )),
+                )
+                .await;
+            println!(
+                "re-encrypted {count} secret(s) under key {}",
                 keyring.current_id()
-            )),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!(
-        "re-encrypted {count} secret(s) under key {}",
-        keyring.current_id()
-    );
+            );
+        }
+    }
     Ok(())
 }
 

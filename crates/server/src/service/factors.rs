@@ -287,6 +287,9 @@ impl InProcessService {
             }
         }
         if let NextStep::SignedIn(via) = next {
+            let _cleared = self
+                .record_password_result(&user.username, true, &settings)
+                .await?;
             self.record_signed_in(&user, via, client).await;
         }
         if next == NextStep::ContactAdministrator {
@@ -328,44 +331,50 @@ impl InProcessService {
         token: TokenRecord,
         code: &str,
         settings: &Settings,
-    ) -> Result<OathState, DomainError> {
-        let code = oath::normalize_code(code, token.params.digits)?;
+    ) -> Result<Result<OathState, DomainError>, ServiceError> {
+        let code = match oath::normalize_code(code, token.params.digits) {
+            Ok(code) => code,
+            Err(e) => return Ok(Err(e.into())),
+        };
         let mut token = token;
         for _ in 0..8 {
+            // A seed that cannot be opened (a key missing from this node's keyring) is the
+            // server's problem, not a wrong code: it must not count against the user.
             let secret = self
                 .keyring
                 .open(&token.secret_sealed, &token_aad(&token.id))
                 .map_err(|e| {
-                    tracing::error!(error = %e, token = %token.id, "cannot open a token's secret");
-                    DomainError::InvalidCode
+                    ServiceError::Internal(format!(
+                        "the seed of token {} cannot be opened: {e}",
+                        token.id
+                    ))
                 })?;
-            let next = oath::verify(
+            let next = match oath::verify(
                 &secret,
                 &token.params,
                 &token.state,
                 &code,
                 self.clock.now(),
                 window(settings),
-            )?;
-            match self
+            ) {
+                Ok(next) => next,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            if self
                 .store
                 .advance_token(&token.id, token.version, &next)
-                .await
+                .await?
             {
-                Ok(true) => return Ok(next),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot store a token's counters");
-                    return Err(DomainError::InvalidCode);
-                }
+                return Ok(Ok(next));
             }
             // Someone else used this token meanwhile: read it again (the same code is then a replay).
-            token = match self.store.token(&token.id).await {
-                Ok(Some(t)) => t,
-                _ => return Err(DomainError::InvalidCode),
-            };
+            token = self.store.token(&token.id).await?.ok_or_else(|| {
+                ServiceError::Internal("the token disappeared while in use".into())
+            })?;
         }
-        Err(DomainError::InvalidCode)
+        Err(ServiceError::Internal(
+            "the token kept changing under us".into(),
+        ))
     }
 
     async fn pin_matches(
@@ -395,12 +404,14 @@ impl InProcessService {
         let token = token.ok_or(ServiceError::Domain(DomainError::NotEnrolled))?;
         // A malformed code is refused without counting: it cannot be a guess.
         oath::normalize_code(code, token.params.digits).map_err(DomainError::from)?;
-        let pin_ok = if settings.pin_required {
+        // Users enrolled before PINs were required have none yet: their code alone counts,
+        // and the portal sends them to choose one right after.
+        let pin_ok = if settings.pin_required && user.pin_hash.is_some() {
             self.pin_matches(&user, pin).await?
         } else {
             true
         };
-        match self.spend_code(token, code, &settings).await {
+        match self.spend_code(token, code, &settings).await? {
             Ok(_) if pin_ok => {
                 self.factor_success(&user, flow::via(Challenge::Oath, &factors), client)
                     .await
@@ -506,11 +517,13 @@ impl InProcessService {
     ) -> Result<SoftwareEnrollment, ServiceError> {
         let settings = self.settings_now().await?;
         let user = self.user(user_id).await?;
-        let (secret, params) = match self
+        // Only an unfinished authenticator-app enrolment is shown again: a hardware token
+        // reserved for the user must never have its seed displayed.
+        let pending = self
             .store
-            .user_token(&user.id, TokenStatus::Pending)
-            .await?
-        {
+            .user_token_of_kind(&user.id, TokenStatus::Pending, TokenKind::Software)
+            .await?;
+        let (secret, params) = match pending {
             Some(pending) => {
                 let secret = self
                     .keyring
@@ -626,10 +639,32 @@ impl InProcessService {
         self.ensure_not_locked(&user.username).await?;
         let token = self
             .store
-            .user_token(&user.id, TokenStatus::Pending)
+            .user_token_of_kind(&user.id, TokenStatus::Pending, TokenKind::Software)
             .await?
             .ok_or(ServiceError::Domain(DomainError::WrongStep))?;
         self.activate(&user, token, code, client).await
+    }
+
+    /// Activates whichever token is pending for the user (an authenticator app, or a
+    /// hardware token reserved through the SDK). `false` when none is pending.
+    pub(super) async fn confirm_any_pending(
+        &self,
+        user: &UserRecord,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<bool, ServiceError> {
+        match self
+            .store
+            .user_token(&user.id, TokenStatus::Pending)
+            .await?
+        {
+            Some(token) => {
+                self.ensure_not_locked(&user.username).await?;
+                self.activate(user, token, code, client).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     pub(super) async fn associate_hardware(
@@ -834,6 +869,9 @@ impl InProcessService {
         };
         self.store
             .update_user(&username_of(&user)?, changes, now)
+            .await?;
+        let _cleared = self
+            .record_password_result(&user.username, true, &settings)
             .await?;
         if user.enrolled_at.is_none() {
             self.audit(self.event(

@@ -260,6 +260,8 @@ impl InProcessService {
 
     /// Counts one failure for `username` (a normalised name, existing or not) and returns
     /// the outcome to report. Retries when another node wrote the same row meanwhile.
+    /// Records the result of one step for lockout: a failure counts; a success clears the
+    /// counters (call it with `true` only when the whole sign-in succeeded).
     async fn record_password_result(
         &self,
         username: &str,
@@ -347,9 +349,15 @@ impl InProcessService {
             }
         };
 
-        let outcome = self
-            .record_password_result(name.as_str(), matched, &settings)
-            .await?;
+        // A right password does not clear the failure count: the second factor may still
+        // fail, and guesses at codes must add up across sign-ins. The count is cleared when a
+        // whole sign-in succeeds.
+        let outcome = if matched {
+            Ok(())
+        } else {
+            self.record_password_result(name.as_str(), false, &settings)
+                .await?
+        };
         match (outcome, user) {
             (Ok(()), Some(user)) => {
                 self.audit(

@@ -386,13 +386,7 @@ impl InProcessService {
         client: &ClientContext,
     ) -> Result<sdk::Verified, ServiceError> {
         let user = self.by_name(username).await?;
-        if self
-            .store
-            .user_token(&user.id, TokenStatus::Pending)
-            .await?
-            .is_some()
-        {
-            self.confirm_software(&user.id, code, client).await?;
+        if self.confirm_any_pending(&user, code, client).await? {
             return Ok(sdk::Verified {
                 verified: true,
                 via: "enrollment".into(),

@@ -250,10 +250,19 @@ impl Store {
         now: UnixTime,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM oath_tokens WHERE user_id = $1 AND status = 'pending'")
+        // The user's unfinished app enrolment is discarded; a hardware token reserved for
+        // them returns to the inventory (never deleted: it is a physical object).
+        sqlx::query("DELETE FROM oath_tokens WHERE user_id = $1 AND status = 'pending' AND kind = 'software'")
             .bind(token.user_id.as_deref())
             .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "UPDATE oath_tokens SET user_id = NULL, status = 'available', version = version + 1 \
+             WHERE user_id = $1 AND status = 'pending'",
+        )
+        .bind(token.user_id.as_deref())
+        .execute(&mut *tx)
+        .await?;
         insert_token(&mut tx, token, now).await?;
         tx.commit().await?;
         Ok(())
@@ -280,6 +289,24 @@ impl Store {
         )))
         .bind(user_id)
         .bind(status.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    /// The user's token with this status and kind.
+    pub async fn user_token_of_kind(
+        &self,
+        user_id: &str,
+        status: TokenStatus,
+        kind: TokenKind,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM oath_tokens WHERE user_id = $1 AND status = $2 AND kind = $3 ORDER BY created_at DESC LIMIT 1"
+        )))
+        .bind(user_id)
+        .bind(status.as_str())
+        .bind(kind.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(token_from_row).transpose()

@@ -23,6 +23,16 @@ pub fn client_ip(
     forwarded_for: Option<&str>,
     trusted: &[IpNet],
 ) -> Option<IpAddr> {
+    // An IPv4 client of a socket bound to `[::]` arrives as `::ffff:a.b.c.d`: use the IPv4
+    // address, so that IPv4 ranges in the settings match.
+    client_ip_raw(peer.map(|p| p.to_canonical()), forwarded_for, trusted)
+}
+
+fn client_ip_raw(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
     let peer = peer?;
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
@@ -38,6 +48,7 @@ pub fn client_ip(
         let Ok(hop) = hop.parse::<IpAddr>() else {
             break;
         };
+        let hop = hop.to_canonical();
         client = hop;
         if !is_trusted(&hop) {
             break;
@@ -91,6 +102,20 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_match_ipv4_ranges() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            client_ip(Some(ip("::ffff:10.1.2.3")), None, &trusted),
+            Some(ip("10.1.2.3"))
+        );
+        assert_eq!(
+            client_ip(Some(ip("::ffff:10.0.0.2")), Some("203.0.113.9"), &trusted),
+            Some(ip("203.0.113.9")),
+            "a mapped proxy address is a trusted proxy"
+        );
     }
 
     #[test]

@@ -929,11 +929,14 @@ async fn key_rotation_re_encrypts_tokens_and_they_still_sign_in() {
         client.get(server.url("/enroll")).send().await.unwrap();
     }
     let rotated = env.cli_ok(&["key", "rotate"], "");
-    assert!(rotated.contains("re-encrypted 1 secret(s)"), "{rotated}");
     assert!(
-        env.cli_ok(&["key", "reencrypt"], "")
-            .contains("re-encrypted 0 secret(s)")
+        rotated.contains("then run `twofold key reencrypt`"),
+        "{rotated}"
     );
+    let once = env.cli_ok(&["key", "reencrypt"], "");
+    assert!(once.contains("re-encrypted 1 secret(s)"), "{once}");
+    let twice = env.cli_ok(&["key", "reencrypt"], "");
+    assert!(twice.contains("re-encrypted 0 secret(s)"), "{twice}");
     let server = env.start();
     let client = server.client();
     let page = sign_in_to_verify(&client, &server, "jack", "jack's password").await;
@@ -1002,4 +1005,166 @@ async fn a_one_time_bypass_signs_in_once_without_a_code_split_over_the_sdk() {
 #[tokio::test]
 async fn an_imported_pskc_hardware_token_is_associated_by_serial_split_over_the_sdk() {
     hardware_token(Backend::Sqlite, true).await;
+}
+
+#[tokio::test]
+async fn an_active_token_is_asked_for_even_when_the_wizard_was_left_unfinished() {
+    let env = Env::new(Backend::Sqlite)
+        .await
+        .set("TWOFOLD_SETTINGS__SECURITY_QUESTIONS_FALLBACK", "true");
+    env.add_user("kim", "kim's password");
+    let server = env.start();
+    let first = server.client();
+    sign_in(&first, &server, "kim", "kim's password").await;
+    let secret = enrol_authenticator_app(&first, &server, env.dir.path()).await;
+    // Kim walks away before the security questions. Someone with the password alone:
+    let other = server.client();
+    let attempt = sign_in(&other, &server, "kim", "kim's password").await;
+    assert_eq!(
+        location(&attempt),
+        "/verify",
+        "the token is asked for before any wizard step"
+    );
+    assert_eq!(
+        location(
+            &other
+                .get(server.url("/enroll/questions"))
+                .send()
+                .await
+                .unwrap()
+        ),
+        "/verify"
+    );
+    // With the code, the wizard resumes where it stopped.
+    let page = other
+        .get(server.url("/verify"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let code = oathtool_totp(&secret, unix_now() + 30);
+    let ok = post_code(&other, &server, &page, &code).await;
+    assert_eq!(location(&ok), "/enroll");
+    assert_eq!(
+        location(&other.get(server.url("/enroll")).send().await.unwrap()),
+        "/enroll/questions"
+    );
+}
+
+#[tokio::test]
+async fn wrong_codes_add_up_across_sign_ins_and_lock_the_account() {
+    let env = Env::new(Backend::Sqlite)
+        .await
+        .set("TWOFOLD_SETTINGS__LOCKOUT_THRESHOLD", "3");
+    env.add_user("lena", "lena's password");
+    let server = env.start();
+    let client = server.client();
+    sign_in(&client, &server, "lena", "lena's password").await;
+    enrol_authenticator_app(&client, &server, env.dir.path()).await;
+    client.get(server.url("/enroll")).send().await.unwrap();
+    sign_out(&client, &server).await;
+    for round in 0..2 {
+        let page = sign_in_to_verify(&client, &server, "lena", "lena's password").await;
+        let wrong = post_code(&client, &server, &page, "000000").await;
+        assert_eq!(wrong.status(), 401, "round {round}");
+        // A fresh browser: the right password must not wipe the count.
+        let _ = client.get(server.url("/sign-in")).send().await;
+    }
+    let page = sign_in_to_verify(&client, &server, "lena", "lena's password").await;
+    let locked = post_code(&client, &server, &page, "000000").await;
+    assert_eq!(locked.status(), 423);
+    assert!(
+        locked
+            .text()
+            .await
+            .unwrap()
+            .contains("This account is locked")
+    );
+    let again = sign_in(&client, &server, "lena", "lena's password").await;
+    assert_eq!(
+        again.status(),
+        423,
+        "the lock holds at the password step too"
+    );
+}
+
+#[tokio::test]
+async fn a_pin_required_after_enrolment_is_chosen_right_after_the_next_code() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.add_user("milo", "milo's password");
+    let secret = {
+        let server = env.start();
+        let client = server.client();
+        sign_in(&client, &server, "milo", "milo's password").await;
+        let secret = enrol_authenticator_app(&client, &server, env.dir.path()).await;
+        assert_eq!(
+            location(&client.get(server.url("/enroll")).send().await.unwrap()),
+            "/account"
+        );
+        secret
+    };
+    env.cli_ok(&["settings", "set", "pin_required", "true"], "");
+    let server = env.start();
+    let client = server.client();
+    let page = sign_in_to_verify(&client, &server, "milo", "milo's password").await;
+    let code = oathtool_totp(&secret, unix_now() + 30);
+    let ok = post_code(&client, &server, &page, &code).await;
+    assert_eq!(
+        location(&ok),
+        "/enroll",
+        "the code alone is right for a user without a PIN yet"
+    );
+    assert_eq!(
+        location(&client.get(server.url("/enroll")).send().await.unwrap()),
+        "/enroll/pin"
+    );
+}
+
+#[tokio::test]
+async fn a_hardware_token_reserved_through_the_sdk_never_shows_its_seed() {
+    let env = Env::new(Backend::Sqlite)
+        .await
+        .set("TWOFOLD_SETTINGS__ALLOW_THIRD_PARTY_OATH_TOKEN", "true");
+    let seed_hex = "3132333435363738393031323334353637383930";
+    let csv = env.dir.path().join("t.csv");
+    std::fs::write(&csv, format!("HW-7,hex:{seed_hex},totp,6,30\n")).unwrap();
+    env.cli_ok(&["token", "import", &csv.display().to_string()], "");
+    env.add_user("nina", "nina's password");
+    let secret = env
+        .cli_ok(&["service-account", "add", "ops"], "")
+        .trim()
+        .to_owned();
+    let server = env.start();
+    let sdk = server.client();
+    let reserved = sdk
+        .post(server.url("/sdk/v1/users/nina/oath"))
+        .basic_auth("ops", Some(&secret))
+        .json(&serde_json::json!({"kind": "hardware", "serial": "HW-7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reserved.status(), 201);
+    let client = server.client();
+    sign_in(&client, &server, "nina", "nina's password").await;
+    let html = client
+        .get(server.url("/enroll/oath"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let shown = html_unescape(between(&html, "<code id=\"otpauth-uri\">", "</code>"));
+    let hardware_b32 = python_run(
+        "import base64, sys; print(base64.b32encode(bytes.fromhex(sys.argv[1])).decode().rstrip('='))",
+        &[seed_hex],
+    );
+    assert!(
+        !shown.contains(&hardware_b32),
+        "the hardware seed must not be shown: {shown}"
+    );
+    // The reserved token went back to the inventory: it can be associated with a code.
+    assert!(env.cli_ok(&["token", "list"], "").contains("available"));
 }

@@ -267,6 +267,25 @@ async fn verify_post(
     match result {
         Ok(via) => {
             let now = state.now();
+            // Proven: a user whose enrolment is unfinished (a PIN now required, questions
+            // turned on) completes it before reaching their account.
+            if state
+                .service()
+                .factors(&user_id)
+                .await?
+                .next_enrollment
+                .is_some()
+            {
+                return advance_session(
+                    &state,
+                    &visitor,
+                    active,
+                    Stage::Enroll,
+                    now + super::PRE_AUTH_SECONDS,
+                    "/enroll",
+                )
+                .await;
+            }
             let to = super::safe_next(active.data.next.as_deref());
             advance_session(
                 &state,
