@@ -454,3 +454,53 @@ on_both!(a_shared_secret_is_made_once, |store: Store| async move {
     assert_eq!(second, "one");
     store.check_ready(3).await.unwrap();
 });
+
+on_both!(
+    deleting_a_user_returns_their_hardware_token_to_the_inventory,
+    |store: Store| async move {
+        use twofold_engine::oath::OathParams;
+        use twofold_server::store::{NewToken, TokenKind, TokenStatus};
+        let user = store
+            .create_user(
+                NewUser {
+                    username: name("olga"),
+                    email: None,
+                    phone: None,
+                    password_hash: None,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let token = |id: &str, kind: TokenKind, serial: Option<&str>| NewToken {
+            id: id.into(),
+            serial: serial.map(str::to_owned),
+            user_id: Some(user.id.clone()),
+            kind,
+            params: OathParams::default(),
+            counter: 0,
+            secret_sealed: "v1:k:x".into(),
+            key_id: "k".into(),
+            status: TokenStatus::Active,
+        };
+        store
+            .import_tokens(
+                &[
+                    token("hw", TokenKind::Hardware, Some("HW-1")),
+                    token("sw", TokenKind::Software, None),
+                ],
+                1,
+            )
+            .await
+            .unwrap();
+        assert!(store.delete_user(&name("olga")).await.unwrap());
+        let hw = store.token_by_serial("HW-1").await.unwrap().unwrap();
+        assert_eq!(hw.status, TokenStatus::Available);
+        assert_eq!(hw.user_id, None);
+        assert_eq!(
+            store.token("sw").await.unwrap(),
+            None,
+            "the app's token went with the user"
+        );
+    }
+);

@@ -205,6 +205,20 @@ impl Store {
     /// Deletes a user and, with them, their sessions. `false` when there was no such user.
     pub async fn delete_user(&self, username: &Username) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Software tokens go with the user; hardware tokens return to the inventory.
+        sqlx::query(
+            "DELETE FROM oath_tokens WHERE kind = 'software' AND user_id IN (SELECT id FROM users WHERE username = $1)",
+        )
+        .bind(username.as_str())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE oath_tokens SET user_id = NULL, status = 'available', version = version + 1 \
+             WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
+        )
+        .bind(username.as_str())
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
         )
