@@ -174,12 +174,19 @@ async fn main() {
         let counters = counters.clone();
         let wrong = a.wrong;
         let users = a.users;
+        let concurrency = a.concurrency;
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
-            // One user per worker: its HOTP codes then arrive in order.
-            let user = worker % users.max(1);
+            // Each worker has users of its own (w, w + c, w + 2c, …), so that a user's HOTP
+            // codes arrive in order, and takes them in turn, so that wrong codes spread over
+            // them as they would over a population.
+            let concurrency = concurrency.max(1);
+            let mine: Vec<usize> = (worker..users).step_by(concurrency).collect();
+            let mut turn = 0usize;
             while Instant::now() < deadline {
+                let user = mine[turn % mine.len()];
+                turn += 1;
                 let started = Instant::now();
                 let auth = client
                     .start_authentication(&AuthenticationStart {

@@ -216,6 +216,10 @@ pub struct InProcessService {
     hasher: PasswordHasher,
     keyring: Keyring,
     settings_cache: RwLock<Option<(Instant, Settings)>>,
+    /// Service accounts recently read, by name, with when they were read.
+    accounts_cache: std::sync::Mutex<
+        std::collections::HashMap<String, (crate::store::ServiceAccountRecord, Instant)>,
+    >,
 }
 
 impl InProcessService {
@@ -231,6 +235,7 @@ impl InProcessService {
             hasher,
             keyring,
             settings_cache: RwLock::new(None),
+            accounts_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 

@@ -21,6 +21,10 @@ pub const SDK_ROLE: &str = "sdk";
 /// A service account's secret, shown once.
 pub struct ServiceAccountSecret(pub String);
 
+/// How long a service account read from the store is reused (a deleted account stops
+/// working within this time on every node).
+const ACCOUNT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// An authentication is answered within this time.
 const AUTHENTICATION_SECONDS: i64 = 300;
 /// Wrong answers to one authentication before it is denied.
@@ -119,7 +123,29 @@ impl InProcessService {
         name: &str,
         secret: &str,
     ) -> Result<Option<ServiceAccountRecord>, ServiceError> {
-        let Some(account) = self.store.service_account(name).await? else {
+        let cached = self.accounts_cache.lock().ok().and_then(|cache| {
+            cache
+                .get(name)
+                .filter(|(_, at)| at.elapsed() < ACCOUNT_CACHE_TTL)
+                .map(|(a, _)| a.clone())
+        });
+        let account = match cached {
+            Some(account) => Some(account),
+            None => {
+                let fetched = self.store.service_account(name).await?;
+                if let (Some(account), Ok(mut cache)) = (&fetched, self.accounts_cache.lock()) {
+                    if cache.len() > 10_000 {
+                        cache.clear();
+                    }
+                    cache.insert(
+                        name.to_owned(),
+                        (account.clone(), std::time::Instant::now()),
+                    );
+                }
+                fetched
+            }
+        };
+        let Some(account) = account else {
             // Same work for an unknown name.
             let _ = secret_hash(secret)
                 .as_bytes()
