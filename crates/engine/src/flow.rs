@@ -297,6 +297,14 @@ mod tests {
             AttemptFacts,
             NextStep,
         );
+        let no_questions = UserFactors {
+            security_answers: 0,
+            ..tokenless.clone()
+        };
+        let unfinished = UserFactors {
+            enrolled: false,
+            ..enrolled_with_token()
+        };
         let table: Vec<Row> = vec![
             (
                 "trusted v4",
@@ -367,11 +375,25 @@ mod tests {
                 NextStep::Enroll,
             ),
             (
-                "token removed, no enrolment",
+                "token removed, no enrolment: the questions remain",
                 &no_enrollment,
                 &tokenless,
                 outside,
+                NextStep::Verify(Challenge::SecurityQuestions),
+            ),
+            (
+                "token removed, no enrolment, no questions",
+                &no_enrollment,
+                &no_questions,
+                outside,
                 NextStep::ContactAdministrator,
+            ),
+            (
+                "token active but the wizard unfinished: the code first",
+                &base,
+                &unfinished,
+                outside,
+                NextStep::Verify(Challenge::Oath),
             ),
         ];
         for (name, settings, factors, facts, expected) in table {

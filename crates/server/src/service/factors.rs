@@ -179,11 +179,12 @@ impl InProcessService {
         user: &UserRecord,
         client: &ClientContext,
     ) -> AuditEvent {
-        // Sign-in attempts are the portal's doing; changes are the user's.
-        let actor = if action == AuditAction::SignIn {
-            "portal".to_owned()
-        } else {
-            format!("user:{}", user.username)
+        // A service account acting through the SDK is named; otherwise sign-in attempts are
+        // the portal's doing and changes are the user's.
+        let actor = match (&client.actor, action) {
+            (Some(actor), _) => actor.clone(),
+            (None, AuditAction::SignIn) => "portal".to_owned(),
+            (None, _) => format!("user:{}", user.username),
         };
         AuditEvent::new(self.clock.now(), action, outcome, actor)
             .subject(user.username.clone())
@@ -612,6 +613,30 @@ impl InProcessService {
         let _cleared = self
             .record_password_result(&user.username, true, &settings)
             .await?;
+        // A token activated with nothing else required completes enrolment (through the
+        // SDK there is no wizard to finish it).
+        let settings = self.settings_now().await?;
+        if let Some(updated) = self.store.user_by_id(&user.id).await?
+            && updated.enrolled_at.is_none()
+        {
+            let (factors, _) = self.user_factors(&updated).await?;
+            if flow::next_enrollment_step(&settings, &factors).is_none() {
+                let changes = UserChanges {
+                    enrolled_at: Some(Some(now)),
+                    ..UserChanges::default()
+                };
+                self.store
+                    .update_user(&username_of(&updated)?, changes, now)
+                    .await?;
+                self.audit(self.event(
+                    AuditAction::EnrollmentCompleted,
+                    AuditOutcome::Success,
+                    user,
+                    client,
+                ))
+                .await;
+            }
+        }
         let detail = match (&token.kind, &token.serial) {
             (TokenKind::Hardware, Some(serial)) => format!("hardware token {serial}"),
             _ => "authenticator app".to_owned(),

@@ -520,7 +520,12 @@ impl InProcessService {
         body: sdk::AuthenticationStart,
         client: &ClientContext,
     ) -> Result<sdk::Authentication, ServiceError> {
-        let mut client = client.clone();
+        // The caller's own address is the application's, not the user's: without
+        // `client_ip` the user's address is unknown, and no trusted range applies.
+        let mut client = ClientContext {
+            ip: None,
+            ..client.clone()
+        };
         if let Some(ip) = &body.client_ip {
             client.ip = Some(
                 ip.parse()

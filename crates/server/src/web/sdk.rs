@@ -57,27 +57,27 @@ const FAILURES_PER_MINUTE: u32 = 20;
 // ---- problems ----
 
 /// An RFC 9457 problem response.
-pub struct ProblemResponse(pub StatusCode, pub sdk::Problem);
+pub struct ProblemResponse(pub StatusCode, pub Box<sdk::Problem>);
 
 impl ProblemResponse {
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         Self(
             status,
-            sdk::Problem {
+            Box::new(sdk::Problem {
                 kind: "about:blank".into(),
                 title: status.canonical_reason().unwrap_or("Error").to_owned(),
                 status: status.as_u16(),
                 detail: Some(detail.into()),
                 code: code.to_owned(),
                 request_id: None,
-            },
+            }),
         )
     }
 }
 
 impl IntoResponse for ProblemResponse {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.1).unwrap_or_default();
+        let body = serde_json::to_vec(&*self.1).unwrap_or_default();
         let mut response = (self.0, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -348,6 +348,24 @@ async fn authenticate(
         Err(e) => return ProblemResponse::from(e).into_response(),
     };
     if account.role != SDK_ROLE {
+        state
+            .service
+            .record(
+                AuditEvent::new(
+                    state.service.now(),
+                    AuditAction::SdkCall,
+                    AuditOutcome::Failure,
+                    format!("sdk:{}", account.name),
+                )
+                .client(ip.map(|ip| ip.to_string()), client.user_agent.clone())
+                .detail(format!(
+                    "{} {} 403 (role {})",
+                    request.method(),
+                    request.uri().path(),
+                    account.role
+                )),
+            )
+            .await;
         return ProblemResponse::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -587,10 +605,11 @@ async fn enroll_oath(
     caller: axum::Extension<Caller>,
     Client(client): Client,
     username: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<sdk::OathEnroll>, ProblemResponse>,
+    body: Result<SdkJson<serde_json::Value>, ProblemResponse>,
 ) -> SdkResult<(StatusCode, Json<sdk::OathEnrollment>)> {
     let Path(username) = username.map_err(path_problem)?;
-    let SdkJson(body) = body?;
+    let SdkJson(value) = body?;
+    let body = oath_enroll_body(value)?;
     let enrollment = state
         .service
         .sdk_oath_enroll(&username, body, &ctx(client, &caller))
@@ -724,17 +743,16 @@ async fn answer_authentication(
     let SdkJson(value) = body?;
     // Untagged enums say little on failure: decide by the fields given, then name the problem.
     let answer = if value.get("otp").is_some() {
-        serde_json::from_value(value).map(sdk::AuthenticationAnswer::Otp)
+        sdk::AuthenticationAnswer::Otp(named(value)?)
     } else if value.get("answers").is_some() {
-        serde_json::from_value(value).map(sdk::AuthenticationAnswer::Answers)
+        sdk::AuthenticationAnswer::Answers(named(value)?)
     } else {
         return Err(ProblemResponse::new(
             StatusCode::BAD_REQUEST,
             "invalid_body",
             "give {\"otp\": \"123456\"} or {\"answers\": [{\"question_id\": …, \"answer\": …}]}",
         ));
-    }
-    .map_err(|e| ProblemResponse::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?;
+    };
     Ok(Json(
         state
             .service
@@ -780,4 +798,75 @@ async fn portal_rpc(
     Ok(Json(
         crate::service::remote::dispatch(&state.service, call).await?,
     ))
+}
+
+/// Deserializes a JSON value, naming the field at fault in the problem.
+fn named<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ProblemResponse> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let detail = if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        };
+        ProblemResponse::new(StatusCode::BAD_REQUEST, "invalid_body", detail)
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SoftwareEnrollBody {
+    #[allow(dead_code)]
+    kind: String,
+    #[serde(default, rename = "type")]
+    otp_type: Option<String>,
+    #[serde(default)]
+    digits: Option<u8>,
+    #[serde(default)]
+    period: Option<u32>,
+    #[serde(default)]
+    algorithm: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HardwareEnrollBody {
+    #[allow(dead_code)]
+    kind: String,
+    serial: String,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// `{"kind": "software", …}` or `{"kind": "hardware", "serial": …}`, with problems that name
+/// the field (an internally tagged enum would lose its path).
+fn oath_enroll_body(value: serde_json::Value) -> Result<sdk::OathEnroll, ProblemResponse> {
+    match value.get("kind").and_then(|k| k.as_str()) {
+        Some("software") => {
+            let b: SoftwareEnrollBody = named(value)?;
+            Ok(sdk::OathEnroll::Software {
+                otp_type: b.otp_type,
+                digits: b.digits,
+                period: b.period,
+                algorithm: b.algorithm,
+            })
+        }
+        Some("hardware") => {
+            let b: HardwareEnrollBody = named(value)?;
+            Ok(sdk::OathEnroll::Hardware {
+                serial: b.serial,
+                code: b.code,
+            })
+        }
+        Some(other) => Err(ProblemResponse::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("kind: unknown variant `{other}`, expected `software` or `hardware`"),
+        )),
+        None => Err(ProblemResponse::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "kind: missing field `kind` (`software` or `hardware`)",
+        )),
+    }
 }
