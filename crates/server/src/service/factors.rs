@@ -195,12 +195,14 @@ impl InProcessService {
     }
 
     /// Refuses a second-factor attempt while the username is locked.
-    async fn ensure_not_locked(&self, username: &str) -> Result<(), ServiceError> {
+    /// Refuses while locked; otherwise tells whether there are failure counters to clear
+    /// on success.
+    async fn ensure_not_locked(&self, username: &str) -> Result<bool, ServiceError> {
         let lockout = self.store.lockout(username).await?;
         if let Some(until) = lockout.state.locked_at(self.clock.now()) {
             return Err(DomainError::UserLocked { until }.into());
         }
-        Ok(())
+        Ok(lockout.version.is_some())
     }
 
     /// Counts a failed second factor towards lockout; returns the error to report (the
@@ -234,11 +236,16 @@ impl InProcessService {
         user: &UserRecord,
         via: Via,
         client: &ClientContext,
+        had_counters: bool,
     ) -> Result<Via, ServiceError> {
-        let settings = self.settings_now().await?;
-        let _cleared = self
-            .record_password_result(&user.username, true, &settings)
-            .await?;
+        // Nothing to clear when there were no counters as the attempt began (a failure
+        // landing meanwhile is cleared by the next success).
+        if had_counters {
+            let settings = self.settings_now().await?;
+            let _cleared = self
+                .record_password_result(&user.username, true, &settings)
+                .await?;
+        }
         self.record_signed_in(user, via, client).await;
         Ok(via)
     }
@@ -267,8 +274,18 @@ impl InProcessService {
         identity: Identity,
         client: &ClientContext,
     ) -> Result<SignInProgress, ServiceError> {
-        let settings = self.settings_now().await?;
         let user = self.user(&identity.user_id).await?;
+        Ok(self.after_password_for(identity, user, client).await?.0)
+    }
+
+    /// [`Self::after_password`] with the user already read; also returns what it read.
+    pub(super) async fn after_password_for(
+        &self,
+        identity: Identity,
+        user: UserRecord,
+        client: &ClientContext,
+    ) -> Result<(SignInProgress, UserRecord, UserFactors), ServiceError> {
+        let settings = self.settings_now().await?;
         let (factors, _) = self.user_factors(&user).await?;
         let now = self.clock.now();
         let bypass = self.store.active_bypass(&user.id, now).await?;
@@ -300,7 +317,7 @@ impl InProcessService {
             )
             .await;
         }
-        Ok(SignInProgress { identity, next })
+        Ok((SignInProgress { identity, next }, user, factors))
     }
 
     pub(super) async fn factors_of(&self, user_id: &str) -> Result<FactorsView, ServiceError> {
@@ -400,9 +417,20 @@ impl InProcessService {
     ) -> Result<Via, ServiceError> {
         let settings = self.settings_now().await?;
         let user = self.user(user_id).await?;
-        self.ensure_not_locked(&user.username).await?;
-        let (factors, token) = self.user_factors(&user).await?;
-        let token = token.ok_or(ServiceError::Domain(DomainError::NotEnrolled))?;
+        let had_counters = self.ensure_not_locked(&user.username).await?;
+        let token = self
+            .store
+            .user_token(&user.id, TokenStatus::Active)
+            .await?
+            .ok_or(ServiceError::Domain(DomainError::NotEnrolled))?;
+        // What `via` needs to know: the user's method, and that they hold a token.
+        let factors = UserFactors {
+            enrolled: user.enrolled_at.is_some(),
+            method: parse_method(user.method.as_deref()),
+            has_oath_token: true,
+            security_answers: 0,
+            has_pin: user.pin_hash.is_some(),
+        };
         // A malformed code is refused without counting: it cannot be a guess.
         oath::normalize_code(code, token.params.digits).map_err(DomainError::from)?;
         // Users enrolled before PINs were required have none yet: their code alone counts,
@@ -414,8 +442,13 @@ impl InProcessService {
         };
         match self.spend_code(token, code, &settings).await? {
             Ok(_) if pin_ok => {
-                self.factor_success(&user, flow::via(Challenge::Oath, &factors), client)
-                    .await
+                self.factor_success(
+                    &user,
+                    flow::via(Challenge::Oath, &factors),
+                    client,
+                    had_counters,
+                )
+                .await
             }
             Ok(_) => Err(self
                 .factor_failure(&user, DomainError::InvalidCode, client)
@@ -470,7 +503,7 @@ impl InProcessService {
     ) -> Result<Via, ServiceError> {
         let settings = self.settings_now().await?;
         let user = self.user(user_id).await?;
-        self.ensure_not_locked(&user.username).await?;
+        let had_counters = self.ensure_not_locked(&user.username).await?;
         let stored = self.store.answers(&user.id).await?;
         let required = usize::from(settings.security_questions_required);
         if !settings.security_questions_fallback
@@ -503,7 +536,7 @@ impl InProcessService {
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
         if all_right {
-            self.factor_success(&user, Via::SecurityQuestions, client)
+            self.factor_success(&user, Via::SecurityQuestions, client, had_counters)
                 .await
         } else {
             Err(self
@@ -661,7 +694,7 @@ impl InProcessService {
         client: &ClientContext,
     ) -> Result<(), ServiceError> {
         let user = self.user(user_id).await?;
-        self.ensure_not_locked(&user.username).await?;
+        let _ = self.ensure_not_locked(&user.username).await?;
         let token = self
             .store
             .user_token_of_kind(&user.id, TokenStatus::Pending, TokenKind::Software)
@@ -684,7 +717,7 @@ impl InProcessService {
             .await?
         {
             Some(token) => {
-                self.ensure_not_locked(&user.username).await?;
+                let _ = self.ensure_not_locked(&user.username).await?;
                 self.activate(user, token, code, client).await?;
                 Ok(true)
             }
@@ -704,7 +737,7 @@ impl InProcessService {
             return Err(DomainError::HardwareTokensDisabled.into());
         }
         let user = self.user(user_id).await?;
-        self.ensure_not_locked(&user.username).await?;
+        let _ = self.ensure_not_locked(&user.username).await?;
         let serial = serial.trim();
         if serial.is_empty() || serial.chars().count() > 64 {
             return Err(DomainError::UnknownSerial.into());

@@ -209,6 +209,36 @@ pub trait PortalSessions: Send + Sync + 'static {
 /// on one node reaches the others within this time.
 const SETTINGS_TTL: Duration = Duration::from_secs(2);
 
+type AuditSender = tokio::sync::mpsc::UnboundedSender<(
+    AuditEvent,
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+)>;
+
+/// Starts the audit log's writer: it takes every event queued, writes them in one
+/// transaction, and tells each waiting request the outcome.
+fn spawn_audit_writer(store: &Store) -> Option<AuditSender> {
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(
+        AuditEvent,
+        tokio::sync::oneshot::Sender<Result<(), String>>,
+    )>();
+    let store = store.clone();
+    runtime.spawn(async move {
+        let mut batch = Vec::new();
+        while receiver.recv_many(&mut batch, 512).await > 0 {
+            let events: Vec<AuditEvent> = batch.iter().map(|(e, _)| e.clone()).collect();
+            let result = store
+                .append_audit_batch(&events)
+                .await
+                .map_err(|e| e.to_string());
+            for (_, done) in batch.drain(..) {
+                let _ = done.send(result.clone());
+            }
+        }
+    });
+    Some(sender)
+}
+
 /// The service over the local store and engine.
 pub struct InProcessService {
     store: Store,
@@ -216,6 +246,8 @@ pub struct InProcessService {
     hasher: PasswordHasher,
     keyring: Keyring,
     settings_cache: RwLock<Option<(Instant, Settings)>>,
+    /// The group-commit writer of the audit log (absent outside a Tokio runtime).
+    audit_writer: Option<AuditSender>,
     /// Service accounts recently read, by name, with when they were read.
     accounts_cache: std::sync::Mutex<
         std::collections::HashMap<String, (crate::store::ServiceAccountRecord, Instant)>,
@@ -229,6 +261,7 @@ impl InProcessService {
         keyring: Keyring,
     ) -> Result<Self, ServiceError> {
         let hasher = PasswordHasher::new().map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let store_for_writer = store.clone();
         Ok(Self {
             store,
             clock,
@@ -236,6 +269,7 @@ impl InProcessService {
             keyring,
             settings_cache: RwLock::new(None),
             accounts_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
+            audit_writer: spawn_audit_writer(&store_for_writer),
         })
     }
 
@@ -256,10 +290,34 @@ impl InProcessService {
         self.audit(event).await
     }
 
+    /// Writes an event and waits until it is committed. Concurrent events share one
+    /// transaction (group commit): nothing waits longer than the write in progress, and
+    /// under load the store sees one write where there were many.
     async fn audit(&self, event: AuditEvent) {
-        if let Err(e) = self.store.append_audit(&event).await {
+        let action = event.action.as_str();
+        let result = match &self.audit_writer {
+            Some(writer) => {
+                let (done, wait) = tokio::sync::oneshot::channel();
+                match writer.send((event, done)) {
+                    Ok(()) => wait
+                        .await
+                        .unwrap_or_else(|_| Err("the audit writer stopped".to_owned())),
+                    Err(tokio::sync::mpsc::error::SendError((event, _))) => self
+                        .store
+                        .append_audit(&event)
+                        .await
+                        .map_err(|e| e.to_string()),
+                }
+            }
+            None => self
+                .store
+                .append_audit(&event)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = result {
             // The audit log is part of the record: its loss is an error in the log, loudly.
-            tracing::error!(error = %e, action = event.action.as_str(), "could not write the audit log");
+            tracing::error!(error = %e, action, "could not write the audit log");
         }
     }
 

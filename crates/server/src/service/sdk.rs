@@ -532,30 +532,33 @@ impl InProcessService {
                     .map_err(|_| invalid(format!("client_ip {ip:?} is not an IP address")))?,
             );
         }
-        let identity = match &body.password {
-            Some(password) => {
+        let (identity, known_user) = match &body.password {
+            Some(password) => (
                 self.check_password(&body.username, password, &client)
-                    .await?
-            }
+                    .await?,
+                None,
+            ),
             None => {
                 let user = self.by_name(&body.username).await?;
                 if !user.enabled {
                     return Err(DomainError::InvalidCredentials.into());
                 }
-                let settings = self.settings_now().await?;
                 let lockout = self.store.lockout(&user.username).await?;
                 twofold_engine::sign_in::may_attempt(true, &lockout.state, self.clock.now())
                     .map_err(ServiceError::Domain)?;
-                drop(settings);
-                Identity {
-                    user_id: user.id,
-                    username: user.username,
+                let identity = Identity {
+                    user_id: user.id.clone(),
+                    username: user.username.clone(),
                     language: None,
-                }
+                };
+                (identity, Some(user))
             }
         };
-        let progress = self.after_password(identity, &client).await?;
-        let user = self.user(&progress.identity.user_id).await?;
+        let user = match known_user {
+            Some(user) => user,
+            None => self.user(&identity.user_id).await?,
+        };
+        let (progress, user, factors) = self.after_password_for(identity, user, &client).await?;
         let now = self.clock.now();
         let mut record = AuthenticationRecord {
             id: new_id(),
@@ -575,7 +578,6 @@ impl InProcessService {
             version: 1,
         };
         let settings = self.settings_now().await?;
-        let (factors, _) = self.user_factors(&user).await?;
         let wanted = match body.method.as_deref() {
             None => None,
             Some("oath") => Some(Challenge::Oath),

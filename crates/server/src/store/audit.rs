@@ -52,6 +52,29 @@ impl Store {
         Ok(())
     }
 
+    /// Appends several events in one transaction (the audit writer's group commit).
+    pub async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO audit_log (at, action, outcome, actor, subject, client_ip, user_agent, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(e.at)
+            .bind(e.action.as_str())
+            .bind(e.outcome.as_str())
+            .bind(&e.actor)
+            .bind(e.subject.as_deref())
+            .bind(e.client_ip.as_deref())
+            .bind(e.user_agent.as_deref())
+            .bind(e.detail.as_deref())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The newest `limit` events, oldest first.
     pub async fn audit_tail(&self, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
