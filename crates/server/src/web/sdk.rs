@@ -421,9 +421,10 @@ impl utoipa::Modify for BasicAuth {
     }
 }
 
-/// The SDK's routes and its OpenAPI document.
-pub fn router(state: SdkState) -> Router {
-    let (api, openapi) = OpenApiRouter::<SdkState>::with_openapi(ApiDoc::openapi())
+/// Every SDK operation, registered with its OpenAPI description: routes and document come
+/// from this one list, so they cannot drift apart.
+fn operations() -> OpenApiRouter<SdkState> {
+    OpenApiRouter::<SdkState>::with_openapi(ApiDoc::openapi())
         .routes(routes!(create_user, list_users))
         .routes(routes!(get_user, patch_user, delete_user))
         .routes(routes!(set_pin))
@@ -437,7 +438,11 @@ pub fn router(state: SdkState) -> Router {
         .routes(routes!(answer_authentication))
         .routes(routes!(import_tokens))
         .routes(routes!(get_settings))
-        .split_for_parts();
+}
+
+/// The SDK's routes and its OpenAPI document.
+pub fn router(state: SdkState) -> Router {
+    let (api, openapi) = operations().split_for_parts();
     let document: Arc<String> = Arc::new(openapi.to_pretty_json().unwrap_or_default());
     let api = api
         .route("/sdk/v1/portal/rpc", axum::routing::post(portal_rpc))
@@ -458,22 +463,7 @@ pub fn router(state: SdkState) -> Router {
 
 /// The OpenAPI document, as served (for tests and tools).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    let (_, openapi) = OpenApiRouter::<SdkState>::with_openapi(ApiDoc::openapi())
-        .routes(routes!(create_user, list_users))
-        .routes(routes!(get_user, patch_user, delete_user))
-        .routes(routes!(set_pin))
-        .routes(routes!(enroll_oath))
-        .routes(routes!(verify_oath))
-        .routes(routes!(security_questions))
-        .routes(routes!(set_security_answers))
-        .routes(routes!(create_bypass))
-        .routes(routes!(start_authentication))
-        .routes(routes!(get_authentication))
-        .routes(routes!(answer_authentication))
-        .routes(routes!(import_tokens))
-        .routes(routes!(get_settings))
-        .split_for_parts();
-    openapi
+    operations().split_for_parts().1
 }
 
 // ---- handlers ----
