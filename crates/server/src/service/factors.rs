@@ -557,48 +557,47 @@ impl InProcessService {
             .store
             .user_token_of_kind(&user.id, TokenStatus::Pending, TokenKind::Software)
             .await?;
-        let (secret, params) = match pending {
+        match pending {
             Some(pending) => {
                 let secret = self
                     .keyring
                     .open(&pending.secret_sealed, &token_aad(&pending.id))
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                (secret, pending.params)
+                enrollment_view(&settings, &user, &secret, pending.params)
             }
-            None => {
-                let secret = Zeroizing::new(oath::generate_secret());
-                let params = OathParams::default();
-                let id = new_id();
-                let sealed = self
-                    .keyring
-                    .seal(&secret, &token_aad(&id))
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                let token = NewToken {
-                    id,
-                    serial: None,
-                    user_id: Some(user.id.clone()),
-                    kind: TokenKind::Software,
-                    params,
-                    counter: 0,
-                    secret_sealed: sealed,
-                    key_id: self.keyring.current_id().to_owned(),
-                    status: TokenStatus::Pending,
-                };
-                self.store
-                    .create_pending_token(&token, self.clock.now())
-                    .await?;
-                (secret, params)
-            }
-        };
-        let uri = oath::otpauth_uri(&settings.oath_issuer, &user.username, &secret, &params, 0);
-        Ok(SoftwareEnrollment {
-            qr_svg: qr_svg(&uri)?,
-            secret_base32: oath::encode_base32(&secret),
-            issuer: settings.oath_issuer.clone(),
-            account: user.username.clone(),
+            None => self.begin_software_with(&user, OathParams::default()).await,
+        }
+    }
+
+    /// Starts an authenticator-app enrolment with chosen parameters: a new seed, sealed,
+    /// pending until its first valid code (the portal uses the defaults; the SDK may choose).
+    pub(super) async fn begin_software_with(
+        &self,
+        user: &UserRecord,
+        params: OathParams,
+    ) -> Result<SoftwareEnrollment, ServiceError> {
+        let settings = self.settings_now().await?;
+        let secret = Zeroizing::new(oath::generate_secret());
+        let id = new_id();
+        let sealed = self
+            .keyring
+            .seal(&secret, &token_aad(&id))
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let token = NewToken {
+            id,
+            serial: None,
+            user_id: Some(user.id.clone()),
+            kind: TokenKind::Software,
             params,
-            uri,
-        })
+            counter: 0,
+            secret_sealed: sealed,
+            key_id: self.keyring.current_id().to_owned(),
+            status: TokenStatus::Pending,
+        };
+        self.store
+            .create_pending_token(&token, self.clock.now())
+            .await?;
+        enrollment_view(&settings, user, &secret, params)
     }
 
     async fn activate(
@@ -1094,6 +1093,24 @@ impl InProcessService {
             .seed_questions(DEFAULT_QUESTIONS, self.clock.now())
             .await?)
     }
+}
+
+/// What an authenticator app needs to add a token: URI, QR code and key.
+fn enrollment_view(
+    settings: &Settings,
+    user: &UserRecord,
+    secret: &[u8],
+    params: OathParams,
+) -> Result<SoftwareEnrollment, ServiceError> {
+    let uri = oath::otpauth_uri(&settings.oath_issuer, &user.username, secret, &params, 0);
+    Ok(SoftwareEnrollment {
+        qr_svg: qr_svg(&uri)?,
+        secret_base32: oath::encode_base32(secret),
+        issuer: settings.oath_issuer.clone(),
+        account: user.username.clone(),
+        params,
+        uri,
+    })
 }
 
 fn username_of(user: &UserRecord) -> Result<Username, ServiceError> {

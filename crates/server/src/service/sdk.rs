@@ -3,14 +3,14 @@
 
 use super::{ClientContext, Identity, InProcessService, ServiceError};
 use crate::store::{
-    AuthenticationRecord, NewToken, ServiceAccountRecord, StoreError, TokenKind, TokenStatus,
-    UserChanges, UserRecord, new_id,
+    AuthenticationRecord, ServiceAccountRecord, StoreError, TokenKind, TokenStatus, UserChanges,
+    UserRecord, new_id,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
 use twofold_engine::flow::{self, Challenge, NextStep, Via};
-use twofold_engine::oath::{self, Algorithm, OathKind, OathParams};
+use twofold_engine::oath::{Algorithm, OathKind, OathParams};
 use twofold_engine::token_import::{self, PskcKey};
 use twofold_engine::{DomainError, Language, Username};
 use twofold_sdk as sdk;
@@ -821,45 +821,4 @@ fn software_params(
         digits,
         kind,
     })
-}
-
-impl InProcessService {
-    /// Starts an authenticator-app enrolment with chosen parameters (the portal uses the
-    /// defaults).
-    pub(super) async fn begin_software_with(
-        &self,
-        user: &UserRecord,
-        params: OathParams,
-    ) -> Result<super::SoftwareEnrollment, ServiceError> {
-        let settings = self.settings_now().await?;
-        let secret = zeroize::Zeroizing::new(oath::generate_secret());
-        let id = new_id();
-        let sealed = self
-            .keyring
-            .seal(&secret, format!("oath_tokens:{id}").as_bytes())
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let token = NewToken {
-            id,
-            serial: None,
-            user_id: Some(user.id.clone()),
-            kind: TokenKind::Software,
-            params,
-            counter: 0,
-            secret_sealed: sealed,
-            key_id: self.keyring.current_id().to_owned(),
-            status: TokenStatus::Pending,
-        };
-        self.store
-            .create_pending_token(&token, self.clock.now())
-            .await?;
-        let uri = oath::otpauth_uri(&settings.oath_issuer, &user.username, &secret, &params, 0);
-        Ok(super::SoftwareEnrollment {
-            qr_svg: super::factors::qr_svg(&uri)?,
-            secret_base32: oath::encode_base32(&secret),
-            issuer: settings.oath_issuer.clone(),
-            account: user.username.clone(),
-            params,
-            uri,
-        })
-    }
 }

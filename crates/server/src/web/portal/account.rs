@@ -1,5 +1,6 @@
 //! The account page: the profile, the second factors, and the one-time bypass.
 
+use super::field;
 use super::sign_in::format_time;
 use super::verify::factor_error;
 use super::{PageContext, Stage, Visitor, render};
@@ -137,13 +138,6 @@ async fn account_get(
     account_page(&state, &visitor, StatusCode::OK, notice, None).await
 }
 
-fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
-    form.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
-}
-
 async fn remove_token_post(
     State(state): State<AppState>,
     visitor: Visitor,
@@ -151,7 +145,7 @@ async fn remove_token_post(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token"))?;
+    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
     let Some(active) = visitor.signed_in() else {
         return Ok(require_sign_in(&visitor));
     };
@@ -169,12 +163,12 @@ async fn bypass_post(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token"))?;
+    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
     let Some(active) = visitor.signed_in() else {
         return Ok(require_sign_in(&visitor));
     };
     let t = visitor.t();
-    let raw = field(&form, "seconds").trim();
+    let raw = field(&form, "seconds").unwrap_or("").trim();
     let seconds = if raw.is_empty() {
         None
     } else {

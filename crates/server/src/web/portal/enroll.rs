@@ -4,6 +4,7 @@
 //! `/enroll` works out the next missing step from the settings and what the user has (the
 //! engine's `next_enrollment_step`), so later methods slot in as further steps.
 
+use super::field;
 use super::verify::factor_error;
 use super::{ActiveSession, PageContext, Stage, Visitor, advance_session, render};
 use crate::service::{QuestionView, ServiceError, SoftwareEnrollment};
@@ -50,13 +51,6 @@ fn done(mode: Mode, what: &str) -> Response {
         Mode::Wizard => Redirect::to("/enroll").into_response(),
         Mode::Account => Redirect::to(&format!("/account?changed={what}")).into_response(),
     }
-}
-
-fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
-    form.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
 }
 
 async fn enroll_get(
@@ -159,13 +153,17 @@ async fn oath_post(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token"))?;
+    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
     let Some((active, mode)) = who(&visitor) else {
         return Ok(super::account::require_sign_in(&visitor));
     };
     match state
         .service()
-        .confirm_software_oath(&active.record.user_id, field(&form, "code"), &client)
+        .confirm_software_oath(
+            &active.record.user_id,
+            field(&form, "code").unwrap_or(""),
+            &client,
+        )
         .await
     {
         Ok(()) => Ok(visitor.finish(done(mode, "oath"))),
@@ -224,17 +222,17 @@ async fn hardware_post(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token"))?;
+    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
     let Some((active, mode)) = who(&visitor) else {
         return Ok(super::account::require_sign_in(&visitor));
     };
-    let serial = field(&form, "serial");
+    let serial = field(&form, "serial").unwrap_or("");
     match state
         .service()
         .associate_hardware_token(
             &active.record.user_id,
             serial,
-            field(&form, "code"),
+            field(&form, "code").unwrap_or(""),
             &client,
         )
         .await
@@ -288,12 +286,12 @@ async fn pin_post(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token"))?;
+    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
     let Some((active, mode)) = who(&visitor) else {
         return Ok(super::account::require_sign_in(&visitor));
     };
-    let pin = field(&form, "pin");
-    if pin != field(&form, "pin_confirm") {
+    let pin = field(&form, "pin").unwrap_or("");
+    if pin != field(&form, "pin_confirm").unwrap_or("") {
         let message = visitor.t().t("pin-mismatch");
         return pin_page(&state, &visitor, StatusCode::BAD_REQUEST, Some(message)).await;
     }
@@ -380,15 +378,19 @@ async fn questions_post(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token"))?;
+    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
     let Some((active, mode)) = who(&visitor) else {
         return Ok(super::account::require_sign_in(&visitor));
     };
     let answers: Vec<(String, String)> = (1..=QUESTIONS_PER_USER)
         .map(|i| {
             (
-                field(&form, &format!("question-{i}")).to_owned(),
-                field(&form, &format!("answer-{i}")).to_owned(),
+                field(&form, &format!("question-{i}"))
+                    .unwrap_or("")
+                    .to_owned(),
+                field(&form, &format!("answer-{i}"))
+                    .unwrap_or("")
+                    .to_owned(),
             )
         })
         .filter(|(q, _)| !q.is_empty())

@@ -356,6 +356,13 @@ pub async fn advance_session(
     Ok(response)
 }
 
+/// A field of a form read as name/value pairs (forms whose field names vary).
+pub fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Renders a template as an HTML response with `status`.
 pub fn render(
     status: axum::http::StatusCode,

@@ -2,7 +2,7 @@
 //! security questions, and switching to a fallback.
 
 use super::sign_in::format_time;
-use super::{ActiveSession, PageContext, Stage, Visitor, advance_session, render};
+use super::{ActiveSession, PageContext, Stage, Visitor, advance_session, field, render};
 use crate::service::{QuestionView, ServiceError};
 use crate::web::client::Client;
 use crate::web::session;
@@ -218,12 +218,6 @@ async fn verify_get(State(state): State<AppState>, visitor: Visitor) -> Result<R
         return Ok(Redirect::to("/account").into_response());
     }
     page(&state, &visitor, StatusCode::OK, None).await
-}
-
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 async fn verify_post(
