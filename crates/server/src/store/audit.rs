@@ -1,6 +1,5 @@
+use super::db::{Row, query};
 use super::{Store, StoreError};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use twofold_engine::AuditEvent;
 
 /// An audit event as stored, with its sequence number.
@@ -17,7 +16,7 @@ pub struct AuditRow {
     pub detail: Option<String>,
 }
 
-fn audit_from_row(row: &AnyRow) -> Result<AuditRow, StoreError> {
+fn audit_from_row(row: &Row) -> Result<AuditRow, StoreError> {
     Ok(AuditRow {
         id: row.try_get("id")?,
         at: row.try_get("at")?,
@@ -35,7 +34,7 @@ const COLUMNS: &str = "id, at, action, outcome, actor, subject, client_ip, user_
 
 impl Store {
     pub async fn append_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        sqlx::query(
+        query(
             "INSERT INTO audit_log (at, action, outcome, actor, subject, client_ip, user_agent, detail) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -47,16 +46,16 @@ impl Store {
         .bind(e.client_ip.as_deref())
         .bind(e.user_agent.as_deref())
         .bind(e.detail.as_deref())
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
 
     /// Appends several events in one transaction (the audit writer's group commit).
     pub async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         for e in events {
-            sqlx::query(
+            query(
                 "INSERT INTO audit_log (at, action, outcome, actor, subject, client_ip, user_agent, detail) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
@@ -68,7 +67,7 @@ impl Store {
             .bind(e.client_ip.as_deref())
             .bind(e.user_agent.as_deref())
             .bind(e.detail.as_deref())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         tx.commit().await?;
@@ -77,11 +76,11 @@ impl Store {
 
     /// The newest `limit` events, oldest first.
     pub async fn audit_tail(&self, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(format!(
             "SELECT {COLUMNS} FROM audit_log ORDER BY id DESC LIMIT $1"
-        )))
+        ))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         let mut events = rows
             .iter()
@@ -93,12 +92,12 @@ impl Store {
 
     /// Events after sequence number `after`, oldest first (for `audit tail --follow`).
     pub async fn audit_since(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(format!(
             "SELECT {COLUMNS} FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2"
-        )))
+        ))
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter().map(audit_from_row).collect()
     }

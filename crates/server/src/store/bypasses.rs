@@ -1,5 +1,5 @@
+use super::db::query;
 use super::{Store, StoreError, new_id};
-use sqlx::Row;
 use twofold_engine::UnixTime;
 
 /// A one-time bypass of the second factor.
@@ -25,12 +25,12 @@ impl Store {
         now: UnixTime,
     ) -> Result<String, StoreError> {
         let id = new_id();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM bypasses WHERE user_id = $1 AND used_at IS NULL")
+        let mut tx = self.db.begin().await?;
+        query("DELETE FROM bypasses WHERE user_id = $1 AND used_at IS NULL")
             .bind(user_id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        sqlx::query(
+        query(
             "INSERT INTO bypasses (id, user_id, created_at, expires_at, used_at, reason, created_by) \
              VALUES ($1, $2, $3, $4, NULL, $5, $6)",
         )
@@ -40,7 +40,7 @@ impl Store {
         .bind(expires_at)
         .bind(reason)
         .bind(created_by)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(id)
@@ -52,13 +52,13 @@ impl Store {
         user_id: &str,
         now: UnixTime,
     ) -> Result<Option<BypassRecord>, StoreError> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT id, user_id, created_at, expires_at, used_at, reason, created_by FROM bypasses \
              WHERE user_id = $1 AND used_at IS NULL AND expires_at > $2 ORDER BY created_at DESC LIMIT 1",
         )
         .bind(user_id)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?;
         row.map(|row| {
             Ok(BypassRecord {
@@ -76,19 +76,19 @@ impl Store {
 
     /// Uses the bypass `id` once: `true` for exactly one caller, and only within its window.
     pub async fn consume_bypass(&self, id: &str, now: UnixTime) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE bypasses SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1")
+        let done = query("UPDATE bypasses SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Cancels the user's unused bypasses. Returns how many.
     pub async fn cancel_bypasses(&self, user_id: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM bypasses WHERE user_id = $1 AND used_at IS NULL")
+        let done = query("DELETE FROM bypasses WHERE user_id = $1 AND used_at IS NULL")
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(done.rows_affected())
     }

@@ -1,5 +1,5 @@
+use super::db::query;
 use super::{Store, StoreError, is_unique_violation};
-use sqlx::Row;
 use twofold_engine::LockoutState;
 
 /// A lockout row as read, with the version to compare against when writing it back.
@@ -12,11 +12,11 @@ pub struct VersionedLockout {
 
 impl Store {
     pub async fn lockout(&self, username: &str) -> Result<VersionedLockout, StoreError> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT failures, window_start, locked_until, version FROM lockouts WHERE username = $1",
         )
         .bind(username)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?;
         let Some(row) = row else {
             return Ok(VersionedLockout::default());
@@ -43,7 +43,7 @@ impl Store {
         let affected = match (read.version, next) {
             (None, None) => return Ok(true),
             (None, Some(state)) => {
-                let result = sqlx::query(
+                let result = query(
                     "INSERT INTO lockouts (username, failures, window_start, locked_until, version) \
                      VALUES ($1, $2, $3, $4, 1)",
                 )
@@ -51,15 +51,15 @@ impl Store {
                 .bind(i64::from(state.failures))
                 .bind(state.window_start)
                 .bind(state.locked_until)
-                .execute(&self.pool)
+                .execute(&self.db)
                 .await;
                 match result {
                     Ok(done) => done.rows_affected(),
                     Err(e) if is_unique_violation(&e) => 0,
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(e),
                 }
             }
-            (Some(version), Some(state)) => sqlx::query(
+            (Some(version), Some(state)) => query(
                 "UPDATE lockouts SET failures = $1, window_start = $2, locked_until = $3, version = $4 \
                  WHERE username = $5 AND version = $6",
             )
@@ -69,13 +69,13 @@ impl Store {
             .bind(version + 1)
             .bind(username)
             .bind(version)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?
             .rows_affected(),
-            (Some(version), None) => sqlx::query("DELETE FROM lockouts WHERE username = $1 AND version = $2")
+            (Some(version), None) => query("DELETE FROM lockouts WHERE username = $1 AND version = $2")
                 .bind(username)
                 .bind(version)
-                .execute(&self.pool)
+                .execute(&self.db)
                 .await?
                 .rows_affected(),
         };
@@ -84,9 +84,9 @@ impl Store {
 
     /// Releases a lock at once (an administrator's unlock). `true` if there was one.
     pub async fn clear_lockout(&self, username: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM lockouts WHERE username = $1")
+        let done = query("DELETE FROM lockouts WHERE username = $1")
             .bind(username)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -1,13 +1,14 @@
 //! The store: everything a second node needs, in SQLite or PostgreSQL.
 //!
-//! One code path for both backends through sqlx's `Any` driver: every query is written once
-//! with `$N` placeholders, times are epoch seconds (`BIGINT`/`INTEGER`), ids are text, and
-//! booleans are 0/1 integers (the `Any` driver maps only integers, floats, text and blobs
-//! the same way on both). Each backend has its own migrations folder, embedded in the binary.
+//! One code path for both backends (see [`db`]): every query is written once with `$N`
+//! placeholders, times are epoch seconds (`BIGINT`/`INTEGER`), ids are text, and booleans
+//! are 0/1 integers. Each backend has its own migrations folder, embedded in the binary.
 
 mod audit;
 mod bypasses;
+mod db;
 mod lockouts;
+mod migrations;
 mod questions;
 mod sdk;
 mod sealed;
@@ -26,8 +27,8 @@ pub use tokens::{NewToken, TokenKind, TokenListing, TokenRecord, TokenStatus};
 pub use users::{NewUser, UserChanges, UserRecord};
 
 use crate::config::DatabaseTarget;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
+use db::{Db, SqliteDb, query};
+use sqlx::postgres::PgPoolOptions;
 use std::path::Path;
 use std::time::Duration;
 use twofold_engine::UnixTime;
@@ -48,6 +49,8 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("{0}")]
     Duplicate(String),
+    #[error("database error: unique violation: {0}")]
+    Unique(String),
     #[error("not found")]
     NotFound,
     #[error("stored data is damaged: {0}")]
@@ -76,7 +79,7 @@ fn classify(e: sqlx::Error) -> StoreError {
             } else if is_connection_refusal(&code, &message) {
                 StoreError::Unavailable(message)
             } else if db.is_unique_violation() {
-                StoreError::Database(format!("unique violation: {message}"))
+                StoreError::Unique(message)
             } else {
                 StoreError::Database(message)
             }
@@ -115,14 +118,14 @@ fn is_connection_refusal(code: &str, message: &str) -> bool {
         || message.contains("not currently accepting connections")
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+fn is_unique_violation(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unique(_))
 }
 
 /// The repository every part of the server uses. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
+    db: Db,
     backend: Backend,
 }
 
@@ -133,8 +136,7 @@ impl Store {
         max_connections: u32,
         timeout: Duration,
     ) -> Result<Store, StoreError> {
-        install_default_drivers();
-        let (url, backend) = match target {
+        match target {
             DatabaseTarget::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| {
@@ -142,39 +144,36 @@ impl Store {
                     })?;
                 }
                 create_private_file(path)?;
-                (sqlite_url(path), Backend::Sqlite)
-            }
-            DatabaseTarget::Postgres(url) => (url.expose().to_owned(), Backend::Postgres),
-        };
-        let mut options = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(timeout)
-            .idle_timeout(Some(Duration::from_secs(300)))
-            .test_before_acquire(true);
-        if backend == Backend::Sqlite {
-            options = options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // WAL lets readers and a writer work at once; the busy timeout makes a
-                    // second writer wait instead of failing.
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                    )
-                    .await?;
-                    Ok(())
+                let db = SqliteDb::open(path)?;
+                Ok(Store {
+                    db: Db::Sqlite(std::sync::Arc::new(db)),
+                    backend: Backend::Sqlite,
                 })
-            });
+            }
+            DatabaseTarget::Postgres(url) => {
+                let options = PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(timeout)
+                    .idle_timeout(Some(Duration::from_secs(300)))
+                    .test_before_acquire(true);
+                let pool = tokio::time::timeout(
+                    timeout + Duration::from_secs(1),
+                    options.connect(url.expose()),
+                )
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable(format!("no answer within {} s", timeout.as_secs()))
+                })?
+                .map_err(|e| match classify(e) {
+                    StoreError::Database(m) => StoreError::Unavailable(m),
+                    other => other,
+                })?;
+                Ok(Store {
+                    db: Db::Postgres(pool),
+                    backend: Backend::Postgres,
+                })
+            }
         }
-        let pool = tokio::time::timeout(timeout + Duration::from_secs(1), options.connect(&url))
-            .await
-            .map_err(|_| {
-                StoreError::Unavailable(format!("no answer within {} s", timeout.as_secs()))
-            })?
-            .map_err(|e| match classify(e) {
-                StoreError::Database(m) => StoreError::Unavailable(m),
-                other => other,
-            })?;
-        Ok(Store { pool, backend })
     }
 
     pub fn backend(&self) -> Backend {
@@ -183,28 +182,28 @@ impl Store {
 
     /// Applies the embedded migrations of this backend.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let result = match self.backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await,
-            Backend::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&self.pool)
-                    .await
-            }
-        };
-        result.map_err(|e| classify(sqlx::Error::Migrate(Box::new(e))))
+        match &self.db {
+            Db::Sqlite(db) => db.with_writer(migrations::apply_sqlite).await,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres")
+                .run(pool)
+                .await
+                .map_err(|e| classify(sqlx::Error::Migrate(Box::new(e)))),
+        }
     }
 
     /// Proves that the store answers a write now (for `/readyz` and at start).
     pub async fn check_ready(&self, now: UnixTime) -> Result<(), StoreError> {
-        sqlx::query("UPDATE readiness SET checked_at = $1 WHERE id = 1")
+        query("UPDATE readiness SET checked_at = $1 WHERE id = 1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        if let Db::Postgres(pool) = &self.db {
+            pool.close().await;
+        }
     }
 
     /// A named secret shared by every node, created by the first one that asks.
@@ -214,20 +213,20 @@ impl Store {
         now: UnixTime,
         generate: impl FnOnce() -> String,
     ) -> Result<String, StoreError> {
-        sqlx::query(
+        query(
             "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
         .bind(generate())
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
-        let value: String = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+        query("SELECT value FROM server_secrets WHERE name = $1")
             .bind(name)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(value)
+            .fetch_one(&self.db)
+            .await?
+            .try_get("value")
     }
 }
 
@@ -246,22 +245,6 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
         .open(path)
         .map(|_| ())
         .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", path.display())))
-}
-
-fn sqlite_url(path: &Path) -> String {
-    // Percent-encode what would end or confuse the path part of the URL.
-    let raw = path.to_string_lossy();
-    let mut encoded = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '%' => encoded.push_str("%25"),
-            '?' => encoded.push_str("%3F"),
-            '#' => encoded.push_str("%23"),
-            ' ' => encoded.push_str("%20"),
-            c => encoded.push(c),
-        }
-    }
-    format!("sqlite://{encoded}?mode=rwc")
 }
 
 /// A random identifier: 128 bits as 32 hex digits.

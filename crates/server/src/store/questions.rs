@@ -1,5 +1,5 @@
+use super::db::query;
 use super::{Store, StoreError, bool_int, new_id};
-use sqlx::Row;
 use twofold_engine::UnixTime;
 
 /// A question of the approved catalogue, in one language.
@@ -20,9 +20,9 @@ impl Store {
         defaults: &[(&str, &str, &str)],
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         for (position, (id, language, text)) in defaults.iter().enumerate() {
-            sqlx::query(
+            query(
                 "INSERT INTO security_questions (id, language, text, position, enabled, created_at) \
                  VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (id) DO NOTHING",
             )
@@ -31,7 +31,7 @@ impl Store {
             .bind(*text)
             .bind(i64::try_from(position).unwrap_or(0))
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         tx.commit().await?;
@@ -44,13 +44,13 @@ impl Store {
         language: Option<&str>,
         enabled_only: bool,
     ) -> Result<Vec<QuestionRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, language, text, position, enabled FROM security_questions \
              WHERE ($1 = '' OR language = $1) AND ($2 = 0 OR enabled = 1) ORDER BY language, position, id",
         )
         .bind(language.unwrap_or(""))
         .bind(bool_int(enabled_only))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter()
             .map(|row| {
@@ -59,7 +59,7 @@ impl Store {
                     language: row.try_get("language")?,
                     text: row.try_get("text")?,
                     position: row.try_get("position")?,
-                    enabled: row.try_get::<i64, _>("enabled")? != 0,
+                    enabled: row.try_get::<i64>("enabled")? != 0,
                 })
             })
             .collect()
@@ -73,7 +73,7 @@ impl Store {
         now: UnixTime,
     ) -> Result<String, StoreError> {
         let id = format!("q-{}", &new_id()[..12]);
-        sqlx::query(
+        query(
             "INSERT INTO security_questions (id, language, text, position, enabled, created_at) \
              VALUES ($1, $2, $3, (SELECT COALESCE(MAX(position), -1) + 1 FROM security_questions WHERE language = $2), 1, $4)",
         )
@@ -81,17 +81,17 @@ impl Store {
         .bind(language)
         .bind(text)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(id)
     }
 
     /// Enables or disables a question. `false` when there is no such question.
     pub async fn set_question_enabled(&self, id: &str, enabled: bool) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE security_questions SET enabled = $1 WHERE id = $2")
+        let done = query("UPDATE security_questions SET enabled = $1 WHERE id = $2")
             .bind(bool_int(enabled))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -115,12 +115,12 @@ impl Store {
             .collect();
         let at = usize::try_from(position.max(0)).unwrap_or(0).min(ids.len());
         ids.insert(at, id.to_owned());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         for (i, qid) in ids.iter().enumerate() {
-            sqlx::query("UPDATE security_questions SET position = $1 WHERE id = $2")
+            query("UPDATE security_questions SET position = $1 WHERE id = $2")
                 .bind(i64::try_from(i).unwrap_or(0))
                 .bind(qid)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         tx.commit().await?;
@@ -134,20 +134,20 @@ impl Store {
         answers: &[(String, String)],
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM security_answers WHERE user_id = $1")
+        let mut tx = self.db.begin().await?;
+        query("DELETE FROM security_answers WHERE user_id = $1")
             .bind(user_id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         for (question_id, hash) in answers {
-            sqlx::query(
+            query(
                 "INSERT INTO security_answers (user_id, question_id, answer_hash, created_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(user_id)
             .bind(question_id)
             .bind(hash)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         tx.commit().await?;
@@ -156,9 +156,9 @@ impl Store {
 
     /// The user's (question id, answer hash) pairs.
     pub async fn answers(&self, user_id: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT question_id, answer_hash FROM security_answers WHERE user_id = $1 ORDER BY question_id")
+        let rows = query("SELECT question_id, answer_hash FROM security_answers WHERE user_id = $1 ORDER BY question_id")
             .bind(user_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await?;
         rows.iter()
             .map(|row| Ok((row.try_get("question_id")?, row.try_get("answer_hash")?)))

@@ -1,6 +1,5 @@
+use super::db::{Row, query};
 use super::{Store, StoreError, is_unique_violation};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use twofold_engine::UnixTime;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +30,7 @@ pub struct AuthenticationRecord {
     pub version: i64,
 }
 
-fn authentication_from_row(row: &AnyRow) -> Result<AuthenticationRecord, StoreError> {
+fn authentication_from_row(row: &Row) -> Result<AuthenticationRecord, StoreError> {
     Ok(AuthenticationRecord {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
@@ -55,19 +54,19 @@ impl Store {
         &self,
         account: &ServiceAccountRecord,
     ) -> Result<(), StoreError> {
-        let result = sqlx::query("INSERT INTO service_accounts (name, secret_hash, role, created_at) VALUES ($1, $2, $3, $4)")
+        let result = query("INSERT INTO service_accounts (name, secret_hash, role, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&account.name)
             .bind(&account.secret_hash)
             .bind(&account.role)
             .bind(account.created_at)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => {
                 Err(StoreError::Conflict("a service account with that name"))
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -75,11 +74,11 @@ impl Store {
         &self,
         name: &str,
     ) -> Result<Option<ServiceAccountRecord>, StoreError> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT name, secret_hash, role, created_at FROM service_accounts WHERE name = $1",
         )
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?;
         row.map(|row| {
             Ok(ServiceAccountRecord {
@@ -93,11 +92,10 @@ impl Store {
     }
 
     pub async fn list_service_accounts(&self) -> Result<Vec<ServiceAccountRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, secret_hash, role, created_at FROM service_accounts ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            query("SELECT name, secret_hash, role, created_at FROM service_accounts ORDER BY name")
+                .fetch_all(&self.db)
+                .await?;
         rows.iter()
             .map(|row| {
                 Ok(ServiceAccountRecord {
@@ -111,15 +109,15 @@ impl Store {
     }
 
     pub async fn delete_service_account(&self, name: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM service_accounts WHERE name = $1")
+        let done = query("DELETE FROM service_accounts WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn create_authentication(&self, a: &AuthenticationRecord) -> Result<(), StoreError> {
-        sqlx::query(
+        query(
             "INSERT INTO authentications (id, user_id, username, state, next, asked, via, reason, attempts, client_ip, \
              context, created_at, expires_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1)",
         )
@@ -136,7 +134,7 @@ impl Store {
         .bind(a.context.as_deref())
         .bind(a.created_at)
         .bind(a.expires_at)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -145,12 +143,12 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<AuthenticationRecord>, StoreError> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT id, user_id, username, state, next, asked, via, reason, attempts, client_ip, context, created_at, \
              expires_at, version FROM authentications WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?;
         row.as_ref().map(authentication_from_row).transpose()
     }
@@ -160,7 +158,7 @@ impl Store {
         &self,
         a: &AuthenticationRecord,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = query(
             "UPDATE authentications SET state = $1, next = $2, asked = $3, via = $4, reason = $5, attempts = $6, \
              version = version + 1 WHERE id = $7 AND version = $8",
         )
@@ -172,16 +170,16 @@ impl Store {
         .bind(a.attempts)
         .bind(&a.id)
         .bind(a.version)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Forgets authentications that ended more than a day ago.
     pub async fn delete_old_authentications(&self, before: UnixTime) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM authentications WHERE expires_at < $1")
+        let done = query("DELETE FROM authentications WHERE expires_at < $1")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(done.rows_affected())
     }

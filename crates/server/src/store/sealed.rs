@@ -2,9 +2,9 @@
 //! under a new key. Today that is `oath_tokens.secret_sealed`; a new sealed column joins
 //! [`Store::sealed_values_not_under`] and [`Store::replace_sealed_value`] here.
 
+use super::db::query;
 use super::{Store, StoreError};
 use crate::secrets::sealed_prefix;
-use sqlx::Row;
 
 const OATH_TOKENS: &str = "oath_tokens";
 
@@ -25,14 +25,14 @@ impl Store {
         &self,
         current_key: &str,
     ) -> Result<Vec<SealedValue>, StoreError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, secret_sealed FROM oath_tokens \
              WHERE key_id <> $1 OR substr(secret_sealed, 1, length($2)) <> $2 \
              ORDER BY id",
         )
         .bind(current_key)
         .bind(sealed_prefix(current_key))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter()
             .map(|row| {
@@ -65,12 +65,12 @@ impl Store {
                 )));
             }
         };
-        let done = sqlx::query(sql)
+        let done = query(sql)
             .bind(new_sealed)
             .bind(new_key_id)
             .bind(&value.id)
             .bind(&value.sealed)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -117,7 +117,7 @@ mod tests {
         let sealed = keyring
             .seal(seed, format!("{OATH_TOKENS}:{id}").as_bytes())
             .unwrap();
-        sqlx::query(
+        query(
             "INSERT INTO oath_tokens (id, kind, otp_type, algorithm, digits, period, counter, \
              secret_sealed, key_id, status, created_at) \
              VALUES ($1, 'hardware', 'totp', 'SHA1', 6, 30, 0, $2, $3, 'available', 0)",
@@ -125,23 +125,22 @@ mod tests {
         .bind(id)
         .bind(&sealed)
         .bind(keyring.current_id())
-        .execute(&store.pool)
+        .execute(&store.db)
         .await
         .unwrap();
         sealed
     }
 
     async fn token(store: &Store, id: &str) -> (String, String, i64) {
-        let row =
-            sqlx::query("SELECT secret_sealed, key_id, version FROM oath_tokens WHERE id = $1")
-                .bind(id)
-                .fetch_one(&store.pool)
-                .await
-                .unwrap();
+        let row = query("SELECT secret_sealed, key_id, version FROM oath_tokens WHERE id = $1")
+            .bind(id)
+            .fetch_one(&store.db)
+            .await
+            .unwrap();
         (
-            row.get("secret_sealed"),
-            row.get("key_id"),
-            row.get("version"),
+            row.try_get("secret_sealed").unwrap(),
+            row.try_get("key_id").unwrap(),
+            row.try_get("version").unwrap(),
         )
     }
 
@@ -198,9 +197,9 @@ mod tests {
             let mut keyring = Keyring::load(&data_dir, None, None).unwrap();
             insert_token(&store, &keyring, "t1", b"seed").await;
             let new_id = keyring.rotate(&data_dir).unwrap();
-            sqlx::query("UPDATE oath_tokens SET key_id = $1")
+            query("UPDATE oath_tokens SET key_id = $1")
                 .bind(&new_id)
-                .execute(&store.pool)
+                .execute(&store.db)
                 .await
                 .unwrap();
             assert_eq!(reencrypt_all(&store, &keyring).await.unwrap(), 1);
@@ -247,9 +246,9 @@ mod tests {
             let mut keyring = Keyring::load(&data_dir, None, None).unwrap();
             let sealed = insert_token(&store, &keyring, "t1", b"seed").await;
             insert_token(&store, &keyring, "t2", b"other").await;
-            sqlx::query("UPDATE oath_tokens SET secret_sealed = $1 WHERE id = 't2'")
+            query("UPDATE oath_tokens SET secret_sealed = $1 WHERE id = 't2'")
                 .bind(&sealed)
-                .execute(&store.pool)
+                .execute(&store.db)
                 .await
                 .unwrap();
             keyring.rotate(&data_dir).unwrap();

@@ -1,6 +1,5 @@
+use super::db::{Row, query};
 use super::{Store, StoreError};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use twofold_engine::UnixTime;
 
 /// A portal session. The store knows only the SHA-256 of the id the cookie carries.
@@ -15,7 +14,7 @@ pub struct SessionRecord {
     pub data: String,
 }
 
-fn session_from_row(row: &AnyRow) -> Result<SessionRecord, StoreError> {
+fn session_from_row(row: &Row) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
         id_hash: row.try_get("id_hash")?,
         user_id: row.try_get("user_id")?,
@@ -28,7 +27,7 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRecord, StoreError> {
 
 impl Store {
     pub async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        sqlx::query(
+        query(
             "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, data) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -38,7 +37,7 @@ impl Store {
         .bind(s.last_seen_at)
         .bind(s.expires_at)
         .bind(&s.data)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -49,13 +48,13 @@ impl Store {
         id_hash: &str,
         now: UnixTime,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT id_hash, user_id, created_at, last_seen_at, expires_at, data FROM sessions \
              WHERE id_hash = $1 AND expires_at > $2",
         )
         .bind(id_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?;
         row.as_ref().map(session_from_row).transpose()
     }
@@ -66,45 +65,45 @@ impl Store {
         now: UnixTime,
         expires_at: UnixTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET last_seen_at = $1, expires_at = $2 WHERE id_hash = $3")
+        query("UPDATE sessions SET last_seen_at = $1, expires_at = $2 WHERE id_hash = $3")
             .bind(now)
             .bind(expires_at)
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
 
     pub async fn update_session_data(&self, id_hash: &str, data: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET data = $1 WHERE id_hash = $2")
+        query("UPDATE sessions SET data = $1 WHERE id_hash = $2")
             .bind(data)
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+        query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
 
     /// Ends every session of a user (after a password change, disabling, or a deletion).
     pub async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        let done = query("DELETE FROM sessions WHERE user_id = $1")
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(done.rows_affected())
     }
 
     pub async fn delete_expired_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+        let done = query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(done.rows_affected())
     }

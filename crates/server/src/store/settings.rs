@@ -1,20 +1,20 @@
+use super::db::query;
 use super::{Store, StoreError};
-use sqlx::Row;
 use twofold_engine::{Settings, UnixTime};
 
 impl Store {
     /// Writes every setting that is not stored yet (first start, or a setting added by an
     /// upgrade). Settings an administrator already changed are left alone.
     pub async fn seed_settings(&self, seed: &Settings, now: UnixTime) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         for (key, value) in seed.to_entries() {
-            sqlx::query(
+            query(
                 "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
             )
             .bind(key)
             .bind(value.to_string())
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         tx.commit().await?;
@@ -22,8 +22,8 @@ impl Store {
     }
 
     pub async fn settings(&self) -> Result<Settings, StoreError> {
-        let rows = sqlx::query("SELECT key, value FROM settings")
-            .fetch_all(&self.pool)
+        let rows = query("SELECT key, value FROM settings")
+            .fetch_all(&self.db)
             .await?;
         let mut entries = Vec::with_capacity(rows.len());
         for row in rows {
@@ -42,14 +42,14 @@ impl Store {
         value: &serde_json::Value,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        query(
             "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
         )
         .bind(key)
         .bind(value.to_string())
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(())
     }

@@ -1,6 +1,5 @@
+use super::db::{Row, Tx, query};
 use super::{Store, StoreError, is_unique_violation};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use twofold_engine::UnixTime;
 use twofold_engine::oath::{Algorithm, OathKind, OathParams, OathState};
 
@@ -94,7 +93,7 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("oath token {what} {value:?}"))
 }
 
-fn params_from_row(row: &AnyRow) -> Result<OathParams, StoreError> {
+fn params_from_row(row: &Row) -> Result<OathParams, StoreError> {
     let algorithm: String = row.try_get("algorithm")?;
     let otp_type: String = row.try_get("otp_type")?;
     let digits: i64 = row.try_get("digits")?;
@@ -118,7 +117,7 @@ fn params_from_row(row: &AnyRow) -> Result<OathParams, StoreError> {
     })
 }
 
-fn token_from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
+fn token_from_row(row: &Row) -> Result<TokenRecord, StoreError> {
     let kind: String = row.try_get("kind")?;
     let status: String = row.try_get("status")?;
     let counter: i64 = row.try_get("counter")?;
@@ -164,16 +163,12 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-async fn insert_token(
-    conn: &mut sqlx::AnyConnection,
-    t: &NewToken,
-    now: UnixTime,
-) -> Result<(), sqlx::Error> {
+async fn insert_token(tx: &mut Tx, t: &NewToken, now: UnixTime) -> Result<(), StoreError> {
     let (otp_type, period) = match t.params.kind {
         OathKind::Totp { period } => ("totp", i64::from(period)),
         OathKind::Hotp => ("hotp", 0),
     };
-    sqlx::query(
+    query(
         "INSERT INTO oath_tokens (id, serial, user_id, kind, otp_type, algorithm, digits, period, counter, last_step, \
          drift, secret_sealed, key_id, status, created_at, activated_at, version) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 0, $10, $11, $12, $13, NULL, 1)",
@@ -191,30 +186,26 @@ async fn insert_token(
     .bind(&t.key_id)
     .bind(t.status.as_str())
     .bind(now)
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 /// Removes a user's active token: a software token is deleted, a hardware token returns to
 /// the inventory (with its counters, which the physical token keeps too).
-async fn release_active_tokens(
-    conn: &mut sqlx::AnyConnection,
-    user_id: &str,
-    except: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM oath_tokens WHERE user_id = $1 AND kind = 'software' AND id <> $2")
+async fn release_active_tokens(tx: &mut Tx, user_id: &str, except: &str) -> Result<(), StoreError> {
+    query("DELETE FROM oath_tokens WHERE user_id = $1 AND kind = 'software' AND id <> $2")
         .bind(user_id)
         .bind(except)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
-    sqlx::query(
+    query(
         "UPDATE oath_tokens SET user_id = NULL, status = 'available', version = version + 1 \
          WHERE user_id = $1 AND kind = 'hardware' AND id <> $2",
     )
     .bind(user_id)
     .bind(except)
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -227,7 +218,7 @@ impl Store {
         tokens: &[NewToken],
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         for t in tokens {
             if let Err(e) = insert_token(&mut tx, t, now).await {
                 if is_unique_violation(&e) {
@@ -236,7 +227,7 @@ impl Store {
                         t.serial.as_deref().unwrap_or("-")
                     )));
                 }
-                return Err(e.into());
+                return Err(e);
             }
         }
         tx.commit().await?;
@@ -249,19 +240,19 @@ impl Store {
         token: &NewToken,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         // The user's unfinished app enrolment is discarded; a hardware token reserved for
         // them returns to the inventory (never deleted: it is a physical object).
-        sqlx::query("DELETE FROM oath_tokens WHERE user_id = $1 AND status = 'pending' AND kind = 'software'")
+        query("DELETE FROM oath_tokens WHERE user_id = $1 AND status = 'pending' AND kind = 'software'")
             .bind(token.user_id.as_deref())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        sqlx::query(
+        query(
             "UPDATE oath_tokens SET user_id = NULL, status = 'available', version = version + 1 \
              WHERE user_id = $1 AND status = 'pending'",
         )
         .bind(token.user_id.as_deref())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         insert_token(&mut tx, token, now).await?;
         tx.commit().await?;
@@ -269,12 +260,10 @@ impl Store {
     }
 
     pub async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM oath_tokens WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = query(format!("SELECT {COLUMNS} FROM oath_tokens WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.db)
+            .await?;
         row.as_ref().map(token_from_row).transpose()
     }
 
@@ -284,12 +273,12 @@ impl Store {
         user_id: &str,
         status: TokenStatus,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = query(format!(
             "SELECT {COLUMNS} FROM oath_tokens WHERE user_id = $1 AND status = $2 ORDER BY created_at DESC LIMIT 1"
-        )))
+        ))
         .bind(user_id)
         .bind(status.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?;
         row.as_ref().map(token_from_row).transpose()
     }
@@ -301,23 +290,23 @@ impl Store {
         status: TokenStatus,
         kind: TokenKind,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = query(format!(
             "SELECT {COLUMNS} FROM oath_tokens WHERE user_id = $1 AND status = $2 AND kind = $3 ORDER BY created_at DESC LIMIT 1"
-        )))
+        ))
         .bind(user_id)
         .bind(status.as_str())
         .bind(kind.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?;
         row.as_ref().map(token_from_row).transpose()
     }
 
     pub async fn token_by_serial(&self, serial: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = query(format!(
             "SELECT {COLUMNS} FROM oath_tokens WHERE serial = $1"
-        )))
+        ))
         .bind(serial)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?;
         row.as_ref().map(token_from_row).transpose()
     }
@@ -331,7 +320,7 @@ impl Store {
         version: i64,
         state: &OathState,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = query(
             "UPDATE oath_tokens SET counter = $1, last_step = $2, drift = $3, version = version + 1 \
              WHERE id = $4 AND version = $5",
         )
@@ -340,7 +329,7 @@ impl Store {
         .bind(state.drift)
         .bind(id)
         .bind(version)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -355,8 +344,8 @@ impl Store {
         state: &OathState,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
+        let mut tx = self.db.begin().await?;
+        let done = query(
             "UPDATE oath_tokens SET user_id = $1, status = 'active', activated_at = $2, counter = $3, last_step = $4, \
              drift = $5, version = version + 1 \
              WHERE id = $6 AND version = $7 AND (user_id = $1 OR (user_id IS NULL AND status = 'available'))",
@@ -368,7 +357,7 @@ impl Store {
         .bind(state.drift)
         .bind(id)
         .bind(version)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if done.rows_affected() != 1 {
             return Ok(false);
@@ -385,23 +374,23 @@ impl Store {
         user_id: &str,
         version: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM oath_tokens WHERE user_id = $1 AND status = 'pending' AND kind = 'software'")
+        let mut tx = self.db.begin().await?;
+        query("DELETE FROM oath_tokens WHERE user_id = $1 AND status = 'pending' AND kind = 'software'")
             .bind(user_id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        sqlx::query("UPDATE oath_tokens SET user_id = NULL, status = 'available' WHERE user_id = $1 AND status = 'pending'")
+        query("UPDATE oath_tokens SET user_id = NULL, status = 'available' WHERE user_id = $1 AND status = 'pending'")
             .bind(user_id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        let done = sqlx::query(
+        let done = query(
             "UPDATE oath_tokens SET user_id = $1, status = 'pending', version = version + 1 \
              WHERE id = $2 AND version = $3 AND status = 'available'",
         )
         .bind(user_id)
         .bind(id)
         .bind(version)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
@@ -409,7 +398,7 @@ impl Store {
 
     /// Removes every token of a user (the account page's "remove", an administrator's reset).
     pub async fn remove_user_tokens(&self, user_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         release_active_tokens(&mut tx, user_id, "").await?;
         tx.commit().await?;
         Ok(())
@@ -417,13 +406,13 @@ impl Store {
 
     /// The inventory, by serial (software tokens after hardware ones).
     pub async fn list_tokens(&self, limit: i64) -> Result<Vec<TokenListing>, StoreError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT t.serial, t.kind, t.otp_type, t.algorithm, t.digits, t.period, t.status, u.username \
              FROM oath_tokens t LEFT JOIN users u ON u.id = t.user_id \
              ORDER BY t.kind, t.serial, u.username LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter()
             .map(|row| {

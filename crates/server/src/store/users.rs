@@ -1,6 +1,5 @@
+use super::db::{Row, query};
 use super::{Store, StoreError, bool_int, is_unique_violation, new_id};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use twofold_engine::{UnixTime, Username};
 
 /// A user as stored. The password hash never leaves the server.
@@ -59,7 +58,7 @@ impl UserChanges {
 const COLUMNS: &str = "id, username, email, phone, language, password_hash, enabled, created_at, updated_at, \
                        method, pin_hash, enrolled_at";
 
-fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
+fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
@@ -67,7 +66,7 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
         phone: row.try_get("phone")?,
         language: row.try_get("language")?,
         password_hash: row.try_get("password_hash")?,
-        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        enabled: row.try_get::<i64>("enabled")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         method: row.try_get("method")?,
@@ -79,7 +78,7 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
 impl Store {
     pub async fn create_user(&self, new: NewUser, now: UnixTime) -> Result<UserRecord, StoreError> {
         let id = new_id();
-        let result = sqlx::query(
+        let result = query(
             "INSERT INTO users (id, username, email, phone, language, password_hash, enabled, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, NULL, $5, 1, $6, $6)",
         )
@@ -89,14 +88,14 @@ impl Store {
         .bind(new.phone)
         .bind(new.password_hash)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await;
         match result {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
                 return Err(StoreError::Conflict("a user with that username"));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
         self.user_by_id(&id).await?.ok_or(StoreError::NotFound)
     }
@@ -105,22 +104,18 @@ impl Store {
         &self,
         username: &Username,
     ) -> Result<Option<UserRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM users WHERE username = $1"
-        )))
-        .bind(username.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = query(format!("SELECT {COLUMNS} FROM users WHERE username = $1"))
+            .bind(username.as_str())
+            .fetch_optional(&self.db)
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM users WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = query(format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.db)
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -133,28 +128,28 @@ impl Store {
         self.find_users(limit, after, "").await
     }
 
-    /// Like [`Store::list_users`], keeping usernames that contain `query`.
+    /// Like [`Store::list_users`], keeping usernames that contain `contains`.
     pub async fn find_users(
         &self,
         limit: i64,
         after: Option<&str>,
-        query: &str,
+        contains: &str,
     ) -> Result<Vec<UserRecord>, StoreError> {
         let mut pattern = String::from("%");
-        for c in query.chars() {
+        for c in contains.chars() {
             if matches!(c, '%' | '_' | '!') {
                 pattern.push('!');
             }
             pattern.push(c);
         }
         pattern.push('%');
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(format!(
             "SELECT {COLUMNS} FROM users WHERE username > $1 AND username LIKE $3 ESCAPE '!' ORDER BY username LIMIT $2"
-        )))
+        ))
         .bind(after.unwrap_or(""))
         .bind(limit)
         .bind(pattern)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter().map(user_from_row).collect()
     }
@@ -178,7 +173,7 @@ impl Store {
         let method = changes.method.unwrap_or(current.method);
         let pin_hash = changes.pin_hash.unwrap_or(current.pin_hash);
         let enrolled_at = changes.enrolled_at.unwrap_or(current.enrolled_at);
-        let done = sqlx::query(
+        let done = query(
             "UPDATE users SET email = $1, phone = $2, language = $3, password_hash = $4, enabled = $5, updated_at = $6, \
              method = $8, pin_hash = $9, enrolled_at = $10 WHERE id = $7",
         )
@@ -192,7 +187,7 @@ impl Store {
         .bind(method)
         .bind(pin_hash)
         .bind(enrolled_at)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -204,30 +199,28 @@ impl Store {
 
     /// Deletes a user and, with them, their sessions. `false` when there was no such user.
     pub async fn delete_user(&self, username: &Username) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         // Software tokens go with the user; hardware tokens return to the inventory.
-        sqlx::query(
+        query(
             "DELETE FROM oath_tokens WHERE kind = 'software' AND user_id IN (SELECT id FROM users WHERE username = $1)",
         )
         .bind(username.as_str())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        sqlx::query(
+        query(
             "UPDATE oath_tokens SET user_id = NULL, status = 'available', version = version + 1 \
              WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
         )
         .bind(username.as_str())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        sqlx::query(
-            "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
-        )
-        .bind(username.as_str())
-        .execute(&mut *tx)
-        .await?;
-        let done = sqlx::query("DELETE FROM users WHERE username = $1")
+        query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = $1)")
             .bind(username.as_str())
-            .execute(&mut *tx)
+            .execute(&mut tx)
+            .await?;
+        let done = query("DELETE FROM users WHERE username = $1")
+            .bind(username.as_str())
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)

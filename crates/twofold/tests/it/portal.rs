@@ -274,15 +274,14 @@ async fn an_expired_session_goes_back_to_sign_in_then_to_the_page_asked_for() {
 
 /// Moves every session's clock back by `seconds` in the SQLite store.
 async fn age_sessions(data_dir: &std::path::Path, seconds: i64) {
-    use sqlx::Connection;
-    let url = format!("sqlite://{}", data_dir.join("twofold.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("UPDATE sessions SET created_at = created_at - $1, last_seen_at = last_seen_at - $1, expires_at = expires_at - $1")
-        .bind(seconds)
-        .execute(&mut conn)
-        .await
+    let conn = rusqlite::Connection::open(data_dir.join("twofold.db")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
         .unwrap();
-    conn.close().await.ok();
+    conn.execute(
+        "UPDATE sessions SET created_at = created_at - ?1, last_seen_at = last_seen_at - ?1, expires_at = expires_at - ?1",
+        [seconds],
+    )
+    .unwrap();
 }
 
 #[tokio::test]

@@ -1,0 +1,558 @@
+//! One way to run the store's SQL on either backend.
+//!
+//! Every query is written once, with `$N` placeholders, and run through [`query`]:
+//!
+//! - **SQLite** runs on `rusqlite` connections *in the calling task*: a statement takes
+//!   microseconds, far less than handing it to a worker thread and waking the task again
+//!   (which cost more than the statements themselves under load). Writes go through one
+//!   writer connection behind an async lock, so writers of this process queue instead of
+//!   meeting `SQLITE_BUSY`; reads use a small set of read-only connections, which WAL lets
+//!   run beside the writer. Prepared statements are cached per connection.
+//! - **PostgreSQL** runs on sqlx's asynchronous pool.
+//!
+//! Values are integers, text, blobs and NULL (booleans are 0/1 integers, times epoch
+//! seconds), which both backends store the same way.
+
+use super::StoreError;
+use rusqlite::types::ValueRef;
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::{Column, Row as _, TypeInfo, ValueRef as _};
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// How many read-only SQLite connections a store keeps. Reads never wait on I/O for long
+/// and never hold a connection across an `.await`, so a few serve every worker thread.
+const SQLITE_READERS: usize = 4;
+/// Prepared statements kept per SQLite connection (the store has fewer distinct queries).
+const STATEMENT_CACHE: usize = 128;
+
+/// The kind of a NULL, which PostgreSQL needs to type a parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Integer,
+    Text,
+    Blob,
+}
+
+/// One parameter or column value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value<'a> {
+    Null(Kind),
+    Integer(i64),
+    Text(Cow<'a, str>),
+    Blob(Cow<'a, [u8]>),
+}
+
+impl From<i64> for Value<'_> {
+    fn from(v: i64) -> Self {
+        Value::Integer(v)
+    }
+}
+impl From<Option<i64>> for Value<'_> {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(Value::Null(Kind::Integer), Value::Integer)
+    }
+}
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(v: &'a str) -> Self {
+        Value::Text(Cow::Borrowed(v))
+    }
+}
+impl<'a> From<&'a String> for Value<'a> {
+    fn from(v: &'a String) -> Self {
+        Value::Text(Cow::Borrowed(v.as_str()))
+    }
+}
+impl From<String> for Value<'_> {
+    fn from(v: String) -> Self {
+        Value::Text(Cow::Owned(v))
+    }
+}
+impl<'a> From<Option<&'a str>> for Value<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        v.map_or(Value::Null(Kind::Text), Value::from)
+    }
+}
+impl From<Option<String>> for Value<'_> {
+    fn from(v: Option<String>) -> Self {
+        v.map_or(Value::Null(Kind::Text), Value::from)
+    }
+}
+impl<'a> From<&'a Option<String>> for Value<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        v.as_deref().into()
+    }
+}
+impl<'a> From<&'a [u8]> for Value<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Value::Blob(Cow::Borrowed(v))
+    }
+}
+
+/// A value read from a column, converted to what the caller asks for.
+pub trait FromValue: Sized {
+    fn from_value(value: &Value<'static>) -> Option<Self>;
+}
+impl FromValue for i64 {
+    fn from_value(value: &Value<'static>) -> Option<Self> {
+        match value {
+            Value::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+impl FromValue for String {
+    fn from_value(value: &Value<'static>) -> Option<Self> {
+        match value {
+            Value::Text(t) => Some(t.clone().into_owned()),
+            _ => None,
+        }
+    }
+}
+impl FromValue for Vec<u8> {
+    fn from_value(value: &Value<'static>) -> Option<Self> {
+        match value {
+            Value::Blob(b) => Some(b.clone().into_owned()),
+            _ => None,
+        }
+    }
+}
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: &Value<'static>) -> Option<Self> {
+        match value {
+            Value::Null(_) => Some(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// A row read from either backend.
+#[derive(Debug, Clone)]
+pub struct Row {
+    columns: Arc<[String]>,
+    values: Vec<Value<'static>>,
+}
+
+impl Row {
+    /// The column `name` as a `T`; a missing column or another type means the stored data
+    /// is not what this version of Twofold expects.
+    pub fn try_get<T: FromValue>(&self, name: &str) -> Result<T, StoreError> {
+        let index = self
+            .columns
+            .iter()
+            .position(|c| c == name)
+            .ok_or_else(|| StoreError::Corrupt(format!("no column {name}")))?;
+        T::from_value(&self.values[index]).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "column {name} holds {:?}, not a {}",
+                self.values[index],
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+}
+
+/// The outcome of a statement that returns no rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Done(u64);
+
+impl Done {
+    pub fn rows_affected(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A statement and its parameters, `$1` being the first [`Query::bind`].
+#[must_use]
+pub struct Query<'a> {
+    sql: Cow<'a, str>,
+    args: Vec<Value<'a>>,
+}
+
+pub fn query<'a>(sql: impl Into<Cow<'a, str>>) -> Query<'a> {
+    Query {
+        sql: sql.into(),
+        args: Vec::new(),
+    }
+}
+
+/// Where a statement runs: on the store (any connection) or inside a transaction.
+pub enum On<'c> {
+    Db(&'c Db),
+    Tx(&'c mut Tx),
+}
+
+impl<'c> From<&'c Db> for On<'c> {
+    fn from(db: &'c Db) -> Self {
+        On::Db(db)
+    }
+}
+impl<'c> From<&'c mut Tx> for On<'c> {
+    fn from(tx: &'c mut Tx) -> Self {
+        On::Tx(tx)
+    }
+}
+
+impl<'a> Query<'a> {
+    pub fn bind(mut self, value: impl Into<Value<'a>>) -> Self {
+        self.args.push(value.into());
+        self
+    }
+
+    pub async fn execute<'c>(self, on: impl Into<On<'c>>) -> Result<Done, StoreError> {
+        match on.into() {
+            On::Db(Db::Sqlite(db)) => {
+                let conn = db.writer.lock().await;
+                sqlite_execute(&conn, &self)
+            }
+            On::Tx(Tx::Sqlite(tx)) => sqlite_execute(tx.conn()?, &self),
+            On::Db(Db::Postgres(pool)) => {
+                let done = self.postgres().execute(pool).await?;
+                Ok(Done(done.rows_affected()))
+            }
+            On::Tx(Tx::Postgres(tx)) => {
+                let done = self.postgres().execute(&mut **tx).await?;
+                Ok(Done(done.rows_affected()))
+            }
+        }
+    }
+
+    pub async fn fetch_all<'c>(self, on: impl Into<On<'c>>) -> Result<Vec<Row>, StoreError> {
+        match on.into() {
+            On::Db(Db::Sqlite(db)) => {
+                if is_read_only(&self.sql) {
+                    db.read(|conn| sqlite_fetch(conn, &self))
+                } else {
+                    let conn = db.writer.lock().await;
+                    sqlite_fetch(&conn, &self)
+                }
+            }
+            On::Tx(Tx::Sqlite(tx)) => sqlite_fetch(tx.conn()?, &self),
+            On::Db(Db::Postgres(pool)) => {
+                let rows = self.postgres().fetch_all(pool).await?;
+                rows.iter().map(pg_row).collect()
+            }
+            On::Tx(Tx::Postgres(tx)) => {
+                let rows = self.postgres().fetch_all(&mut **tx).await?;
+                rows.iter().map(pg_row).collect()
+            }
+        }
+    }
+
+    pub async fn fetch_optional<'c>(
+        self,
+        on: impl Into<On<'c>>,
+    ) -> Result<Option<Row>, StoreError> {
+        Ok(self.fetch_all(on).await?.into_iter().next())
+    }
+
+    pub async fn fetch_one<'c>(self, on: impl Into<On<'c>>) -> Result<Row, StoreError> {
+        self.fetch_optional(on).await?.ok_or(StoreError::NotFound)
+    }
+
+    fn postgres(&self) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.as_ref()));
+        for arg in &self.args {
+            q = match arg {
+                Value::Null(Kind::Integer) => q.bind(None::<i64>),
+                Value::Null(Kind::Text) => q.bind(None::<&str>),
+                Value::Null(Kind::Blob) => q.bind(None::<&[u8]>),
+                Value::Integer(i) => q.bind(*i),
+                Value::Text(t) => q.bind(t.as_ref()),
+                Value::Blob(b) => q.bind(b.as_ref()),
+            };
+        }
+        q
+    }
+}
+
+fn is_read_only(sql: &str) -> bool {
+    let head = sql.trim_start();
+    head.get(..6)
+        .is_some_and(|h| h.eq_ignore_ascii_case("select"))
+}
+
+// ---------------------------------------------------------------------------------------
+// The backends
+
+/// The store's connections.
+#[derive(Clone)]
+pub enum Db {
+    Sqlite(Arc<SqliteDb>),
+    Postgres(PgPool),
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Db::Sqlite(_) => f.write_str("Db::Sqlite"),
+            Db::Postgres(_) => f.write_str("Db::Postgres"),
+        }
+    }
+}
+
+pub struct SqliteDb {
+    writer: Arc<tokio::sync::Mutex<rusqlite::Connection>>,
+    readers: Vec<Mutex<rusqlite::Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl SqliteDb {
+    /// Opens the file (which must exist) with WAL, a busy timeout for writers of other
+    /// processes (the CLI beside a running server), and foreign keys on.
+    pub fn open(path: &Path) -> Result<SqliteDb, StoreError> {
+        use rusqlite::OpenFlags;
+        let open = |flags: OpenFlags| -> Result<rusqlite::Connection, StoreError> {
+            let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| {
+                StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+            })?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(sqlite_error)?;
+            conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                .map_err(sqlite_error)?;
+            Ok(conn)
+        };
+        let writer = open(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        // WAL lets readers and the writer work at once. A read-only file cannot switch to it:
+        // that is reported on the first write, as for any read-only database.
+        let _ = writer.pragma_update(None, "journal_mode", "WAL");
+        let mut readers = Vec::with_capacity(SQLITE_READERS);
+        for _ in 0..SQLITE_READERS {
+            readers.push(Mutex::new(open(
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?));
+        }
+        Ok(SqliteDb {
+            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `f` on a free read-only connection (reads hold one only while they run, never
+    /// across an `.await`, so waiting for one is short).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
+                return f(&conn);
+            }
+        }
+        let conn = self.readers[start % n]
+            .lock()
+            .map_err(|_| StoreError::Database("a database connection was poisoned".into()))?;
+        f(&conn)
+    }
+
+    /// Runs a batch of statements (migrations) on the writer connection.
+    pub async fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.writer.lock().await;
+        f(&mut conn)
+    }
+}
+
+/// A transaction: statements run on it with `.execute(&mut tx)`; it is rolled back unless
+/// [`Tx::commit`] is called. On SQLite it holds the writer (`BEGIN IMMEDIATE`), so it
+/// should not wait on anything but its own statements.
+pub enum Tx {
+    Sqlite(SqliteTx),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+pub struct SqliteTx {
+    conn: Option<tokio::sync::OwnedMutexGuard<rusqlite::Connection>>,
+}
+
+impl SqliteTx {
+    fn conn(&self) -> Result<&rusqlite::Connection, StoreError> {
+        self.conn
+            .as_deref()
+            .ok_or_else(|| StoreError::Database("the transaction is over".into()))
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && !conn.is_autocommit()
+        {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl Db {
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        match self {
+            Db::Sqlite(db) => {
+                let conn = db.writer.clone().lock_owned().await;
+                conn.execute_batch("BEGIN IMMEDIATE")
+                    .map_err(sqlite_error)?;
+                Ok(Tx::Sqlite(SqliteTx { conn: Some(conn) }))
+            }
+            Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
+        }
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(mut tx) => {
+                let conn = tx
+                    .conn
+                    .take()
+                    .ok_or_else(|| StoreError::Database("the transaction is over".into()))?;
+                let result = conn.execute_batch("COMMIT").map_err(sqlite_error);
+                if result.is_err() && !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                result
+            }
+            Tx::Postgres(tx) => Ok(tx.commit().await?),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SQLite
+
+fn sqlite_statement<'c>(
+    conn: &'c rusqlite::Connection,
+    q: &Query<'_>,
+) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
+    let mut stmt = conn.prepare_cached(&q.sql).map_err(sqlite_error)?;
+    // `$N` is a named parameter to SQLite; bind each one to the N-th value.
+    for index in 1..=stmt.parameter_count() {
+        let position = stmt
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| n.checked_sub(1))
+            .ok_or_else(|| StoreError::Database(format!("parameter {index} is not $N")))?;
+        let value = q
+            .args
+            .get(position)
+            .ok_or_else(|| StoreError::Database(format!("no value bound for ${}", position + 1)))?;
+        let result = match value {
+            Value::Null(_) => stmt.raw_bind_parameter(index, rusqlite::types::Null),
+            Value::Integer(i) => stmt.raw_bind_parameter(index, i),
+            Value::Text(t) => stmt.raw_bind_parameter(index, t.as_ref()),
+            Value::Blob(b) => stmt.raw_bind_parameter(index, b.as_ref()),
+        };
+        result.map_err(sqlite_error)?;
+    }
+    Ok(stmt)
+}
+
+fn sqlite_execute(conn: &rusqlite::Connection, q: &Query<'_>) -> Result<Done, StoreError> {
+    let mut stmt = sqlite_statement(conn, q)?;
+    let changed = stmt.raw_execute().map_err(sqlite_error)?;
+    Ok(Done(changed as u64))
+}
+
+fn sqlite_fetch(conn: &rusqlite::Connection, q: &Query<'_>) -> Result<Vec<Row>, StoreError> {
+    let mut stmt = sqlite_statement(conn, q)?;
+    let columns: Arc<[String]> = stmt.column_names().into_iter().map(String::from).collect();
+    let width = columns.len();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sqlite_error)? {
+        let mut values = Vec::with_capacity(width);
+        for i in 0..width {
+            values.push(match row.get_ref(i).map_err(sqlite_error)? {
+                ValueRef::Null => Value::Null(Kind::Text),
+                ValueRef::Integer(v) => Value::Integer(v),
+                ValueRef::Real(v) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "column {} holds the number {v}, not an integer",
+                        columns[i]
+                    )));
+                }
+                ValueRef::Text(t) => {
+                    Value::Text(Cow::Owned(String::from_utf8(t.to_vec()).map_err(|_| {
+                        StoreError::Corrupt(format!("column {} is not UTF-8", columns[i]))
+                    })?))
+                }
+                ValueRef::Blob(b) => Value::Blob(Cow::Owned(b.to_vec())),
+            });
+        }
+        out.push(Row {
+            columns: columns.clone(),
+            values,
+        });
+    }
+    Ok(out)
+}
+
+pub fn sqlite_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi::ErrorCode;
+    match &e {
+        rusqlite::Error::SqliteFailure(failure, message) => {
+            let text = message.clone().unwrap_or_else(|| failure.to_string());
+            match failure.code {
+                ErrorCode::ReadOnly => StoreError::ReadOnly(text),
+                ErrorCode::CannotOpen
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::PermissionDenied => StoreError::Unavailable(text),
+                ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::Corrupt(text),
+                ErrorCode::ConstraintViolation
+                    if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        || failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+                {
+                    StoreError::Unique(text)
+                }
+                _ => StoreError::Database(text),
+            }
+        }
+        _ => StoreError::Database(e.to_string()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL
+
+fn pg_row(row: &PgRow) -> Result<Row, StoreError> {
+    let columns: Arc<[String]> = row.columns().iter().map(|c| c.name().to_owned()).collect();
+    let mut values = Vec::with_capacity(columns.len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let type_name = column.type_info().name().to_owned();
+        let raw = row.try_get_raw(i)?;
+        let null = raw.is_null();
+        let value = match type_name.as_str() {
+            "INT8" | "INT4" | "INT2" if null => Value::Null(Kind::Integer),
+            "INT8" => Value::Integer(row.try_get::<i64, _>(i)?),
+            "INT4" => Value::Integer(i64::from(row.try_get::<i32, _>(i)?)),
+            "INT2" => Value::Integer(i64::from(row.try_get::<i16, _>(i)?)),
+            "BOOL" if null => Value::Null(Kind::Integer),
+            "BOOL" => Value::Integer(i64::from(row.try_get::<bool, _>(i)?)),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" if null => Value::Null(Kind::Text),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => {
+                Value::Text(Cow::Owned(row.try_get::<String, _>(i)?))
+            }
+            "BYTEA" if null => Value::Null(Kind::Blob),
+            "BYTEA" => Value::Blob(Cow::Owned(row.try_get::<Vec<u8>, _>(i)?)),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "column {} has the type {other}, which the store does not read",
+                    columns[i]
+                )));
+            }
+        };
+        values.push(value);
+    }
+    Ok(Row { columns, values })
+}
