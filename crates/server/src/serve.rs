@@ -299,7 +299,12 @@ async fn listen_and_serve(
         print_first_user_hint(first_user_hint);
         tracing::info!(%local, "listening (HTTPS)");
         let tls_config = axum_server::tls_rustls::RustlsConfig::from_config(material.server_config);
-        axum_server::from_tcp_rustls(listener, tls_config)
+        // TCP_NODELAY: a response's last TLS record goes out at once instead of waiting,
+        // through Nagle's algorithm, for the client's delayed acknowledgement (40 ms).
+        let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls_config)
+            .acceptor(axum_server::accept::NoDelayAcceptor::new());
+        axum_server::from_tcp(listener)
+            .acceptor(acceptor)
             .handle(handle)
             .serve(make_service)
             .await
@@ -310,6 +315,7 @@ async fn listen_and_serve(
         print_first_user_hint(first_user_hint);
         tracing::info!(%local, "listening (plain HTTP behind a proxy)");
         axum_server::from_tcp(listener)
+            .acceptor(axum_server::accept::NoDelayAcceptor::new())
             .handle(handle)
             .serve(make_service)
             .await

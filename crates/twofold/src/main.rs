@@ -237,6 +237,11 @@ enum SettingsCommand {
     Set { key: String, value: String },
 }
 
+/// mimalloc instead of the system allocator: the server allocates from both worker threads
+/// at once, where glibc's malloc spends its time on arena locks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -6,8 +6,11 @@
 //!   microseconds, far less than handing it to a worker thread and waking the task again
 //!   (which cost more than the statements themselves under load). Writes go through one
 //!   writer connection behind an async lock, so writers of this process queue instead of
-//!   meeting `SQLITE_BUSY`; reads use a small set of read-only connections, which WAL lets
-//!   run beside the writer. Prepared statements are cached per connection.
+//!   meeting `SQLITE_BUSY`. A read runs on the writer connection when no write holds it
+//!   (its page cache stays valid across its own writes, where every other connection must
+//!   drop its cache after each commit and read the pages again); otherwise on one of a few
+//!   read-only connections, which WAL lets run beside the writer. Prepared statements are
+//!   cached per connection.
 //! - **PostgreSQL** runs on sqlx's asynchronous pool.
 //!
 //! Values are integers, text, blobs and NULL (booleans are 0/1 integers, times epoch
@@ -332,12 +335,17 @@ impl SqliteDb {
         })
     }
 
-    /// Runs `f` on a free read-only connection (reads hold one only while they run, never
-    /// across an `.await`, so waiting for one is short).
+    /// Runs `f` on the writer connection if it is free, else on a free read-only connection
+    /// (reads hold one only while they run, never across an `.await`, so waiting for one is
+    /// short). The writer is free only between transactions, so a read there sees exactly
+    /// what is committed, as on a reader.
     fn read<T>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        if let Ok(conn) = self.writer.try_lock() {
+            return f(&conn);
+        }
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         let n = self.readers.len();
         for i in 0..n {
