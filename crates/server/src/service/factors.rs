@@ -198,11 +198,23 @@ impl InProcessService {
     /// Refuses while locked; otherwise tells whether there are failure counters to clear
     /// on success.
     async fn ensure_not_locked(&self, username: &str) -> Result<bool, ServiceError> {
+        Ok(self
+            .lockout_unless_locked(username)
+            .await?
+            .version
+            .is_some())
+    }
+
+    /// The username's failure counters, unless they hold a lock now.
+    async fn lockout_unless_locked(
+        &self,
+        username: &str,
+    ) -> Result<crate::store::VersionedLockout, ServiceError> {
         let lockout = self.store.lockout(username).await?;
         if let Some(until) = lockout.state.locked_at(self.clock.now()) {
             return Err(DomainError::UserLocked { until }.into());
         }
-        Ok(lockout.version.is_some())
+        Ok(lockout)
     }
 
     /// Counts a failed second factor towards lockout; returns the error to report (the
@@ -213,9 +225,20 @@ impl InProcessService {
         error: DomainError,
         client: &ClientContext,
     ) -> Result<ServiceError, ServiceError> {
+        self.factor_failure_after(user, error, client, None).await
+    }
+
+    /// [`Self::factor_failure`] from the counters read earlier in this request.
+    async fn factor_failure_after(
+        &self,
+        user: &UserRecord,
+        error: DomainError,
+        client: &ClientContext,
+        read_earlier: Option<crate::store::VersionedLockout>,
+    ) -> Result<ServiceError, ServiceError> {
         let settings = self.settings_now().await?;
         let outcome = self
-            .record_password_result(&user.username, false, &settings)
+            .record_result_after(&user.username, false, &settings, read_earlier)
             .await?;
         let reported = match outcome {
             Err(DomainError::UserLocked { until }) => DomainError::UserLocked { until },
@@ -417,7 +440,8 @@ impl InProcessService {
     ) -> Result<Via, ServiceError> {
         let settings = self.settings_now().await?;
         let user = self.user(user_id).await?;
-        let had_counters = self.ensure_not_locked(&user.username).await?;
+        let lockout = self.lockout_unless_locked(&user.username).await?;
+        let had_counters = lockout.version.is_some();
         let token = self
             .store
             .user_token(&user.id, TokenStatus::Active)
@@ -451,9 +475,11 @@ impl InProcessService {
                 .await
             }
             Ok(_) => Err(self
-                .factor_failure(&user, DomainError::InvalidCode, client)
+                .factor_failure_after(&user, DomainError::InvalidCode, client, Some(lockout))
                 .await?),
-            Err(e) => Err(self.factor_failure(&user, e, client).await?),
+            Err(e) => Err(self
+                .factor_failure_after(&user, e, client, Some(lockout))
+                .await?),
         }
     }
 

@@ -331,9 +331,26 @@ impl InProcessService {
         matched: bool,
         settings: &Settings,
     ) -> Result<Result<(), DomainError>, ServiceError> {
+        self.record_result_after(username, matched, settings, None)
+            .await
+    }
+
+    /// [`Self::record_password_result`] starting from the counters `read` earlier in this
+    /// request, when there is such a read (if they changed since, the write is refused by
+    /// their version and they are read again).
+    async fn record_result_after(
+        &self,
+        username: &str,
+        matched: bool,
+        settings: &Settings,
+        mut read_earlier: Option<crate::store::VersionedLockout>,
+    ) -> Result<Result<(), DomainError>, ServiceError> {
         for _ in 0..16 {
             let now = self.clock.now();
-            let read = self.store.lockout(username).await?;
+            let read = match read_earlier.take() {
+                Some(read) => read,
+                None => self.store.lockout(username).await?,
+            };
             let decision =
                 sign_in::after_password(matched, &read.state, now, settings.lockout_policy());
             if self

@@ -1,4 +1,4 @@
-use super::db::{Row, query};
+use super::db::{Query, Row, query};
 use super::{Store, StoreError};
 use twofold_engine::AuditEvent;
 
@@ -32,45 +32,31 @@ fn audit_from_row(row: &Row) -> Result<AuditRow, StoreError> {
 
 const COLUMNS: &str = "id, at, action, outcome, actor, subject, client_ip, user_agent, detail";
 
+fn insert_event(e: &AuditEvent) -> Query<'_> {
+    query(
+        "INSERT INTO audit_log (at, action, outcome, actor, subject, client_ip, user_agent, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(e.at)
+    .bind(e.action.as_str())
+    .bind(e.outcome.as_str())
+    .bind(&e.actor)
+    .bind(e.subject.as_deref())
+    .bind(e.client_ip.as_deref())
+    .bind(e.user_agent.as_deref())
+    .bind(e.detail.as_deref())
+}
+
 impl Store {
     pub async fn append_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        query(
-            "INSERT INTO audit_log (at, action, outcome, actor, subject, client_ip, user_agent, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(e.at)
-        .bind(e.action.as_str())
-        .bind(e.outcome.as_str())
-        .bind(&e.actor)
-        .bind(e.subject.as_deref())
-        .bind(e.client_ip.as_deref())
-        .bind(e.user_agent.as_deref())
-        .bind(e.detail.as_deref())
-        .execute(&self.db)
-        .await?;
+        insert_event(e).execute(&self.db).await?;
         Ok(())
     }
 
-    /// Appends several events in one transaction (the audit writer's group commit).
+    /// Appends several events as one unit (the audit writer's group commit).
     pub async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
-        for e in events {
-            query(
-                "INSERT INTO audit_log (at, action, outcome, actor, subject, client_ip, user_agent, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(e.at)
-            .bind(e.action.as_str())
-            .bind(e.outcome.as_str())
-            .bind(&e.actor)
-            .bind(e.subject.as_deref())
-            .bind(e.client_ip.as_deref())
-            .bind(e.user_agent.as_deref())
-            .bind(e.detail.as_deref())
-            .execute(&mut tx)
-            .await?;
-        }
-        tx.commit().await?;
+        let inserts = events.iter().map(insert_event).collect();
+        self.db.execute_all(inserts).await?;
         Ok(())
     }
 

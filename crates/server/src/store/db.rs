@@ -2,11 +2,17 @@
 //!
 //! Every query is written once, with `$N` placeholders, and run through [`query`]:
 //!
-//! - **SQLite** runs on `rusqlite` connections *in the calling task*: a statement takes
-//!   microseconds, far less than handing it to a worker thread and waking the task again
-//!   (which cost more than the statements themselves under load). Writes go through one
-//!   writer connection behind an async lock, so writers of this process queue instead of
-//!   meeting `SQLITE_BUSY`. A read runs on the writer connection when no write holds it
+//! - **SQLite** runs on `rusqlite` connections: a statement takes microseconds, far less
+//!   than handing it to a thread pool and waking the task again (which cost more than the
+//!   statements themselves under load), so reads and transactions run *in the calling
+//!   task*. Writes go through one writer connection behind an async lock, so writers of
+//!   this process queue instead of meeting `SQLITE_BUSY`. A write outside a transaction
+//!   (the common case: a counter, a state change, an audit event) is handed to the store's
+//!   *group commit*: one task takes every write queued, runs them in one transaction (each
+//!   in a savepoint when it has several statements, so one failure undoes only its own),
+//!   commits once, then answers each caller. A caller still returns only after its write
+//!   is committed, but under load a hundred writes cost one commit, not a hundred (a
+//!   commit, with its WAL frames, locks and checkpoints, costs far more than a statement). A read runs on the writer connection when no write holds it
 //!   (its page cache stays valid across its own writes, where every other connection must
 //!   drop its cache after each commit and read the pages again); otherwise on one of a few
 //!   read-only connections, which WAL lets run beside the writer. Prepared statements are
@@ -91,6 +97,17 @@ impl<'a> From<&'a Option<String>> for Value<'a> {
 impl<'a> From<&'a [u8]> for Value<'a> {
     fn from(v: &'a [u8]) -> Self {
         Value::Blob(Cow::Borrowed(v))
+    }
+}
+
+impl Value<'_> {
+    fn into_owned(self) -> Value<'static> {
+        match self {
+            Value::Null(kind) => Value::Null(kind),
+            Value::Integer(i) => Value::Integer(i),
+            Value::Text(t) => Value::Text(Cow::Owned(t.into_owned())),
+            Value::Blob(b) => Value::Blob(Cow::Owned(b.into_owned())),
+        }
     }
 }
 
@@ -207,8 +224,8 @@ impl<'a> Query<'a> {
     pub async fn execute<'c>(self, on: impl Into<On<'c>>) -> Result<Done, StoreError> {
         match on.into() {
             On::Db(Db::Sqlite(db)) => {
-                let conn = db.writer.lock().await;
-                sqlite_execute(&conn, &self)
+                let changed = db.write(vec![self.into_owned()]).await?;
+                Ok(Done(changed.first().copied().unwrap_or(0)))
             }
             On::Tx(Tx::Sqlite(tx)) => sqlite_execute(tx.conn()?, &self),
             On::Db(Db::Postgres(pool)) => {
@@ -253,6 +270,13 @@ impl<'a> Query<'a> {
 
     pub async fn fetch_one<'c>(self, on: impl Into<On<'c>>) -> Result<Row, StoreError> {
         self.fetch_optional(on).await?.ok_or(StoreError::NotFound)
+    }
+
+    fn into_owned(self) -> Query<'static> {
+        Query {
+            sql: Cow::Owned(self.sql.into_owned()),
+            args: self.args.into_iter().map(Value::into_owned).collect(),
+        }
     }
 
     fn postgres(&self) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
@@ -300,6 +324,129 @@ pub struct SqliteDb {
     writer: Arc<tokio::sync::Mutex<rusqlite::Connection>>,
     readers: Vec<Mutex<rusqlite::Connection>>,
     next_reader: AtomicUsize,
+    /// The group commit's queue; absent outside a Tokio runtime, where each write commits
+    /// on its own.
+    group: Option<tokio::sync::mpsc::UnboundedSender<WriteJob>>,
+}
+
+/// Statements to run as one unit in the next group commit, and where to send how many rows
+/// each changed.
+struct WriteJob {
+    statements: Vec<Query<'static>>,
+    done: tokio::sync::oneshot::Sender<Result<Vec<u64>, StoreError>>,
+}
+
+/// The most jobs one group commit takes (more wait for the next).
+const GROUP_MAX: usize = 256;
+
+/// The group commit: takes the queued jobs, runs them on the writer in one transaction,
+/// commits, and answers each job.
+async fn group_writer(
+    writer: Arc<tokio::sync::Mutex<rusqlite::Connection>>,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<WriteJob>,
+) {
+    let mut batch = Vec::with_capacity(GROUP_MAX);
+    while jobs.recv_many(&mut batch, GROUP_MAX).await > 0 {
+        let conn = writer.lock().await;
+        // What arrived while waiting for the connection joins this commit.
+        while batch.len() < GROUP_MAX {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = run_group(&conn, &batch);
+        drop(conn);
+        for (job, result) in batch.drain(..).zip(results) {
+            let _ = job.done.send(result);
+        }
+    }
+}
+
+/// Runs `jobs` in one transaction; each job's statements succeed or fail together, and a
+/// job that fails leaves the others' work in place. If the commit fails, every job fails.
+fn run_group(conn: &rusqlite::Connection, jobs: &[WriteJob]) -> Vec<Result<Vec<u64>, StoreError>> {
+    if let [job] = jobs {
+        // Alone: autocommit (or its own transaction for several statements) costs less than
+        // a transaction around it.
+        return vec![run_alone(conn, &job.statements)];
+    }
+    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
+        return jobs.iter().map(|_| Err(e.clone())).collect();
+    }
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let result = run_in_savepoint(conn, &job.statements);
+        if conn.is_autocommit() {
+            // The failure ended the transaction itself (a full disk, an I/O error): what ran
+            // before it is gone too.
+            let e = match &result {
+                Err(e) => e.clone(),
+                Ok(_) => StoreError::Database("the transaction was rolled back".into()),
+            };
+            return jobs.iter().map(|_| Err(e.clone())).collect();
+        }
+        results.push(result);
+    }
+    if let Err(e) = run_cached(conn, "COMMIT") {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        return jobs.iter().map(|_| Err(e.clone())).collect();
+    }
+    results
+}
+
+fn run_cached(conn: &rusqlite::Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(|_| ())
+        .map_err(sqlite_error)
+}
+
+fn run_statements(
+    conn: &rusqlite::Connection,
+    statements: &[Query<'static>],
+) -> Result<Vec<u64>, StoreError> {
+    statements
+        .iter()
+        .map(|q| sqlite_execute(conn, q).map(|done| done.0))
+        .collect()
+}
+
+fn run_in_savepoint(
+    conn: &rusqlite::Connection,
+    statements: &[Query<'static>],
+) -> Result<Vec<u64>, StoreError> {
+    if statements.len() == 1 {
+        // A failed statement undoes itself and leaves the transaction open.
+        return run_statements(conn, statements);
+    }
+    run_cached(conn, "SAVEPOINT job")?;
+    let result = run_statements(conn, statements);
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = run_cached(conn, "ROLLBACK TO job");
+    }
+    if !conn.is_autocommit() {
+        run_cached(conn, "RELEASE job")?;
+    }
+    result
+}
+
+fn run_alone(
+    conn: &rusqlite::Connection,
+    statements: &[Query<'static>],
+) -> Result<Vec<u64>, StoreError> {
+    if statements.len() == 1 {
+        return run_statements(conn, statements);
+    }
+    run_cached(conn, "BEGIN IMMEDIATE")?;
+    let result = run_statements(conn, statements)
+        .and_then(|changed| run_cached(conn, "COMMIT").map(|()| changed));
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
 }
 
 impl SqliteDb {
@@ -328,11 +475,42 @@ impl SqliteDb {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?));
         }
+        let writer = Arc::new(tokio::sync::Mutex::new(writer));
+        let group = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            runtime.spawn(group_writer(writer.clone(), receiver));
+            sender
+        });
         Ok(SqliteDb {
-            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            writer,
             readers,
             next_reader: AtomicUsize::new(0),
+            group,
         })
+    }
+
+    /// Runs `statements` as one unit (all or none) and returns how many rows each changed,
+    /// once they are committed.
+    async fn write(&self, statements: Vec<Query<'static>>) -> Result<Vec<u64>, StoreError> {
+        if let Some(group) = &self.group {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            match group.send(WriteJob { statements, done }) {
+                Ok(()) => {
+                    return wait.await.unwrap_or_else(|_| {
+                        Err(StoreError::Database(
+                            "the store's writer stopped before answering".into(),
+                        ))
+                    });
+                }
+                Err(refused) => {
+                    // The group commit is gone (its runtime is shutting down): write here.
+                    let conn = self.writer.lock().await;
+                    return run_alone(&conn, &refused.0.statements);
+                }
+            }
+        }
+        let conn = self.writer.lock().await;
+        run_alone(&conn, &statements)
     }
 
     /// Runs `f` on the writer connection if it is free, else on a free read-only connection
@@ -400,6 +578,26 @@ impl Drop for SqliteTx {
 }
 
 impl Db {
+    /// Runs `statements` as one unit (all or none) and returns how many rows each changed.
+    /// On SQLite they join the group commit; on PostgreSQL they run in a transaction.
+    pub async fn execute_all(&self, statements: Vec<Query<'_>>) -> Result<Vec<u64>, StoreError> {
+        match self {
+            Db::Sqlite(db) => {
+                db.write(statements.into_iter().map(Query::into_owned).collect())
+                    .await
+            }
+            Db::Postgres(_) => {
+                let mut tx = self.begin().await?;
+                let mut changed = Vec::with_capacity(statements.len());
+                for q in statements {
+                    changed.push(q.execute(&mut tx).await?.rows_affected());
+                }
+                tx.commit().await?;
+                Ok(changed)
+            }
+        }
+    }
+
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         match self {
             Db::Sqlite(db) => {

@@ -19,6 +19,7 @@ mod users;
 
 pub use audit::AuditRow;
 pub use bypasses::BypassRecord;
+pub use lockouts::VersionedLockout;
 pub use questions::QuestionRecord;
 pub use sdk::{AuthenticationRecord, ServiceAccountRecord};
 pub use sealed::SealedValue;
@@ -39,7 +40,7 @@ pub enum Backend {
     Postgres,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the database cannot be reached: {0}")]
     Unavailable(String),
