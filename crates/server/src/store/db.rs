@@ -762,3 +762,140 @@ fn pg_row(row: &PgRow) -> Result<Row, StoreError> {
     }
     Ok(Row { columns, values })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with_table(dir: &Path) -> SqliteDb {
+        let path = dir.join("t.db");
+        std::fs::File::create(&path).unwrap();
+        let db = SqliteDb::open(&path).unwrap();
+        db.writer
+            .try_lock()
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, version INTEGER NOT NULL DEFAULT 0)",
+            )
+            .unwrap();
+        db
+    }
+
+    fn insert(name: &str) -> Query<'static> {
+        query("INSERT INTO t (name) VALUES ($1)").bind(name.to_owned())
+    }
+
+    fn job(statements: Vec<Query<'static>>) -> WriteJob {
+        WriteJob {
+            statements,
+            done: tokio::sync::oneshot::channel().0,
+        }
+    }
+
+    fn names(db: &SqliteDb) -> Vec<String> {
+        let conn = db.writer.try_lock().unwrap();
+        let mut stmt = conn.prepare("SELECT name FROM t ORDER BY name").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_failed_write_in_a_group_commit_leaves_the_others_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store_with_table(dir.path());
+        let jobs = vec![
+            job(vec![insert("a")]),
+            job(vec![insert("a")]),
+            job(vec![insert("b")]),
+        ];
+        let results = run_group(&db.writer.try_lock().unwrap(), &jobs);
+        assert_eq!(results[0].as_ref().unwrap(), &vec![1]);
+        assert!(
+            matches!(results[1], Err(StoreError::Unique(_))),
+            "{results:?}"
+        );
+        assert_eq!(results[2].as_ref().unwrap(), &vec![1]);
+        assert_eq!(names(&db), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_unit_of_several_statements_is_undone_whole_when_one_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store_with_table(dir.path());
+        let jobs = vec![
+            job(vec![insert("first")]),
+            // "second" would be new, but its unit fails on the duplicate "first".
+            job(vec![insert("second"), insert("first")]),
+            job(vec![insert("third"), insert("fourth")]),
+        ];
+        let results = run_group(&db.writer.try_lock().unwrap(), &jobs);
+        assert!(results[0].is_ok());
+        assert!(
+            matches!(results[1], Err(StoreError::Unique(_))),
+            "{results:?}"
+        );
+        assert_eq!(results[2].as_ref().unwrap(), &vec![1, 1]);
+        assert_eq!(names(&db), ["first", "fourth", "third"]);
+    }
+
+    #[test]
+    fn conditional_updates_in_one_group_commit_see_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store_with_table(dir.path());
+        run_alone(&db.writer.try_lock().unwrap(), &[insert("row")]).unwrap();
+        // Five writers all read version 0 and try to move it on: one may.
+        let bump = || {
+            job(vec![
+                query("UPDATE t SET version = version + 1 WHERE name = 'row' AND version = $1")
+                    .bind(0_i64),
+            ])
+        };
+        let jobs: Vec<WriteJob> = (0..5).map(|_| bump()).collect();
+        let results = run_group(&db.writer.try_lock().unwrap(), &jobs);
+        let changed: Vec<u64> = results.into_iter().map(|r| r.unwrap()[0]).collect();
+        assert_eq!(changed, [1, 0, 0, 0, 0]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_each_learn_their_own_outcome_after_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(store_with_table(dir.path()));
+        let db_handle = Db::Sqlite(db.clone());
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let db_handle = db_handle.clone();
+            // Every tenth name is taken twice: one of the two must be refused.
+            let name = if i % 10 == 0 {
+                format!("n{}", i + 1)
+            } else {
+                format!("n{i}")
+            };
+            tasks.push(tokio::spawn(async move {
+                let done = insert(&name).execute(&db_handle).await;
+                (name, done.map(|d| d.rows_affected()))
+            }));
+        }
+        let mut refused = 0;
+        for task in tasks {
+            let (name, result) = task.await.unwrap();
+            match result {
+                Ok(1) => {
+                    // Committed before we were told: a fresh connection sees it.
+                    let conn = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+                    let n: i64 = conn
+                        .query_row("SELECT count(*) FROM t WHERE name = ?1", [&name], |r| {
+                            r.get(0)
+                        })
+                        .unwrap();
+                    assert_eq!(n, 1, "{name}");
+                }
+                Err(StoreError::Unique(_)) => refused += 1,
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        assert_eq!(refused, 20);
+        assert_eq!(names(&db).len(), 180);
+    }
+}
