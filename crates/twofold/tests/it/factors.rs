@@ -135,7 +135,10 @@ async fn sign_out(client: &reqwest::Client, server: &Server) {
 }
 
 async fn authenticator_app_enrolment_then_sign_in(backend: Backend, split: bool) {
-    let env = topology(Env::new(backend).await, split);
+    authenticator_app_enrolment_then_sign_in_with(topology(Env::new(backend).await, split)).await;
+}
+
+async fn authenticator_app_enrolment_then_sign_in_with(env: Env) {
     env.add_user("alice", "correct horse battery");
     let server = env.start();
     let client = server.client();
@@ -990,6 +993,13 @@ async fn a_required_pin_is_chosen_at_enrolment_and_typed_with_the_code_on_postgr
 #[tokio::test]
 async fn an_authenticator_app_is_enrolled_from_the_qr_code_and_signs_in_split_over_the_sdk() {
     authenticator_app_enrolment_then_sign_in(Backend::Sqlite, true).await;
+}
+
+#[tokio::test]
+async fn a_split_portal_trusting_the_servers_self_signed_certificate_enrols_and_signs_in_with_a_totp()
+ {
+    let env = Env::new(Backend::Sqlite).await.split_trusting_self_signed();
+    authenticator_app_enrolment_then_sign_in_with(env).await;
 }
 
 #[tokio::test]

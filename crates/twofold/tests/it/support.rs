@@ -96,6 +96,9 @@ pub struct Env {
     pub vars: HashMap<String, String>,
     /// Run the portal on its own (`twofold portal`), reaching the server through the SDK.
     pub split: bool,
+    /// In the split topology, the server keeps its generated self-signed certificate and
+    /// the portal trusts that (instead of a test CA).
+    pub split_self_signed: bool,
 }
 
 impl Env {
@@ -118,6 +121,7 @@ impl Env {
             dir,
             vars,
             split: false,
+            split_self_signed: false,
         }
     }
 
@@ -126,6 +130,14 @@ impl Env {
     /// `ca_file`; the returned handle is the portal's.
     pub fn split(mut self) -> Env {
         self.split = true;
+        self
+    }
+
+    /// The split deployment as the original documented it: the server's own self-signed
+    /// certificate, imported on the portal's host (here `ca_file = data_dir/tls/cert.pem`).
+    pub fn split_trusting_self_signed(mut self) -> Env {
+        self.split = true;
+        self.split_self_signed = true;
         self
     }
 
@@ -196,16 +208,21 @@ impl Env {
             return self.start_process(&["serve"], &self.vars, self.data_dir());
         }
         let tls = self.dir.path().join("test-ca");
-        make_test_ca(&tls);
         let mut server_vars = self.vars.clone();
-        server_vars.insert(
-            "TWOFOLD_TLS__CERT_FILE".into(),
-            tls.join("server.pem").display().to_string(),
-        );
-        server_vars.insert(
-            "TWOFOLD_TLS__KEY_FILE".into(),
-            tls.join("server.key").display().to_string(),
-        );
+        let ca_file = if self.split_self_signed {
+            self.data_dir().join("tls/cert.pem")
+        } else {
+            make_test_ca(&tls);
+            server_vars.insert(
+                "TWOFOLD_TLS__CERT_FILE".into(),
+                tls.join("server.pem").display().to_string(),
+            );
+            server_vars.insert(
+                "TWOFOLD_TLS__KEY_FILE".into(),
+                tls.join("server.key").display().to_string(),
+            );
+            tls.join("ca.pem")
+        };
         let server = self.start_process(&["serve"], &server_vars, self.data_dir());
         let secret = self
             .cli_ok(&["service-account", "add", "portal-host"], "")
@@ -227,10 +244,7 @@ impl Env {
         portal_vars.insert("TWOFOLD_SDK__URL".into(), server.base.clone());
         portal_vars.insert("TWOFOLD_SDK__USERNAME".into(), "portal-host".into());
         portal_vars.insert("TWOFOLD_SDK__PASSWORD".into(), secret);
-        portal_vars.insert(
-            "TWOFOLD_SDK__CA_FILE".into(),
-            tls.join("ca.pem").display().to_string(),
-        );
+        portal_vars.insert("TWOFOLD_SDK__CA_FILE".into(), ca_file.display().to_string());
         let mut portal = self.start_process(&["portal"], &portal_vars, portal_dir);
         portal.behind = Some(Box::new(server));
         portal
