@@ -22,6 +22,8 @@ pub enum DomainError {
     Username(#[from] crate::username::UsernameError),
     #[error(transparent)]
     Password(#[from] crate::password::PasswordError),
+    #[error(transparent)]
+    Contact(#[from] crate::contact::ContactError),
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
     #[error("the code must be {digits} digits")]
@@ -68,6 +70,10 @@ impl DomainError {
             DomainError::UserNotFound => "user_not_found",
             DomainError::UserExists => "user_exists",
             DomainError::Username(_) => "invalid_username",
+            DomainError::Contact(
+                crate::contact::ContactError::Email(_) | crate::contact::ContactError::EmailTooLong,
+            ) => "invalid_email",
+            DomainError::Contact(_) => "invalid_phone",
             DomainError::Password(_) => "invalid_password",
             DomainError::InvalidSetting(_) => "invalid_setting",
             DomainError::MalformedCode { .. } => "invalid_code_format",

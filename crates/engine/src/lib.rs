@@ -6,6 +6,7 @@
 pub mod answers;
 pub mod audit;
 pub mod clock;
+pub mod contact;
 pub mod error;
 pub mod flow;
 pub mod language;

@@ -482,14 +482,16 @@ impl InProcessService {
         password: Option<&str>,
     ) -> Result<UserRecord, ServiceError> {
         let username = Username::parse(username).map_err(DomainError::from)?;
+        // Checked before the (slow) password hash.
+        let (email, phone) = (clean_email(email)?, clean_phone(phone)?);
         let password_hash = match password {
             Some(p) => Some(self.hasher.hash_new(p).map_err(DomainError::from)?),
             None => None,
         };
         let new = NewUser {
             username: username.clone(),
-            email: clean_optional(email),
-            phone: clean_optional(phone),
+            email,
+            phone,
             password_hash,
         };
         let now = self.clock.now();
@@ -536,6 +538,8 @@ impl InProcessService {
         new_password: Option<&str>,
     ) -> Result<UserRecord, ServiceError> {
         let username = Username::parse(username).map_err(DomainError::from)?;
+        changes.email = changes.email.map(clean_email).transpose()?;
+        changes.phone = changes.phone.map(clean_phone).transpose()?;
         if let Some(p) = new_password {
             changes.password_hash = Some(Some(self.hasher.hash_new(p).map_err(DomainError::from)?));
         }
@@ -559,8 +563,6 @@ impl InProcessService {
             }
         }
         let ends_sessions = changes.password_hash.is_some() || changes.enabled == Some(false);
-        changes.email = changes.email.map(clean_optional);
-        changes.phone = changes.phone.map(clean_optional);
         let now = self.clock.now();
         let user = self.store.update_user(&username, changes, now).await?;
         if ends_sessions {
@@ -661,6 +663,24 @@ impl InProcessService {
 
 fn clean_optional(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// A trimmed email address, `None` for an empty one; refused when it cannot be one.
+fn clean_email(value: Option<String>) -> Result<Option<String>, DomainError> {
+    let value = clean_optional(value);
+    if let Some(email) = &value {
+        twofold_engine::contact::check_email(email)?;
+    }
+    Ok(value)
+}
+
+/// A trimmed phone number, `None` for an empty one; refused when it cannot be one.
+fn clean_phone(value: Option<String>) -> Result<Option<String>, DomainError> {
+    let value = clean_optional(value);
+    if let Some(phone) = &value {
+        twofold_engine::contact::check_phone(phone)?;
+    }
+    Ok(value)
 }
 
 fn language_of(user: &UserRecord) -> Option<Language> {

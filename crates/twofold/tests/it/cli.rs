@@ -69,6 +69,27 @@ async fn a_short_password_is_refused_and_no_user_is_added() {
 }
 
 #[tokio::test]
+async fn a_malformed_email_or_phone_is_refused_and_nothing_is_stored() {
+    let env = Env::new(Backend::Sqlite).await;
+    let out = env.cli(&["user", "add", "quinn", "--email", "quinn at example"], "");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("email") && said.contains("name@example.com"),
+        "{said}"
+    );
+    assert!(env.cli_ok(&["user", "list"], "").contains("no users"));
+
+    env.cli_ok(&["user", "add", "quinn"], "");
+    let out = env.cli(&["user", "set", "quinn", "--phone", "ring ring"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("phone"));
+    let shown: serde_json::Value =
+        serde_json::from_str(&env.cli_ok(&["user", "show", "quinn", "--json"], "")).unwrap();
+    assert_eq!(shown["phone"], serde_json::Value::Null);
+}
+
+#[tokio::test]
 async fn settings_are_shown_and_changed_with_checks() {
     let env = Env::new(Backend::Sqlite)
         .await

@@ -652,8 +652,68 @@ async fn a_wrong_content_type_gets_415_and_an_oversized_body_413() {
         .await
         .problem(404, "user_not_found");
     // Under the limit it is an ordinary request.
-    let fits = json!({ "username": "alice", "email": "a".repeat(1000) }).to_string();
+    let fits = json!({ "username": "alice", "password": "p".repeat(1000) }).to_string();
     h2.post_raw("/sdk/v1/users", &fits).await.expect(201);
+}
+
+#[tokio::test]
+async fn an_email_or_phone_that_cannot_be_one_gets_400_naming_the_field() {
+    let run = running(Env::new(Backend::Sqlite).await);
+    let sdk = &run.sdk;
+    for (body, code, field) in [
+        (
+            json!({ "username": "alice", "email": "alice" }),
+            "invalid_email",
+            "email",
+        ),
+        (
+            json!({ "username": "alice", "email": "alice@exa mple.com" }),
+            "invalid_email",
+            "email",
+        ),
+        (
+            json!({ "username": "alice", "email": format!("{}@example.com", "a".repeat(1000)) }),
+            "invalid_email",
+            "email",
+        ),
+        (
+            json!({ "username": "alice", "phone": "call me" }),
+            "invalid_phone",
+            "phone",
+        ),
+        (
+            json!({ "username": "alice", "phone": "1".repeat(40) }),
+            "invalid_phone",
+            "phone",
+        ),
+    ] {
+        sdk.post("/sdk/v1/users", body).await.names(code, field);
+    }
+    // Nothing was created by the refused requests.
+    sdk.get("/sdk/v1/users/alice")
+        .await
+        .problem(404, "user_not_found");
+
+    create_user(sdk, "alice", None).await.expect(201);
+    sdk.patch("/sdk/v1/users/alice", json!({ "email": "not an address" }))
+        .await
+        .names("invalid_email", "email");
+    sdk.patch("/sdk/v1/users/alice", json!({ "phone": "+1 555 CALL" }))
+        .await
+        .names("invalid_phone", "phone");
+    let read = sdk.get("/sdk/v1/users/alice").await.expect(200);
+    assert_eq!(read.body["email"], Value::Null, "nothing was changed");
+    assert_eq!(read.body["phone"], Value::Null, "nothing was changed");
+    // What people type is kept as typed.
+    let changed = sdk
+        .patch(
+            "/sdk/v1/users/alice",
+            json!({ "email": " alice@example.com ", "phone": "(555) 010-0100" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(changed.body["email"], "alice@example.com");
+    assert_eq!(changed.body["phone"], "(555) 010-0100");
 }
 
 #[tokio::test]
