@@ -148,11 +148,66 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for SdkJson<
     type Rejection = ProblemResponse;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(SdkJson(v)),
-            Err(rejection) => Err(json_problem(rejection)),
+        if !is_json(req.headers()) {
+            return Err(ProblemResponse::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
         }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ProblemResponse::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        "the request body is too large",
+                    )
+                } else {
+                    ProblemResponse::new(rejection.status(), "invalid_body", rejection.body_text())
+                }
+            })?;
+        // Every body is an object: serde would otherwise take an array for the fields in
+        // their order (`[null, null]` for `{"email": null, "phone": null}`).
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                    Ok(_) => ProblemResponse::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_body",
+                        "the body must be a JSON object: {\"field\": value, …}",
+                    ),
+                    Err(e) => ProblemResponse::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_json",
+                        format!("the body is not valid JSON: {e}"),
+                    ),
+                },
+            );
+        }
+        Json::<T>::from_bytes(&bytes)
+            .map(|Json(v)| SdkJson(v))
+            .map_err(json_problem)
     }
+}
+
+/// `application/json`, or a `+json` type, as axum's own `Json` accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn json_problem(rejection: JsonRejection) -> ProblemResponse {
@@ -440,9 +495,89 @@ fn operations() -> OpenApiRouter<SdkState> {
         .routes(routes!(get_settings))
 }
 
+/// Problems are `application/problem+json` (the handlers' annotations name only the
+/// schema), and every operation can answer the problems that the layers in front of the
+/// handlers give: bad credentials, a missing role, the rate limit, a wrong content type or
+/// an oversized body, an unavailable store.
+fn with_common_problems(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{Content, RefOr, Response};
+    const PROBLEM: &str = "application/problem+json";
+    let problem = |description: &str| {
+        let mut response = Response::new(description);
+        response.content.insert(
+            PROBLEM.to_owned(),
+            Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                "Problem",
+            )))),
+        );
+        RefOr::T(response)
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let names_a_resource = path.contains('{');
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for response in operation.responses.responses.values_mut() {
+                if let RefOr::T(response) = response
+                    && let Some(content) = response.content.shift_remove("application/json")
+                {
+                    let is_problem = matches!(&content.schema,
+                        Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"));
+                    let kind = if is_problem {
+                        PROBLEM
+                    } else {
+                        "application/json"
+                    };
+                    response.content.insert(kind.to_owned(), content);
+                }
+            }
+            let has_body = operation.request_body.is_some();
+            let mut common = vec![
+                (
+                    "400",
+                    "The request is malformed: the problem names the field.",
+                ),
+                ("401", "Missing or wrong service-account credentials."),
+                (
+                    "403",
+                    "The account lacks the `sdk` role, or the call came over plain HTTP.",
+                ),
+                (
+                    "429",
+                    "Too many failed credentials from this address: wait a minute.",
+                ),
+                ("503", "The server cannot reach its store now: retry later."),
+            ];
+            if names_a_resource {
+                common.push(("404", "No such user or authentication (`user_not_found`, `authentication_not_found`)."));
+            }
+            if has_body {
+                common.push(("413", "The body is larger than the limit."));
+                common.push(("415", "The body is not `application/json`."));
+            }
+            for (status, description) in common {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem(description));
+            }
+        }
+    }
+    openapi
+}
+
 /// The SDK's routes and its OpenAPI document.
 pub fn router(state: SdkState) -> Router {
     let (api, openapi) = operations().split_for_parts();
+    let openapi = with_common_problems(openapi);
     let document: Arc<String> = Arc::new(openapi.to_pretty_json().unwrap_or_default());
     let api = api
         .route("/sdk/v1/portal/rpc", axum::routing::post(portal_rpc))
@@ -463,7 +598,7 @@ pub fn router(state: SdkState) -> Router {
 
 /// The OpenAPI document, as served (for tests and tools).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    operations().split_for_parts().1
+    with_common_problems(operations().split_for_parts().1)
 }
 
 // ---- handlers ----
@@ -522,7 +657,7 @@ async fn list_users(
 }
 
 /// Gets a user with their second factors.
-#[utoipa::path(get, path = "/sdk/v1/users/{username}", tag = "users",
+#[utoipa::path(get, path = "/sdk/v1/users/{username}", params(("username" = String, Path, description = "The user's username.")), tag = "users",
     responses((status = 200, body = sdk::User), (status = 404, body = sdk::Problem)))]
 async fn get_user(
     State(state): State<SdkState>,
@@ -533,7 +668,7 @@ async fn get_user(
 }
 
 /// Changes a user: a field left out is unchanged, `null` clears it.
-#[utoipa::path(patch, path = "/sdk/v1/users/{username}", request_body = sdk::UserPatch, tag = "users",
+#[utoipa::path(patch, path = "/sdk/v1/users/{username}", params(("username" = String, Path, description = "The user's username.")), request_body = sdk::UserPatch, tag = "users",
     responses((status = 200, body = sdk::User), (status = 404, body = sdk::Problem)))]
 async fn patch_user(
     State(state): State<SdkState>,
@@ -552,7 +687,7 @@ async fn patch_user(
 }
 
 /// Deletes a user (their software tokens too; hardware tokens return to the inventory).
-#[utoipa::path(delete, path = "/sdk/v1/users/{username}", tag = "users",
+#[utoipa::path(delete, path = "/sdk/v1/users/{username}", params(("username" = String, Path, description = "The user's username.")), tag = "users",
     responses((status = 204), (status = 404, body = sdk::Problem)))]
 async fn delete_user(
     State(state): State<SdkState>,
@@ -568,7 +703,7 @@ async fn delete_user(
 }
 
 /// Sets the user's PIN.
-#[utoipa::path(put, path = "/sdk/v1/users/{username}/pin", request_body = sdk::PinSet, tag = "users",
+#[utoipa::path(put, path = "/sdk/v1/users/{username}/pin", params(("username" = String, Path, description = "The user's username.")), request_body = sdk::PinSet, tag = "users",
     responses((status = 204), (status = 400, body = sdk::Problem)))]
 async fn set_pin(
     State(state): State<SdkState>,
@@ -588,7 +723,7 @@ async fn set_pin(
 
 /// Enrols an authenticator app (returns the otpauth URI and a QR code), or associates a
 /// hardware token by serial.
-#[utoipa::path(post, path = "/sdk/v1/users/{username}/oath", request_body = sdk::OathEnroll, tag = "oath",
+#[utoipa::path(post, path = "/sdk/v1/users/{username}/oath", params(("username" = String, Path, description = "The user's username.")), request_body = sdk::OathEnroll, tag = "oath",
     responses((status = 201, body = sdk::OathEnrollment), (status = 404, body = sdk::Problem), (status = 409, body = sdk::Problem)))]
 async fn enroll_oath(
     State(state): State<SdkState>,
@@ -609,7 +744,7 @@ async fn enroll_oath(
 
 /// Verifies a code: activates a pending token, or checks the active one. Codes are
 /// single-use: a replay gets 409 `code_already_used`.
-#[utoipa::path(post, path = "/sdk/v1/users/{username}/oath/verify", request_body = sdk::CodeCheck, tag = "oath",
+#[utoipa::path(post, path = "/sdk/v1/users/{username}/oath/verify", params(("username" = String, Path, description = "The user's username.")), request_body = sdk::CodeCheck, tag = "oath",
     responses((status = 200, body = sdk::Verified), (status = 401, body = sdk::Problem), (status = 409, body = sdk::Problem), (status = 423, body = sdk::Problem)))]
 async fn verify_oath(
     State(state): State<SdkState>,
@@ -653,7 +788,7 @@ async fn security_questions(
 }
 
 /// Sets the user's four security answers.
-#[utoipa::path(put, path = "/sdk/v1/users/{username}/security-answers", request_body = sdk::SecurityAnswers, tag = "security questions",
+#[utoipa::path(put, path = "/sdk/v1/users/{username}/security-answers", params(("username" = String, Path, description = "The user's username.")), request_body = sdk::SecurityAnswers, tag = "security questions",
     responses((status = 204), (status = 400, body = sdk::Problem)))]
 async fn set_security_answers(
     State(state): State<SdkState>,
@@ -672,7 +807,7 @@ async fn set_security_answers(
 }
 
 /// Starts a one-time bypass for the user's next sign-in.
-#[utoipa::path(post, path = "/sdk/v1/users/{username}/bypass", request_body = sdk::BypassCreate, tag = "users",
+#[utoipa::path(post, path = "/sdk/v1/users/{username}/bypass", params(("username" = String, Path, description = "The user's username.")), request_body = sdk::BypassCreate, tag = "users",
     responses((status = 201, body = sdk::Bypass), (status = 400, body = sdk::Problem), (status = 403, body = sdk::Problem)))]
 async fn create_bypass(
     State(state): State<SdkState>,
@@ -693,7 +828,7 @@ async fn create_bypass(
 /// Starts an authentication: the portal's state machine (password, trusted IPs, bypass,
 /// lockout), then what is needed next.
 #[utoipa::path(post, path = "/sdk/v1/authentications", request_body = sdk::AuthenticationStart, tag = "authentications",
-    responses((status = 201, body = sdk::Authentication), (status = 401, body = sdk::Problem), (status = 423, body = sdk::Problem)))]
+    responses((status = 201, body = sdk::Authentication), (status = 401, body = sdk::Problem), (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`): without a password, the username is looked up."), (status = 423, body = sdk::Problem)))]
 async fn start_authentication(
     State(state): State<SdkState>,
     caller: axum::Extension<Caller>,
@@ -709,7 +844,7 @@ async fn start_authentication(
 }
 
 /// Polls an authentication.
-#[utoipa::path(get, path = "/sdk/v1/authentications/{id}", tag = "authentications",
+#[utoipa::path(get, path = "/sdk/v1/authentications/{id}", params(("id" = String, Path, description = "The authentication's id, as returned when it was started.")), tag = "authentications",
     responses((status = 200, body = sdk::Authentication), (status = 404, body = sdk::Problem)))]
 async fn get_authentication(
     State(state): State<SdkState>,
@@ -720,7 +855,7 @@ async fn get_authentication(
 }
 
 /// Answers an authentication with an OTP or security answers.
-#[utoipa::path(post, path = "/sdk/v1/authentications/{id}/answer", request_body = sdk::AuthenticationAnswer, tag = "authentications",
+#[utoipa::path(post, path = "/sdk/v1/authentications/{id}/answer", params(("id" = String, Path, description = "The authentication's id, as returned when it was started.")), request_body = sdk::AuthenticationAnswer, tag = "authentications",
     responses((status = 200, body = sdk::Authentication), (status = 401, body = sdk::Problem), (status = 409, body = sdk::Problem)))]
 async fn answer_authentication(
     State(state): State<SdkState>,

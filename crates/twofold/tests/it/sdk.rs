@@ -293,6 +293,46 @@ async fn every_contract_path_is_in_the_openapi_document() {
             })
             .unwrap_or_default()
     };
+    // Every `{name}` in a path is declared, as code generators and fuzzers need.
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        let names: Vec<&str> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        for (method, operation) in operations.as_object().unwrap() {
+            // Problems are documented as they are sent, and so are the layers' problems.
+            let responses = operation["responses"].as_object().unwrap();
+            for status in ["400", "401", "403", "429", "503"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{} {path}: {status} is not documented",
+                    method.to_uppercase()
+                );
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        response["content"]["application/problem+json"]["schema"]["$ref"]
+                            .as_str()
+                            .is_some_and(|r| r.ends_with("/Problem")),
+                        "{} {path} {status}: {response}",
+                        method.to_uppercase()
+                    );
+                }
+            }
+            for name in &names {
+                let declared = operation["parameters"].as_array().is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p["name"] == *name && p["in"] == "path" && p["required"] == true)
+                });
+                assert!(
+                    declared,
+                    "{} {path}: the path parameter {name} is not declared",
+                    method.to_uppercase()
+                );
+            }
+        }
+    }
     let listing = parameters("get", "/sdk/v1/users");
     assert!(
         listing.contains(&"query".to_owned()) && listing.contains(&"cursor".to_owned()),
@@ -473,6 +513,23 @@ async fn unknown_fields_missing_fields_and_wrong_types_are_named() {
     let run = running(Env::new(Backend::Sqlite).await);
     let sdk = &run.sdk;
     create_user(sdk, "alice", Some(PASSWORD)).await;
+
+    // A body is an object: an array is not taken for the fields in their order.
+    sdk.send(
+        sdk.request(Method::PATCH, "/sdk/v1/users/alice")
+            .header("content-type", "application/json")
+            .body("[\"mallory@example.com\", null]"),
+    )
+    .await
+    .problem(400, "invalid_body");
+    let alice = sdk.get("/sdk/v1/users/alice").await.expect(200);
+    assert_eq!(alice.body["email"], Value::Null, "nothing was changed");
+    sdk.post_raw("/sdk/v1/users", "\"bob\"")
+        .await
+        .problem(400, "invalid_body");
+    sdk.post_raw("/sdk/v1/users", "[1,")
+        .await
+        .problem(400, "invalid_json");
 
     // Users.
     sdk.post(
@@ -1901,6 +1958,67 @@ async fn authentications_through_the_sdk_are_audited_as_the_account() {
         ]),
         "an approval through the SDK names the account, not the portal:\n{log}"
     );
+}
+
+// ---- the OpenAPI document against the server, by a fuzzer ----
+
+/// Schemathesis generates requests from the OpenAPI document, valid and not, and checks
+/// every answer: never a server error, and status codes, content types and bodies as the
+/// document describes them.
+#[tokio::test]
+async fn generated_requests_never_get_a_server_error_or_an_undocumented_answer() {
+    let env = Env::new(Backend::Sqlite).await;
+    let secret = add_account(&env, "fuzzer", None);
+    let server = env.start();
+    let schemathesis = std::path::Path::new(&python()).with_file_name("schemathesis");
+    assert!(
+        schemathesis.exists(),
+        "{} is missing: scripts/test installs it in its Python environment (TWOFOLD_TEST_PYTHON)",
+        schemathesis.display()
+    );
+    let ca = server.data_dir.join("tls/cert.pem");
+    let report = env.dir.path().join("schemathesis-report");
+    let out = std::process::Command::new(&schemathesis)
+        .args([
+            "run",
+            &format!("{}/sdk/v1/openapi.json", server.base),
+            "--url",
+            &server.base,
+            "--tls-verify",
+            &ca.display().to_string(),
+            "--auth",
+            &format!("fuzzer:{secret}"),
+            "--checks",
+            "not_a_server_error,response_schema_conformance,status_code_conformance,\
+             content_type_conformance,response_headers_conformance",
+            "--max-examples",
+            "25",
+            "--seed",
+            "1",
+            "--workers",
+            "2",
+            "--report-dir",
+            &report.display().to_string(),
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", env.dir.path())
+        .env("SCHEMATHESIS_HOOKS", "")
+        .current_dir(env.dir.path())
+        .output()
+        .expect("run schemathesis");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{said}\nserver:\n{}",
+        server.stderr()
+    );
+    // It did reach the operations (a run that tested nothing would also succeed).
+    assert!(said.contains("Tested: 16"), "{said}");
 }
 
 // ---- the Python example ----
