@@ -12,8 +12,8 @@
 //!   in a savepoint when it has several statements, so one failure undoes only its own),
 //!   commits once, then answers each caller. A caller still returns only after its write
 //!   is committed, but under load a hundred writes cost one commit, not a hundred (a
-//!   commit, with its WAL frames, locks and checkpoints, costs far more than a statement). A read runs on the writer connection when no write holds it
-//!   (its page cache stays valid across its own writes, where every other connection must
+//!   commit, with its WAL frames, locks and checkpoints, costs far more than a statement).
+//!   A read runs on the writer connection when no write holds it (its page cache stays valid across its own writes, where every other connection must
 //!   drop its cache after each commit and read the pages again); otherwise on one of a few
 //!   read-only connections, which WAL lets run beside the writer. Prepared statements are
 //!   cached per connection.
