@@ -13,10 +13,13 @@
 //!   commits once, then answers each caller. A caller still returns only after its write
 //!   is committed, but under load a hundred writes cost one commit, not a hundred (a
 //!   commit, with its WAL frames, locks and checkpoints, costs far more than a statement).
-//!   A read runs on the writer connection when no write holds it (its page cache stays valid across its own writes, where every other connection must
-//!   drop its cache after each commit and read the pages again); otherwise on one of a few
-//!   read-only connections, which WAL lets run beside the writer. Prepared statements are
-//!   cached per connection.
+//!   A read runs on the writer connection when no write holds it (its page cache stays
+//!   valid across its own writes, where every other connection must drop its cache after
+//!   each commit and read the pages again); otherwise on one of a few read-only
+//!   connections, which WAL lets run beside the writer. Prepared statements are cached per
+//!   connection. The group commit runs on the async workers, not on a thread of its own:
+//!   measured, the hand-over to a thread cost a third of the throughput one at a time and
+//!   gained nothing at 32 at once.
 //! - **PostgreSQL** runs on sqlx's asynchronous pool.
 //!
 //! Values are integers, text, blobs and NULL (booleans are 0/1 integers, times epoch
