@@ -171,20 +171,13 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for SdkJson<
         // Every body is an object: serde would otherwise take an array for the fields in
         // their order (`[null, null]` for `{"email": null, "phone": null}`).
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(
-                match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
-                    Ok(_) => ProblemResponse::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_body",
-                        "the body must be a JSON object: {\"field\": value, …}",
-                    ),
-                    Err(e) => ProblemResponse::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_json",
-                        format!("the body is not valid JSON: {e}"),
-                    ),
-                },
-            );
+            let _syntax_is_fine =
+                Json::<serde::de::IgnoredAny>::from_bytes(&bytes).map_err(json_problem)?;
+            return Err(ProblemResponse::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "the body must be a JSON object: {\"field\": value, …}",
+            ));
         }
         Json::<T>::from_bytes(&bytes)
             .map(|Json(v)| SdkJson(v))
@@ -210,13 +203,10 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// A body that is not JSON, or not the JSON asked for (the content type and the size were
+/// checked before it was read).
 fn json_problem(rejection: JsonRejection) -> ProblemResponse {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => ProblemResponse::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json",
-        ),
         JsonRejection::JsonDataError(e) => ProblemResponse::new(
             StatusCode::BAD_REQUEST,
             "invalid_body",
@@ -232,11 +222,6 @@ fn json_problem(rejection: JsonRejection) -> ProblemResponse {
                 "Failed to parse the request body as JSON: ",
                 "the body is not valid JSON: ",
             ),
-        ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ProblemResponse::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "the request body is too large",
         ),
         other => ProblemResponse::new(other.status(), "invalid_body", other.body_text()),
     }
