@@ -53,13 +53,10 @@ impl Store {
         Ok(())
     }
 
-    /// Appends several events in one transaction (the audit writer's group commit).
+    /// Appends several events as one unit (the audit writer's group commit).
     pub async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
-        for e in events {
-            insert_event(e).execute(&mut tx).await?;
-        }
-        tx.commit().await?;
+        let inserts = events.iter().map(insert_event).collect();
+        self.db.execute_all(inserts).await?;
         Ok(())
     }
 

@@ -8,8 +8,9 @@
 //!   task*. Writes go through one writer connection behind an async lock, so writers of
 //!   this process queue instead of meeting `SQLITE_BUSY`. A write outside a transaction
 //!   (the common case: a counter, a state change, an audit event) is handed to the store's
-//!   *group commit*: one task takes every write queued, runs them in one transaction (a
-//!   statement that fails undoes only itself), commits once, then answers each caller. A caller still returns only after its write
+//!   *group commit*: one task takes every write queued, runs them in one transaction (each
+//!   in a savepoint when it has several statements, so one failure undoes only its own),
+//!   commits once, then answers each caller. A caller still returns only after its write
 //!   is committed, but under load a hundred writes cost one commit, not a hundred (a
 //!   commit, with its WAL frames, locks and checkpoints, costs far more than a statement).
 //!   A read runs on the writer connection when no write holds it (its page cache stays
@@ -225,7 +226,10 @@ impl<'a> Query<'a> {
 
     pub async fn execute<'c>(self, on: impl Into<On<'c>>) -> Result<Done, StoreError> {
         match on.into() {
-            On::Db(Db::Sqlite(db)) => Ok(Done(db.write(self.into_owned()).await?)),
+            On::Db(Db::Sqlite(db)) => {
+                let changed = db.write(vec![self.into_owned()]).await?;
+                Ok(Done(changed.first().copied().unwrap_or(0)))
+            }
             On::Tx(Tx::Sqlite(tx)) => sqlite_execute(tx.conn()?, &self),
             On::Db(Db::Postgres(pool)) => {
                 let done = self.postgres().execute(pool).await?;
@@ -328,10 +332,11 @@ pub struct SqliteDb {
     group: Option<tokio::sync::mpsc::UnboundedSender<WriteJob>>,
 }
 
-/// A statement for the next group commit, and where to send how many rows it changed.
+/// Statements to run as one unit in the next group commit, and where to send how many rows
+/// each changed.
 struct WriteJob {
-    statement: Query<'static>,
-    done: tokio::sync::oneshot::Sender<Result<u64, StoreError>>,
+    statements: Vec<Query<'static>>,
+    done: tokio::sync::oneshot::Sender<Result<Vec<u64>, StoreError>>,
 }
 
 /// The most jobs one group commit takes (more wait for the next).
@@ -361,19 +366,20 @@ async fn group_writer(
     }
 }
 
-/// Runs `jobs` in one transaction. A statement that fails (a constraint) undoes only
-/// itself and leaves the others' work in place; if the commit fails, every job fails.
-fn run_group(conn: &rusqlite::Connection, jobs: &[WriteJob]) -> Vec<Result<u64, StoreError>> {
+/// Runs `jobs` in one transaction; each job's statements succeed or fail together, and a
+/// job that fails leaves the others' work in place. If the commit fails, every job fails.
+fn run_group(conn: &rusqlite::Connection, jobs: &[WriteJob]) -> Vec<Result<Vec<u64>, StoreError>> {
     if let [job] = jobs {
-        // Alone: autocommit costs less than a transaction around it.
-        return vec![run_one(conn, &job.statement)];
+        // Alone: autocommit (or its own transaction for several statements) costs less than
+        // a transaction around it.
+        return vec![run_alone(conn, &job.statements)];
     }
     if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         return jobs.iter().map(|_| Err(e.clone())).collect();
     }
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let result = run_one(conn, &job.statement);
+        let result = run_in_savepoint(conn, &job.statements);
         if conn.is_autocommit() {
             // The failure ended the transaction itself (a full disk, an I/O error): what ran
             // before it is gone too.
@@ -401,8 +407,49 @@ fn run_cached(conn: &rusqlite::Connection, sql: &str) -> Result<(), StoreError> 
         .map_err(sqlite_error)
 }
 
-fn run_one(conn: &rusqlite::Connection, statement: &Query<'_>) -> Result<u64, StoreError> {
-    sqlite_execute(conn, statement).map(|done| done.rows_affected())
+fn run_statements(
+    conn: &rusqlite::Connection,
+    statements: &[Query<'static>],
+) -> Result<Vec<u64>, StoreError> {
+    statements
+        .iter()
+        .map(|q| sqlite_execute(conn, q).map(|done| done.0))
+        .collect()
+}
+
+fn run_in_savepoint(
+    conn: &rusqlite::Connection,
+    statements: &[Query<'static>],
+) -> Result<Vec<u64>, StoreError> {
+    if statements.len() == 1 {
+        // A failed statement undoes itself and leaves the transaction open.
+        return run_statements(conn, statements);
+    }
+    run_cached(conn, "SAVEPOINT job")?;
+    let result = run_statements(conn, statements);
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = run_cached(conn, "ROLLBACK TO job");
+    }
+    if !conn.is_autocommit() {
+        run_cached(conn, "RELEASE job")?;
+    }
+    result
+}
+
+fn run_alone(
+    conn: &rusqlite::Connection,
+    statements: &[Query<'static>],
+) -> Result<Vec<u64>, StoreError> {
+    if statements.len() == 1 {
+        return run_statements(conn, statements);
+    }
+    run_cached(conn, "BEGIN IMMEDIATE")?;
+    let result = run_statements(conn, statements)
+        .and_then(|changed| run_cached(conn, "COMMIT").map(|()| changed));
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
 }
 
 impl SqliteDb {
@@ -445,11 +492,12 @@ impl SqliteDb {
         })
     }
 
-    /// Runs `statement` and returns how many rows it changed, once it is committed.
-    async fn write(&self, statement: Query<'static>) -> Result<u64, StoreError> {
+    /// Runs `statements` as one unit (all or none) and returns how many rows each changed,
+    /// once they are committed.
+    async fn write(&self, statements: Vec<Query<'static>>) -> Result<Vec<u64>, StoreError> {
         if let Some(group) = &self.group {
             let (done, wait) = tokio::sync::oneshot::channel();
-            match group.send(WriteJob { statement, done }) {
+            match group.send(WriteJob { statements, done }) {
                 Ok(()) => {
                     return wait.await.unwrap_or_else(|_| {
                         Err(StoreError::Database(
@@ -460,12 +508,12 @@ impl SqliteDb {
                 Err(refused) => {
                     // The group commit is gone (its runtime is shutting down): write here.
                     let conn = self.writer.lock().await;
-                    return run_one(&conn, &refused.0.statement);
+                    return run_alone(&conn, &refused.0.statements);
                 }
             }
         }
         let conn = self.writer.lock().await;
-        run_one(&conn, &statement)
+        run_alone(&conn, &statements)
     }
 
     /// Runs `f` on the writer connection if it is free, else on a free read-only connection
@@ -533,6 +581,26 @@ impl Drop for SqliteTx {
 }
 
 impl Db {
+    /// Runs `statements` as one unit (all or none) and returns how many rows each changed.
+    /// On SQLite they join the group commit; on PostgreSQL they run in a transaction.
+    pub async fn execute_all(&self, statements: Vec<Query<'_>>) -> Result<Vec<u64>, StoreError> {
+        match self {
+            Db::Sqlite(db) => {
+                db.write(statements.into_iter().map(Query::into_owned).collect())
+                    .await
+            }
+            Db::Postgres(_) => {
+                let mut tx = self.begin().await?;
+                let mut changed = Vec::with_capacity(statements.len());
+                for q in statements {
+                    changed.push(q.execute(&mut tx).await?.rows_affected());
+                }
+                tx.commit().await?;
+                Ok(changed)
+            }
+        }
+    }
+
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         match self {
             Db::Sqlite(db) => {
@@ -720,9 +788,9 @@ mod tests {
         query("INSERT INTO t (name) VALUES ($1)").bind(name.to_owned())
     }
 
-    fn job(statement: Query<'static>) -> WriteJob {
+    fn job(statements: Vec<Query<'static>>) -> WriteJob {
         WriteJob {
-            statement,
+            statements,
             done: tokio::sync::oneshot::channel().0,
         }
     }
@@ -740,32 +808,56 @@ mod tests {
     fn a_failed_write_in_a_group_commit_leaves_the_others_committed() {
         let dir = tempfile::tempdir().unwrap();
         let db = store_with_table(dir.path());
-        let jobs = vec![job(insert("a")), job(insert("a")), job(insert("b"))];
+        let jobs = vec![
+            job(vec![insert("a")]),
+            job(vec![insert("a")]),
+            job(vec![insert("b")]),
+        ];
         let results = run_group(&db.writer.try_lock().unwrap(), &jobs);
-        assert_eq!(results[0].as_ref().unwrap(), &1);
+        assert_eq!(results[0].as_ref().unwrap(), &vec![1]);
         assert!(
             matches!(results[1], Err(StoreError::Unique(_))),
             "{results:?}"
         );
-        assert_eq!(results[2].as_ref().unwrap(), &1);
+        assert_eq!(results[2].as_ref().unwrap(), &vec![1]);
         assert_eq!(names(&db), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_unit_of_several_statements_is_undone_whole_when_one_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store_with_table(dir.path());
+        let jobs = vec![
+            job(vec![insert("first")]),
+            // "second" would be new, but its unit fails on the duplicate "first".
+            job(vec![insert("second"), insert("first")]),
+            job(vec![insert("third"), insert("fourth")]),
+        ];
+        let results = run_group(&db.writer.try_lock().unwrap(), &jobs);
+        assert!(results[0].is_ok());
+        assert!(
+            matches!(results[1], Err(StoreError::Unique(_))),
+            "{results:?}"
+        );
+        assert_eq!(results[2].as_ref().unwrap(), &vec![1, 1]);
+        assert_eq!(names(&db), ["first", "fourth", "third"]);
     }
 
     #[test]
     fn conditional_updates_in_one_group_commit_see_each_other() {
         let dir = tempfile::tempdir().unwrap();
         let db = store_with_table(dir.path());
-        run_one(&db.writer.try_lock().unwrap(), &insert("row")).unwrap();
+        run_alone(&db.writer.try_lock().unwrap(), &[insert("row")]).unwrap();
         // Five writers all read version 0 and try to move it on: one may.
         let bump = || {
-            job(
+            job(vec![
                 query("UPDATE t SET version = version + 1 WHERE name = 'row' AND version = $1")
                     .bind(0_i64),
-            )
+            ])
         };
         let jobs: Vec<WriteJob> = (0..5).map(|_| bump()).collect();
         let results = run_group(&db.writer.try_lock().unwrap(), &jobs);
-        let changed: Vec<u64> = results.into_iter().map(|r| r.unwrap()).collect();
+        let changed: Vec<u64> = results.into_iter().map(|r| r.unwrap()[0]).collect();
         assert_eq!(changed, [1, 0, 0, 0, 0]);
     }
 
