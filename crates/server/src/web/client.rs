@@ -18,6 +18,13 @@ pub struct Client(pub ClientContext);
 
 /// The client's address: the peer, unless the peer is a trusted proxy, in which case the
 /// right-most address of `X-Forwarded-For` that is not itself a trusted proxy.
+///
+/// `forwarded_for` is every `X-Forwarded-For` line of the request, in order: they are one
+/// list (RFC 9110 §5.3). Some proxies (HAProxy's `option forwardfor`) add a line of their own
+/// after the client's instead of appending to it, so reading only the first line would take
+/// the client's own words for its address. A hop that is not a bare address (`ip:port`,
+/// `unknown`, garbage) ends the walk: the header can only ever name an address that a trusted
+/// proxy vouched for. `Forwarded` (RFC 7239) is not read at all.
 pub fn client_ip(
     peer: Option<IpAddr>,
     forwarded_for: Option<&str>,
@@ -57,6 +64,17 @@ fn client_ip_raw(
     Some(client)
 }
 
+/// Every `X-Forwarded-For` line joined into one list, in order. A line that is not visible
+/// ASCII poisons the list (the walk then stops at it, as at any hop that does not parse).
+fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<String> {
+    let lines: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap_or("invalid"))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(","))
+}
+
 pub(super) async fn resolve_client(
     State(state): State<AppState>,
     mut request: Request,
@@ -66,11 +84,11 @@ pub(super) async fn resolve_client(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let forwarded = request
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let ip = client_ip(peer, forwarded, &state.inner.trusted_proxies);
+    let ip = client_ip(
+        peer,
+        forwarded_for(request.headers()).as_deref(),
+        &state.inner.trusted_proxies,
+    );
     let user_agent = request
         .headers()
         .get(header::USER_AGENT)
@@ -115,6 +133,53 @@ mod tests {
             client_ip(Some(ip("::ffff:10.0.0.2")), Some("203.0.113.9"), &trusted),
             Some(ip("203.0.113.9")),
             "a mapped proxy address is a trusted proxy"
+        );
+    }
+
+    #[test]
+    fn a_client_sent_forwarded_for_line_before_the_proxys_own_line_is_not_believed() {
+        // HAProxy's `option forwardfor` adds its own line after the client's.
+        let trusted: Vec<IpNet> = vec!["127.0.0.1/32".parse().unwrap()];
+        let mut headers = axum::http::HeaderMap::new();
+        headers.append("x-forwarded-for", "10.1.2.3".parse().unwrap());
+        headers.append("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        let joined = forwarded_for(&headers);
+        assert_eq!(
+            client_ip(Some(ip("127.0.0.1")), joined.as_deref(), &trusted),
+            Some(ip("203.0.113.9"))
+        );
+    }
+
+    #[test]
+    fn a_hop_that_does_not_parse_ends_the_walk_at_the_last_trusted_hop() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        for header in [
+            "10.9.9.9, 203.0.113.9:4711, 10.0.0.5",
+            "10.9.9.9, unknown, 10.0.0.5",
+            "10.9.9.9, , 10.0.0.5",
+            "10.9.9.9,invalid,10.0.0.5",
+        ] {
+            assert_eq!(
+                client_ip(Some(ip("10.0.0.2")), Some(header), &trusted),
+                Some(ip("10.0.0.5")),
+                "{header}"
+            );
+        }
+        let mut headers = axum::http::HeaderMap::new();
+        headers.append("x-forwarded-for", "10.9.9.9".parse().unwrap());
+        headers.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        );
+        headers.append("x-forwarded-for", "10.0.0.5".parse().unwrap());
+        assert_eq!(
+            client_ip(
+                Some(ip("10.0.0.2")),
+                forwarded_for(&headers).as_deref(),
+                &trusted
+            ),
+            Some(ip("10.0.0.5")),
+            "a line that is not ASCII stops the walk too"
         );
     }
 
