@@ -239,6 +239,10 @@ test('a user enrols an authenticator app and security questions, then signs in w
     // 2. Sign in: a user without a method is sent to enrol an authenticator app.
     await signIn(page, base);
     await expectPage(page, '/enroll/oath', 'Add an authenticator app');
+    // Showing the page changes nothing: the key is made when the user asks for it.
+    assert.equal(await page.locator('figure#qr').count(), 0, 'no key before the user starts the enrolment');
+    await submit(page, page.locator('#start-oath'));
+    await expectPage(page, '/enroll/oath', 'Add an authenticator app');
     const qr = page.locator('figure#qr');
     assert.equal(await qr.locator('svg').count(), 1, 'the QR code should be an inline <svg> in <figure id="qr">');
     await expectAutocomplete(page, '#code', 'one-time-code');

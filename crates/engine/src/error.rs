@@ -58,6 +58,12 @@ pub enum DomainError {
     AuthenticationClosed(String),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error(
+        "prove a second factor again first: this change needs one proved in the last few minutes"
+    )]
+    StepUpRequired,
+    #[error("the session has ended or is not at this step; sign in again")]
+    SessionEnded,
 }
 
 impl DomainError {
@@ -92,6 +98,8 @@ impl DomainError {
             DomainError::AuthenticationNotFound => "authentication_not_found",
             DomainError::AuthenticationClosed(_) => "authentication_closed",
             DomainError::InvalidRequest(_) => "invalid_request",
+            DomainError::StepUpRequired => "step_up_required",
+            DomainError::SessionEnded => "session_ended",
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod password;
 pub mod pin;
 pub mod settings;
 pub mod sign_in;
+pub mod step_up;
 pub mod token_import;
 pub mod username;
 

@@ -100,6 +100,10 @@ pub struct Settings {
     pub session_idle_minutes: u32,
     /// A portal session ends this long after sign-in, however active.
     pub session_max_hours: u32,
+    /// Adding, replacing or removing a factor, changing the PIN or the security answers, and
+    /// starting a one-time bypass need a second factor proved within this many minutes
+    /// (a session signed in through a trusted address or a bypass is asked for one first).
+    pub step_up_minutes: u32,
 }
 
 impl Default for Settings {
@@ -144,6 +148,7 @@ impl Default for Settings {
             lockout_duration_minutes: 15,
             session_idle_minutes: 20,
             session_max_hours: 12,
+            step_up_minutes: 10,
         }
     }
 }
@@ -243,6 +248,7 @@ impl Settings {
             1440,
         )?;
         range("session_max_hours", self.session_max_hours.into(), 1, 720)?;
+        range("step_up_minutes", self.step_up_minutes.into(), 1, 30)?;
         range(
             "oath_token_fallback_session_minutes",
             self.oath_token_fallback_session_minutes.into(),

@@ -16,7 +16,7 @@ use twofold_engine::token_import::ImportedToken;
 use twofold_engine::{Settings, SystemClock};
 use twofold_server::config::{DatabaseTarget, Secret};
 use twofold_server::secrets::Keyring;
-use twofold_server::service::{ClientContext, InProcessService, MfaService};
+use twofold_server::service::{ClientContext, InProcessService};
 use twofold_server::store::Store;
 
 const SECRET: &[u8] = b"12345678901234567890";
@@ -52,7 +52,7 @@ async fn prepared(target: DatabaseTarget) -> (Arc<InProcessService>, String) {
     service.import_tokens("bench", &[token]).await.unwrap();
     let first = oath::hotp(SECRET, 0, Algorithm::Sha1, 6).unwrap();
     service
-        .associate_hardware_token(&user.id, "BENCH-1", &first, &ClientContext::default())
+        .associate_hardware(&user.id, "BENCH-1", &first, &ClientContext::default())
         .await
         .unwrap();
     (service, user.id)
@@ -73,7 +73,7 @@ fn bench_backend(c: &mut Criterion, name: &str, target: DatabaseTarget) {
             let n = counter.fetch_add(1, Ordering::Relaxed);
             let code = oath::hotp(SECRET, n, Algorithm::Sha1, 6).unwrap();
             runtime
-                .block_on(service.verify_oath(&user_id, &code, None, &client))
+                .block_on(service.verify_oath_code(&user_id, &code, None, &client))
                 .expect("a fresh code verifies");
         })
     });

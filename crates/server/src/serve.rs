@@ -167,7 +167,6 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     ));
     let app = web::router(WebParts {
         service: service.clone(),
-        sessions: service.clone(),
         clock: clock.clone(),
         csrf_key,
         http: config.http.clone(),
@@ -235,8 +234,7 @@ pub async fn portal(config: Config) -> Result<(), StartError> {
         }
     });
     let app = web::router(WebParts {
-        service: remote.clone(),
-        sessions: remote,
+        service: remote,
         clock,
         csrf_key,
         http: config.http.clone(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
 use twofold_engine::{Clock, LockoutState, ManualClock, Settings, Username};
 use twofold_server::config::{DatabaseTarget, Secret};
-use twofold_server::service::{ClientContext, InProcessService, MfaService, ServiceError};
+use twofold_server::service::{ClientContext, InProcessService, ServiceError};
 use twofold_server::store::{NewUser, SessionRecord, Store, StoreError, UserChanges};
 
 struct TestStore {
@@ -250,7 +250,7 @@ on_both!(
             let service = service.clone();
             tasks.push(tokio::spawn(async move {
                 service
-                    .sign_in("alice", "a wrong password", &ClientContext::default())
+                    .sign_in_progress("alice", "a wrong password", &ClientContext::default())
                     .await
             }));
         }
@@ -298,22 +298,22 @@ on_both!(
             .unwrap();
         let client = ClientContext::default();
         service
-            .sign_in("bob", "wrong one", &client)
+            .sign_in_progress("bob", "wrong one", &client)
             .await
             .unwrap_err();
         // A right password alone does not clear the count: the second factor is still to
         // come, and guesses at it must add up across sign-ins.
         service
-            .sign_in("bob", "bob's password", &client)
+            .sign_in_progress("bob", "bob's password", &client)
             .await
             .unwrap();
         assert_eq!(store.lockout("bob").await.unwrap().state.failures, 1);
         service
-            .sign_in("bob", "wrong one", &client)
+            .sign_in_progress("bob", "wrong one", &client)
             .await
             .unwrap_err();
         let locked = service
-            .sign_in("bob", "wrong one", &client)
+            .sign_in_progress("bob", "wrong one", &client)
             .await
             .unwrap_err();
         let until = 1_000_000 + 600;
@@ -323,7 +323,7 @@ on_both!(
         clock.advance(599);
         assert!(
             service
-                .sign_in("bob", "bob's password", &client)
+                .sign_in_progress("bob", "bob's password", &client)
                 .await
                 .is_err(),
             "still locked"
@@ -331,7 +331,7 @@ on_both!(
         clock.advance(1);
         assert!(
             service
-                .sign_in("bob", "bob's password", &client)
+                .sign_in_progress("bob", "bob's password", &client)
                 .await
                 .is_ok(),
             "released by itself"

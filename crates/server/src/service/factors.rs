@@ -431,7 +431,7 @@ impl InProcessService {
             .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
-    pub(super) async fn verify_oath_code(
+    pub async fn verify_oath_code(
         &self,
         user_id: &str,
         code: &str,
@@ -568,6 +568,29 @@ impl InProcessService {
             Err(self
                 .factor_failure(&user, DomainError::WrongAnswers, client)
                 .await?)
+        }
+    }
+
+    /// The authenticator-app enrolment in progress, if any: shown again, never started.
+    pub(super) async fn pending_software(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<SoftwareEnrollment>, ServiceError> {
+        let settings = self.settings_now().await?;
+        let user = self.user(user_id).await?;
+        let pending = self
+            .store
+            .user_token_of_kind(&user.id, TokenStatus::Pending, TokenKind::Software)
+            .await?;
+        match pending {
+            Some(pending) => {
+                let secret = self
+                    .keyring
+                    .open(&pending.secret_sealed, &token_aad(&pending.id))
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                enrollment_view(&settings, &user, &secret, pending.params).map(Some)
+            }
+            None => Ok(None),
         }
     }
 
@@ -750,7 +773,7 @@ impl InProcessService {
         }
     }
 
-    pub(super) async fn associate_hardware(
+    pub async fn associate_hardware(
         &self,
         user_id: &str,
         serial: &str,
@@ -829,37 +852,6 @@ impl InProcessService {
             &user,
             client,
         ))
-        .await;
-        Ok(())
-    }
-
-    pub(super) async fn change_method(
-        &self,
-        user_id: &str,
-        method: Method,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        let settings = self.settings_now().await?;
-        if !flow::enrollable_methods(&settings).contains(&method) {
-            return Err(DomainError::WrongStep.into());
-        }
-        let user = self.user(user_id).await?;
-        let changes = UserChanges {
-            method: Some(Some(method_tag(method).to_owned())),
-            ..UserChanges::default()
-        };
-        self.store
-            .update_user(&username_of(&user)?, changes, self.clock.now())
-            .await?;
-        self.audit(
-            self.event(
-                AuditAction::MethodChanged,
-                AuditOutcome::Success,
-                &user,
-                client,
-            )
-            .detail(method_tag(method)),
-        )
         .await;
         Ok(())
     }

@@ -6,25 +6,26 @@
 //! from the CLI follows the same rules and lands in the same audit log.
 
 mod factors;
+pub mod portal;
 pub mod remote;
 mod sdk;
 
 pub use factors::{
     DEFAULT_QUESTIONS, FactorsView, QuestionView, SignInProgress, SoftwareEnrollment, TokenSummary,
 };
-pub use sdk::{SDK_ROLE, ServiceAccountSecret};
+pub use portal::{PortalSession, SessionView, SignInOutcome, Stage, Verification};
+pub use sdk::{PORTAL_ROLE, SDK_ROLE, ServiceAccountSecret};
 
 use crate::secrets::Keyring;
-use crate::store::{NewUser, SessionRecord, Store, StoreError, UserChanges, UserRecord};
+use crate::store::{NewUser, Store, StoreError, UserChanges, UserRecord};
 use async_trait::async_trait;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
-use twofold_engine::flow::Via;
+use twofold_engine::flow::Challenge;
 use twofold_engine::password::PasswordHasher;
-use twofold_engine::settings::Method;
 use twofold_engine::{Clock, DomainError, Language, Settings, UnixTime, Username, sign_in};
 
 /// Who is asking, as the portal or the SDK saw them.
@@ -32,7 +33,9 @@ use twofold_engine::{Clock, DomainError, Language, Settings, UnixTime, Username,
 pub struct ClientContext {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
-    /// Who acts, when not the user themselves: `sdk:<service account>`.
+    /// Who acts, when not the user themselves: `sdk:<service account>`. Set by the server
+    /// from the authenticated caller, never read from a request: it does not cross the wire.
+    #[serde(skip)]
     pub actor: Option<String>,
 }
 
@@ -80,129 +83,120 @@ impl From<StoreError> for ServiceError {
     }
 }
 
+/// The portal's operations. Every one after the password takes the session's token (the
+/// cookie's value) and nothing else about who is asking: the server derives the user and
+/// the step from it, and creates and advances sessions itself (see [`portal`]).
 #[async_trait]
 pub trait MfaService: Send + Sync + 'static {
     /// The settings in force (shared by every node).
     async fn settings(&self) -> Result<Settings, ServiceError>;
-    /// The password step of signing in, and where the sign-in goes next (a trusted address
-    /// or a one-time bypass completes it at once). Every attempt is audited and every
+    /// Whether the service can do its work now (`/readyz`).
+    async fn ready(&self) -> Result<(), ServiceError>;
+    /// The approved questions in `language` (and English ones when it has too few).
+    async fn question_catalogue(
+        &self,
+        language: Language,
+    ) -> Result<Vec<QuestionView>, ServiceError>;
+    /// The password step. On success the server starts a session at the step the engine
+    /// decides (a trusted address or a one-time bypass completes the sign-in at once) and
+    /// ends `replacing`, the visitor's previous session. Every attempt is audited and every
     /// failure counts towards lockout.
     async fn sign_in(
         &self,
         username: &str,
         password: &str,
+        next: Option<&str>,
+        replacing: Option<&str>,
         client: &ClientContext,
-    ) -> Result<SignInProgress, ServiceError>;
-    /// What the user has enrolled, for the wizard and the account page.
-    async fn factors(&self, user_id: &str) -> Result<FactorsView, ServiceError>;
-    /// Checks an OATH code (and the PIN when PINs are required) for a sign-in.
+    ) -> Result<SignInOutcome, ServiceError>;
+    /// The session behind a token, if it is still valid (its idle deadline is refreshed).
+    async fn session(&self, token: &str) -> Result<Option<SessionView>, ServiceError>;
+    async fn sign_out(&self, token: &str, client: &ClientContext) -> Result<(), ServiceError>;
+    /// What the second-factor page asks (at sign-in, or to confirm a change).
+    async fn verification(
+        &self,
+        token: &str,
+        language: Language,
+    ) -> Result<Verification, ServiceError>;
+    /// Switches to another challenge the page offered.
+    async fn choose_challenge(&self, token: &str, challenge: Challenge)
+    -> Result<(), ServiceError>;
+    /// Checks an OATH code (and the PIN when PINs are required); the session moves on.
     async fn verify_oath(
         &self,
-        user_id: &str,
+        token: &str,
         code: &str,
         pin: Option<&str>,
         client: &ClientContext,
-    ) -> Result<Via, ServiceError>;
-    /// Draws the security questions to ask.
-    async fn draw_security_questions(
-        &self,
-        user_id: &str,
-    ) -> Result<Vec<QuestionView>, ServiceError>;
-    /// Checks the answers to the questions that were asked; all must be right.
+    ) -> Result<PortalSession, ServiceError>;
+    /// Checks the answers to the questions the server drew; all must be right.
     async fn answer_security_questions(
         &self,
-        user_id: &str,
-        asked: &[String],
+        token: &str,
         answers: &[(String, String)],
         client: &ClientContext,
-    ) -> Result<Via, ServiceError>;
+    ) -> Result<PortalSession, ServiceError>;
+    /// What the user has enrolled, for the wizard and the account page.
+    async fn factors(&self, token: &str) -> Result<FactorsView, ServiceError>;
+    async fn profile(&self, token: &str) -> Result<Profile, ServiceError>;
+    async fn set_language(
+        &self,
+        token: &str,
+        language: Language,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError>;
+    /// The authenticator-app enrolment in progress, if there is one (changes nothing).
+    async fn pending_software_oath(
+        &self,
+        token: &str,
+    ) -> Result<Option<SoftwareEnrollment>, ServiceError>;
     /// Starts (or shows again) an authenticator-app enrolment.
-    async fn begin_software_oath(&self, user_id: &str) -> Result<SoftwareEnrollment, ServiceError>;
+    async fn begin_software_oath(&self, token: &str) -> Result<SoftwareEnrollment, ServiceError>;
     /// Activates the pending authenticator-app token with a first valid code.
     async fn confirm_software_oath(
         &self,
-        user_id: &str,
+        token: &str,
         code: &str,
         client: &ClientContext,
     ) -> Result<(), ServiceError>;
     /// Associates an imported hardware token by serial number, proven by a current code.
     async fn associate_hardware_token(
         &self,
-        user_id: &str,
+        token: &str,
         serial: &str,
         code: &str,
         client: &ClientContext,
     ) -> Result<(), ServiceError>;
     async fn remove_oath_token(
         &self,
-        user_id: &str,
+        token: &str,
         client: &ClientContext,
     ) -> Result<(), ServiceError>;
     async fn set_pin(
         &self,
-        user_id: &str,
+        token: &str,
         pin: &str,
         client: &ClientContext,
     ) -> Result<(), ServiceError>;
-    async fn set_method(
-        &self,
-        user_id: &str,
-        method: Method,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError>;
-    /// The approved questions in `language` (and English ones when it has too few).
-    async fn question_catalogue(
-        &self,
-        language: Language,
-    ) -> Result<Vec<QuestionView>, ServiceError>;
     async fn set_security_answers(
         &self,
-        user_id: &str,
+        token: &str,
         answers: &[(String, String)],
         client: &ClientContext,
     ) -> Result<(), ServiceError>;
-    /// Ends the wizard when nothing is missing any more.
+    /// Ends the wizard when nothing is missing any more; the session is signed in.
     async fn complete_enrollment(
         &self,
-        user_id: &str,
+        token: &str,
         client: &ClientContext,
-    ) -> Result<(), ServiceError>;
+    ) -> Result<PortalSession, ServiceError>;
     /// Starts a one-time bypass; returns when it expires.
     async fn start_bypass(
         &self,
-        user_id: &str,
+        token: &str,
         seconds: Option<u32>,
         client: &ClientContext,
     ) -> Result<UnixTime, ServiceError>;
-    async fn profile(&self, user_id: &str) -> Result<Profile, ServiceError>;
-    async fn set_language(
-        &self,
-        user_id: &str,
-        language: Language,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError>;
-    async fn signed_out(&self, username: &str, client: &ClientContext) -> Result<(), ServiceError>;
-    /// Whether the service can do its work now (`/readyz`).
-    async fn ready(&self) -> Result<(), ServiceError>;
-}
-
-/// Where the portal keeps its sessions.
-#[async_trait]
-pub trait PortalSessions: Send + Sync + 'static {
-    async fn create_session(&self, record: &SessionRecord) -> Result<(), ServiceError>;
-    async fn session(
-        &self,
-        id_hash: &str,
-        now: UnixTime,
-    ) -> Result<Option<SessionRecord>, ServiceError>;
-    async fn touch_session(
-        &self,
-        id_hash: &str,
-        now: UnixTime,
-        expires_at: UnixTime,
-    ) -> Result<(), ServiceError>;
-    async fn update_session_data(&self, id_hash: &str, data: &str) -> Result<(), ServiceError>;
-    async fn delete_session(&self, id_hash: &str) -> Result<(), ServiceError>;
 }
 
 /// How long settings read from the store are reused before being read again. A change made
@@ -690,20 +684,9 @@ fn language_of(user: &UserRecord) -> Option<Language> {
     user.language.as_deref().and_then(Language::from_tag)
 }
 
-#[async_trait]
-impl MfaService for InProcessService {
-    async fn settings(&self) -> Result<Settings, ServiceError> {
-        if let Some((at, settings)) = self.settings_cache.read().await.as_ref()
-            && at.elapsed() < SETTINGS_TTL
-        {
-            return Ok(settings.clone());
-        }
-        let settings = self.store.settings().await?;
-        *self.settings_cache.write().await = Some((Instant::now(), settings.clone()));
-        Ok(settings)
-    }
-
-    async fn sign_in(
+impl InProcessService {
+    /// The password step and where the sign-in goes next (for the portal and the tests).
+    pub async fn sign_in_progress(
         &self,
         username: &str,
         password: &str,
@@ -722,125 +705,8 @@ impl MfaService for InProcessService {
         self.after_password(result?, client).await
     }
 
-    async fn factors(&self, user_id: &str) -> Result<FactorsView, ServiceError> {
-        self.factors_of(user_id).await
-    }
-
-    async fn verify_oath(
-        &self,
-        user_id: &str,
-        code: &str,
-        pin: Option<&str>,
-        client: &ClientContext,
-    ) -> Result<Via, ServiceError> {
-        self.verify_oath_code(user_id, code, pin, client).await
-    }
-
-    async fn draw_security_questions(
-        &self,
-        user_id: &str,
-    ) -> Result<Vec<QuestionView>, ServiceError> {
-        self.draw_questions(user_id).await
-    }
-
-    async fn answer_security_questions(
-        &self,
-        user_id: &str,
-        asked: &[String],
-        answers: &[(String, String)],
-        client: &ClientContext,
-    ) -> Result<Via, ServiceError> {
-        self.check_answers(user_id, asked, answers, client).await
-    }
-
-    async fn begin_software_oath(&self, user_id: &str) -> Result<SoftwareEnrollment, ServiceError> {
-        self.begin_software(user_id).await
-    }
-
-    async fn confirm_software_oath(
-        &self,
-        user_id: &str,
-        code: &str,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        self.confirm_software(user_id, code, client).await
-    }
-
-    async fn associate_hardware_token(
-        &self,
-        user_id: &str,
-        serial: &str,
-        code: &str,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        self.associate_hardware(user_id, serial, code, client).await
-    }
-
-    async fn remove_oath_token(
-        &self,
-        user_id: &str,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        self.remove_token(user_id, client).await
-    }
-
-    async fn set_pin(
-        &self,
-        user_id: &str,
-        pin: &str,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        self.change_pin(user_id, pin, client).await
-    }
-
-    async fn set_method(
-        &self,
-        user_id: &str,
-        method: Method,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        self.change_method(user_id, method, client).await
-    }
-
-    async fn question_catalogue(
-        &self,
-        language: Language,
-    ) -> Result<Vec<QuestionView>, ServiceError> {
-        self.catalogue(language).await
-    }
-
-    async fn set_security_answers(
-        &self,
-        user_id: &str,
-        answers: &[(String, String)],
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        self.change_answers(user_id, answers, client).await
-    }
-
-    async fn complete_enrollment(
-        &self,
-        user_id: &str,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        self.finish_enrollment(user_id, client).await
-    }
-
-    async fn start_bypass(
-        &self,
-        user_id: &str,
-        seconds: Option<u32>,
-        client: &ClientContext,
-    ) -> Result<UnixTime, ServiceError> {
-        self.begin_bypass(user_id, seconds, client).await
-    }
-
-    async fn profile(&self, user_id: &str) -> Result<Profile, ServiceError> {
-        let user = self
-            .store
-            .user_by_id(user_id)
-            .await?
-            .ok_or(ServiceError::Domain(DomainError::UserNotFound))?;
+    async fn profile_of(&self, user_id: &str) -> Result<Profile, ServiceError> {
+        let user = self.user(user_id).await?;
         Ok(Profile {
             language: language_of(&user),
             username: user.username,
@@ -850,17 +716,13 @@ impl MfaService for InProcessService {
         })
     }
 
-    async fn set_language(
+    async fn change_language(
         &self,
         user_id: &str,
         language: Language,
         client: &ClientContext,
     ) -> Result<(), ServiceError> {
-        let user = self
-            .store
-            .user_by_id(user_id)
-            .await?
-            .ok_or(ServiceError::Domain(DomainError::UserNotFound))?;
+        let user = self.user(user_id).await?;
         let username = Username::parse(&user.username).map_err(DomainError::from)?;
         let now = self.clock.now();
         let changes = UserChanges {
@@ -883,52 +745,176 @@ impl MfaService for InProcessService {
         .await;
         Ok(())
     }
+}
+
+#[async_trait]
+impl MfaService for InProcessService {
+    async fn settings(&self) -> Result<Settings, ServiceError> {
+        if let Some((at, settings)) = self.settings_cache.read().await.as_ref()
+            && at.elapsed() < SETTINGS_TTL
+        {
+            return Ok(settings.clone());
+        }
+        let settings = self.store.settings().await?;
+        *self.settings_cache.write().await = Some((Instant::now(), settings.clone()));
+        Ok(settings)
+    }
 
     async fn ready(&self) -> Result<(), ServiceError> {
         Ok(self.store.check_ready(self.clock.now()).await?)
     }
 
-    async fn signed_out(&self, username: &str, client: &ClientContext) -> Result<(), ServiceError> {
-        let (ip, ua) = client.audit();
-        self.audit(
-            AuditEvent::new(
-                self.clock.now(),
-                AuditAction::SignOut,
-                AuditOutcome::Success,
-                format!("user:{username}"),
-            )
-            .subject(username)
-            .client(ip, ua),
-        )
-        .await;
-        Ok(())
+    async fn question_catalogue(
+        &self,
+        language: Language,
+    ) -> Result<Vec<QuestionView>, ServiceError> {
+        self.catalogue(language).await
     }
-}
 
-#[async_trait]
-impl PortalSessions for InProcessService {
-    async fn create_session(&self, record: &SessionRecord) -> Result<(), ServiceError> {
-        Ok(self.store.create_session(record).await?)
-    }
-    async fn session(
+    async fn sign_in(
         &self,
-        id_hash: &str,
-        now: UnixTime,
-    ) -> Result<Option<SessionRecord>, ServiceError> {
-        Ok(self.store.session(id_hash, now).await?)
+        username: &str,
+        password: &str,
+        next: Option<&str>,
+        replacing: Option<&str>,
+        client: &ClientContext,
+    ) -> Result<SignInOutcome, ServiceError> {
+        self.portal_sign_in(username, password, next, replacing, client)
+            .await
     }
-    async fn touch_session(
+
+    async fn session(&self, token: &str) -> Result<Option<SessionView>, ServiceError> {
+        self.portal_session(token).await
+    }
+
+    async fn sign_out(&self, token: &str, client: &ClientContext) -> Result<(), ServiceError> {
+        self.portal_sign_out(token, client).await
+    }
+
+    async fn verification(
         &self,
-        id_hash: &str,
-        now: UnixTime,
-        expires_at: UnixTime,
+        token: &str,
+        language: Language,
+    ) -> Result<Verification, ServiceError> {
+        self.portal_verification(token, language).await
+    }
+
+    async fn choose_challenge(
+        &self,
+        token: &str,
+        challenge: Challenge,
     ) -> Result<(), ServiceError> {
-        Ok(self.store.touch_session(id_hash, now, expires_at).await?)
+        self.portal_choose_challenge(token, challenge).await
     }
-    async fn update_session_data(&self, id_hash: &str, data: &str) -> Result<(), ServiceError> {
-        Ok(self.store.update_session_data(id_hash, data).await?)
+
+    async fn verify_oath(
+        &self,
+        token: &str,
+        code: &str,
+        pin: Option<&str>,
+        client: &ClientContext,
+    ) -> Result<PortalSession, ServiceError> {
+        self.portal_verify_oath(token, code, pin, client).await
     }
-    async fn delete_session(&self, id_hash: &str) -> Result<(), ServiceError> {
-        Ok(self.store.delete_session(id_hash).await?)
+
+    async fn answer_security_questions(
+        &self,
+        token: &str,
+        answers: &[(String, String)],
+        client: &ClientContext,
+    ) -> Result<PortalSession, ServiceError> {
+        self.portal_answer_questions(token, answers, client).await
+    }
+
+    async fn factors(&self, token: &str) -> Result<FactorsView, ServiceError> {
+        self.portal_factors(token).await
+    }
+
+    async fn profile(&self, token: &str) -> Result<Profile, ServiceError> {
+        self.portal_profile(token).await
+    }
+
+    async fn set_language(
+        &self,
+        token: &str,
+        language: Language,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.portal_set_language(token, language, client).await
+    }
+
+    async fn pending_software_oath(
+        &self,
+        token: &str,
+    ) -> Result<Option<SoftwareEnrollment>, ServiceError> {
+        self.portal_pending_software_oath(token).await
+    }
+
+    async fn begin_software_oath(&self, token: &str) -> Result<SoftwareEnrollment, ServiceError> {
+        self.portal_begin_software_oath(token).await
+    }
+
+    async fn confirm_software_oath(
+        &self,
+        token: &str,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.portal_confirm_software_oath(token, code, client).await
+    }
+
+    async fn associate_hardware_token(
+        &self,
+        token: &str,
+        serial: &str,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.portal_associate_hardware_token(token, serial, code, client)
+            .await
+    }
+
+    async fn remove_oath_token(
+        &self,
+        token: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.portal_remove_oath_token(token, client).await
+    }
+
+    async fn set_pin(
+        &self,
+        token: &str,
+        pin: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.portal_set_pin(token, pin, client).await
+    }
+
+    async fn set_security_answers(
+        &self,
+        token: &str,
+        answers: &[(String, String)],
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.portal_set_security_answers(token, answers, client)
+            .await
+    }
+
+    async fn complete_enrollment(
+        &self,
+        token: &str,
+        client: &ClientContext,
+    ) -> Result<PortalSession, ServiceError> {
+        self.portal_complete_enrollment(token, client).await
+    }
+
+    async fn start_bypass(
+        &self,
+        token: &str,
+        seconds: Option<u32>,
+        client: &ClientContext,
+    ) -> Result<UnixTime, ServiceError> {
+        self.portal_start_bypass(token, seconds, client).await
     }
 }

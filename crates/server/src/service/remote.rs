@@ -1,128 +1,118 @@
-//! The portal on its own host: `MfaService` and `PortalSessions` over the Web Service SDK.
+//! The portal on its own host: `MfaService` over the Web Service SDK.
 //!
-//! The portal's operations travel as [`PortalCall`]s to `POST /sdk/v1/portal/rpc`, where
-//! the server answers them with the same in-process service a local portal uses; domain
+//! The portal's operations travel as [`PortalCall`]s to `POST /sdk/v1/portal/rpc`, which
+//! only a service account in the `portal` role may call. The server answers them with the
+//! same session-scoped operations a local portal uses: the portal relays the visitor's
+//! session token, and the server derives the user and the step from it, creates and advances
+//! sessions itself, and names the actor from its own records. The portal relays the
+//! browser's address and user agent (it is the browser's proxy, and trusted as one). Domain
 //! errors come back as they are, so both portals say the same things. This endpoint is the
 //! portal's own protocol, versioned with Twofold, not part of the SDK's stable contract.
 
 use super::{
-    ClientContext, FactorsView, InProcessService, MfaService, PortalSessions, Profile,
-    QuestionView, ServiceError, SignInProgress, SoftwareEnrollment,
+    ClientContext, FactorsView, InProcessService, MfaService, PortalSession, Profile, QuestionView,
+    ServiceError, SessionView, SignInOutcome, SoftwareEnrollment, Verification,
 };
-use crate::store::SessionRecord;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
-use twofold_engine::flow::Via;
-use twofold_engine::settings::Method;
+use twofold_engine::flow::Challenge;
 use twofold_engine::{DomainError, Language, Settings, UnixTime};
 use twofold_sdk::client::{SdkClient, SdkError};
 
-/// One operation of the portal.
+/// One operation of the portal. `session` is the visitor's session token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "snake_case")]
 pub enum PortalCall {
     Settings,
+    Ready,
+    QuestionCatalogue {
+        language: Language,
+    },
     SignIn {
         username: String,
         password: String,
+        next: Option<String>,
+        replacing: Option<String>,
         client: ClientContext,
     },
-    Profile {
-        user_id: String,
+    Session {
+        session: String,
     },
-    SetLanguage {
-        user_id: String,
+    SignOut {
+        session: String,
+        client: ClientContext,
+    },
+    Verification {
+        session: String,
         language: Language,
-        client: ClientContext,
     },
-    SignedOut {
-        username: String,
-        client: ClientContext,
-    },
-    Ready,
-    Factors {
-        user_id: String,
+    ChooseChallenge {
+        session: String,
+        challenge: Challenge,
     },
     VerifyOath {
-        user_id: String,
+        session: String,
         code: String,
         pin: Option<String>,
         client: ClientContext,
     },
-    DrawSecurityQuestions {
-        user_id: String,
-    },
     AnswerSecurityQuestions {
-        user_id: String,
-        asked: Vec<String>,
+        session: String,
         answers: Vec<(String, String)>,
         client: ClientContext,
     },
+    Factors {
+        session: String,
+    },
+    Profile {
+        session: String,
+    },
+    SetLanguage {
+        session: String,
+        language: Language,
+        client: ClientContext,
+    },
+    PendingSoftwareOath {
+        session: String,
+    },
     BeginSoftwareOath {
-        user_id: String,
+        session: String,
     },
     ConfirmSoftwareOath {
-        user_id: String,
+        session: String,
         code: String,
         client: ClientContext,
     },
     AssociateHardwareToken {
-        user_id: String,
+        session: String,
         serial: String,
         code: String,
         client: ClientContext,
     },
     RemoveOathToken {
-        user_id: String,
+        session: String,
         client: ClientContext,
     },
     SetPin {
-        user_id: String,
+        session: String,
         pin: String,
         client: ClientContext,
     },
-    SetMethod {
-        user_id: String,
-        method: Method,
-        client: ClientContext,
-    },
-    QuestionCatalogue {
-        language: Language,
-    },
     SetSecurityAnswers {
-        user_id: String,
+        session: String,
         answers: Vec<(String, String)>,
         client: ClientContext,
     },
     CompleteEnrollment {
-        user_id: String,
+        session: String,
         client: ClientContext,
     },
     StartBypass {
-        user_id: String,
+        session: String,
         seconds: Option<u32>,
         client: ClientContext,
-    },
-    CreateSession {
-        record: SessionRecord,
-    },
-    Session {
-        id_hash: String,
-        now: UnixTime,
-    },
-    TouchSession {
-        id_hash: String,
-        now: UnixTime,
-        expires_at: UnixTime,
-    },
-    UpdateSessionData {
-        id_hash: String,
-        data: String,
-    },
-    DeleteSession {
-        id_hash: String,
     },
 }
 
@@ -131,155 +121,162 @@ pub enum PortalCall {
 #[serde(rename_all = "snake_case")]
 pub enum PortalReply {
     Settings(Box<Settings>),
-    Progress(SignInProgress),
+    SignIn(SignInOutcome),
+    Session(Option<SessionView>),
+    Verification(Verification),
+    /// The session moved on: its new token.
+    Moved(PortalSession),
     Profile(Profile),
     Factors(Box<FactorsView>),
-    Via(Via),
     Questions(Vec<QuestionView>),
     Enrollment(SoftwareEnrollment),
+    PendingEnrollment(Option<SoftwareEnrollment>),
     Time(UnixTime),
-    Session(Option<SessionRecord>),
     Done,
     /// A domain error, as the in-process service raised it.
     Refused(DomainError),
 }
 
-/// Answers a call with the in-process service (the server side of the RPC).
+impl PortalReply {
+    /// The kind of reply, for messages: a reply may hold a seed, so it is never printed.
+    fn kind(&self) -> &'static str {
+        match self {
+            PortalReply::Settings(_) => "settings",
+            PortalReply::SignIn(_) => "sign_in",
+            PortalReply::Session(_) => "session",
+            PortalReply::Verification(_) => "verification",
+            PortalReply::Moved(_) => "moved",
+            PortalReply::Profile(_) => "profile",
+            PortalReply::Factors(_) => "factors",
+            PortalReply::Questions(_) => "questions",
+            PortalReply::Enrollment(_) => "enrollment",
+            PortalReply::PendingEnrollment(_) => "pending_enrollment",
+            PortalReply::Time(_) => "time",
+            PortalReply::Done => "done",
+            PortalReply::Refused(_) => "refused",
+        }
+    }
+}
+
+/// Answers a call with the in-process service (the server side of the RPC). The actor of
+/// every change is the session's user (or, for sign-ins, the portal): nothing in the call
+/// can name another.
 pub async fn dispatch(
     service: &InProcessService,
     call: PortalCall,
 ) -> Result<PortalReply, ServiceError> {
     use PortalCall as C;
     use PortalReply as R;
+    let s: &dyn MfaService = service;
     let result = match call {
-        C::Settings => service.settings().await.map(|s| R::Settings(Box::new(s))),
+        C::Settings => s.settings().await.map(|x| R::Settings(Box::new(x))),
+        C::Ready => s.ready().await.map(|()| R::Done),
+        C::QuestionCatalogue { language } => s.question_catalogue(language).await.map(R::Questions),
         C::SignIn {
             username,
             password,
+            next,
+            replacing,
             client,
-        } => service
-            .sign_in(&username, &password, &client)
+        } => s
+            .sign_in(
+                &username,
+                &password,
+                next.as_deref(),
+                replacing.as_deref(),
+                &client,
+            )
             .await
-            .map(R::Progress),
-        C::Profile { user_id } => service.profile(&user_id).await.map(R::Profile),
-        C::SetLanguage {
-            user_id,
-            language,
-            client,
-        } => service
-            .set_language(&user_id, language, &client)
+            .map(R::SignIn),
+        C::Session { session } => s.session(&session).await.map(R::Session),
+        C::SignOut { session, client } => s.sign_out(&session, &client).await.map(|()| R::Done),
+        C::Verification { session, language } => s
+            .verification(&session, language)
+            .await
+            .map(R::Verification),
+        C::ChooseChallenge { session, challenge } => s
+            .choose_challenge(&session, challenge)
             .await
             .map(|()| R::Done),
-        C::SignedOut { username, client } => service
-            .signed_out(&username, &client)
-            .await
-            .map(|()| R::Done),
-        C::Ready => service.ready().await.map(|()| R::Done),
-        C::Factors { user_id } => service
-            .factors(&user_id)
-            .await
-            .map(|f| R::Factors(Box::new(f))),
         C::VerifyOath {
-            user_id,
+            session,
             code,
             pin,
             client,
-        } => service
-            .verify_oath(&user_id, &code, pin.as_deref(), &client)
+        } => s
+            .verify_oath(&session, &code, pin.as_deref(), &client)
             .await
-            .map(R::Via),
-        C::DrawSecurityQuestions { user_id } => service
-            .draw_security_questions(&user_id)
-            .await
-            .map(R::Questions),
+            .map(R::Moved),
         C::AnswerSecurityQuestions {
-            user_id,
-            asked,
+            session,
             answers,
             client,
-        } => service
-            .answer_security_questions(&user_id, &asked, &answers, &client)
+        } => s
+            .answer_security_questions(&session, &answers, &client)
             .await
-            .map(R::Via),
-        C::BeginSoftwareOath { user_id } => service
-            .begin_software_oath(&user_id)
+            .map(R::Moved),
+        C::Factors { session } => s.factors(&session).await.map(|f| R::Factors(Box::new(f))),
+        C::Profile { session } => s.profile(&session).await.map(R::Profile),
+        C::SetLanguage {
+            session,
+            language,
+            client,
+        } => s
+            .set_language(&session, language, &client)
             .await
-            .map(R::Enrollment),
+            .map(|()| R::Done),
+        C::PendingSoftwareOath { session } => s
+            .pending_software_oath(&session)
+            .await
+            .map(R::PendingEnrollment),
+        C::BeginSoftwareOath { session } => {
+            s.begin_software_oath(&session).await.map(R::Enrollment)
+        }
         C::ConfirmSoftwareOath {
-            user_id,
+            session,
             code,
             client,
-        } => service
-            .confirm_software_oath(&user_id, &code, &client)
+        } => s
+            .confirm_software_oath(&session, &code, &client)
             .await
             .map(|()| R::Done),
         C::AssociateHardwareToken {
-            user_id,
+            session,
             serial,
             code,
             client,
-        } => service
-            .associate_hardware_token(&user_id, &serial, &code, &client)
+        } => s
+            .associate_hardware_token(&session, &serial, &code, &client)
             .await
             .map(|()| R::Done),
-        C::RemoveOathToken { user_id, client } => service
-            .remove_oath_token(&user_id, &client)
+        C::RemoveOathToken { session, client } => s
+            .remove_oath_token(&session, &client)
             .await
             .map(|()| R::Done),
         C::SetPin {
-            user_id,
+            session,
             pin,
             client,
-        } => service
-            .set_pin(&user_id, &pin, &client)
-            .await
-            .map(|()| R::Done),
-        C::SetMethod {
-            user_id,
-            method,
-            client,
-        } => service
-            .set_method(&user_id, method, &client)
-            .await
-            .map(|()| R::Done),
-        C::QuestionCatalogue { language } => {
-            service.question_catalogue(language).await.map(R::Questions)
-        }
+        } => s.set_pin(&session, &pin, &client).await.map(|()| R::Done),
         C::SetSecurityAnswers {
-            user_id,
+            session,
             answers,
             client,
-        } => service
-            .set_security_answers(&user_id, &answers, &client)
+        } => s
+            .set_security_answers(&session, &answers, &client)
             .await
             .map(|()| R::Done),
-        C::CompleteEnrollment { user_id, client } => service
-            .complete_enrollment(&user_id, &client)
-            .await
-            .map(|()| R::Done),
+        C::CompleteEnrollment { session, client } => {
+            s.complete_enrollment(&session, &client).await.map(R::Moved)
+        }
         C::StartBypass {
-            user_id,
+            session,
             seconds,
             client,
-        } => service
-            .start_bypass(&user_id, seconds, &client)
+        } => s
+            .start_bypass(&session, seconds, &client)
             .await
             .map(R::Time),
-        C::CreateSession { record } => service.create_session(&record).await.map(|()| R::Done),
-        C::Session { id_hash, now } => service.session(&id_hash, now).await.map(R::Session),
-        C::TouchSession {
-            id_hash,
-            now,
-            expires_at,
-        } => service
-            .touch_session(&id_hash, now, expires_at)
-            .await
-            .map(|()| R::Done),
-        C::UpdateSessionData { id_hash, data } => service
-            .update_session_data(&id_hash, &data)
-            .await
-            .map(|()| R::Done),
-        C::DeleteSession { id_hash } => service.delete_session(&id_hash).await.map(|()| R::Done),
     };
     match result {
         Ok(reply) => Ok(reply),
@@ -322,7 +319,10 @@ fn reqwest_post() -> twofold_sdk::client::HttpMethod {
 }
 
 fn unexpected(reply: PortalReply) -> ServiceError {
-    ServiceError::Internal(format!("unexpected answer from the MFA server: {reply:?}"))
+    ServiceError::Internal(format!(
+        "unexpected answer from the MFA server: a {} reply",
+        reply.kind()
+    ))
 }
 
 macro_rules! expect {
@@ -337,6 +337,10 @@ macro_rules! expect {
 /// How long the portal reuses the server's settings.
 const SETTINGS_TTL: Duration = Duration::from_secs(2);
 
+fn owned(token: &str) -> String {
+    token.to_owned()
+}
+
 #[async_trait]
 impl MfaService for RemoteService {
     async fn settings(&self) -> Result<Settings, ServiceError> {
@@ -350,95 +354,128 @@ impl MfaService for RemoteService {
         *self.settings_cache.write().await = Some((Instant::now(), settings.clone()));
         Ok(settings)
     }
+    async fn ready(&self) -> Result<(), ServiceError> {
+        expect!(self, PortalCall::Ready, PortalReply::Done => ())
+    }
+    async fn question_catalogue(
+        &self,
+        language: Language,
+    ) -> Result<Vec<QuestionView>, ServiceError> {
+        expect!(self, PortalCall::QuestionCatalogue { language }, PortalReply::Questions(q) => q)
+    }
     async fn sign_in(
         &self,
         username: &str,
         password: &str,
+        next: Option<&str>,
+        replacing: Option<&str>,
         client: &ClientContext,
-    ) -> Result<SignInProgress, ServiceError> {
+    ) -> Result<SignInOutcome, ServiceError> {
         let call = PortalCall::SignIn {
             username: username.to_owned(),
             password: password.to_owned(),
+            next: next.map(str::to_owned),
+            replacing: replacing.map(str::to_owned),
             client: client.clone(),
         };
-        expect!(self, call, PortalReply::Progress(p) => p)
+        expect!(self, call, PortalReply::SignIn(o) => o)
     }
-    async fn profile(&self, user_id: &str) -> Result<Profile, ServiceError> {
-        expect!(self, PortalCall::Profile { user_id: user_id.to_owned() }, PortalReply::Profile(p) => p)
+    async fn session(&self, token: &str) -> Result<Option<SessionView>, ServiceError> {
+        expect!(self, PortalCall::Session { session: owned(token) }, PortalReply::Session(v) => v)
+    }
+    async fn sign_out(&self, token: &str, client: &ClientContext) -> Result<(), ServiceError> {
+        let call = PortalCall::SignOut {
+            session: owned(token),
+            client: client.clone(),
+        };
+        expect!(self, call, PortalReply::Done => ())
+    }
+    async fn verification(
+        &self,
+        token: &str,
+        language: Language,
+    ) -> Result<Verification, ServiceError> {
+        let call = PortalCall::Verification {
+            session: owned(token),
+            language,
+        };
+        expect!(self, call, PortalReply::Verification(v) => v)
+    }
+    async fn choose_challenge(
+        &self,
+        token: &str,
+        challenge: Challenge,
+    ) -> Result<(), ServiceError> {
+        let call = PortalCall::ChooseChallenge {
+            session: owned(token),
+            challenge,
+        };
+        expect!(self, call, PortalReply::Done => ())
+    }
+    async fn verify_oath(
+        &self,
+        token: &str,
+        code: &str,
+        pin: Option<&str>,
+        client: &ClientContext,
+    ) -> Result<PortalSession, ServiceError> {
+        let call = PortalCall::VerifyOath {
+            session: owned(token),
+            code: code.to_owned(),
+            pin: pin.map(str::to_owned),
+            client: client.clone(),
+        };
+        expect!(self, call, PortalReply::Moved(m) => m)
+    }
+    async fn answer_security_questions(
+        &self,
+        token: &str,
+        answers: &[(String, String)],
+        client: &ClientContext,
+    ) -> Result<PortalSession, ServiceError> {
+        let call = PortalCall::AnswerSecurityQuestions {
+            session: owned(token),
+            answers: answers.to_vec(),
+            client: client.clone(),
+        };
+        expect!(self, call, PortalReply::Moved(m) => m)
+    }
+    async fn factors(&self, token: &str) -> Result<FactorsView, ServiceError> {
+        expect!(self, PortalCall::Factors { session: owned(token) }, PortalReply::Factors(f) => *f)
+    }
+    async fn profile(&self, token: &str) -> Result<Profile, ServiceError> {
+        expect!(self, PortalCall::Profile { session: owned(token) }, PortalReply::Profile(p) => p)
     }
     async fn set_language(
         &self,
-        user_id: &str,
+        token: &str,
         language: Language,
         client: &ClientContext,
     ) -> Result<(), ServiceError> {
         let call = PortalCall::SetLanguage {
-            user_id: user_id.to_owned(),
+            session: owned(token),
             language,
             client: client.clone(),
         };
         expect!(self, call, PortalReply::Done => ())
     }
-    async fn signed_out(&self, username: &str, client: &ClientContext) -> Result<(), ServiceError> {
-        let call = PortalCall::SignedOut {
-            username: username.to_owned(),
-            client: client.clone(),
-        };
-        expect!(self, call, PortalReply::Done => ())
-    }
-    async fn ready(&self) -> Result<(), ServiceError> {
-        expect!(self, PortalCall::Ready, PortalReply::Done => ())
-    }
-    async fn factors(&self, user_id: &str) -> Result<FactorsView, ServiceError> {
-        expect!(self, PortalCall::Factors { user_id: user_id.to_owned() }, PortalReply::Factors(f) => *f)
-    }
-    async fn verify_oath(
+    async fn pending_software_oath(
         &self,
-        user_id: &str,
-        code: &str,
-        pin: Option<&str>,
-        client: &ClientContext,
-    ) -> Result<Via, ServiceError> {
-        let call = PortalCall::VerifyOath {
-            user_id: user_id.to_owned(),
-            code: code.to_owned(),
-            pin: pin.map(str::to_owned),
-            client: client.clone(),
-        };
-        expect!(self, call, PortalReply::Via(v) => v)
+        token: &str,
+    ) -> Result<Option<SoftwareEnrollment>, ServiceError> {
+        expect!(self, PortalCall::PendingSoftwareOath { session: owned(token) }, PortalReply::PendingEnrollment(e) => e)
     }
-    async fn draw_security_questions(
-        &self,
-        user_id: &str,
-    ) -> Result<Vec<QuestionView>, ServiceError> {
-        expect!(self, PortalCall::DrawSecurityQuestions { user_id: user_id.to_owned() }, PortalReply::Questions(q) => q)
-    }
-    async fn answer_security_questions(
-        &self,
-        user_id: &str,
-        asked: &[String],
-        answers: &[(String, String)],
-        client: &ClientContext,
-    ) -> Result<Via, ServiceError> {
-        let call = PortalCall::AnswerSecurityQuestions {
-            user_id: user_id.to_owned(),
-            asked: asked.to_vec(),
-            answers: answers.to_vec(),
-            client: client.clone(),
-        };
-        expect!(self, call, PortalReply::Via(v) => v)
-    }
-    async fn begin_software_oath(&self, user_id: &str) -> Result<SoftwareEnrollment, ServiceError> {
-        expect!(self, PortalCall::BeginSoftwareOath { user_id: user_id.to_owned() }, PortalReply::Enrollment(e) => e)
+    async fn begin_software_oath(&self, token: &str) -> Result<SoftwareEnrollment, ServiceError> {
+        expect!(self, PortalCall::BeginSoftwareOath { session: owned(token) }, PortalReply::Enrollment(e) => e)
     }
     async fn confirm_software_oath(
         &self,
-        user_id: &str,
+        token: &str,
         code: &str,
         client: &ClientContext,
     ) -> Result<(), ServiceError> {
         let call = PortalCall::ConfirmSoftwareOath {
-            user_id: user_id.to_owned(),
+            session: owned(token),
             code: code.to_owned(),
             client: client.clone(),
         };
@@ -446,13 +483,13 @@ impl MfaService for RemoteService {
     }
     async fn associate_hardware_token(
         &self,
-        user_id: &str,
+        token: &str,
         serial: &str,
         code: &str,
         client: &ClientContext,
     ) -> Result<(), ServiceError> {
         let call = PortalCall::AssociateHardwareToken {
-            user_id: user_id.to_owned(),
+            session: owned(token),
             serial: serial.to_owned(),
             code: code.to_owned(),
             client: client.clone(),
@@ -461,55 +498,36 @@ impl MfaService for RemoteService {
     }
     async fn remove_oath_token(
         &self,
-        user_id: &str,
+        token: &str,
         client: &ClientContext,
     ) -> Result<(), ServiceError> {
         let call = PortalCall::RemoveOathToken {
-            user_id: user_id.to_owned(),
+            session: owned(token),
             client: client.clone(),
         };
         expect!(self, call, PortalReply::Done => ())
     }
     async fn set_pin(
         &self,
-        user_id: &str,
+        token: &str,
         pin: &str,
         client: &ClientContext,
     ) -> Result<(), ServiceError> {
         let call = PortalCall::SetPin {
-            user_id: user_id.to_owned(),
+            session: owned(token),
             pin: pin.to_owned(),
             client: client.clone(),
         };
         expect!(self, call, PortalReply::Done => ())
     }
-    async fn set_method(
-        &self,
-        user_id: &str,
-        method: Method,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        let call = PortalCall::SetMethod {
-            user_id: user_id.to_owned(),
-            method,
-            client: client.clone(),
-        };
-        expect!(self, call, PortalReply::Done => ())
-    }
-    async fn question_catalogue(
-        &self,
-        language: Language,
-    ) -> Result<Vec<QuestionView>, ServiceError> {
-        expect!(self, PortalCall::QuestionCatalogue { language }, PortalReply::Questions(q) => q)
-    }
     async fn set_security_answers(
         &self,
-        user_id: &str,
+        token: &str,
         answers: &[(String, String)],
         client: &ClientContext,
     ) -> Result<(), ServiceError> {
         let call = PortalCall::SetSecurityAnswers {
-            user_id: user_id.to_owned(),
+            session: owned(token),
             answers: answers.to_vec(),
             client: client.clone(),
         };
@@ -517,54 +535,26 @@ impl MfaService for RemoteService {
     }
     async fn complete_enrollment(
         &self,
-        user_id: &str,
+        token: &str,
         client: &ClientContext,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<PortalSession, ServiceError> {
         let call = PortalCall::CompleteEnrollment {
-            user_id: user_id.to_owned(),
+            session: owned(token),
             client: client.clone(),
         };
-        expect!(self, call, PortalReply::Done => ())
+        expect!(self, call, PortalReply::Moved(m) => m)
     }
     async fn start_bypass(
         &self,
-        user_id: &str,
+        token: &str,
         seconds: Option<u32>,
         client: &ClientContext,
     ) -> Result<UnixTime, ServiceError> {
         let call = PortalCall::StartBypass {
-            user_id: user_id.to_owned(),
+            session: owned(token),
             seconds,
             client: client.clone(),
         };
         expect!(self, call, PortalReply::Time(t) => t)
-    }
-}
-
-#[async_trait]
-impl PortalSessions for RemoteService {
-    async fn create_session(&self, record: &SessionRecord) -> Result<(), ServiceError> {
-        expect!(self, PortalCall::CreateSession { record: record.clone() }, PortalReply::Done => ())
-    }
-    async fn session(
-        &self,
-        id_hash: &str,
-        now: UnixTime,
-    ) -> Result<Option<SessionRecord>, ServiceError> {
-        expect!(self, PortalCall::Session { id_hash: id_hash.to_owned(), now }, PortalReply::Session(s) => s)
-    }
-    async fn touch_session(
-        &self,
-        id_hash: &str,
-        now: UnixTime,
-        expires_at: UnixTime,
-    ) -> Result<(), ServiceError> {
-        expect!(self, PortalCall::TouchSession { id_hash: id_hash.to_owned(), now, expires_at }, PortalReply::Done => ())
-    }
-    async fn update_session_data(&self, id_hash: &str, data: &str) -> Result<(), ServiceError> {
-        expect!(self, PortalCall::UpdateSessionData { id_hash: id_hash.to_owned(), data: data.to_owned() }, PortalReply::Done => ())
-    }
-    async fn delete_session(&self, id_hash: &str) -> Result<(), ServiceError> {
-        expect!(self, PortalCall::DeleteSession { id_hash: id_hash.to_owned() }, PortalReply::Done => ())
     }
 }

@@ -17,6 +17,8 @@ use twofold_sdk as sdk;
 
 /// The role that may call the SDK (the original's "PhoneFactor Admins").
 pub const SDK_ROLE: &str = "sdk";
+/// The role of a portal on its own host: it may call the portal's RPC and nothing else.
+pub const PORTAL_ROLE: &str = "portal";
 
 /// A service account's secret, shown once.
 pub struct ServiceAccountSecret(pub String);

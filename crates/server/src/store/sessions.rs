@@ -100,6 +100,20 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Ends every session of a user but one (after a change of their factors).
+    pub async fn delete_user_sessions_except(
+        &self,
+        user_id: &str,
+        keep_id_hash: &str,
+    ) -> Result<u64, StoreError> {
+        let done = query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
+            .bind(user_id)
+            .bind(keep_id_hash)
+            .execute(&self.db)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn delete_expired_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {
         let done = query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now)

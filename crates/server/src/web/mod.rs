@@ -10,7 +10,7 @@ pub mod sdk;
 pub mod session;
 
 use crate::config::HttpConfig;
-use crate::service::{MfaService, PortalSessions};
+use crate::service::MfaService;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, header};
@@ -37,7 +37,6 @@ pub struct AppState {
 
 struct Inner {
     service: Arc<dyn MfaService>,
-    sessions: Arc<dyn PortalSessions>,
     clock: Arc<dyn Clock>,
     csrf: session::Csrf,
     trusted_proxies: Vec<IpNet>,
@@ -48,7 +47,6 @@ struct Inner {
 /// What it takes to build the HTTP layer.
 pub struct WebParts {
     pub service: Arc<dyn MfaService>,
-    pub sessions: Arc<dyn PortalSessions>,
     pub clock: Arc<dyn Clock>,
     pub csrf_key: [u8; 32],
     pub http: HttpConfig,
@@ -63,9 +61,6 @@ pub struct WebParts {
 impl AppState {
     pub fn service(&self) -> &dyn MfaService {
         self.inner.service.as_ref()
-    }
-    pub fn sessions(&self) -> &dyn PortalSessions {
-        self.inner.sessions.as_ref()
     }
     pub fn now(&self) -> i64 {
         self.inner.clock.now()
@@ -84,7 +79,6 @@ pub fn router(parts: WebParts) -> Router {
     let state = AppState {
         inner: Arc::new(Inner {
             service: parts.service,
-            sessions: parts.sessions,
             clock: parts.clock,
             csrf: session::Csrf::new(parts.csrf_key),
             trusted_proxies: http.trusted_proxies.clone(),

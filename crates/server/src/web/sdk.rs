@@ -5,7 +5,7 @@
 //! `/sdk/v1/openapi.json`; routes and document are registered together, so they cannot drift.
 
 use super::{AppState, client::Client};
-use crate::service::{ClientContext, InProcessService, SDK_ROLE, ServiceError};
+use crate::service::{ClientContext, InProcessService, PORTAL_ROLE, SDK_ROLE, ServiceError};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -387,7 +387,14 @@ async fn authenticate(
         }
         Err(e) => return ProblemResponse::from(e).into_response(),
     };
-    if account.role != SDK_ROLE {
+    // Each role reaches its own part and nothing else: applications (`sdk`) the SDK, a
+    // portal on its own host (`portal`) the portal's RPC.
+    let wanted = if request.uri().path() == PORTAL_RPC_PATH {
+        PORTAL_ROLE
+    } else {
+        SDK_ROLE
+    };
+    if account.role != wanted {
         state
             .service
             .record(
@@ -395,7 +402,7 @@ async fn authenticate(
                     state.service.now(),
                     AuditAction::SdkCall,
                     AuditOutcome::Failure,
-                    format!("sdk:{}", account.name),
+                    format!("{}:{}", account_kind(&account.role), account.name),
                 )
                 .client(ip.map(|ip| ip.to_string()), client.user_agent.clone())
                 .detail(format!(
@@ -409,7 +416,10 @@ async fn authenticate(
         return ProblemResponse::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("the account {} is not in the {SDK_ROLE} role", account.name),
+            format!(
+                "the account {} is in the {} role; this needs the {wanted} role",
+                account.name, account.role
+            ),
         )
         .into_response();
     }
@@ -429,12 +439,20 @@ async fn authenticate(
         state.service.now(),
         AuditAction::SdkCall,
         outcome,
-        format!("sdk:{}", caller.account),
+        format!("{}:{}", account_kind(wanted), caller.account),
     )
     .client(ip.map(|ip| ip.to_string()), client.user_agent.clone())
     .detail(format!("{method} {path} {}", response.status().as_u16()));
     state.service.record(event).await;
     response
+}
+
+/// The portal's RPC, for service accounts in the `portal` role only.
+const PORTAL_RPC_PATH: &str = "/sdk/v1/portal/rpc";
+
+/// How an account is named in the audit log: `sdk:NAME` or `portal:NAME`.
+fn account_kind(role: &str) -> &'static str {
+    if role == PORTAL_ROLE { "portal" } else { "sdk" }
 }
 
 // ---- the OpenAPI document ----
@@ -565,7 +583,7 @@ pub fn router(state: SdkState) -> Router {
     let openapi = with_common_problems(openapi);
     let document: Arc<String> = Arc::new(openapi.to_pretty_json().unwrap_or_default());
     let api = api
-        .route("/sdk/v1/portal/rpc", axum::routing::post(portal_rpc))
+        .route(PORTAL_RPC_PATH, axum::routing::post(portal_rpc))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new().merge(api.with_state(state)).route(
         "/sdk/v1/openapi.json",

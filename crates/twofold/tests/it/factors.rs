@@ -5,7 +5,7 @@ use crate::support::*;
 
 /// Follows the sign-in to the authenticator-app step, reads the QR code as a phone would,
 /// and activates the token with a code from oathtool. Returns the base32 secret.
-async fn enrol_authenticator_app(
+pub(crate) async fn enrol_authenticator_app(
     client: &reqwest::Client,
     server: &Server,
     scratch: &std::path::Path,
@@ -13,14 +13,7 @@ async fn enrol_authenticator_app(
     let enroll = client.get(server.url("/enroll")).send().await.unwrap();
     assert_eq!(enroll.status(), 303);
     assert_eq!(location(&enroll), "/enroll/oath");
-    let html = client
-        .get(server.url("/enroll/oath"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = start_authenticator_app(client, server).await;
     assert!(html.contains("<h1>Add an authenticator app</h1>"), "{html}");
     let svg = between(&html, "<svg", "</svg>");
     let uri = decode_qr_svg(svg, scratch);
@@ -74,8 +67,45 @@ async fn enrol_authenticator_app(
     secret
 }
 
+/// Opens the authenticator-app page, starts the enrolment with its button (a POST: showing
+/// the page changes nothing), and returns the page with the QR code.
+pub(crate) async fn start_authenticator_app(client: &reqwest::Client, server: &Server) -> String {
+    let html = client
+        .get(server.url("/enroll/oath"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains("<svg"),
+        "GET shows no key before the enrolment is started: {html}"
+    );
+    let form = &html[html
+        .find("action=\"/enroll/oath/start\"")
+        .unwrap_or_else(|| panic!("{html}"))..];
+    let token = input_value(form, "csrf_token").unwrap();
+    let started = client
+        .post(server.url("/enroll/oath/start"))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 303);
+    assert_eq!(location(&started), "/enroll/oath");
+    client
+        .get(server.url("/enroll/oath"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Signs in with the password and expects the second-factor page.
-async fn sign_in_to_verify(
+pub(crate) async fn sign_in_to_verify(
     client: &reqwest::Client,
     server: &Server,
     user: &str,
@@ -96,7 +126,7 @@ async fn sign_in_to_verify(
     page
 }
 
-async fn post_code(
+pub(crate) async fn post_code(
     client: &reqwest::Client,
     server: &Server,
     page: &str,
@@ -111,7 +141,7 @@ async fn post_code(
         .unwrap()
 }
 
-async fn sign_out(client: &reqwest::Client, server: &Server) {
+pub(crate) async fn sign_out(client: &reqwest::Client, server: &Server) {
     let page = client
         .get(server.url("/account"))
         .send()
@@ -1158,14 +1188,7 @@ async fn a_hardware_token_reserved_through_the_sdk_never_shows_its_seed() {
     assert_eq!(reserved.status(), 201);
     let client = server.client();
     sign_in(&client, &server, "nina", "nina's password").await;
-    let html = client
-        .get(server.url("/enroll/oath"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = start_authenticator_app(&client, &server).await;
     let shown = html_unescape(between(&html, "<code id=\"otpauth-uri\">", "</code>"));
     let hardware_b32 = python_run(
         "import base64, sys; print(base64.b32encode(bytes.fromhex(sys.argv[1])).decode().rstrip('='))",

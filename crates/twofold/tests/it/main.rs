@@ -10,4 +10,5 @@ mod factors;
 mod operations;
 mod portal;
 mod sdk;
+mod security;
 mod start;

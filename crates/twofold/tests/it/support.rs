@@ -225,7 +225,10 @@ impl Env {
         };
         let server = self.start_process(&["serve"], &server_vars, self.data_dir());
         let secret = self
-            .cli_ok(&["service-account", "add", "portal-host"], "")
+            .cli_ok(
+                &["service-account", "add", "portal-host", "--role", "portal"],
+                "",
+            )
             .trim()
             .to_owned();
         let portal_dir = self.dir.path().join("portal");

@@ -3,7 +3,7 @@
 use super::field;
 use super::sign_in::format_time;
 use super::verify::factor_error;
-use super::{PageContext, Stage, Visitor, render};
+use super::{PageContext, Visitor, render, session_refusal};
 use crate::service::ServiceError;
 use crate::store::TokenKind;
 use crate::web::client::Client;
@@ -51,20 +51,7 @@ struct AccountTemplate {
 /// Sends a visitor who is not signed in to the sign-in page (or back to the step they are
 /// at), to come back here after.
 pub(super) fn require_sign_in(visitor: &Visitor) -> Response {
-    match visitor.session.as_ref().map(|s| &s.data.stage) {
-        Some(Stage::Verify { .. }) => return visitor.finish(Redirect::to("/verify")),
-        Some(Stage::Enroll) => return visitor.finish(Redirect::to("/enroll")),
-        _ => {}
-    }
-    let mut target = format!("/sign-in?next={}", url_encode(&visitor.path));
-    if visitor.session_ended {
-        target.push_str("&expired=1");
-    }
-    visitor.finish(Redirect::to(&target))
-}
-
-fn url_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    visitor.send_to_step()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,8 +69,8 @@ async fn account_page(
     let Some(active) = visitor.signed_in() else {
         return Ok(require_sign_in(visitor));
     };
-    let profile = state.service().profile(&active.record.user_id).await?;
-    let factors = state.service().factors(&active.record.user_id).await?;
+    let profile = state.service().profile(&active.id).await?;
+    let factors = state.service().factors(&active.id).await?;
     let t = visitor.t();
     let not_set = t.t("account-not-set");
     let token = match &factors.token {
@@ -133,6 +120,7 @@ async fn account_get(
         Some("pin") => Some(t.t("changed-pin")),
         Some("questions") => Some(t.t("changed-questions")),
         Some("token-removed") => Some(t.t("changed-token-removed")),
+        Some("confirmed") => Some(t.t("step-up-done")),
         _ => None,
     };
     account_page(&state, &visitor, StatusCode::OK, notice, None).await
@@ -149,11 +137,17 @@ async fn remove_token_post(
     let Some(active) = visitor.signed_in() else {
         return Ok(require_sign_in(&visitor));
     };
-    state
-        .service()
-        .remove_oath_token(&active.record.user_id, &client)
-        .await?;
-    Ok(visitor.finish(Redirect::to("/account?changed=token-removed")))
+    match state.service().remove_oath_token(&active.id, &client).await {
+        Ok(()) => Ok(visitor.finish(Redirect::to("/account?changed=token-removed"))),
+        Err(ServiceError::Domain(e)) => match session_refusal(&visitor, &e) {
+            Some(response) => Ok(response),
+            None => {
+                let (status, message) = factor_error(&visitor, &e);
+                account_page(&state, &visitor, status, None, Some(message)).await
+            }
+        },
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn bypass_post(
@@ -193,17 +187,20 @@ async fn bypass_post(
     };
     match state
         .service()
-        .start_bypass(&active.record.user_id, seconds, &client)
+        .start_bypass(&active.id, seconds, &client)
         .await
     {
         Ok(until) => {
             let notice = t.t1("bypass-started", "until", &format_time(until));
             account_page(&state, &visitor, StatusCode::OK, Some(notice), None).await
         }
-        Err(ServiceError::Domain(e)) => {
-            let (status, message) = factor_error(&visitor, &e);
-            account_page(&state, &visitor, status, None, Some(message)).await
-        }
+        Err(ServiceError::Domain(e)) => match session_refusal(&visitor, &e) {
+            Some(response) => Ok(response),
+            None => {
+                let (status, message) = factor_error(&visitor, &e);
+                account_page(&state, &visitor, status, None, Some(message)).await
+            }
+        },
         Err(e) => Err(e.into()),
     }
 }

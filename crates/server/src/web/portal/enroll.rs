@@ -6,7 +6,7 @@
 
 use super::field;
 use super::verify::factor_error;
-use super::{ActiveSession, PageContext, Stage, Visitor, advance_session, render};
+use super::{PageContext, Stage, Visitor, render, session_refusal};
 use crate::service::{QuestionView, ServiceError, SoftwareEnrollment};
 use crate::web::client::Client;
 use crate::web::{AppState, WebError};
@@ -17,14 +17,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
+use twofold_engine::DomainError;
 use twofold_engine::answers::QUESTIONS_PER_USER;
-use twofold_engine::flow::{self, EnrollmentStep, Via};
+use twofold_engine::flow::EnrollmentStep;
 use twofold_engine::oath::OathKind;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/enroll", get(enroll_get))
         .route("/enroll/oath", get(oath_get).post(oath_post))
+        .route("/enroll/oath/start", axum::routing::post(oath_start_post))
         .route("/enroll/hardware", get(hardware_get).post(hardware_post))
         .route("/enroll/pin", get(pin_get).post(pin_post))
         .route("/enroll/questions", get(questions_get).post(questions_post))
@@ -37,13 +39,22 @@ enum Mode {
     Account,
 }
 
-fn who(visitor: &Visitor) -> Option<(&ActiveSession, Mode)> {
+/// The session's token and whether it is in the wizard, for a session that may enrol.
+fn who(visitor: &Visitor) -> Option<(&str, Mode)> {
     let active = visitor.session.as_ref()?;
-    match active.data.stage {
-        Stage::Enroll => Some((active, Mode::Wizard)),
-        Stage::SignedIn { .. } => Some((active, Mode::Account)),
-        Stage::Verify { .. } => None,
+    match active.view.stage {
+        Stage::Enroll => Some((active.id.as_str(), Mode::Wizard)),
+        Stage::SignedIn { .. } if active.view.step_up.is_none() => {
+            Some((active.id.as_str(), Mode::Account))
+        }
+        _ => None,
     }
+}
+
+/// A refusal about the session (a second factor needed first, a step that does not apply),
+/// or the page again with the form's error.
+fn refused(visitor: &Visitor, e: &DomainError) -> Option<Response> {
+    session_refusal(visitor, e)
 }
 
 fn done(mode: Mode, what: &str) -> Response {
@@ -58,32 +69,28 @@ async fn enroll_get(
     visitor: Visitor,
     Client(client): Client,
 ) -> Result<Response, WebError> {
-    let Some((active, Mode::Wizard)) = who(&visitor) else {
-        return Ok(super::account::require_sign_in(&visitor));
+    let Some((token, Mode::Wizard)) = who(&visitor) else {
+        return Ok(visitor.send_to_step());
     };
-    let factors = state.service().factors(&active.record.user_id).await?;
+    let factors = match state.service().factors(token).await {
+        Ok(f) => f,
+        Err(ServiceError::Domain(e)) => {
+            return refused(&visitor, &e).ok_or_else(|| ServiceError::Domain(e).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let to = match factors.next_enrollment {
         Some(EnrollmentStep::Oath | EnrollmentStep::Method) => "/enroll/oath",
         Some(EnrollmentStep::Pin) => "/enroll/pin",
         Some(EnrollmentStep::SecurityQuestions) => "/enroll/questions",
         None => {
-            state
-                .service()
-                .complete_enrollment(&active.record.user_id, &client)
-                .await?;
-            let now = state.now();
-            let next = super::safe_next(active.data.next.as_deref());
-            return advance_session(
-                &state,
-                &visitor,
-                active,
-                Stage::SignedIn {
-                    via: Via::Enrollment,
-                },
-                now + flow::session_limit_seconds(&visitor.settings, Via::Enrollment),
-                &next,
-            )
-            .await;
+            return match state.service().complete_enrollment(token, &client).await {
+                Ok(session) => Ok(super::moved_to(&session, &super::landing(&session))),
+                Err(ServiceError::Domain(e)) => {
+                    refused(&visitor, &e).ok_or_else(|| ServiceError::Domain(e).into())
+                }
+                Err(e) => Err(e.into()),
+            };
         }
     };
     Ok(visitor.finish(Redirect::to(to)))
@@ -97,7 +104,7 @@ struct OathTemplate {
     page: PageContext,
     wizard: bool,
     error: Option<String>,
-    enrollment: SoftwareEnrollment,
+    enrollment: Option<SoftwareEnrollment>,
     secret_groups: String,
     period: u32,
     offer_hardware: bool,
@@ -109,23 +116,31 @@ async fn oath_page(
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let Some((active, mode)) = who(visitor) else {
-        return Ok(super::account::require_sign_in(visitor));
+    let Some((token, mode)) = who(visitor) else {
+        return Ok(visitor.send_to_step());
     };
-    let enrollment = state
-        .service()
-        .begin_software_oath(&active.record.user_id)
-        .await?;
+    // Showing the page changes nothing: an enrolment starts only from the form (POST).
+    let enrollment = match state.service().pending_software_oath(token).await {
+        Ok(e) => e,
+        Err(ServiceError::Domain(e)) => {
+            return refused(visitor, &e).ok_or_else(|| ServiceError::Domain(e).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let secret_groups = enrollment
-        .secret_base32
-        .as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let period = match enrollment.params.kind {
-        OathKind::Totp { period } => period,
-        OathKind::Hotp => 0,
+        .as_ref()
+        .map(|e| {
+            e.secret_base32
+                .as_bytes()
+                .chunks(4)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    let period = match enrollment.as_ref().map(|e| e.params.kind) {
+        Some(OathKind::Totp { period }) => period,
+        _ => 0,
     };
     let settings = &visitor.settings;
     let offer_hardware = settings.allow_third_party_oath_token
@@ -146,6 +161,30 @@ async fn oath_get(State(state): State<AppState>, visitor: Visitor) -> Result<Res
     oath_page(&state, &visitor, StatusCode::OK, None).await
 }
 
+/// Starts an authenticator-app enrolment (a new key), then shows it.
+async fn oath_start_post(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Form(form) = form?;
+    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
+    let Some((token, _)) = who(&visitor) else {
+        return Ok(visitor.send_to_step());
+    };
+    match state.service().begin_software_oath(token).await {
+        Ok(_) => Ok(visitor.finish(Redirect::to("/enroll/oath"))),
+        Err(ServiceError::Domain(e)) => match refused(&visitor, &e) {
+            Some(response) => Ok(response),
+            None => {
+                let (status, message) = factor_error(&visitor, &e);
+                oath_page(&state, &visitor, status, Some(message)).await
+            }
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn oath_post(
     State(state): State<AppState>,
     visitor: Visitor,
@@ -154,23 +193,22 @@ async fn oath_post(
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
     visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some((active, mode)) = who(&visitor) else {
-        return Ok(super::account::require_sign_in(&visitor));
+    let Some((token, mode)) = who(&visitor) else {
+        return Ok(visitor.send_to_step());
     };
     match state
         .service()
-        .confirm_software_oath(
-            &active.record.user_id,
-            field(&form, "code").unwrap_or(""),
-            &client,
-        )
+        .confirm_software_oath(token, field(&form, "code").unwrap_or(""), &client)
         .await
     {
         Ok(()) => Ok(visitor.finish(done(mode, "oath"))),
-        Err(ServiceError::Domain(e)) => {
-            let (status, message) = factor_error(&visitor, &e);
-            oath_page(&state, &visitor, status, Some(message)).await
-        }
+        Err(ServiceError::Domain(e)) => match refused(&visitor, &e) {
+            Some(response) => Ok(response),
+            None => {
+                let (status, message) = factor_error(&visitor, &e);
+                oath_page(&state, &visitor, status, Some(message)).await
+            }
+        },
         Err(e) => Err(e.into()),
     }
 }
@@ -194,7 +232,7 @@ async fn hardware_page(
     serial: &str,
 ) -> Result<Response, WebError> {
     let Some((_, mode)) = who(visitor) else {
-        return Ok(super::account::require_sign_in(visitor));
+        return Ok(visitor.send_to_step());
     };
     if !visitor.settings.allow_third_party_oath_token {
         return Err(WebError::NotFound);
@@ -223,25 +261,23 @@ async fn hardware_post(
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
     visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some((active, mode)) = who(&visitor) else {
-        return Ok(super::account::require_sign_in(&visitor));
+    let Some((token, mode)) = who(&visitor) else {
+        return Ok(visitor.send_to_step());
     };
     let serial = field(&form, "serial").unwrap_or("");
     match state
         .service()
-        .associate_hardware_token(
-            &active.record.user_id,
-            serial,
-            field(&form, "code").unwrap_or(""),
-            &client,
-        )
+        .associate_hardware_token(token, serial, field(&form, "code").unwrap_or(""), &client)
         .await
     {
         Ok(()) => Ok(visitor.finish(done(mode, "oath"))),
-        Err(ServiceError::Domain(e)) => {
-            let (status, message) = factor_error(&visitor, &e);
-            hardware_page(&state, &visitor, status, Some(message), serial).await
-        }
+        Err(ServiceError::Domain(e)) => match refused(&visitor, &e) {
+            Some(response) => Ok(response),
+            None => {
+                let (status, message) = factor_error(&visitor, &e);
+                hardware_page(&state, &visitor, status, Some(message), serial).await
+            }
+        },
         Err(e) => Err(e.into()),
     }
 }
@@ -264,7 +300,7 @@ async fn pin_page(
     error: Option<String>,
 ) -> Result<Response, WebError> {
     let Some((_, mode)) = who(visitor) else {
-        return Ok(super::account::require_sign_in(visitor));
+        return Ok(visitor.send_to_step());
     };
     let page = PinTemplate {
         page: visitor.page(state),
@@ -287,24 +323,23 @@ async fn pin_post(
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
     visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some((active, mode)) = who(&visitor) else {
-        return Ok(super::account::require_sign_in(&visitor));
+    let Some((token, mode)) = who(&visitor) else {
+        return Ok(visitor.send_to_step());
     };
     let pin = field(&form, "pin").unwrap_or("");
     if pin != field(&form, "pin_confirm").unwrap_or("") {
         let message = visitor.t().t("pin-mismatch");
         return pin_page(&state, &visitor, StatusCode::BAD_REQUEST, Some(message)).await;
     }
-    match state
-        .service()
-        .set_pin(&active.record.user_id, pin, &client)
-        .await
-    {
+    match state.service().set_pin(token, pin, &client).await {
         Ok(()) => Ok(visitor.finish(done(mode, "pin"))),
-        Err(ServiceError::Domain(e)) => {
-            let (status, message) = factor_error(&visitor, &e);
-            pin_page(&state, &visitor, status, Some(message)).await
-        }
+        Err(ServiceError::Domain(e)) => match refused(&visitor, &e) {
+            Some(response) => Ok(response),
+            None => {
+                let (status, message) = factor_error(&visitor, &e);
+                pin_page(&state, &visitor, status, Some(message)).await
+            }
+        },
         Err(e) => Err(e.into()),
     }
 }
@@ -335,7 +370,7 @@ async fn questions_page(
     chosen: &[String],
 ) -> Result<Response, WebError> {
     let Some((_, mode)) = who(visitor) else {
-        return Ok(super::account::require_sign_in(visitor));
+        return Ok(visitor.send_to_step());
     };
     let catalogue = state.service().question_catalogue(visitor.language).await?;
     let pickers = (0..QUESTIONS_PER_USER)
@@ -379,8 +414,8 @@ async fn questions_post(
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
     visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some((active, mode)) = who(&visitor) else {
-        return Ok(super::account::require_sign_in(&visitor));
+    let Some((token, mode)) = who(&visitor) else {
+        return Ok(visitor.send_to_step());
     };
     let answers: Vec<(String, String)> = (1..=QUESTIONS_PER_USER)
         .map(|i| {
@@ -397,15 +432,18 @@ async fn questions_post(
         .collect();
     match state
         .service()
-        .set_security_answers(&active.record.user_id, &answers, &client)
+        .set_security_answers(token, &answers, &client)
         .await
     {
         Ok(()) => Ok(visitor.finish(done(mode, "questions"))),
-        Err(ServiceError::Domain(e)) => {
-            let (status, message) = factor_error(&visitor, &e);
-            let chosen: Vec<String> = answers.into_iter().map(|(q, _)| q).collect();
-            questions_page(&state, &visitor, status, Some(message), &chosen).await
-        }
+        Err(ServiceError::Domain(e)) => match refused(&visitor, &e) {
+            Some(response) => Ok(response),
+            None => {
+                let (status, message) = factor_error(&visitor, &e);
+                let chosen: Vec<String> = answers.into_iter().map(|(q, _)| q).collect();
+                questions_page(&state, &visitor, status, Some(message), &chosen).await
+            }
+        },
         Err(e) => Err(e.into()),
     }
 }

@@ -40,10 +40,14 @@ async fn language_post(
     if !visitor.settings.allow_language_selection {
         return Err(WebError::Forbidden);
     }
-    if let Some(active) = &visitor.session {
+    // The user's own setting changes once they are past the second factor (or enrolling);
+    // before that, the cookie alone carries the choice.
+    if let Some(active) = &visitor.session
+        && !matches!(active.view.stage, super::Stage::Verify { .. })
+    {
         state
             .service()
-            .set_language(&active.record.user_id, language, &client)
+            .set_language(&active.id, language, &client)
             .await?;
     }
     let next = match form.next.as_deref() {

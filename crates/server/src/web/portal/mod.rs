@@ -9,7 +9,6 @@ mod verify;
 use super::i18n::Translator;
 use super::session::{self, LANG_COOKIE, PRE_COOKIE, SESSION_COOKIE};
 use super::{AppState, WebError};
-use crate::store::SessionRecord;
 use askama::Template;
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -17,8 +16,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
-use twofold_engine::flow::{Challenge, Via};
 use twofold_engine::{Language, Settings};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -100,49 +97,13 @@ pub fn request_language(
     }
 }
 
-/// Where a session stands: signed in, or between the password and the second factor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "stage")]
-pub enum Stage {
-    SignedIn {
-        via: Via,
-    },
-    /// The password was right; the second factor is asked. `asked` holds the security
-    /// questions drawn for this attempt, so reloading the page does not draw easier ones.
-    Verify {
-        challenge: Challenge,
-        asked: Vec<String>,
-    },
-    /// The password was right and the user enrols (first sign-in).
-    Enroll,
-}
+pub use crate::service::{PortalSession, SessionView, Stage};
 
-/// What the portal keeps in a session.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionData {
-    pub username: String,
-    #[serde(default)]
-    pub language: Option<Language>,
-    #[serde(flatten)]
-    pub stage: Stage,
-    /// The session ends then at the latest (shorter for the OATH fallback and before the
-    /// second factor).
-    pub max_until: i64,
-    /// Where to go once signed in.
-    #[serde(default)]
-    pub next: Option<String>,
-}
-
-/// How long a session may wait between the password and the second factor (enrolment
-/// included: installing an authenticator app takes a few minutes).
-pub const PRE_AUTH_SECONDS: i64 = 30 * 60;
-
-/// A signed-in visitor's session.
+/// A visitor's session, as the server describes it.
 pub struct ActiveSession {
-    /// The id as the cookie carries it (the CSRF binding).
+    /// The token as the cookie carries it (the CSRF binding, and what the server is sent).
     pub id: String,
-    pub record: SessionRecord,
-    pub data: SessionData,
+    pub view: SessionView,
 }
 
 /// Everything a portal handler knows about who is asking.
@@ -165,35 +126,15 @@ impl FromRequestParts<AppState> for Visitor {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let settings = state.service().settings().await?;
-        let now = state.now();
         let mut session = None;
         let mut session_ended = false;
         if let Some(id) = session::read_cookie(&parts.headers, SESSION_COOKIE) {
-            let id_hash = session::hash_id(id);
-            match state.sessions().session(&id_hash, now).await? {
-                Some(record)
-                    if still_valid(&record, now, &settings)
-                        && session_data(&record).is_some_and(|d| now < d.max_until) =>
-                {
-                    let data = session_data(&record)
-                        .ok_or_else(|| WebError::Internal("session data".into()))?;
-                    // Refresh the idle deadline, at most every 30 seconds to spare the store.
-                    if now - record.last_seen_at >= 30 {
-                        let expires = expiry(record.created_at, now, &settings).min(data.max_until);
-                        state
-                            .sessions()
-                            .touch_session(&id_hash, now, expires)
-                            .await?;
-                    }
+            match state.service().session(id).await? {
+                Some(view) => {
                     session = Some(ActiveSession {
                         id: id.to_owned(),
-                        record,
-                        data,
-                    });
-                }
-                Some(_) => {
-                    state.sessions().delete_session(&id_hash).await?;
-                    session_ended = true;
+                        view,
+                    })
                 }
                 None => session_ended = true,
             }
@@ -202,7 +143,7 @@ impl FromRequestParts<AppState> for Visitor {
             Some(p) => (p.to_owned(), false),
             None => (session::new_token(), true),
         };
-        let user_language = session.as_ref().and_then(|s| s.data.language);
+        let user_language = session.as_ref().and_then(|s| s.view.language);
         let language = request_language(&parts.headers, user_language, Some(&settings));
         Ok(Visitor {
             session,
@@ -216,29 +157,17 @@ impl FromRequestParts<AppState> for Visitor {
     }
 }
 
-/// When a session last seen `now` ends: after the idle timeout, and never after the
-/// maximum lifetime.
-pub fn expiry(created_at: i64, now: i64, settings: &Settings) -> i64 {
-    let idle = now + i64::from(settings.session_idle_minutes) * 60;
-    let max = created_at + i64::from(settings.session_max_hours) * 3600;
-    idle.min(max)
-}
-
-fn session_data(record: &SessionRecord) -> Option<SessionData> {
-    serde_json::from_str(&record.data).ok()
-}
-
-fn still_valid(record: &SessionRecord, now: i64, settings: &Settings) -> bool {
-    // The settings may have shortened the timeouts since the session was stored.
-    now < expiry(record.created_at, record.last_seen_at, settings) && now < record.expires_at
-}
-
 impl Visitor {
     /// The session, when its user is signed in (second factor done).
     pub fn signed_in(&self) -> Option<&ActiveSession> {
         self.session
             .as_ref()
-            .filter(|s| matches!(s.data.stage, Stage::SignedIn { .. }))
+            .filter(|s| matches!(s.view.stage, Stage::SignedIn { .. }))
+    }
+
+    /// The session's token, for the server.
+    pub fn token(&self) -> Option<&str> {
+        self.session.as_ref().map(|s| s.id.as_str())
     }
 
     pub fn t(&self) -> Translator {
@@ -256,15 +185,17 @@ impl Visitor {
         state.csrf().token(self.binding())
     }
 
-    /// Accepts a token made for this visitor's session or, for forms shown before signing
-    /// in, for their pre-session cookie. A missing cookie never verifies.
+    /// Accepts a token made for this visitor's session; a visitor without a session (the
+    /// sign-in form, the language switcher) uses their pre-session cookie's. Once a session
+    /// exists, only a token bound to it is accepted: a token made for the pre-session
+    /// cookie, which a sibling site might plant, gets nowhere after sign-in. A missing
+    /// cookie never verifies.
     pub fn check_csrf(&self, state: &AppState, token: &str) -> Result<(), WebError> {
-        let for_session = self
-            .session
-            .as_ref()
-            .is_some_and(|s| state.csrf().verify(&s.id, token));
-        let for_pre = !self.new_pre && state.csrf().verify(&self.pre, token);
-        if for_session || for_pre {
+        let ok = match &self.session {
+            Some(s) => state.csrf().verify(&s.id, token),
+            None => !self.new_pre && state.csrf().verify(&self.pre, token),
+        };
+        if ok {
             Ok(())
         } else {
             tracing::info!(path = %self.path, "form refused: missing or wrong CSRF token");
@@ -304,56 +235,69 @@ impl Visitor {
         }
         response
     }
-}
 
-/// Starts a new session for `user_id` at `stage`, ending the visitor's current one (a new
-/// id at every step: a session id seen before a step is worthless after it). Returns the
-/// `Set-Cookie` value.
-pub async fn start_session(
-    state: &AppState,
-    visitor: &Visitor,
-    user_id: &str,
-    data: SessionData,
-) -> Result<HeaderValue, WebError> {
-    if let Some(old) = &visitor.session {
-        state
-            .sessions()
-            .delete_session(&session::hash_id(&old.id))
-            .await?;
+    /// Where a session belongs now, for a request it cannot make at this step: the
+    /// second-factor page while one is asked, the wizard while enrolling, else sign-in.
+    pub fn send_to_step(&self) -> Response {
+        match self
+            .session
+            .as_ref()
+            .map(|s| (&s.view.stage, s.view.step_up))
+        {
+            Some((Stage::Verify { .. }, _)) | Some((Stage::SignedIn { .. }, Some(_))) => {
+                self.finish(Redirect::to("/verify"))
+            }
+            Some((Stage::Enroll, _)) => self.finish(Redirect::to("/enroll")),
+            _ => {
+                let mut target = format!("/sign-in?next={}", url_encode(&self.path));
+                if self.session_ended || self.session.is_some() {
+                    target.push_str("&expired=1");
+                }
+                let mut response = self.finish(Redirect::to(&target));
+                if self.session.is_some() {
+                    response
+                        .headers_mut()
+                        .append(header::SET_COOKIE, session::clear_cookie(SESSION_COOKIE));
+                }
+                response
+            }
+        }
     }
-    let now = state.now();
-    let id = session::new_token();
-    let record = SessionRecord {
-        id_hash: session::hash_id(&id),
-        user_id: user_id.to_owned(),
-        created_at: now,
-        last_seen_at: now,
-        expires_at: expiry(now, now, &visitor.settings).min(data.max_until),
-        data: serde_json::to_string(&data).map_err(|e| WebError::Internal(e.to_string()))?,
-    };
-    state.sessions().create_session(&record).await?;
-    Ok(session::set_cookie(SESSION_COOKIE, &id, None))
 }
 
-/// Moves the visitor's session to `stage` with a new session id; returns the response
-/// that sends them on to `to`.
-pub async fn advance_session(
-    state: &AppState,
-    visitor: &Visitor,
-    active: &ActiveSession,
-    stage: Stage,
-    max_until: i64,
-    to: &str,
-) -> Result<Response, WebError> {
-    let data = SessionData {
-        stage,
-        max_until,
-        ..active.data.clone()
-    };
-    let cookie = start_session(state, visitor, &active.record.user_id, data).await?;
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A domain error that is about the session rather than the form: the step the session is
+/// at, or the second factor a change needs first. `None` for the others, which the page
+/// shows.
+pub fn session_refusal(visitor: &Visitor, error: &twofold_engine::DomainError) -> Option<Response> {
+    use twofold_engine::DomainError as E;
+    match error {
+        E::StepUpRequired => Some(visitor.finish(Redirect::to("/verify"))),
+        E::SessionEnded | E::WrongStep => Some(visitor.send_to_step()),
+        _ => None,
+    }
+}
+
+/// The response that sends a session the server moved on to `to`, with its new cookie.
+pub fn moved_to(session: &PortalSession, to: &str) -> Response {
     let mut response = Redirect::to(to).into_response();
-    response.headers_mut().append(header::SET_COOKIE, cookie);
-    Ok(response)
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(SESSION_COOKIE, &session.token, None),
+    );
+    response
+}
+
+/// Where a session the server moved on goes next: the wizard, or the page asked for.
+pub fn landing(session: &PortalSession) -> String {
+    match session.view.stage {
+        Stage::Enroll => "/enroll".to_owned(),
+        Stage::Verify { .. } => "/verify".to_owned(),
+        Stage::SignedIn { .. } => safe_next(session.view.next.as_deref()),
+    }
 }
 
 /// A field of a form read as name/value pairs (forms whose field names vary).
@@ -406,20 +350,5 @@ mod tests {
         assert_eq!(safe_next(Some("/\\evil.example/")), "/account");
         assert_eq!(safe_next(Some("https://evil.example/")), "/account");
         assert_eq!(safe_next(None), "/account");
-    }
-
-    #[test]
-    fn a_session_ends_at_idle_timeout_or_maximum_lifetime() {
-        let settings = Settings {
-            session_idle_minutes: 10,
-            session_max_hours: 1,
-            ..Settings::default()
-        };
-        assert_eq!(expiry(0, 100, &settings), 700);
-        assert_eq!(
-            expiry(0, 3500, &settings),
-            3600,
-            "capped by the maximum lifetime"
-        );
     }
 }

@@ -1,9 +1,7 @@
 //! The sign-in page (password step) and signing out.
 
-use super::{
-    PRE_AUTH_SECONDS, PageContext, SessionData, Stage, Visitor, render, safe_next, start_session,
-};
-use crate::service::ServiceError;
+use super::{PageContext, Visitor, landing, render, safe_next};
+use crate::service::{ServiceError, SignInOutcome};
 use crate::web::client::Client;
 use crate::web::session::{self, LANG_COOKIE, SESSION_COOKIE};
 use crate::web::{AppState, WebError};
@@ -15,7 +13,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
-use twofold_engine::flow::{self, NextStep};
 use twofold_engine::password::MAX_PASSWORD_CHARS;
 use twofold_engine::{DomainError, PasswordError};
 
@@ -112,12 +109,18 @@ async fn sign_in_post(
         return Ok(response);
     }
 
-    let progress = match state
+    let outcome = match state
         .service()
-        .sign_in(&form.username, &form.password, &client)
+        .sign_in(
+            &form.username,
+            &form.password,
+            Some(&next),
+            visitor.token(),
+            &client,
+        )
         .await
     {
-        Ok(progress) => progress,
+        Ok(outcome) => outcome,
         Err(ServiceError::Domain(e)) => {
             let (status, message) = match e {
                 DomainError::UserLocked { until } => (
@@ -139,44 +142,18 @@ async fn sign_in_post(
         }
         Err(other) => return Err(other.into()),
     };
-    let identity = progress.identity;
-    let now = state.now();
-    let (stage, max_until, to) = match progress.next {
-        NextStep::SignedIn(via) => (
-            Stage::SignedIn { via },
-            now + flow::session_limit_seconds(&visitor.settings, via),
-            next.clone(),
-        ),
-        NextStep::Enroll => (Stage::Enroll, now + PRE_AUTH_SECONDS, "/enroll".to_owned()),
-        NextStep::Verify(challenge) => (
-            Stage::Verify {
-                challenge,
-                asked: Vec::new(),
-            },
-            now + PRE_AUTH_SECONDS,
-            "/verify".to_owned(),
-        ),
-        NextStep::ContactAdministrator => {
+    // The server started a new session (a new id at every sign-in: a session fixed before
+    // signing in is worthless) at the step it decided.
+    let session = match outcome {
+        SignInOutcome::Started(session) => session,
+        SignInOutcome::ContactAdministrator => {
             return again(StatusCode::FORBIDDEN, t.t("sign-in-not-enrolled"));
         }
     };
-    let data = SessionData {
-        username: identity.username.clone(),
-        language: identity.language,
-        stage,
-        max_until,
-        next: Some(next.clone()),
-    };
-    // A new session id at every sign-in: a session fixed before signing in is worthless.
-    let cookie = start_session(&state, &visitor, &identity.user_id, data).await?;
-    let mut response = Redirect::to(&to).into_response();
-    let headers = response.headers_mut();
-    headers.append(header::SET_COOKIE, cookie);
-    if let Some(language) = identity
-        .language
-        .filter(|_| visitor.settings.allow_language_selection)
-    {
-        headers.append(
+    let language = session.view.language;
+    let mut response = super::moved_to(&session, &landing(&session));
+    if let Some(language) = language.filter(|_| visitor.settings.allow_language_selection) {
+        response.headers_mut().append(
             header::SET_COOKIE,
             session::set_cookie(LANG_COOKIE, language.tag(), Some(365 * 86_400)),
         );
@@ -198,15 +175,8 @@ async fn sign_out_post(
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
     visitor.check_csrf(&state, &form.csrf_token)?;
-    if let Some(active) = &visitor.session {
-        state
-            .sessions()
-            .delete_session(&session::hash_id(&active.id))
-            .await?;
-        state
-            .service()
-            .signed_out(&active.data.username, &client)
-            .await?;
+    if let Some(token) = visitor.token() {
+        state.service().sign_out(token, &client).await?;
     }
     let mut response = Redirect::to("/sign-in?signed_out=1").into_response();
     response

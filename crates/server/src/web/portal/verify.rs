@@ -2,10 +2,9 @@
 //! security questions, and switching to a fallback.
 
 use super::sign_in::format_time;
-use super::{ActiveSession, PageContext, Stage, Visitor, advance_session, field, render};
+use super::{PageContext, Stage, Visitor, field, render};
 use crate::service::{QuestionView, ServiceError};
 use crate::web::client::Client;
-use crate::web::session;
 use crate::web::{AppState, WebError};
 use askama::Template;
 use axum::extract::State;
@@ -15,7 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use twofold_engine::DomainError;
-use twofold_engine::flow::{self, Challenge};
+use twofold_engine::flow::Challenge;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -37,6 +36,7 @@ struct VerifyOathTemplate {
     pin_required: bool,
     digits: u8,
     fallbacks: Vec<FallbackChoice>,
+    step_up: bool,
 }
 
 #[derive(Template)]
@@ -46,6 +46,7 @@ struct VerifyQuestionsTemplate {
     error: Option<String>,
     questions: Vec<QuestionView>,
     fallbacks: Vec<FallbackChoice>,
+    step_up: bool,
 }
 
 fn challenge_value(c: Challenge) -> &'static str {
@@ -110,112 +111,86 @@ fn answers_reason(visitor: &Visitor, e: &twofold_engine::answers::AnswerError) -
     }
 }
 
-fn verifying(visitor: &Visitor) -> Option<(&ActiveSession, Challenge, Vec<String>)> {
-    let active = visitor.session.as_ref()?;
-    match &active.data.stage {
-        Stage::Verify { challenge, asked } => Some((active, *challenge, asked.clone())),
-        _ => None,
-    }
-}
-
-async fn fallback_choices(
-    state: &AppState,
-    visitor: &Visitor,
-    user_id: &str,
-    current: Challenge,
-) -> Result<Vec<FallbackChoice>, WebError> {
-    let factors = state.service().factors(user_id).await?;
-    let mut choices: Vec<Challenge> =
-        flow::fallbacks(&visitor.settings, &factors.factors, Some(current));
-    if let Some(primary) = factors.primary
-        && primary != current
-        && !choices.contains(&primary)
-    {
-        choices.insert(0, primary);
-    }
-    let t = visitor.t();
-    Ok(choices
-        .into_iter()
-        .map(|c| FallbackChoice {
-            value: challenge_value(c),
-            label: match c {
-                Challenge::Oath => t.t("fallback-oath"),
-                Challenge::SecurityQuestions => t.t("fallback-questions"),
-            },
-        })
-        .collect())
-}
-
 async fn page(
     state: &AppState,
     visitor: &Visitor,
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let Some((active, challenge, mut asked)) = verifying(visitor) else {
-        return Ok(visitor.finish(Redirect::to("/sign-in")));
+    let Some(token) = visitor.token() else {
+        return Ok(visitor.send_to_step());
     };
-    let user_id = active.record.user_id.clone();
-    let fallbacks = fallback_choices(state, visitor, &user_id, challenge).await?;
-    match challenge {
+    let verification = match state.service().verification(token, visitor.language).await {
+        Ok(v) => v,
+        Err(ServiceError::Domain(e)) => {
+            return match super::session_refusal(visitor, &e) {
+                Some(response) => Ok(response),
+                None => {
+                    // Nothing to ask (no questions left to draw, say): say why.
+                    let (status, message) = factor_error(visitor, &e);
+                    let page = super::ErrorTemplate {
+                        page: visitor.page(state),
+                        message,
+                    };
+                    Ok(visitor.finish(render(status, &page)?))
+                }
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let t = visitor.t();
+    let fallbacks = verification
+        .others
+        .iter()
+        .map(|c| FallbackChoice {
+            value: challenge_value(*c),
+            label: match c {
+                Challenge::Oath => t.t("fallback-oath"),
+                Challenge::SecurityQuestions => t.t("fallback-questions"),
+            },
+        })
+        .collect();
+    match verification.challenge {
         Challenge::Oath => {
-            let factors = state.service().factors(&user_id).await?;
-            let digits = factors.token.map(|t| t.params.digits).unwrap_or(6);
             let page = VerifyOathTemplate {
                 page: visitor.page(state),
                 error,
                 pin_required: visitor.settings.pin_required,
-                digits,
+                digits: verification.digits,
                 fallbacks,
+                step_up: verification.step_up,
             };
             Ok(visitor.finish(render(status, &page)?))
         }
         Challenge::SecurityQuestions => {
-            let questions = if asked.is_empty() {
-                let drawn = state.service().draw_security_questions(&user_id).await?;
-                asked = drawn.iter().map(|q| q.id.clone()).collect();
-                let mut data = active.data.clone();
-                data.stage = Stage::Verify { challenge, asked };
-                let json =
-                    serde_json::to_string(&data).map_err(|e| WebError::Internal(e.to_string()))?;
-                state
-                    .sessions()
-                    .update_session_data(&session::hash_id(&active.id), &json)
-                    .await?;
-                drawn
-            } else {
-                let catalogue = state.service().question_catalogue(visitor.language).await?;
-                let all = state
-                    .service()
-                    .question_catalogue(twofold_engine::Language::En)
-                    .await?;
-                asked
-                    .iter()
-                    .map(|id| QuestionView {
-                        id: id.clone(),
-                        text: catalogue
-                            .iter()
-                            .chain(all.iter())
-                            .find(|q| &q.id == id)
-                            .map(|q| q.text.clone())
-                            .unwrap_or_else(|| id.clone()),
-                    })
-                    .collect()
-            };
             let page = VerifyQuestionsTemplate {
                 page: visitor.page(state),
                 error,
-                questions,
+                questions: verification.questions,
                 fallbacks,
+                step_up: verification.step_up,
             };
             Ok(visitor.finish(render(status, &page)?))
         }
     }
 }
 
+/// Whether the session is at a second-factor step: a sign-in's, or a signed-in user's
+/// confirmation before a change.
+fn verifying(visitor: &Visitor) -> Option<&str> {
+    let active = visitor.session.as_ref()?;
+    match (&active.view.stage, active.view.step_up) {
+        (Stage::Verify { .. }, _) | (Stage::SignedIn { .. }, Some(_)) => Some(active.id.as_str()),
+        _ => None,
+    }
+}
+
 async fn verify_get(State(state): State<AppState>, visitor: Visitor) -> Result<Response, WebError> {
-    if visitor.signed_in().is_some() {
-        return Ok(Redirect::to("/account").into_response());
+    if verifying(&visitor).is_none() {
+        return Ok(match visitor.signed_in() {
+            Some(_) => Redirect::to("/account").into_response(),
+            None => visitor.send_to_step(),
+        });
     }
     page(&state, &visitor, StatusCode::OK, None).await
 }
@@ -228,73 +203,44 @@ async fn verify_post(
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
     visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some((active, challenge, asked)) = verifying(&visitor) else {
-        return Ok(visitor.finish(Redirect::to("/sign-in")));
+    let Some(token) = verifying(&visitor) else {
+        return Ok(visitor.send_to_step());
     };
-    let user_id = active.record.user_id.clone();
-    let result = match challenge {
-        Challenge::Oath => {
-            let code = field(&form, "code").unwrap_or("");
+    let step_up = visitor.signed_in().is_some();
+    let code = field(&form, "code");
+    let result = match code {
+        Some(code) => {
             state
                 .service()
-                .verify_oath(&user_id, code, field(&form, "pin"), &client)
+                .verify_oath(token, code, field(&form, "pin"), &client)
                 .await
         }
-        Challenge::SecurityQuestions => {
-            let answers: Vec<(String, String)> = asked
+        None => {
+            // The answers are named `answer-<question id>`; the server checks them against
+            // the questions it drew, whatever else the form carries.
+            let answers: Vec<(String, String)> = form
                 .iter()
-                .map(|q| {
-                    (
-                        q.clone(),
-                        field(&form, &format!("answer-{q}"))
-                            .unwrap_or("")
-                            .to_owned(),
-                    )
+                .filter_map(|(k, v)| {
+                    k.strip_prefix("answer-")
+                        .map(|id| (id.to_owned(), v.clone()))
                 })
                 .collect();
             state
                 .service()
-                .answer_security_questions(&user_id, &asked, &answers, &client)
+                .answer_security_questions(token, &answers, &client)
                 .await
         }
     };
     match result {
-        Ok(via) => {
-            let now = state.now();
-            // Proven: a user whose enrolment is unfinished (a PIN now required, questions
-            // turned on) completes it before reaching their account.
-            if state
-                .service()
-                .factors(&user_id)
-                .await?
-                .next_enrollment
-                .is_some()
-            {
-                return advance_session(
-                    &state,
-                    &visitor,
-                    active,
-                    Stage::Enroll,
-                    now + super::PRE_AUTH_SECONDS,
-                    "/enroll",
-                )
-                .await;
+        Ok(session) if step_up => Ok(super::moved_to(&session, "/account?changed=confirmed")),
+        Ok(session) => Ok(super::moved_to(&session, &super::landing(&session))),
+        Err(ServiceError::Domain(e)) => match super::session_refusal(&visitor, &e) {
+            Some(response) => Ok(response),
+            None => {
+                let (status, message) = factor_error(&visitor, &e);
+                page(&state, &visitor, status, Some(message)).await
             }
-            let to = super::safe_next(active.data.next.as_deref());
-            advance_session(
-                &state,
-                &visitor,
-                active,
-                Stage::SignedIn { via },
-                now + flow::session_limit_seconds(&visitor.settings, via),
-                &to,
-            )
-            .await
-        }
-        Err(ServiceError::Domain(e)) => {
-            let (status, message) = factor_error(&visitor, &e);
-            page(&state, &visitor, status, Some(message)).await
-        }
+        },
         Err(e) => Err(e.into()),
     }
 }
@@ -306,29 +252,19 @@ async fn fallback_post(
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
     visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some((active, current, asked)) = verifying(&visitor) else {
-        return Ok(visitor.finish(Redirect::to("/sign-in")));
+    let Some(token) = verifying(&visitor) else {
+        return Ok(visitor.send_to_step());
     };
     let wanted = match field(&form, "challenge") {
         Some("oath") => Challenge::Oath,
         Some("security_questions") => Challenge::SecurityQuestions,
         _ => return Err(WebError::BadRequest("unknown challenge".into())),
     };
-    let offered = fallback_choices(&state, &visitor, &active.record.user_id, current).await?;
-    if !offered.iter().any(|c| c.value == challenge_value(wanted)) {
-        return Err(WebError::BadRequest("that fallback is not offered".into()));
+    match state.service().choose_challenge(token, wanted).await {
+        Ok(()) => Ok(visitor.finish(Redirect::to("/verify"))),
+        Err(ServiceError::Domain(twofold_engine::DomainError::WrongStep)) => {
+            Err(WebError::BadRequest("that fallback is not offered".into()))
+        }
+        Err(e) => Err(e.into()),
     }
-    let mut data = active.data.clone();
-    // Questions drawn once stay drawn for this sign-in: switching back and forth must not
-    // offer a new, perhaps easier, draw.
-    data.stage = Stage::Verify {
-        challenge: wanted,
-        asked,
-    };
-    let json = serde_json::to_string(&data).map_err(|e| WebError::Internal(e.to_string()))?;
-    state
-        .sessions()
-        .update_session_data(&session::hash_id(&active.id), &json)
-        .await?;
-    Ok(visitor.finish(Redirect::to("/verify")))
 }
