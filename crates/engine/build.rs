@@ -16,7 +16,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             && line.bytes().all(|b| (b' '..=b'~').contains(&b))
             && !line.bytes().any(|b| b.is_ascii_uppercase());
         if !fits {
-            return Err(format!("{LIST}, line {}: not lower-case printable ASCII", number + 1).into());
+            return Err(format!(
+                "{LIST}, line {}: not lower-case printable ASCII",
+                number + 1
+            )
+            .into());
         }
         if previous.is_some_and(|p| p.as_bytes() >= line.as_bytes()) {
             return Err(format!("{LIST}, line {}: not sorted or repeated", number + 1).into());

@@ -91,7 +91,9 @@ pub fn draw_fits(draw: &[String], user_questions: &[String], count: usize) -> bo
 /// once, in any order. A question repeated to make up the count does not match.
 pub fn asked_is_draw(asked: &[String], draw: &[String]) -> bool {
     asked.len() == draw.len()
-        && draw.iter().all(|q| asked.iter().filter(|a| *a == q).count() == 1)
+        && draw
+            .iter()
+            .all(|q| asked.iter().filter(|a| *a == q).count() == 1)
 }
 
 /// The answer given to each drawn question, normalised, in the draw's order. A question

@@ -277,7 +277,9 @@ mod tests {
         let pool = ["a", "ab", "abc", "b", "ba", "zz"];
         for n in 0..=pool.len() {
             let list: String = pool[..n].iter().map(|w| format!("{w}\n")).collect();
-            for probe in ["a", "aa", "ab", "abc", "abd", "b", "ba", "bb", "z", "zz", "zzz"] {
+            for probe in [
+                "a", "aa", "ab", "abc", "abd", "b", "ba", "bb", "z", "zz", "zzz",
+            ] {
                 assert_eq!(
                     sorted_lines_contain(&list, probe),
                     pool[..n].contains(&probe),
@@ -287,7 +289,10 @@ mod tests {
             // Without the final newline too.
             let trimmed = list.trim_end_matches('\n');
             for probe in &pool[..n] {
-                assert!(sorted_lines_contain(trimmed, probe), "{probe} in {trimmed:?}");
+                assert!(
+                    sorted_lines_contain(trimmed, probe),
+                    "{probe} in {trimmed:?}"
+                );
             }
         }
         assert!(!sorted_lines_contain("", "a"));

@@ -193,7 +193,10 @@ impl Settings {
                 return Err(SettingError {
                     key: key.to_owned(),
                     value: value.to_string(),
-                    fix: format!("use a whole number from {min} to {max}{}", why.unwrap_or_default()),
+                    fix: format!(
+                        "use a whole number from {min} to {max}{}",
+                        why.unwrap_or_default()
+                    ),
                 });
             }
             Ok(())

@@ -520,9 +520,7 @@ fn answer_of(question: &str) -> String {
 }
 
 /// A service whose fallback asks two of the user's four questions, with "quinn" enrolled.
-async fn quinn_with_answers(
-    store: &Store,
-) -> (InProcessService, String, Arc<ManualClock>) {
+async fn quinn_with_answers(store: &Store) -> (InProcessService, String, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(1_000_000));
     store
         .seed_settings(
@@ -617,13 +615,15 @@ on_both!(
             .answer_security_questions(&user_id, &draw, &given, &client)
             .await;
         assert!(
-            matches!(refused, Err(ServiceError::Domain(DomainError::WrongAnswers))),
+            matches!(
+                refused,
+                Err(ServiceError::Domain(DomainError::WrongAnswers))
+            ),
             "{refused:?}"
         );
 
         // The draw with its right answers, each once, passes.
-        let right: Vec<(String, String)> =
-            draw.iter().map(|q| (q.clone(), answer_of(q))).collect();
+        let right: Vec<(String, String)> = draw.iter().map(|q| (q.clone(), answer_of(q))).collect();
         let via = service
             .answer_security_questions(&user_id, &draw, &right, &client)
             .await
@@ -663,8 +663,7 @@ on_both!(
         let (service, user_id, clock) = quinn_with_answers(&store).await;
         let draw = drawn(&service, &user_id).await;
         clock.advance(3600);
-        let right: Vec<(String, String)> =
-            draw.iter().map(|q| (q.clone(), answer_of(q))).collect();
+        let right: Vec<(String, String)> = draw.iter().map(|q| (q.clone(), answer_of(q))).collect();
         let refused = service
             .answer_security_questions(&user_id, &draw, &right, &ClientContext::default())
             .await;
@@ -708,7 +707,10 @@ on_both!(
                 .unwrap(),
             a
         );
-        assert_eq!(store.question_draw(&user.id, 4699).await.unwrap(), Some(a.clone()));
+        assert_eq!(
+            store.question_draw(&user.id, 4699).await.unwrap(),
+            Some(a.clone())
+        );
         assert_eq!(store.question_draw(&user.id, 4700).await.unwrap(), None);
         // Once it ended, a new draw is kept.
         assert_eq!(

@@ -157,7 +157,12 @@ async fn a_nine_character_password_is_refused_and_no_user_is_added() {
 #[tokio::test]
 async fn a_common_password_is_refused_with_the_reason_wherever_it_is_set() {
     let env = Env::new(Backend::Sqlite).await;
-    for common in ["password1234", "Password1234", "QWERTYUIOP12", "123456789012"] {
+    for common in [
+        "password1234",
+        "Password1234",
+        "QWERTYUIOP12",
+        "123456789012",
+    ] {
         let out = env.cli(
             &["user", "add", "quinn", "--password-stdin"],
             &format!("{common}\n"),
