@@ -1,6 +1,11 @@
 //! Security questions: answers are normalised before hashing, so that "Paris", " paris "
 //! and "ＰＡＲＩＳ" are the same answer; and the questions asked at sign-in are drawn at
 //! random from the user's four.
+//!
+//! A draw belongs to the user, not to a sign-in: it is kept (in the store) for
+//! [`draw_lifetime_seconds`], so signing in again does not draw again until the attacker
+//! gets the questions they know. Answers are checked against that draw only, each drawn
+//! question counted once.
 
 use rand::seq::SliceRandom;
 use thiserror::Error;
@@ -66,6 +71,43 @@ pub fn check_enrollment(
         }
     }
     Ok(())
+}
+
+/// How long one draw is kept for a user: an hour, or the lockout window if that is longer,
+/// so failures and draws add up over the same span.
+pub fn draw_lifetime_seconds(lockout_window_seconds: i64) -> i64 {
+    lockout_window_seconds.max(3600)
+}
+
+/// Whether a kept draw can still be asked: `count` different questions, all still among the
+/// user's own (an administrator may have changed how many are asked).
+pub fn draw_fits(draw: &[String], user_questions: &[String], count: usize) -> bool {
+    draw.len() == count
+        && draw.iter().all(|q| user_questions.contains(q))
+        && draw.iter().enumerate().all(|(i, q)| !draw[..i].contains(q))
+}
+
+/// Whether the questions a caller says it asked are the draw: the same questions, each
+/// once, in any order. A question repeated to make up the count does not match.
+pub fn asked_is_draw(asked: &[String], draw: &[String]) -> bool {
+    asked.len() == draw.len()
+        && draw
+            .iter()
+            .all(|q| asked.iter().filter(|a| *a == q).count() == 1)
+}
+
+/// The answer given to each drawn question, normalised, in the draw's order. A question
+/// answered never, or more than once, gets an empty answer, which matches no stored hash.
+pub fn answers_for_draw(draw: &[String], given: &[(String, String)]) -> Vec<String> {
+    draw.iter()
+        .map(|question| {
+            let mut answers = given.iter().filter(|(q, _)| q == question);
+            match (answers.next(), answers.next()) {
+                (Some((_, answer)), None) => normalize_answer(answer),
+                _ => String::new(),
+            }
+        })
+        .collect()
 }
 
 /// Draws `count` of the user's question ids to ask, in random order.
@@ -144,6 +186,53 @@ mod tests {
             check_enrollment(&answers, &known, 3),
             Err(AnswerError::UnknownQuestion)
         );
+    }
+
+    #[test]
+    fn a_question_repeated_to_make_up_the_count_is_not_the_draw() {
+        let draw = q(&["a", "b"]);
+        assert!(asked_is_draw(&q(&["a", "b"]), &draw));
+        assert!(asked_is_draw(&q(&["b", "a"]), &draw));
+        assert!(!asked_is_draw(&q(&["a", "a"]), &draw));
+        assert!(!asked_is_draw(&q(&["a", "a", "b"]), &draw));
+        assert!(!asked_is_draw(&q(&["a"]), &draw));
+        assert!(!asked_is_draw(&q(&["a", "c"]), &draw));
+        assert!(!asked_is_draw(&q(&[]), &draw));
+    }
+
+    #[test]
+    fn each_drawn_question_takes_exactly_one_answer() {
+        let draw = q(&["a", "b"]);
+        let given = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(q, a)| (q.to_string(), a.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            answers_for_draw(&draw, &given(&[("b", " Paris "), ("a", "Rex")])),
+            vec!["rex".to_string(), "paris".to_string()]
+        );
+        // The one known answer sent for every slot answers only its own question.
+        assert_eq!(
+            answers_for_draw(&draw, &given(&[("a", "Rex"), ("a", "Rex")])),
+            vec![String::new(), String::new()]
+        );
+        assert_eq!(
+            answers_for_draw(&draw, &given(&[("a", "Rex"), ("c", "Oslo")])),
+            vec!["rex".to_string(), String::new()]
+        );
+    }
+
+    #[test]
+    fn a_kept_draw_fits_only_while_the_users_questions_and_the_count_allow() {
+        let mine = q(&["a", "b", "c", "d"]);
+        assert!(draw_fits(&q(&["c", "a"]), &mine, 2));
+        assert!(!draw_fits(&q(&["c", "a"]), &mine, 3));
+        assert!(!draw_fits(&q(&["c", "z"]), &mine, 2));
+        assert!(!draw_fits(&q(&["c", "c"]), &mine, 2));
+        assert_eq!(draw_lifetime_seconds(15 * 60), 3600);
+        assert_eq!(draw_lifetime_seconds(3 * 3600), 3 * 3600);
     }
 
     #[test]

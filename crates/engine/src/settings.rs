@@ -85,9 +85,11 @@ pub struct Settings {
     pub pin_min_length: u8,
     /// The fewest characters a security answer may have (after normalisation).
     pub security_answer_min_length: u8,
-    /// TOTP codes are accepted this many time steps either side of now.
+    /// TOTP codes are accepted this many time steps either side of now (0 to
+    /// [`MAX_TOTP_WINDOW_STEPS`]).
     pub oath_totp_window_steps: u8,
-    /// HOTP codes are accepted this many counter values ahead of the expected one.
+    /// HOTP codes are accepted this many counter values ahead of the expected one (0 to
+    /// [`MAX_HOTP_LOOK_AHEAD`]).
     pub oath_hotp_look_ahead: u8,
     /// The issuer shown in authenticator apps for enrolled tokens.
     pub oath_issuer: String,
@@ -96,15 +98,30 @@ pub struct Settings {
     pub lockout_window_minutes: u32,
     /// How long a lock lasts before it is released by itself.
     pub lockout_duration_minutes: u32,
-    /// A portal session ends after this long without a request.
+    /// A portal session ends after this long without a request (1 to
+    /// [`MAX_SESSION_IDLE_MINUTES`]).
     pub session_idle_minutes: u32,
-    /// A portal session ends this long after sign-in, however active.
+    /// A portal session ends this long after sign-in, however active (1 to
+    /// [`MAX_SESSION_HOURS`]).
     pub session_max_hours: u32,
     /// Adding, replacing or removing a factor, changing the PIN or the security answers, and
     /// starting a one-time bypass need a second factor proved within this many minutes
     /// (a session signed in through a trusted address or a bypass is asked for one first).
     pub step_up_minutes: u32,
 }
+
+// The upper limits of the settings that bound how much an attacker gets (security review,
+// issue 8, finding 10). They follow NIST SP 800-63B's AAL2 and OWASP ASVS level 2.
+/// ±2 steps (a code is good for about 2½ minutes) absorbs a phone clock a minute off;
+/// RFC 6238 recommends one step, and each step more multiplies an online guesser's odds.
+pub const MAX_TOTP_WINDOW_STEPS: u64 = 2;
+/// RFC 4226 (§7.4) leaves the look-ahead to the operator; 20 covers a token's button pressed
+/// in a pocket, while each value more is one more code a guess may hit.
+pub const MAX_HOTP_LOOK_AHEAD: u64 = 20;
+/// AAL2 requires reauthentication at least every 12 hours, however active the session.
+pub const MAX_SESSION_HOURS: u64 = 12;
+/// AAL2 requires reauthentication after 30 minutes without activity.
+pub const MAX_SESSION_IDLE_MINUTES: u64 = 30;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -166,11 +183,25 @@ impl Settings {
     /// Checks ranges that the types alone cannot express.
     pub fn validate(&self) -> Result<(), SettingError> {
         fn range(key: &str, value: u64, min: u64, max: u64) -> Result<(), SettingError> {
+            limit(key, value, min, max, None)
+        }
+        /// A range whose maximum is a security limit: the message says why.
+        fn limit(
+            key: &str,
+            value: u64,
+            min: u64,
+            max: u64,
+            why: Option<&str>,
+        ) -> Result<(), SettingError> {
             if value < min || value > max {
+                let why = why.map(|w| format!(" ({max} is the limit: {w})"));
                 return Err(SettingError {
                     key: key.to_owned(),
                     value: value.to_string(),
-                    fix: format!("use a whole number from {min} to {max}"),
+                    fix: format!(
+                        "use a whole number from {min} to {max}{}",
+                        why.unwrap_or_default()
+                    ),
                 });
             }
             Ok(())
@@ -207,17 +238,19 @@ impl Settings {
             1,
             64,
         )?;
-        range(
+        limit(
             "oath_totp_window_steps",
             self.oath_totp_window_steps.into(),
             0,
-            10,
+            MAX_TOTP_WINDOW_STEPS,
+            Some("a wider window accepts more guesses, and older codes"),
         )?;
-        range(
+        limit(
             "oath_hotp_look_ahead",
             self.oath_hotp_look_ahead.into(),
             0,
-            100,
+            MAX_HOTP_LOOK_AHEAD,
+            Some("each value more is one more code a guess may hit"),
         )?;
         if self.oath_issuer.trim().is_empty()
             || self.oath_issuer.chars().count() > 64
@@ -241,13 +274,20 @@ impl Settings {
             1,
             10_080,
         )?;
-        range(
+        limit(
             "session_idle_minutes",
             self.session_idle_minutes.into(),
             1,
-            1440,
+            MAX_SESSION_IDLE_MINUTES,
+            Some("the idle timeout of NIST SP 800-63B at AAL2"),
         )?;
-        range("session_max_hours", self.session_max_hours.into(), 1, 720)?;
+        limit(
+            "session_max_hours",
+            self.session_max_hours.into(),
+            1,
+            MAX_SESSION_HOURS,
+            Some("NIST SP 800-63B at AAL2 reauthenticates every 12 hours"),
+        )?;
         range("step_up_minutes", self.step_up_minutes.into(), 1, 30)?;
         range(
             "oath_token_fallback_session_minutes",
@@ -394,6 +434,34 @@ mod tests {
             .with_value("lockout_threshold", "\"many\"")
             .unwrap_err();
         assert_eq!(err.key, "lockout_threshold");
+    }
+
+    #[test]
+    fn weak_values_are_refused_with_the_key_and_the_limit() {
+        for (key, weak, limit) in [
+            ("oath_totp_window_steps", "10", "from 0 to 2"),
+            ("oath_totp_window_steps", "3", "from 0 to 2"),
+            ("oath_hotp_look_ahead", "100", "from 0 to 20"),
+            ("oath_hotp_look_ahead", "21", "from 0 to 20"),
+            ("session_max_hours", "720", "from 1 to 12"),
+            ("session_max_hours", "13", "from 1 to 12"),
+            ("session_idle_minutes", "1440", "from 1 to 30"),
+            ("session_idle_minutes", "31", "from 1 to 30"),
+        ] {
+            let err = Settings::default().with_value(key, weak).unwrap_err();
+            assert_eq!(err.key, key);
+            assert_eq!(err.value, weak);
+            assert!(err.fix.contains(limit), "{key}: {}", err.fix);
+            assert!(err.fix.contains("is the limit:"), "{key}: {}", err.fix);
+        }
+        for (key, at_the_limit) in [
+            ("oath_totp_window_steps", "2"),
+            ("oath_hotp_look_ahead", "20"),
+            ("session_max_hours", "12"),
+            ("session_idle_minutes", "30"),
+        ] {
+            Settings::default().with_value(key, at_the_limit).unwrap();
+        }
     }
 
     #[test]

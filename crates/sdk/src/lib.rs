@@ -98,7 +98,8 @@ pub struct UserCreate {
     pub email: Option<String>,
     #[serde(default)]
     pub phone: Option<String>,
-    /// A local password (at least 8 characters); without it the user has none.
+    /// A local password (at least 12 characters, and not a commonly used one); without it the
+    /// user has none.
     #[serde(default)]
     pub password: Option<String>,
     /// `en` or `fr`.

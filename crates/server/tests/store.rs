@@ -500,3 +500,287 @@ on_both!(
         );
     }
 );
+
+// ---- security questions at AAL2 and the password rule (security review, issue 8) ----
+
+/// The four answers every questions test enrols.
+const ANSWERS: [(&str, &str); 4] = [
+    ("en-1", "Rex"),
+    ("en-2", "Lyon"),
+    ("en-3", "Jules Ferry"),
+    ("en-4", "Renault"),
+];
+
+fn answer_of(question: &str) -> String {
+    ANSWERS
+        .iter()
+        .find(|(q, _)| *q == question)
+        .map(|(_, a)| a.to_string())
+        .unwrap()
+}
+
+/// A service whose fallback asks two of the user's four questions, with "quinn" enrolled.
+async fn quinn_with_answers(store: &Store) -> (InProcessService, String, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    store
+        .seed_settings(
+            &Settings {
+                security_questions_fallback: true,
+                security_questions_required: 2,
+                lockout_threshold: 100,
+                ..Settings::default()
+            },
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    let service = InProcessService::new(
+        store.clone(),
+        clock.clone(),
+        twofold_server::secrets::Keyring::for_tests([7; 32]),
+    )
+    .unwrap();
+    service.seed_questions().await.unwrap();
+    let user = service
+        .add_user("test", "quinn", None, None, Some("quinn's password"))
+        .await
+        .unwrap();
+    let given: Vec<(String, String)> = ANSWERS
+        .iter()
+        .map(|(q, a)| (q.to_string(), a.to_string()))
+        .collect();
+    service
+        .change_answers(&user.id, &given, &ClientContext::default())
+        .await
+        .unwrap();
+    (service, user.id, clock)
+}
+
+async fn drawn(service: &InProcessService, user_id: &str) -> Vec<String> {
+    service
+        .draw_questions(user_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.id)
+        .collect()
+}
+
+on_both!(
+    one_known_answer_repeated_to_make_up_the_count_is_refused,
+    |store: Store| async move {
+        use twofold_engine::DomainError;
+        let (service, user_id, _clock) = quinn_with_answers(&store).await;
+        let client = ClientContext::default();
+        let draw = drawn(&service, &user_id).await;
+        assert_eq!(draw.len(), 2);
+        let known = draw[0].clone();
+
+        // The attacker knows one answer and claims its question was asked twice.
+        let asked = vec![known.clone(), known.clone()];
+        let given = vec![
+            (known.clone(), answer_of(&known)),
+            (known.clone(), answer_of(&known)),
+        ];
+        let refused = service
+            .check_answers(&user_id, &asked, &given, &client)
+            .await;
+        assert!(
+            matches!(refused, Err(ServiceError::Domain(DomainError::WrongStep))),
+            "{refused:?}"
+        );
+
+        // Or claims the two questions they know were asked, instead of the draw.
+        let chosen: Vec<String> = ANSWERS
+            .iter()
+            .map(|(q, _)| q.to_string())
+            .filter(|q| !draw.contains(q))
+            .collect();
+        let given: Vec<(String, String)> =
+            chosen.iter().map(|q| (q.clone(), answer_of(q))).collect();
+        let refused = service
+            .check_answers(&user_id, &chosen, &given, &client)
+            .await;
+        assert!(
+            matches!(refused, Err(ServiceError::Domain(DomainError::WrongStep))),
+            "{refused:?}"
+        );
+
+        // Or answers the real draw with the one known answer for every question.
+        let given: Vec<(String, String)> = draw
+            .iter()
+            .map(|_| (known.clone(), answer_of(&known)))
+            .collect();
+        let refused = service
+            .check_answers(&user_id, &draw, &given, &client)
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(ServiceError::Domain(DomainError::WrongAnswers))
+            ),
+            "{refused:?}"
+        );
+
+        // The draw with its right answers, each once, passes.
+        let right: Vec<(String, String)> = draw.iter().map(|q| (q.clone(), answer_of(q))).collect();
+        let via = service
+            .check_answers(&user_id, &draw, &right, &client)
+            .await
+            .unwrap();
+        assert_eq!(via, twofold_engine::flow::Via::SecurityQuestions);
+    }
+);
+
+on_both!(
+    signing_in_again_asks_the_same_questions_until_an_hour_passes_without_asking,
+    |store: Store| async move {
+        let (service, user_id, clock) = quinn_with_answers(&store).await;
+        let first = drawn(&service, &user_id).await;
+        // Every sign-in within the hour gets the same draw, and keeps it for another hour.
+        for _ in 0..12 {
+            clock.advance(50 * 60);
+            assert_eq!(drawn(&service, &user_id).await, first);
+        }
+        // An hour without a draw ends it: the next one is new (the same two questions in
+        // the same order by chance once in twelve, so a few tries).
+        let mut renewed = false;
+        for _ in 0..30 {
+            clock.advance(3600);
+            if drawn(&service, &user_id).await != first {
+                renewed = true;
+                break;
+            }
+        }
+        assert!(renewed, "the draw never ended");
+    }
+);
+
+on_both!(
+    answers_given_after_the_draw_ended_are_not_checked,
+    |store: Store| async move {
+        use twofold_engine::DomainError;
+        let (service, user_id, clock) = quinn_with_answers(&store).await;
+        let draw = drawn(&service, &user_id).await;
+        clock.advance(3600);
+        let right: Vec<(String, String)> = draw.iter().map(|q| (q.clone(), answer_of(q))).collect();
+        let refused = service
+            .check_answers(&user_id, &draw, &right, &ClientContext::default())
+            .await;
+        assert!(
+            matches!(refused, Err(ServiceError::Domain(DomainError::WrongStep))),
+            "{refused:?}"
+        );
+    }
+);
+
+on_both!(
+    new_answers_end_the_draw_and_a_kept_draw_survives_a_concurrent_one,
+    |store: Store| async move {
+        let user = store
+            .create_user(
+                NewUser {
+                    username: name("rita"),
+                    email: None,
+                    phone: None,
+                    password_hash: None,
+                },
+                1000,
+            )
+            .await
+            .unwrap();
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (a, b) = (ids(&["en-1", "en-2"]), ids(&["en-3", "en-4"]));
+        assert_eq!(store.question_draw(&user.id, 1000).await.unwrap(), None);
+        assert_eq!(
+            store
+                .keep_question_draw(&user.id, &a, 1000, 4600, false)
+                .await
+                .unwrap(),
+            a
+        );
+        // A second sign-in drawing at the same time gets the first draw, which lasts longer.
+        assert_eq!(
+            store
+                .keep_question_draw(&user.id, &b, 1001, 4700, false)
+                .await
+                .unwrap(),
+            a
+        );
+        assert_eq!(
+            store.question_draw(&user.id, 4699).await.unwrap(),
+            Some(a.clone())
+        );
+        assert_eq!(store.question_draw(&user.id, 4700).await.unwrap(), None);
+        // Once it ended, a new draw is kept.
+        assert_eq!(
+            store
+                .keep_question_draw(&user.id, &b, 4700, 8300, false)
+                .await
+                .unwrap(),
+            b
+        );
+        // A draw that no longer fits is replaced on purpose.
+        assert_eq!(
+            store
+                .keep_question_draw(&user.id, &a, 4701, 8301, true)
+                .await
+                .unwrap(),
+            a
+        );
+        // New answers leave nothing of the old draw.
+        store.replace_answers(&user.id, &[], 5000).await.unwrap();
+        assert_eq!(store.question_draw(&user.id, 5000).await.unwrap(), None);
+    }
+);
+
+on_both!(
+    an_existing_eight_character_password_still_signs_in_but_cannot_be_set,
+    |store: Store| async move {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        store
+            .seed_settings(&Settings::default(), clock.now())
+            .await
+            .unwrap();
+        let service = InProcessService::new(
+            store.clone(),
+            clock.clone(),
+            twofold_server::secrets::Keyring::for_tests([7; 32]),
+        )
+        .unwrap();
+        // A hash written before the 12-character rule, as the old `user add` wrote it.
+        let old = twofold_engine::PasswordHasher::new()
+            .unwrap()
+            .hash_secret("olga1234")
+            .unwrap();
+        store
+            .create_user(
+                NewUser {
+                    username: name("olga"),
+                    email: None,
+                    phone: None,
+                    password_hash: Some(old),
+                },
+                clock.now(),
+            )
+            .await
+            .unwrap();
+        let progress = service
+            .sign_in_progress("olga", "olga1234", &ClientContext::default())
+            .await
+            .unwrap();
+        assert_eq!(progress.identity.username, "olga");
+        let refused = service
+            .add_user("test", "pavel", None, None, Some("pavel123"))
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(ServiceError::Domain(twofold_engine::DomainError::Password(
+                    twofold_engine::PasswordError::TooShort
+                )))
+            ),
+            "{refused:?}"
+        );
+    }
+);

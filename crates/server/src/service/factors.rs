@@ -483,7 +483,7 @@ impl InProcessService {
         }
     }
 
-    pub(super) async fn draw_questions(
+    pub async fn draw_questions(
         &self,
         user_id: &str,
     ) -> Result<Vec<QuestionView>, ServiceError> {
@@ -501,11 +501,7 @@ impl InProcessService {
         {
             return Err(DomainError::NotEnrolled.into());
         }
-        let drawn = answers::draw_questions(
-            &mine,
-            usize::from(settings.security_questions_required),
-            &mut rand::thread_rng(),
-        );
+        let drawn = self.kept_draw(&user.id, &mine, &settings).await?;
         let catalogue = self.store.questions(None, false).await?;
         Ok(drawn
             .into_iter()
@@ -520,7 +516,37 @@ impl InProcessService {
             .collect())
     }
 
-    pub(super) async fn check_answers(
+    /// The user's kept draw while it lasts and still fits, now lasting a while longer;
+    /// otherwise a new one, kept from now on. Two sign-ins drawing at once end with the same
+    /// draw (the store keeps the first).
+    async fn kept_draw(
+        &self,
+        user_id: &str,
+        mine: &[String],
+        settings: &Settings,
+    ) -> Result<Vec<String>, ServiceError> {
+        let required = usize::from(settings.security_questions_required);
+        let now = self.clock.now();
+        let kept = self.store.question_draw(user_id, now).await?;
+        let fits = kept
+            .as_ref()
+            .is_some_and(|k| answers::draw_fits(k, mine, required));
+        let replace = kept.is_some() && !fits;
+        let draw = match kept {
+            Some(kept) if fits => kept,
+            _ => answers::draw_questions(mine, required, &mut rand::thread_rng()),
+        };
+        let lifetime =
+            answers::draw_lifetime_seconds(i64::from(settings.lockout_window_minutes) * 60);
+        Ok(self
+            .store
+            .keep_question_draw(user_id, &draw, now, now + lifetime, replace)
+            .await?)
+    }
+
+    /// Checks answers against the user's kept draw. `asked` (what the caller showed) must be
+    /// that draw, each question once; each drawn question takes exactly one answer.
+    pub async fn check_answers(
         &self,
         user_id: &str,
         asked: &[String],
@@ -531,27 +557,28 @@ impl InProcessService {
         let user = self.user(user_id).await?;
         let had_counters = self.ensure_not_locked(&user.username).await?;
         let stored = self.store.answers(&user.id).await?;
+        let mine: Vec<String> = stored.iter().map(|(q, _)| q.clone()).collect();
         let required = usize::from(settings.security_questions_required);
-        if !settings.security_questions_fallback
-            || asked.len() < required
-            || asked.iter().any(|q| !stored.iter().any(|(s, _)| s == q))
-        {
+        let draw = self.store.question_draw(&user.id, self.clock.now()).await?;
+        let Some(draw) = draw.filter(|d| {
+            settings.security_questions_fallback
+                && answers::draw_fits(d, &mine, required)
+                && answers::asked_is_draw(asked, d)
+        }) else {
             return Err(DomainError::WrongStep.into());
-        }
+        };
         // Verify every answer (no early exit), off the async workers.
-        let mut pairs = Vec::new();
-        for question in asked {
-            let answer = given
-                .iter()
-                .find(|(q, _)| q == question)
-                .map(|(_, a)| answers::normalize_answer(a))
-                .unwrap_or_default();
-            let hash = stored
-                .iter()
-                .find(|(q, _)| q == question)
-                .map(|(_, h)| h.clone());
-            pairs.push((answer, hash));
-        }
+        let pairs: Vec<(String, Option<String>)> = answers::answers_for_draw(&draw, given)
+            .into_iter()
+            .zip(&draw)
+            .map(|(answer, question)| {
+                let hash = stored
+                    .iter()
+                    .find(|(q, _)| q == question)
+                    .map(|(_, h)| h.clone());
+                (answer, hash)
+            })
+            .collect();
         let hasher = self.hasher.clone();
         let all_right = tokio::task::spawn_blocking(move || {
             pairs
@@ -873,7 +900,7 @@ impl InProcessService {
             .collect())
     }
 
-    pub(super) async fn change_answers(
+    pub async fn change_answers(
         &self,
         user_id: &str,
         given: &[(String, String)],

@@ -26,6 +26,11 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
         "sdk",
         include_str!("../../migrations/sqlite/0003_sdk.sql"),
     ),
+    (
+        4,
+        "question draws and setting limits",
+        include_str!("../../migrations/sqlite/0004_question_draws_and_setting_limits.sql"),
+    ),
 ];
 
 pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {

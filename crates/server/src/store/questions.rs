@@ -139,6 +139,11 @@ impl Store {
             .bind(user_id)
             .execute(&mut tx)
             .await?;
+        // A draw from the old questions has nothing left to ask.
+        query("DELETE FROM security_question_draws WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut tx)
+            .await?;
         for (question_id, hash) in answers {
             query(
                 "INSERT INTO security_answers (user_id, question_id, answer_hash, created_at) VALUES ($1, $2, $3, $4)",
@@ -164,4 +169,63 @@ impl Store {
             .map(|row| Ok((row.try_get("question_id")?, row.try_get("answer_hash")?)))
             .collect()
     }
+
+    /// The questions drawn for the user, while the draw lasts (until `expires_at`).
+    pub async fn question_draw(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let row = query(
+            "SELECT question_ids FROM security_question_draws WHERE user_id = $1 AND expires_at > $2",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_optional(&self.db)
+        .await?;
+        row.map(|row| draw_ids(&row.try_get::<String>("question_ids")?))
+            .transpose()
+    }
+
+    /// Keeps a draw for the user until `expires_at` and returns the draw now kept: `draw`
+    /// if the user had none that lasts (or `replace` is set, for one that no longer fits),
+    /// otherwise the one already kept, which then lasts until `expires_at` too. Two
+    /// sign-ins that draw at once therefore end with one draw.
+    pub async fn keep_question_draw(
+        &self,
+        user_id: &str,
+        draw: &[String],
+        now: UnixTime,
+        expires_at: UnixTime,
+        replace: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids = serde_json::to_string(draw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.db.begin().await?;
+        query(
+            "INSERT INTO security_question_draws (user_id, question_ids, drawn_at, expires_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
+             question_ids = CASE WHEN security_question_draws.expires_at <= $3 OR $5 = 1 \
+                 THEN excluded.question_ids ELSE security_question_draws.question_ids END, \
+             drawn_at = CASE WHEN security_question_draws.expires_at <= $3 OR $5 = 1 \
+                 THEN excluded.drawn_at ELSE security_question_draws.drawn_at END, \
+             expires_at = excluded.expires_at",
+        )
+        .bind(user_id)
+        .bind(ids)
+        .bind(now)
+        .bind(expires_at)
+        .bind(bool_int(replace))
+        .execute(&mut tx)
+        .await?;
+        let row = query("SELECT question_ids FROM security_question_draws WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&mut tx)
+            .await?;
+        tx.commit().await?;
+        draw_ids(&row.try_get::<String>("question_ids")?)
+    }
+}
+
+fn draw_ids(json: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("question draw: {e}")))
 }

@@ -64,7 +64,7 @@ async fn a_short_password_is_refused_and_no_user_is_added() {
     let env = Env::new(Backend::Sqlite).await;
     let out = env.cli(&["user", "add", "quinn", "--password-stdin"], "short\n");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8 characters"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12 characters"));
     assert!(env.cli_ok(&["user", "list"], "").contains("no users"));
 }
 

@@ -8,6 +8,7 @@ mod support;
 mod cli;
 mod factors;
 mod operations;
+mod policy;
 mod portal;
 mod sdk;
 mod security;
