@@ -176,45 +176,124 @@ on_both!(users_are_listed_in_pages, |store: Store| async move {
     assert_eq!(next, ["carol", "dave"]);
 });
 
+// The store's single statements follow the engine's lockout model step by step: reserve,
+// settle a failure, succeed, hand back; across window ends, locks and the hard cap.
 on_both!(
-    a_lockout_row_is_written_only_by_whoever_read_it_last,
+    lockout_statements_follow_the_engine_model,
     |store: Store| async move {
-        let empty = store.lockout("alice").await.unwrap();
-        assert_eq!(empty.version, None);
-        let one = LockoutState {
-            failures: 1,
-            window_start: Some(10),
-            locked_until: None,
+        use twofold_engine::LockoutPolicy;
+        let policy = LockoutPolicy {
+            threshold: 3,
+            window_seconds: 600,
+            duration_seconds: 900,
+            hard_cap: 7,
         };
-        assert!(
-            store
-                .replace_lockout("alice", empty, Some(one))
-                .await
-                .unwrap()
-        );
-        // A second writer that read the same (empty) state loses and must read again.
-        assert!(
-            !store
-                .replace_lockout("alice", empty, Some(one))
-                .await
-                .unwrap()
-        );
-        let read = store.lockout("alice").await.unwrap();
-        assert_eq!(read.state, one);
-        let two = LockoutState { failures: 2, ..one };
-        assert!(
-            store
-                .replace_lockout("alice", read, Some(two))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store.replace_lockout("alice", read, None).await.unwrap(),
-            "stale version"
-        );
-        let read = store.lockout("alice").await.unwrap();
-        assert!(store.replace_lockout("alice", read, None).await.unwrap());
+        #[derive(Debug, Clone, Copy)]
+        enum Step {
+            Fail,
+            Succeed,
+            RightPassword,
+        }
+        use Step::*;
+        // (seconds after the previous step, step)
+        let script = [
+            (0, Fail),
+            (10, RightPassword),
+            (10, Fail),
+            (10, Succeed),
+            (10, Fail),
+            (10, Fail),
+            (10, Fail), // the third in the window: locked
+            (10, Fail), // refused while locked
+            (10, Succeed), // refused while locked too
+            (1000, Fail), // the lock is over: a new window
+            (700, Fail), // the window is over: counted afresh
+            (10, Fail),
+            (10, Fail), // locked again; seven in a row: the hard cap
+            (5000, Fail), // refused: only an administrator releases it
+            (10, Succeed),
+        ];
+        let mut model = LockoutState::default();
+        let mut now = 1_000;
+        for (i, (wait, step)) in script.into_iter().enumerate() {
+            now += wait;
+            let reserved = store.reserve_attempt("alice", now, policy).await.unwrap();
+            let modelled = model.reserve(now, policy);
+            assert_eq!(reserved, modelled.is_some(), "step {i} {step:?}: reserved");
+            match (step, modelled) {
+                (Fail, Some(m)) => {
+                    store.settle_failure("alice", now, policy).await.unwrap();
+                    model = m.settle_failure(now, policy);
+                }
+                (_, None) => {
+                    store.settle_failure("alice", now, policy).await.unwrap();
+                    model = model.settle_failure(now, policy);
+                }
+                (Succeed, Some(m)) => {
+                    store.settle_success("alice", now).await.unwrap();
+                    model = m.after_success();
+                }
+                (RightPassword, Some(m)) => {
+                    store.release_attempt("alice").await.unwrap();
+                    model = m.release();
+                }
+            }
+            assert_eq!(
+                store.lockout("alice").await.unwrap().state,
+                model,
+                "step {i} {step:?} at {now}"
+            );
+        }
+        assert!(model.is_hard_locked());
+        assert!(store.clear_lockout("alice").await.unwrap());
         assert_eq!(store.lockout("alice").await.unwrap().version, None);
+    }
+);
+
+// A hundred attempts at once: exactly `threshold` are counted, the rest refused, and the
+// hard lock is reported to exactly one of them.
+on_both!(
+    concurrent_attempts_never_outrun_the_threshold,
+    |store: Store| async move {
+        use twofold_engine::LockoutPolicy;
+        let policy = LockoutPolicy {
+            threshold: 5,
+            window_seconds: 600,
+            duration_seconds: 900,
+            hard_cap: 100,
+        };
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store.reserve_attempt("alice", 1_000, policy).await.unwrap()
+            }));
+        }
+        let mut reserved = 0;
+        for task in tasks {
+            reserved += usize::from(task.await.unwrap());
+        }
+        assert_eq!(reserved, 5);
+        let state = store.lockout("alice").await.unwrap().state;
+        assert_eq!((state.failures, state.consecutive), (5, 5));
+
+        let cap = LockoutPolicy {
+            hard_cap: 5,
+            ..policy
+        };
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store.settle_failure("alice", 1_000, cap).await.unwrap()
+            }));
+        }
+        let mut hard = 0;
+        for task in tasks {
+            hard += usize::from(task.await.unwrap().hard_locked);
+        }
+        assert_eq!(hard, 1, "the hard lock is announced once");
+        assert!(store.lockout("alice").await.unwrap().state.is_hard_locked());
     }
 );
 
@@ -225,7 +304,7 @@ on_both!(
         store
             .seed_settings(
                 &Settings {
-                    lockout_threshold: 1000,
+                    lockout_threshold: 100,
                     ..Settings::default()
                 },
                 clock.now(),

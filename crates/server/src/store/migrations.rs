@@ -26,6 +26,11 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
         "sdk",
         include_str!("../../migrations/sqlite/0003_sdk.sql"),
     ),
+    (
+        4,
+        "lockout hard cap",
+        include_str!("../../migrations/sqlite/0004_lockout_hard_cap.sql"),
+    ),
 ];
 
 pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
