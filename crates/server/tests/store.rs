@@ -297,6 +297,41 @@ on_both!(
     }
 );
 
+// An attempt reserved before others filled the counters succeeds: its success clears the
+// counts, never the lock the others started.
+on_both!(
+    a_success_never_clears_a_lock_in_force,
+    |store: Store| async move {
+        use twofold_engine::LockoutPolicy;
+        let policy = LockoutPolicy {
+            threshold: 3,
+            window_seconds: 600,
+            duration_seconds: 900,
+            hard_cap: 100,
+        };
+        for _ in 0..3 {
+            assert!(store.reserve_attempt("bob", 1_000, policy).await.unwrap());
+        }
+        assert!(!store.reserve_attempt("bob", 1_001, policy).await.unwrap());
+        let settled = store.settle_failure("bob", 1_001, policy).await.unwrap();
+        assert!(settled.locked, "the refusal starts the lock");
+        store.settle_success("bob", 1_002).await.unwrap();
+        let state = store.lockout("bob").await.unwrap().state;
+        assert_eq!(state.locked_at(1_002), Some(1_901), "{state:?}");
+        assert_eq!(state.consecutive, 0, "the success cleared the count in a row");
+        assert!(!store.reserve_attempt("bob", 1_003, policy).await.unwrap());
+        // Nor a hard lock.
+        let cap = LockoutPolicy {
+            hard_cap: 1,
+            ..policy
+        };
+        assert!(store.reserve_attempt("eve", 1_000, cap).await.unwrap());
+        assert!(store.settle_failure("eve", 1_000, cap).await.unwrap().hard_locked);
+        store.settle_success("eve", 1_000).await.unwrap();
+        assert!(store.lockout("eve").await.unwrap().state.is_hard_locked());
+    }
+);
+
 on_both!(
     concurrent_failed_sign_ins_are_each_counted,
     |store: Store| async move {
