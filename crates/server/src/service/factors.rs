@@ -105,6 +105,13 @@ pub const DEFAULT_QUESTIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Counts one second factor about to be checked (`twofold_second_factor_checks_total`):
+/// what an operator, and the tests, watch to see that no burst checks more than the lockout
+/// allows.
+fn second_factor_checked(factor: &'static str) {
+    metrics::counter!("twofold_second_factor_checks_total", "factor" => factor).increment(1);
+}
+
 fn token_aad(id: &str) -> Vec<u8> {
     format!("oath_tokens:{id}").into_bytes()
 }
@@ -427,6 +434,7 @@ impl InProcessService {
         // Counted before the code is checked: refused when locked or the counters are full.
         self.reserve_attempt(&user.username, &settings, client)
             .await?;
+        second_factor_checked("oath");
         // Users enrolled before PINs were required have none yet: their code alone counts,
         // and the portal sends them to choose one right after.
         let pin_ok = if settings.pin_required && user.pin_hash.is_some() {
@@ -521,6 +529,7 @@ impl InProcessService {
         // Counted before the answers are checked.
         self.reserve_attempt(&user.username, &settings, client)
             .await?;
+        second_factor_checked("security_questions");
         let hasher = self.hasher.clone();
         let all_right = self
             .checked(&user.username, async move {
@@ -613,6 +622,7 @@ impl InProcessService {
         // Counted before the code is checked, like any second factor.
         self.reserve_attempt(&user.username, &settings, client)
             .await?;
+        second_factor_checked("oath_activation");
         let secret = match self
             .keyring
             .open(&token.secret_sealed, &token_aad(&token.id))

@@ -107,6 +107,23 @@ fn audit_actions(env: &Env, action: &str) -> Vec<Value> {
         .collect()
 }
 
+/// How many second factors of `factor` the server has checked, from its own metrics.
+async fn checks(server: &Server, factor: &str) -> u64 {
+    let text = server
+        .client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("twofold_second_factor_checks_total{{factor=\"{factor}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
 /// Rate limits high enough that only the lockout counters bound a burst.
 fn without_rate_limits(env: Env) -> Env {
     env.set("TWOFOLD_LIMITS__SECOND_FACTOR_PER_USER_PER_MINUTE", "10000")
@@ -155,6 +172,7 @@ async fn burst_at_one_portal_session(backend: Backend) {
     let browser = server.http2_client();
     let page = to_verify(&browser, &server, "alice").await;
     let token = input_value(&page, "csrf_token").unwrap();
+    assert_eq!(checks(&server, "oath").await, 0);
     let mut tasks = Vec::new();
     for code in wrong_codes(&secret, 100) {
         let (browser, url, token) = (browser.clone(), server.url("/verify"), token.clone());
@@ -180,9 +198,10 @@ async fn burst_at_one_portal_session(backend: Backend) {
     );
     assert!(statuses.contains(&423), "{statuses:?}");
 
-    // What the server checked, from its own record: the default threshold, 5, no more.
-    let checked = failed_sign_ins(&env, "alice");
-    assert_eq!(checked.len(), 5, "codes checked: {checked:#?}");
+    // What the server checked, from its own records: the default threshold, 5, no more.
+    assert_eq!(checks(&server, "oath").await, 5, "codes checked");
+    let failed = failed_sign_ins(&env, "alice");
+    assert_eq!(failed.len(), 5, "failures logged: {failed:#?}");
 
     // The lock holds even against the right code.
     let right = oathtool_totp(&secret, unix_now() + 30);
@@ -229,6 +248,7 @@ async fn burst_at_one_sdk_authentication(backend: Backend) {
     assert_eq!(started["next"], "otp", "{started}");
     let path = format!("/sdk/v1/authentications/{}", started["id"].as_str().unwrap());
 
+    assert_eq!(checks(&server, "oath").await, 0);
     let sdk = std::sync::Arc::new(sdk);
     let mut tasks = Vec::new();
     for code in wrong_codes(&secret, 100) {
@@ -248,8 +268,9 @@ async fn burst_at_one_sdk_authentication(backend: Backend) {
     }
     assert!(codes.iter().any(|c| c == "user_locked" || c == "authentication_closed"));
 
-    let checked = failed_sign_ins(&env, "bob");
-    assert_eq!(checked.len(), 3, "codes checked: {checked:#?}");
+    assert_eq!(checks(&server, "oath").await, 3, "codes checked");
+    let failed = failed_sign_ins(&env, "bob");
+    assert_eq!(failed.len(), 3, "failures logged: {failed:#?}");
     let (_, now) = sdk.get(&path).await;
     assert_eq!(now["state"], "denied", "{now}");
     let (_, user) = sdk.get("/sdk/v1/users/bob").await;
