@@ -467,9 +467,21 @@ mod tests {
                 };
                 type Row<'a> = (&'a Settings, &'a UserFactors, NextStep);
                 let table: [Row; 7] = [
-                    (&Settings::default(), &with_token, NextStep::Verify(Challenge::Oath)),
-                    (&no_enrollment, &with_token, NextStep::Verify(Challenge::Oath)),
-                    (&oath_fallback, &with_token, NextStep::Verify(Challenge::Oath)),
+                    (
+                        &Settings::default(),
+                        &with_token,
+                        NextStep::Verify(Challenge::Oath),
+                    ),
+                    (
+                        &no_enrollment,
+                        &with_token,
+                        NextStep::Verify(Challenge::Oath),
+                    ),
+                    (
+                        &oath_fallback,
+                        &with_token,
+                        NextStep::Verify(Challenge::Oath),
+                    ),
                     (
                         &with_questions,
                         &answers_only,

@@ -200,7 +200,12 @@ impl Settings {
         )?;
         range("lockout_threshold", self.lockout_threshold.into(), 1, 1000)?;
         let cap = crate::lockout::MAX_HARD_CAP;
-        range("lockout_hard_cap", self.lockout_hard_cap.into(), 1, cap.into())?;
+        range(
+            "lockout_hard_cap",
+            self.lockout_hard_cap.into(),
+            1,
+            cap.into(),
+        )?;
         range(
             "lockout_threshold",
             self.lockout_threshold.into(),

@@ -23,7 +23,11 @@ pub fn may_attempt(
 }
 
 /// Why an attempt at this username is refused now, if it is.
-pub fn refusal(lockout: &LockoutState, now: UnixTime, policy: LockoutPolicy) -> Option<DomainError> {
+pub fn refusal(
+    lockout: &LockoutState,
+    now: UnixTime,
+    policy: LockoutPolicy,
+) -> Option<DomainError> {
     if let Some(lock) = lockout.lock(now) {
         return Some(lock.error());
     }
@@ -32,14 +36,12 @@ pub fn refusal(lockout: &LockoutState, now: UnixTime, policy: LockoutPolicy) -> 
     }
     // The counters are full and the failure that filled them is in flight: the lock it
     // starts is the one to report.
-    Some(
-        lockout
-            .settle_failure(now, policy)
-            .lock(now)
-            .map_or(DomainError::UserLocked { until: now + policy.duration_seconds }, |l| {
-                l.error()
-            }),
-    )
+    Some(lockout.settle_failure(now, policy).lock(now).map_or(
+        DomainError::UserLocked {
+            until: now + policy.duration_seconds,
+        },
+        |l| l.error(),
+    ))
 }
 
 /// The outcome of a failed check, once the failure is settled in `lockout`: the lock it
@@ -108,7 +110,11 @@ mod tests {
                     return Ok(());
                 }
                 let settled = reserved.settle_failure(now, POLICY);
-                Err(after_failure(DomainError::InvalidCredentials, &settled, now))
+                Err(after_failure(
+                    DomainError::InvalidCredentials,
+                    &settled,
+                    now,
+                ))
             });
             assert_eq!(got, expected, "row {i}");
         }
@@ -130,6 +136,9 @@ mod tests {
             consecutive: 100,
             ..LockoutState::default()
         };
-        assert_eq!(refusal(&cap, 1000, POLICY), Some(DomainError::UserHardLocked));
+        assert_eq!(
+            refusal(&cap, 1000, POLICY),
+            Some(DomainError::UserHardLocked)
+        );
     }
 }

@@ -203,13 +203,13 @@ on_both!(
             (10, Succeed),
             (10, Fail),
             (10, Fail),
-            (10, Fail), // the third in the window: locked
-            (10, Fail), // refused while locked
+            (10, Fail),    // the third in the window: locked
+            (10, Fail),    // refused while locked
             (10, Succeed), // refused while locked too
-            (1000, Fail), // the lock is over: a new window
-            (700, Fail), // the window is over: counted afresh
+            (1000, Fail),  // the lock is over: a new window
+            (700, Fail),   // the window is over: counted afresh
             (10, Fail),
-            (10, Fail), // locked again; seven in a row: the hard cap
+            (10, Fail),   // locked again; seven in a row: the hard cap
             (5000, Fail), // refused: only an administrator releases it
             (10, Succeed),
         ];
@@ -318,7 +318,10 @@ on_both!(
         store.settle_success("bob", 1_002).await.unwrap();
         let state = store.lockout("bob").await.unwrap().state;
         assert_eq!(state.locked_at(1_002), Some(1_901), "{state:?}");
-        assert_eq!(state.consecutive, 0, "the success cleared the count in a row");
+        assert_eq!(
+            state.consecutive, 0,
+            "the success cleared the count in a row"
+        );
         assert!(!store.reserve_attempt("bob", 1_003, policy).await.unwrap());
         // Nor a hard lock.
         let cap = LockoutPolicy {
@@ -326,7 +329,13 @@ on_both!(
             ..policy
         };
         assert!(store.reserve_attempt("eve", 1_000, cap).await.unwrap());
-        assert!(store.settle_failure("eve", 1_000, cap).await.unwrap().hard_locked);
+        assert!(
+            store
+                .settle_failure("eve", 1_000, cap)
+                .await
+                .unwrap()
+                .hard_locked
+        );
         store.settle_success("eve", 1_000).await.unwrap();
         assert!(store.lockout("eve").await.unwrap().state.is_hard_locked());
     }

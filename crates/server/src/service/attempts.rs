@@ -103,7 +103,8 @@ impl InProcessService {
         }
         // Refused: start the lock the full counters call for (the attempt that filled them
         // may still be in flight), and report it.
-        self.settle_failed_attempt(username, settings, client).await?;
+        self.settle_failed_attempt(username, settings, client)
+            .await?;
         let state = self.store.lockout(username).await?.state;
         Err(sign_in::refusal(&state, self.clock.now(), policy)
             .unwrap_or(DomainError::UserLocked {
@@ -133,13 +134,18 @@ impl InProcessService {
             metrics::counter!("twofold_hard_locks_total").increment(1);
             let (ip, ua) = client.audit();
             self.audit(
-                AuditEvent::new(now, AuditAction::UserHardLocked, AuditOutcome::Failure, "system")
-                    .subject(username)
-                    .client(ip, ua)
-                    .detail(format!(
-                        "{} consecutive failures; locked until `twofold user unlock {username}`",
-                        policy.hard_cap
-                    )),
+                AuditEvent::new(
+                    now,
+                    AuditAction::UserHardLocked,
+                    AuditOutcome::Failure,
+                    "system",
+                )
+                .subject(username)
+                .client(ip, ua)
+                .detail(format!(
+                    "{} consecutive failures; locked until `twofold user unlock {username}`",
+                    policy.hard_cap
+                )),
             )
             .await;
         }

@@ -646,15 +646,12 @@ impl InProcessService {
         };
         let now = self.clock.now();
         let activated = self
-            .checked(
-                &user.username,
-                async {
-                    Ok(self
-                        .store
-                        .activate_token(&token.id, &user.id, token.version, &next, now)
-                        .await?)
-                },
-            )
+            .checked(&user.username, async {
+                Ok(self
+                    .store
+                    .activate_token(&token.id, &user.id, token.version, &next, now)
+                    .await?)
+            })
             .await?;
         if !activated {
             // The same code was just used by a concurrent request: a replay, counted as such.

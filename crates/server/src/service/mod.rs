@@ -10,10 +10,10 @@ mod factors;
 pub mod remote;
 mod sdk;
 
+pub use attempts::AttemptLimits;
 pub use factors::{
     DEFAULT_QUESTIONS, FactorsView, QuestionView, SignInProgress, SoftwareEnrollment, TokenSummary,
 };
-pub use attempts::AttemptLimits;
 pub use sdk::{SDK_ROLE, ServiceAccountSecret};
 
 use crate::secrets::Keyring;
@@ -367,8 +367,7 @@ impl InProcessService {
         // before the password is checked, so that concurrent guesses cannot outrun the lock.
         let policy = settings.lockout_policy();
         let lockout = self.store.lockout(name.as_str()).await?;
-        if let Err(e) =
-            sign_in::may_attempt(settings.allow_user_login, &lockout.state, now, policy)
+        if let Err(e) = sign_in::may_attempt(settings.allow_user_login, &lockout.state, now, policy)
         {
             self.audit(failure(name.as_str(), e.code())).await;
             return Err(e.into());

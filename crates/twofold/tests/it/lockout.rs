@@ -93,9 +93,7 @@ fn failed_sign_ins(env: &Env, user: &str) -> Vec<Value> {
     env.cli_ok(&["audit", "tail", "-n", "5000", "--json"], "")
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| {
-            e["action"] == "sign_in" && e["outcome"] == "failure" && e["subject"] == user
-        })
+        .filter(|e| e["action"] == "sign_in" && e["outcome"] == "failure" && e["subject"] == user)
         .collect()
 }
 
@@ -205,7 +203,10 @@ async fn burst_at_one_portal_session(backend: Backend) {
 
     // The lock holds even against the right code.
     let right = oathtool_totp(&secret, unix_now() + 30);
-    assert_eq!(post_code(&browser, &server, &token, &right).await.status(), 423);
+    assert_eq!(
+        post_code(&browser, &server, &token, &right).await.status(),
+        423
+    );
     assert!(
         env.cli_ok(&["user", "show", "alice"], "")
             .contains("locked:    until 2"),
@@ -219,8 +220,7 @@ async fn a_burst_of_wrong_codes_at_one_portal_session_checks_at_most_the_thresho
 }
 
 #[tokio::test]
-async fn a_burst_of_wrong_codes_at_one_portal_session_checks_at_most_the_threshold_on_postgresql()
-{
+async fn a_burst_of_wrong_codes_at_one_portal_session_checks_at_most_the_threshold_on_postgresql() {
     burst_at_one_portal_session(Backend::Postgres).await;
 }
 
@@ -246,7 +246,10 @@ async fn burst_at_one_sdk_authentication(backend: Backend) {
         .await;
     assert_eq!(status, 201, "{started}");
     assert_eq!(started["next"], "otp", "{started}");
-    let path = format!("/sdk/v1/authentications/{}", started["id"].as_str().unwrap());
+    let path = format!(
+        "/sdk/v1/authentications/{}",
+        started["id"].as_str().unwrap()
+    );
 
     assert_eq!(checks(&server, "oath").await, 0);
     let sdk = std::sync::Arc::new(sdk);
@@ -266,7 +269,11 @@ async fn burst_at_one_sdk_authentication(backend: Backend) {
         );
         codes.push(problem["code"].as_str().unwrap_or_default().to_owned());
     }
-    assert!(codes.iter().any(|c| c == "user_locked" || c == "authentication_closed"));
+    assert!(
+        codes
+            .iter()
+            .any(|c| c == "user_locked" || c == "authentication_closed")
+    );
 
     assert_eq!(checks(&server, "oath").await, 3, "codes checked");
     let failed = failed_sign_ins(&env, "bob");
@@ -274,7 +281,10 @@ async fn burst_at_one_sdk_authentication(backend: Backend) {
     let (_, now) = sdk.get(&path).await;
     assert_eq!(now["state"], "denied", "{now}");
     let (_, user) = sdk.get("/sdk/v1/users/bob").await;
-    assert!(user["locked_until"].as_i64().unwrap() > unix_now(), "{user}");
+    assert!(
+        user["locked_until"].as_i64().unwrap() > unix_now(),
+        "{user}"
+    );
 }
 
 #[tokio::test]
@@ -297,7 +307,8 @@ async fn let_the_window_lock_pass(env: &Env, backend: Backend, user: &str) {
     match backend {
         Backend::Sqlite => {
             let conn = rusqlite::Connection::open(env.data_dir().join("twofold.db")).unwrap();
-            conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .unwrap();
             conn.execute(&sql, []).unwrap();
         }
         Backend::Postgres => {
@@ -332,7 +343,10 @@ async fn hard_cap(backend: Backend) {
         let sdk = &sdk;
         async move {
             let (status, problem) = sdk.post(verify, json!({ "code": code })).await;
-            (status, problem["code"].as_str().unwrap_or_default().to_owned())
+            (
+                status,
+                problem["code"].as_str().unwrap_or_default().to_owned(),
+            )
         }
     };
 
@@ -360,7 +374,11 @@ async fn hard_cap(backend: Backend) {
             .contains("until an administrator unlocks it"),
         "{problem}"
     );
-    assert_eq!(failed_sign_ins(&env, "carol").len(), 5, "five guesses checked");
+    assert_eq!(
+        failed_sign_ins(&env, "carol").len(),
+        5,
+        "five guesses checked"
+    );
     let (_, user) = sdk.get("/sdk/v1/users/carol").await;
     assert_eq!(user["hard_locked"], true, "{user}");
     assert!(user["locked_until"].is_null(), "{user}");
@@ -416,7 +434,10 @@ async fn a_lockout_threshold_above_the_hard_cap_is_refused() {
     let out = env.cli(&["settings", "set", "lockout_threshold", "11"], "");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("lockout_threshold") && err.contains("1 to 10"), "{err}");
+    assert!(
+        err.contains("lockout_threshold") && err.contains("1 to 10"),
+        "{err}"
+    );
     let out = env.cli(&["settings", "set", "lockout_hard_cap", "1000"], "");
     assert!(!out.status.success());
 }
@@ -435,9 +456,7 @@ async fn sdk_answers_are_rate_limited_per_user_and_per_address() {
     let sdk = sdk_for(&server, &account);
     let mut secrets = Vec::new();
     for user in ["erin", "frank"] {
-        let (status, _) = sdk
-            .post("/sdk/v1/users", json!({ "username": user }))
-            .await;
+        let (status, _) = sdk.post("/sdk/v1/users", json!({ "username": user })).await;
         assert_eq!(status, 201);
         secrets.push(enrol(&sdk, user).await);
     }
@@ -449,7 +468,10 @@ async fn sdk_answers_are_rate_limited_per_user_and_per_address() {
         let sdk = &sdk;
         async move {
             let (status, problem) = sdk.post(&path, json!({ "otp": code })).await;
-            (status, problem["code"].as_str().unwrap_or_default().to_owned())
+            (
+                status,
+                problem["code"].as_str().unwrap_or_default().to_owned(),
+            )
         }
     };
     assert_eq!(answer(erin.clone()).await.0, 401);
@@ -516,7 +538,8 @@ async fn portal_codes_are_rate_limited_per_user() {
 
 async fn set_method(env: &Env, user: &str, method: &str) {
     let conn = rusqlite::Connection::open(env.data_dir().join("twofold.db")).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
     let changed = conn
         .execute(
             "UPDATE users SET method = ?1 WHERE username = ?2",
