@@ -15,6 +15,8 @@ pub enum AuditAction {
     UserUpdated,
     UserDeleted,
     UserUnlocked,
+    /// Consecutive failures reached the hard cap: locked until an administrator unlocks.
+    UserHardLocked,
     LanguageChanged,
     SettingChanged,
     TokenEnrolled,
@@ -42,6 +44,7 @@ impl AuditAction {
             AuditAction::UserUpdated => "user_updated",
             AuditAction::UserDeleted => "user_deleted",
             AuditAction::UserUnlocked => "user_unlocked",
+            AuditAction::UserHardLocked => "user_hard_locked",
             AuditAction::LanguageChanged => "language_changed",
             AuditAction::SettingChanged => "setting_changed",
             AuditAction::TokenEnrolled => "token_enrolled",

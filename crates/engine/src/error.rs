@@ -12,6 +12,10 @@ pub enum DomainError {
     InvalidCredentials,
     #[error("the account is locked until {until}")]
     UserLocked { until: UnixTime },
+    #[error("the account is locked until an administrator unlocks it")]
+    UserHardLocked,
+    #[error("too many attempts; wait a minute")]
+    RateLimited,
     #[error("signing in to the portal is turned off")]
     SignInDisabled,
     #[error("user not found")]
@@ -71,7 +75,9 @@ impl DomainError {
     pub fn code(&self) -> &'static str {
         match self {
             DomainError::InvalidCredentials => "invalid_credentials",
-            DomainError::UserLocked { .. } => "user_locked",
+            // The same code as a lock that ends by itself: clients already handle it.
+            DomainError::UserLocked { .. } | DomainError::UserHardLocked => "user_locked",
+            DomainError::RateLimited => "rate_limited",
             DomainError::SignInDisabled => "sign_in_disabled",
             DomainError::UserNotFound => "user_not_found",
             DomainError::UserExists => "user_exists",

@@ -94,22 +94,41 @@ pub fn after_password(settings: &Settings, factors: &UserFactors, facts: Attempt
     if let Some(challenge) = primary_challenge(factors) {
         return NextStep::Verify(challenge);
     }
+    // Fail closed: a user whose own method cannot be put to them (a phone call, a text
+    // message or the mobile app, which this version cannot deliver) but who holds any
+    // usable factor proves that one. Only a user with none may go on with the password alone.
+    if let Some(challenge) = usable_challenge(settings, factors) {
+        return NextStep::Verify(challenge);
+    }
     // No usable factor: first sign-in (or the token was removed). Enrol with the password
     // alone, as the original did, when the settings allow it.
     if settings.allow_user_enrollment {
         return NextStep::Enroll;
     }
-    match fallbacks(settings, factors, None).first() {
-        Some(fallback) if factors.enrolled => NextStep::Verify(*fallback),
-        _ => NextStep::ContactAdministrator,
-    }
+    NextStep::ContactAdministrator
 }
 
+/// The challenge of the user's own method, when this version can put it to them.
 pub fn primary_challenge(factors: &UserFactors) -> Option<Challenge> {
     match factors.method {
         Some(Method::Oath) | None if factors.has_oath_token => Some(Challenge::Oath),
         _ => None,
     }
+}
+
+/// Any factor the user holds that can be checked now, for when their own method cannot:
+/// the OATH token (whatever the fallback settings say: holding it is proof enough to ask
+/// for it), then the security questions when the settings allow them.
+pub fn usable_challenge(settings: &Settings, factors: &UserFactors) -> Option<Challenge> {
+    if factors.has_oath_token {
+        return Some(Challenge::Oath);
+    }
+    if settings.security_questions_fallback
+        && factors.security_answers >= usize::from(settings.security_questions_required)
+    {
+        return Some(Challenge::SecurityQuestions);
+    }
+    None
 }
 
 /// The fallbacks offered instead of `current` (the challenge being shown).
@@ -368,9 +387,16 @@ mod tests {
                 NextStep::Verify(Challenge::Oath),
             ),
             (
-                "token removed: enrol again",
+                "token removed: the questions first, then enrol again",
                 &base,
                 &tokenless,
+                outside,
+                NextStep::Verify(Challenge::SecurityQuestions),
+            ),
+            (
+                "token removed, no questions: enrol again",
+                &base,
+                &no_questions,
                 outside,
                 NextStep::Enroll,
             ),
@@ -398,6 +424,85 @@ mod tests {
         ];
         for (name, settings, factors, facts, expected) in table {
             assert_eq!(after_password(settings, factors, facts), expected, "{name}");
+        }
+    }
+
+    /// Fail closed: whatever the stored method, a user who holds a usable factor is asked
+    /// for it, never signed in, enrolled or turned away with the password alone.
+    #[test]
+    fn a_method_this_version_cannot_deliver_never_skips_the_second_factor() {
+        let outside = AttemptFacts {
+            client_ip: ip("192.0.2.1"),
+            bypass_available: false,
+        };
+        let with_questions = Settings {
+            security_questions_fallback: true,
+            ..Settings::default()
+        };
+        let no_enrollment = Settings {
+            allow_user_enrollment: false,
+            ..Settings::default()
+        };
+        let oath_fallback = Settings {
+            oath_token_fallback: true,
+            ..Settings::default()
+        };
+        for method in [Method::PhoneCall, Method::Sms, Method::MobileApp] {
+            for enrolled in [true, false] {
+                let with_token = UserFactors {
+                    enrolled,
+                    method: Some(method),
+                    has_oath_token: true,
+                    security_answers: 0,
+                    has_pin: false,
+                };
+                let answers_only = UserFactors {
+                    has_oath_token: false,
+                    security_answers: 4,
+                    ..with_token.clone()
+                };
+                let nothing = UserFactors {
+                    security_answers: 0,
+                    ..answers_only.clone()
+                };
+                type Row<'a> = (&'a Settings, &'a UserFactors, NextStep);
+                let table: [Row; 7] = [
+                    (
+                        &Settings::default(),
+                        &with_token,
+                        NextStep::Verify(Challenge::Oath),
+                    ),
+                    (
+                        &no_enrollment,
+                        &with_token,
+                        NextStep::Verify(Challenge::Oath),
+                    ),
+                    (
+                        &oath_fallback,
+                        &with_token,
+                        NextStep::Verify(Challenge::Oath),
+                    ),
+                    (
+                        &with_questions,
+                        &answers_only,
+                        NextStep::Verify(Challenge::SecurityQuestions),
+                    ),
+                    (&Settings::default(), &answers_only, NextStep::Enroll),
+                    (&Settings::default(), &nothing, NextStep::Enroll),
+                    (&no_enrollment, &nothing, NextStep::ContactAdministrator),
+                ];
+                for (i, (settings, factors, expected)) in table.into_iter().enumerate() {
+                    let next = after_password(settings, factors, outside);
+                    assert_eq!(next, expected, "{method:?}, enrolled {enrolled}, row {i}");
+                    assert!(
+                        !matches!(next, NextStep::SignedIn(_)),
+                        "{method:?}, row {i}: signed in without a factor"
+                    );
+                }
+                // Answered with the token, such a sign-in is an OATH fallback (its session
+                // is the fallback's, not the method's).
+                assert_eq!(via(Challenge::Oath, &with_token), Via::OathFallback);
+            }
         }
     }
 

@@ -98,6 +98,9 @@ pub struct Settings {
     pub lockout_window_minutes: u32,
     /// How long a lock lasts before it is released by itself.
     pub lockout_duration_minutes: u32,
+    /// Consecutive failures (only a success clears the count) that lock a username until an
+    /// administrator unlocks it (1 to 100; at least `lockout_threshold`).
+    pub lockout_hard_cap: u32,
     /// A portal session ends after this long without a request (1 to
     /// [`MAX_SESSION_IDLE_MINUTES`]).
     pub session_idle_minutes: u32,
@@ -163,6 +166,7 @@ impl Default for Settings {
             lockout_threshold: 5,
             lockout_window_minutes: 15,
             lockout_duration_minutes: 15,
+            lockout_hard_cap: crate::lockout::MAX_HARD_CAP,
             session_idle_minutes: 20,
             session_max_hours: 12,
             step_up_minutes: 10,
@@ -231,6 +235,19 @@ impl Settings {
             86_400,
         )?;
         range("lockout_threshold", self.lockout_threshold.into(), 1, 1000)?;
+        let cap = crate::lockout::MAX_HARD_CAP;
+        range(
+            "lockout_hard_cap",
+            self.lockout_hard_cap.into(),
+            1,
+            cap.into(),
+        )?;
+        range(
+            "lockout_threshold",
+            self.lockout_threshold.into(),
+            1,
+            self.lockout_hard_cap.into(),
+        )?;
         range("pin_min_length", self.pin_min_length.into(), 4, 16)?;
         range(
             "security_answer_min_length",
@@ -323,6 +340,7 @@ impl Settings {
             threshold: self.lockout_threshold,
             window_seconds: i64::from(self.lockout_window_minutes) * 60,
             duration_seconds: i64::from(self.lockout_duration_minutes) * 60,
+            hard_cap: self.lockout_hard_cap,
         }
     }
 
@@ -462,6 +480,27 @@ mod tests {
         ] {
             Settings::default().with_value(key, at_the_limit).unwrap();
         }
+    }
+
+    #[test]
+    fn the_hard_cap_is_at_most_100_and_the_threshold_at_most_the_cap() {
+        assert_eq!(Settings::default().lockout_hard_cap, 100);
+        let err = Settings::default()
+            .with_value("lockout_hard_cap", "101")
+            .unwrap_err();
+        assert_eq!(err.key, "lockout_hard_cap");
+        assert!(err.fix.contains("1 to 100"), "{}", err.fix);
+        let err = Settings::default()
+            .with_value("lockout_threshold", "101")
+            .unwrap_err();
+        assert_eq!(err.key, "lockout_threshold");
+        assert!(err.fix.contains("1 to 100"), "{}", err.fix);
+        let (low_cap, _) = Settings::default()
+            .with_value("lockout_hard_cap", "20")
+            .unwrap();
+        let err = low_cap.with_value("lockout_threshold", "21").unwrap_err();
+        assert!(err.fix.contains("1 to 20"), "{}", err.fix);
+        assert_eq!(low_cap.lockout_policy().hard_cap, 20);
     }
 
     #[test]

@@ -8,51 +8,46 @@ use crate::clock::UnixTime;
 use crate::error::DomainError;
 use crate::lockout::{LockoutPolicy, LockoutState};
 
-/// Before any password work: may this username try at all?
+/// Before any password work: may this username try at all? (Locked, or counters already
+/// full: see [`LockoutState::reserve`].)
 pub fn may_attempt(
     allow_user_login: bool,
     lockout: &LockoutState,
     now: UnixTime,
+    policy: LockoutPolicy,
 ) -> Result<(), DomainError> {
     if !allow_user_login {
         return Err(DomainError::SignInDisabled);
     }
-    if let Some(until) = lockout.locked_at(now) {
-        return Err(DomainError::UserLocked { until });
-    }
-    Ok(())
+    refusal(lockout, now, policy).map_or(Ok(()), Err)
 }
 
-/// The result of a password check: the outcome and the lockout state to store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswordDecision {
-    pub outcome: Result<(), DomainError>,
-    /// `None` means "clear the counters".
-    pub lockout: Option<LockoutState>,
-}
-
-/// After the password was checked (against the real hash, or the dummy one).
-pub fn after_password(
-    password_matched: bool,
+/// Why an attempt at this username is refused now, if it is.
+pub fn refusal(
     lockout: &LockoutState,
     now: UnixTime,
     policy: LockoutPolicy,
-) -> PasswordDecision {
-    if password_matched {
-        return PasswordDecision {
-            outcome: Ok(()),
-            lockout: None,
-        };
+) -> Option<DomainError> {
+    if let Some(lock) = lockout.lock(now) {
+        return Some(lock.error());
     }
-    let next = lockout.after_failure(now, policy);
-    let outcome = match next.locked_at(now) {
-        Some(until) => Err(DomainError::UserLocked { until }),
-        None => Err(DomainError::InvalidCredentials),
-    };
-    PasswordDecision {
-        outcome,
-        lockout: Some(next),
+    if lockout.reserve(now, policy).is_some() {
+        return None;
     }
+    // The counters are full and the failure that filled them is in flight: the lock it
+    // starts is the one to report.
+    Some(lockout.settle_failure(now, policy).lock(now).map_or(
+        DomainError::UserLocked {
+            until: now + policy.duration_seconds,
+        },
+        |l| l.error(),
+    ))
+}
+
+/// The outcome of a failed check, once the failure is settled in `lockout`: the lock it
+/// started, or `error`.
+pub fn after_failure(error: DomainError, lockout: &LockoutState, now: UnixTime) -> DomainError {
+    lockout.lock(now).map_or(error, |lock| lock.error())
 }
 
 #[cfg(test)]
@@ -63,6 +58,7 @@ mod tests {
         threshold: 2,
         window_seconds: 60,
         duration_seconds: 300,
+        hard_cap: 100,
     };
 
     /// The password step as a table: (login allowed, state, matched) → outcome.
@@ -72,16 +68,21 @@ mod tests {
         let one_failure = LockoutState {
             failures: 1,
             window_start: Some(990),
-            locked_until: None,
+            consecutive: 1,
+            ..LockoutState::default()
         };
         let locked = LockoutState {
-            failures: 0,
-            window_start: None,
             locked_until: Some(1200),
+            ..LockoutState::default()
+        };
+        let hard_locked = LockoutState {
+            consecutive: 100,
+            hard_locked_at: Some(900),
+            ..LockoutState::default()
         };
         let now = 1000;
         type Row = (bool, LockoutState, bool, Result<(), DomainError>);
-        let table: [Row; 6] = [
+        let table: [Row; 7] = [
             (true, clear, true, Ok(())),
             (true, clear, false, Err(DomainError::InvalidCredentials)),
             (
@@ -97,22 +98,47 @@ mod tests {
                 true,
                 Err(DomainError::UserLocked { until: 1200 }),
             ),
+            (true, hard_locked, true, Err(DomainError::UserHardLocked)),
             (false, clear, true, Err(DomainError::SignInDisabled)),
         ];
         for (i, (allowed, state, matched, expected)) in table.into_iter().enumerate() {
-            let got = may_attempt(allowed, &state, now)
-                .and_then(|()| after_password(matched, &state, now, POLICY).outcome);
+            let got = may_attempt(allowed, &state, now, POLICY).and_then(|()| {
+                let Some(reserved) = state.reserve(now, POLICY) else {
+                    return Err(DomainError::InvalidRequest("refused".into()));
+                };
+                if matched {
+                    return Ok(());
+                }
+                let settled = reserved.settle_failure(now, POLICY);
+                Err(after_failure(
+                    DomainError::InvalidCredentials,
+                    &settled,
+                    now,
+                ))
+            });
             assert_eq!(got, expected, "row {i}");
         }
     }
 
     #[test]
-    fn success_clears_the_counters() {
-        let state = LockoutState {
-            failures: 1,
+    fn full_counters_are_refused_with_the_lock_they_start() {
+        let full = LockoutState {
+            failures: 2,
             window_start: Some(990),
-            locked_until: None,
+            consecutive: 2,
+            ..LockoutState::default()
         };
-        assert_eq!(after_password(true, &state, 1000, POLICY).lockout, None);
+        assert_eq!(
+            refusal(&full, 1000, POLICY),
+            Some(DomainError::UserLocked { until: 1300 })
+        );
+        let cap = LockoutState {
+            consecutive: 100,
+            ..LockoutState::default()
+        };
+        assert_eq!(
+            refusal(&cap, 1000, POLICY),
+            Some(DomainError::UserHardLocked)
+        );
     }
 }

@@ -52,6 +52,9 @@ pub struct UserView {
     pub enabled: bool,
     pub created_at: i64,
     pub locked_until: Option<i64>,
+    /// Locked until an administrator unlocks the user.
+    #[serde(default)]
+    pub hard_locked: bool,
 }
 
 /// A user with their second factors, as `GET /sdk/v1/users/{username}` returns it.
@@ -72,7 +75,12 @@ pub struct User {
     /// How many security questions the user answered (four when enrolled).
     pub security_answers: usize,
     pub created_at: i64,
+    /// When a lock that ends by itself ends.
     pub locked_until: Option<i64>,
+    /// Locked until an administrator unlocks the user (`lockout_hard_cap` consecutive
+    /// failures were reached).
+    #[serde(default)]
+    pub hard_locked: bool,
     /// When the user's unused one-time bypass expires.
     pub bypass_until: Option<i64>,
 }

@@ -157,6 +157,12 @@ pub struct LimitsConfig {
     pub sign_in_per_ip_per_minute: u32,
     /// Sign-in attempts for one username per minute, from anywhere.
     pub sign_in_per_username_per_minute: u32,
+    /// Second-factor attempts (a code, security answers) one user may make per minute on
+    /// one node: the portal's `/verify` and the SDK's `/answer`.
+    pub second_factor_per_user_per_minute: u32,
+    /// Second-factor attempts from one client address per minute on one node (for the SDK,
+    /// the user's address given as `client_ip` when the authentication started).
+    pub second_factor_per_ip_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -164,6 +170,10 @@ impl Default for LimitsConfig {
         Self {
             sign_in_per_ip_per_minute: 30,
             sign_in_per_username_per_minute: 10,
+            second_factor_per_user_per_minute:
+                crate::service::AttemptLimits::DEFAULT_PER_USER_PER_MINUTE,
+            second_factor_per_ip_per_minute:
+                crate::service::AttemptLimits::DEFAULT_PER_IP_PER_MINUTE,
         }
     }
 }
@@ -371,6 +381,14 @@ impl Config {
             (
                 "limits.sign_in_per_username_per_minute",
                 self.limits.sign_in_per_username_per_minute,
+            ),
+            (
+                "limits.second_factor_per_user_per_minute",
+                self.limits.second_factor_per_user_per_minute,
+            ),
+            (
+                "limits.second_factor_per_ip_per_minute",
+                self.limits.second_factor_per_ip_per_minute,
             ),
         ] {
             if value == 0 {

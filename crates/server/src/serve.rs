@@ -159,7 +159,11 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 
     let service = Arc::new(
         InProcessService::new(store.clone(), clock.clone(), open_keyring(&config)?)
-            .map_err(|e| StartError::Internal(e.to_string()))?,
+            .map_err(|e| StartError::Internal(e.to_string()))?
+            .with_attempt_limits(
+                config.limits.second_factor_per_user_per_minute,
+                config.limits.second_factor_per_ip_per_minute,
+            ),
     );
     let limits = Arc::new(SignInLimits::new(
         config.limits.sign_in_per_ip_per_minute,
@@ -342,6 +346,7 @@ fn spawn_housekeeping(service: Arc<InProcessService>, limits: Arc<SignInLimits>)
         loop {
             tick.tick().await;
             limits.forget_idle();
+            service.forget_idle_attempt_limits();
             minutes += 1;
             if minutes % 5 != 1 {
                 continue;

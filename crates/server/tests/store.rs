@@ -176,45 +176,168 @@ on_both!(users_are_listed_in_pages, |store: Store| async move {
     assert_eq!(next, ["carol", "dave"]);
 });
 
+// The store's single statements follow the engine's lockout model step by step: reserve,
+// settle a failure, succeed, hand back; across window ends, locks and the hard cap.
 on_both!(
-    a_lockout_row_is_written_only_by_whoever_read_it_last,
+    lockout_statements_follow_the_engine_model,
     |store: Store| async move {
-        let empty = store.lockout("alice").await.unwrap();
-        assert_eq!(empty.version, None);
-        let one = LockoutState {
-            failures: 1,
-            window_start: Some(10),
-            locked_until: None,
+        use twofold_engine::LockoutPolicy;
+        let policy = LockoutPolicy {
+            threshold: 3,
+            window_seconds: 600,
+            duration_seconds: 900,
+            hard_cap: 7,
         };
-        assert!(
-            store
-                .replace_lockout("alice", empty, Some(one))
-                .await
-                .unwrap()
-        );
-        // A second writer that read the same (empty) state loses and must read again.
-        assert!(
-            !store
-                .replace_lockout("alice", empty, Some(one))
-                .await
-                .unwrap()
-        );
-        let read = store.lockout("alice").await.unwrap();
-        assert_eq!(read.state, one);
-        let two = LockoutState { failures: 2, ..one };
-        assert!(
-            store
-                .replace_lockout("alice", read, Some(two))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store.replace_lockout("alice", read, None).await.unwrap(),
-            "stale version"
-        );
-        let read = store.lockout("alice").await.unwrap();
-        assert!(store.replace_lockout("alice", read, None).await.unwrap());
+        #[derive(Debug, Clone, Copy)]
+        enum Step {
+            Fail,
+            Succeed,
+            RightPassword,
+        }
+        use Step::*;
+        // (seconds after the previous step, step)
+        let script = [
+            (0, Fail),
+            (10, RightPassword),
+            (10, Fail),
+            (10, Succeed),
+            (10, Fail),
+            (10, Fail),
+            (10, Fail),    // the third in the window: locked
+            (10, Fail),    // refused while locked
+            (10, Succeed), // refused while locked too
+            (1000, Fail),  // the lock is over: a new window
+            (700, Fail),   // the window is over: counted afresh
+            (10, Fail),
+            (10, Fail),   // locked again; seven in a row: the hard cap
+            (5000, Fail), // refused: only an administrator releases it
+            (10, Succeed),
+        ];
+        let mut model = LockoutState::default();
+        let mut now = 1_000;
+        for (i, (wait, step)) in script.into_iter().enumerate() {
+            now += wait;
+            let reserved = store.reserve_attempt("alice", now, policy).await.unwrap();
+            let modelled = model.reserve(now, policy);
+            assert_eq!(reserved, modelled.is_some(), "step {i} {step:?}: reserved");
+            match (step, modelled) {
+                (Fail, Some(m)) => {
+                    store.settle_failure("alice", now, policy).await.unwrap();
+                    model = m.settle_failure(now, policy);
+                }
+                (_, None) => {
+                    store.settle_failure("alice", now, policy).await.unwrap();
+                    model = model.settle_failure(now, policy);
+                }
+                (Succeed, Some(m)) => {
+                    store.settle_success("alice", now).await.unwrap();
+                    model = m.after_success();
+                }
+                (RightPassword, Some(m)) => {
+                    store.release_attempt("alice").await.unwrap();
+                    model = m.release();
+                }
+            }
+            assert_eq!(
+                store.lockout("alice").await.unwrap().state,
+                model,
+                "step {i} {step:?} at {now}"
+            );
+        }
+        assert!(model.is_hard_locked());
+        assert!(store.clear_lockout("alice").await.unwrap());
         assert_eq!(store.lockout("alice").await.unwrap().version, None);
+    }
+);
+
+// A hundred attempts at once: exactly `threshold` are counted, the rest refused, and the
+// hard lock is reported to exactly one of them.
+on_both!(
+    concurrent_attempts_never_outrun_the_threshold,
+    |store: Store| async move {
+        use twofold_engine::LockoutPolicy;
+        let policy = LockoutPolicy {
+            threshold: 5,
+            window_seconds: 600,
+            duration_seconds: 900,
+            hard_cap: 100,
+        };
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store.reserve_attempt("alice", 1_000, policy).await.unwrap()
+            }));
+        }
+        let mut reserved = 0;
+        for task in tasks {
+            reserved += usize::from(task.await.unwrap());
+        }
+        assert_eq!(reserved, 5);
+        let state = store.lockout("alice").await.unwrap().state;
+        assert_eq!((state.failures, state.consecutive), (5, 5));
+
+        let cap = LockoutPolicy {
+            hard_cap: 5,
+            ..policy
+        };
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store.settle_failure("alice", 1_000, cap).await.unwrap()
+            }));
+        }
+        let mut hard = 0;
+        for task in tasks {
+            hard += usize::from(task.await.unwrap().hard_locked);
+        }
+        assert_eq!(hard, 1, "the hard lock is announced once");
+        assert!(store.lockout("alice").await.unwrap().state.is_hard_locked());
+    }
+);
+
+// An attempt reserved before others filled the counters succeeds: its success clears the
+// counts, never the lock the others started.
+on_both!(
+    a_success_never_clears_a_lock_in_force,
+    |store: Store| async move {
+        use twofold_engine::LockoutPolicy;
+        let policy = LockoutPolicy {
+            threshold: 3,
+            window_seconds: 600,
+            duration_seconds: 900,
+            hard_cap: 100,
+        };
+        for _ in 0..3 {
+            assert!(store.reserve_attempt("bob", 1_000, policy).await.unwrap());
+        }
+        assert!(!store.reserve_attempt("bob", 1_001, policy).await.unwrap());
+        let settled = store.settle_failure("bob", 1_001, policy).await.unwrap();
+        assert!(settled.locked, "the refusal starts the lock");
+        store.settle_success("bob", 1_002).await.unwrap();
+        let state = store.lockout("bob").await.unwrap().state;
+        assert_eq!(state.locked_at(1_002), Some(1_901), "{state:?}");
+        assert_eq!(
+            state.consecutive, 0,
+            "the success cleared the count in a row"
+        );
+        assert!(!store.reserve_attempt("bob", 1_003, policy).await.unwrap());
+        // Nor a hard lock.
+        let cap = LockoutPolicy {
+            hard_cap: 1,
+            ..policy
+        };
+        assert!(store.reserve_attempt("eve", 1_000, cap).await.unwrap());
+        assert!(
+            store
+                .settle_failure("eve", 1_000, cap)
+                .await
+                .unwrap()
+                .hard_locked
+        );
+        store.settle_success("eve", 1_000).await.unwrap();
+        assert!(store.lockout("eve").await.unwrap().state.is_hard_locked());
     }
 );
 
@@ -225,7 +348,7 @@ on_both!(
         store
             .seed_settings(
                 &Settings {
-                    lockout_threshold: 1000,
+                    lockout_threshold: 100,
                     ..Settings::default()
                 },
                 clock.now(),

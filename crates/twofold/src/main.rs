@@ -407,11 +407,11 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
                 .find_user(&username)
                 .await
                 .map_err(|e| anyhow::anyhow!("{username:?}: {e}"))?;
-            let locked = service
-                .locked_until(&username)
+            let lock = service
+                .lock(&username)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let v = view(&user, locked);
+            let v = view(&user, lock);
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -429,6 +429,11 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
                 );
                 println!("created:   {}", format_time(v.created_at));
                 match v.locked_until {
+                    _ if v.hard_locked => println!(
+                        "locked:    until an administrator unlocks it: too many failures in a row \
+                         (release with `twofold user unlock {}`)",
+                        v.username
+                    ),
                     Some(t) => println!(
                         "locked:    until {} (release with `twofold user unlock {}`)",
                         format_time(t),
@@ -511,7 +516,8 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
     }
 }
 
-fn view(u: &UserRecord, locked_until: Option<i64>) -> twofold_sdk::UserView {
+fn view(u: &UserRecord, lock: Option<twofold_engine::lockout::Lock>) -> twofold_sdk::UserView {
+    use twofold_engine::lockout::Lock;
     twofold_sdk::UserView {
         username: u.username.clone(),
         email: u.email.clone(),
@@ -520,7 +526,11 @@ fn view(u: &UserRecord, locked_until: Option<i64>) -> twofold_sdk::UserView {
         has_password: u.password_hash.is_some(),
         enabled: u.enabled,
         created_at: u.created_at,
-        locked_until,
+        locked_until: match lock {
+            Some(Lock::Until(until)) => Some(until),
+            _ => None,
+        },
+        hard_locked: lock == Some(Lock::UntilReleased),
     }
 }
 

@@ -105,6 +105,13 @@ pub const DEFAULT_QUESTIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Counts one second factor about to be checked (`twofold_second_factor_checks_total`):
+/// what an operator, and the tests, watch to see that no burst checks more than the lockout
+/// allows.
+fn second_factor_checked(factor: &'static str) {
+    metrics::counter!("twofold_second_factor_checks_total", "factor" => factor).increment(1);
+}
+
 fn token_aad(id: &str) -> Vec<u8> {
     format!("oath_tokens:{id}").into_bytes()
 }
@@ -194,56 +201,18 @@ impl InProcessService {
             )
     }
 
-    /// Refuses a second-factor attempt while the username is locked.
-    /// Refuses while locked; otherwise tells whether there are failure counters to clear
-    /// on success.
-    async fn ensure_not_locked(&self, username: &str) -> Result<bool, ServiceError> {
-        Ok(self
-            .lockout_unless_locked(username)
-            .await?
-            .version
-            .is_some())
-    }
-
-    /// The username's failure counters, unless they hold a lock now.
-    async fn lockout_unless_locked(
-        &self,
-        username: &str,
-    ) -> Result<crate::store::VersionedLockout, ServiceError> {
-        let lockout = self.store.lockout(username).await?;
-        if let Some(until) = lockout.state.locked_at(self.clock.now()) {
-            return Err(DomainError::UserLocked { until }.into());
-        }
-        Ok(lockout)
-    }
-
-    /// Counts a failed second factor towards lockout; returns the error to report (the
-    /// lock, if this failure locked the username).
+    /// Settles a failed second factor (an attempt reserved before its check); returns the
+    /// error to report (the lock, if there is one now) and audits the failure.
     async fn factor_failure(
         &self,
         user: &UserRecord,
         error: DomainError,
         client: &ClientContext,
     ) -> Result<ServiceError, ServiceError> {
-        self.factor_failure_after(user, error, client, None).await
-    }
-
-    /// [`Self::factor_failure`] from the counters read earlier in this request.
-    async fn factor_failure_after(
-        &self,
-        user: &UserRecord,
-        error: DomainError,
-        client: &ClientContext,
-        read_earlier: Option<crate::store::VersionedLockout>,
-    ) -> Result<ServiceError, ServiceError> {
         let settings = self.settings_now().await?;
-        let outcome = self
-            .record_result_after(&user.username, false, &settings, read_earlier)
+        let reported = self
+            .failed_attempt(&user.username, error, &settings, client)
             .await?;
-        let reported = match outcome {
-            Err(DomainError::UserLocked { until }) => DomainError::UserLocked { until },
-            _ => error,
-        };
         self.audit(
             self.event(AuditAction::SignIn, AuditOutcome::Failure, user, client)
                 .detail(reported.code()),
@@ -254,23 +223,32 @@ impl InProcessService {
         Ok(reported.into())
     }
 
+    /// A second factor proven: the counters are cleared (never a lock in force).
     async fn factor_success(
         &self,
         user: &UserRecord,
         via: Via,
         client: &ClientContext,
-        had_counters: bool,
     ) -> Result<Via, ServiceError> {
-        // Nothing to clear when there were no counters as the attempt began (a failure
-        // landing meanwhile is cleared by the next success).
-        if had_counters {
-            let settings = self.settings_now().await?;
-            let _cleared = self
-                .record_password_result(&user.username, true, &settings)
-                .await?;
-        }
+        self.successful_attempt(&user.username).await?;
         self.record_signed_in(user, via, client).await;
         Ok(via)
+    }
+
+    /// Runs the check of a reserved attempt; when the check itself fails (the server's
+    /// fault, not a wrong secret), the reservation is handed back.
+    async fn checked<T>(
+        &self,
+        username: &str,
+        check: impl std::future::Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ServiceError> {
+        match check.await {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                self.release_attempt(username).await?;
+                Err(e)
+            }
+        }
     }
 
     pub(super) async fn record_signed_in(
@@ -328,9 +306,7 @@ impl InProcessService {
             }
         }
         if let NextStep::SignedIn(via) = next {
-            let _cleared = self
-                .record_password_result(&user.username, true, &settings)
-                .await?;
+            self.successful_attempt(&user.username).await?;
             self.record_signed_in(&user, via, client).await;
         }
         if next == NextStep::ContactAdministrator {
@@ -440,8 +416,6 @@ impl InProcessService {
     ) -> Result<Via, ServiceError> {
         let settings = self.settings_now().await?;
         let user = self.user(user_id).await?;
-        let lockout = self.lockout_unless_locked(&user.username).await?;
-        let had_counters = lockout.version.is_some();
         let token = self
             .store
             .user_token(&user.id, TokenStatus::Active)
@@ -457,36 +431,34 @@ impl InProcessService {
         };
         // A malformed code is refused without counting: it cannot be a guess.
         oath::normalize_code(code, token.params.digits).map_err(DomainError::from)?;
+        // Counted before the code is checked: refused when locked or the counters are full.
+        self.reserve_attempt(&user.username, &settings, client)
+            .await?;
+        second_factor_checked("oath");
         // Users enrolled before PINs were required have none yet: their code alone counts,
         // and the portal sends them to choose one right after.
         let pin_ok = if settings.pin_required && user.pin_hash.is_some() {
-            self.pin_matches(&user, pin).await?
+            self.checked(&user.username, self.pin_matches(&user, pin))
+                .await?
         } else {
             true
         };
-        match self.spend_code(token, code, &settings).await? {
+        let spent = self
+            .checked(&user.username, self.spend_code(token, code, &settings))
+            .await?;
+        match spent {
             Ok(_) if pin_ok => {
-                self.factor_success(
-                    &user,
-                    flow::via(Challenge::Oath, &factors),
-                    client,
-                    had_counters,
-                )
-                .await
+                self.factor_success(&user, flow::via(Challenge::Oath, &factors), client)
+                    .await
             }
             Ok(_) => Err(self
-                .factor_failure_after(&user, DomainError::InvalidCode, client, Some(lockout))
+                .factor_failure(&user, DomainError::InvalidCode, client)
                 .await?),
-            Err(e) => Err(self
-                .factor_failure_after(&user, e, client, Some(lockout))
-                .await?),
+            Err(e) => Err(self.factor_failure(&user, e, client).await?),
         }
     }
 
-    pub async fn draw_questions(
-        &self,
-        user_id: &str,
-    ) -> Result<Vec<QuestionView>, ServiceError> {
+    pub async fn draw_questions(&self, user_id: &str) -> Result<Vec<QuestionView>, ServiceError> {
         let settings = self.settings_now().await?;
         let user = self.user(user_id).await?;
         let mine: Vec<String> = self
@@ -555,7 +527,6 @@ impl InProcessService {
     ) -> Result<Via, ServiceError> {
         let settings = self.settings_now().await?;
         let user = self.user(user_id).await?;
-        let had_counters = self.ensure_not_locked(&user.username).await?;
         let stored = self.store.answers(&user.id).await?;
         let mine: Vec<String> = stored.iter().map(|(q, _)| q.clone()).collect();
         let required = usize::from(settings.security_questions_required);
@@ -579,17 +550,27 @@ impl InProcessService {
                 (answer, hash)
             })
             .collect();
+        // Counted before the answers are checked.
+        self.reserve_attempt(&user.username, &settings, client)
+            .await?;
+        second_factor_checked("security_questions");
         let hasher = self.hasher.clone();
-        let all_right = tokio::task::spawn_blocking(move || {
-            pairs
-                .iter()
-                .map(|(answer, hash)| hasher.verify(answer, hash.as_deref()).unwrap_or(false))
-                .fold(true, |acc, ok| acc & ok)
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let all_right = self
+            .checked(&user.username, async move {
+                tokio::task::spawn_blocking(move || {
+                    pairs
+                        .iter()
+                        .map(|(answer, hash)| {
+                            hasher.verify(answer, hash.as_deref()).unwrap_or(false)
+                        })
+                        .fold(true, |acc, ok| acc & ok)
+                })
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))
+            })
+            .await?;
         if all_right {
-            self.factor_success(&user, Via::SecurityQuestions, client, had_counters)
+            self.factor_success(&user, Via::SecurityQuestions, client)
                 .await
         } else {
             Err(self
@@ -685,10 +666,20 @@ impl InProcessService {
     ) -> Result<(), ServiceError> {
         let settings = self.settings_now().await?;
         let code = oath::normalize_code(code, token.params.digits).map_err(DomainError::from)?;
-        let secret = self
+        // Counted before the code is checked, like any second factor.
+        self.reserve_attempt(&user.username, &settings, client)
+            .await?;
+        second_factor_checked("oath_activation");
+        let secret = match self
             .keyring
             .open(&token.secret_sealed, &token_aad(&token.id))
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        {
+            Ok(secret) => secret,
+            Err(e) => {
+                self.release_attempt(&user.username).await?;
+                return Err(ServiceError::Internal(e.to_string()));
+            }
+        };
         let next = match oath::verify(
             &secret,
             &token.params,
@@ -701,13 +692,19 @@ impl InProcessService {
             Err(e) => return Err(self.factor_failure(user, e.into(), client).await?),
         };
         let now = self.clock.now();
-        if !self
-            .store
-            .activate_token(&token.id, &user.id, token.version, &next, now)
-            .await?
-        {
-            // The same code was just used by a concurrent request.
-            return Err(DomainError::CodeAlreadyUsed.into());
+        let activated = self
+            .checked(&user.username, async {
+                Ok(self
+                    .store
+                    .activate_token(&token.id, &user.id, token.version, &next, now)
+                    .await?)
+            })
+            .await?;
+        if !activated {
+            // The same code was just used by a concurrent request: a replay, counted as such.
+            return Err(self
+                .factor_failure(user, DomainError::CodeAlreadyUsed, client)
+                .await?);
         }
         if user.method.is_none() {
             let changes = UserChanges {
@@ -718,9 +715,7 @@ impl InProcessService {
                 .update_user(&username_of(user)?, changes, now)
                 .await?;
         }
-        let _cleared = self
-            .record_password_result(&user.username, true, &settings)
-            .await?;
+        self.successful_attempt(&user.username).await?;
         // A token activated with nothing else required completes enrolment (through the
         // SDK there is no wizard to finish it).
         let settings = self.settings_now().await?;
@@ -769,7 +764,6 @@ impl InProcessService {
         client: &ClientContext,
     ) -> Result<(), ServiceError> {
         let user = self.user(user_id).await?;
-        let _ = self.ensure_not_locked(&user.username).await?;
         let token = self
             .store
             .user_token_of_kind(&user.id, TokenStatus::Pending, TokenKind::Software)
@@ -792,7 +786,6 @@ impl InProcessService {
             .await?
         {
             Some(token) => {
-                let _ = self.ensure_not_locked(&user.username).await?;
                 self.activate(user, token, code, client).await?;
                 Ok(true)
             }
@@ -812,22 +805,24 @@ impl InProcessService {
             return Err(DomainError::HardwareTokensDisabled.into());
         }
         let user = self.user(user_id).await?;
-        let _ = self.ensure_not_locked(&user.username).await?;
         let serial = serial.trim();
         if serial.is_empty() || serial.chars().count() > 64 {
             return Err(DomainError::UnknownSerial.into());
         }
-        let token = match self.store.token_by_serial(serial).await? {
-            Some(t) if t.kind == TokenKind::Hardware && t.status == TokenStatus::Available => t,
-            Some(t) if t.kind == TokenKind::Hardware => {
-                return Err(self
-                    .factor_failure(&user, DomainError::SerialAssigned, client)
-                    .await?);
-            }
-            _ => {
-                return Err(self
-                    .factor_failure(&user, DomainError::UnknownSerial, client)
-                    .await?);
+        let found = self.store.token_by_serial(serial).await?;
+        let refused = match &found {
+            Some(t) if t.kind == TokenKind::Hardware && t.status == TokenStatus::Available => None,
+            Some(t) if t.kind == TokenKind::Hardware => Some(DomainError::SerialAssigned),
+            _ => Some(DomainError::UnknownSerial),
+        };
+        let token = match (found, refused) {
+            (Some(token), None) => token,
+            (_, refused) => {
+                // A guess at a serial counts like a guess at a code.
+                self.reserve_attempt(&user.username, &settings, client)
+                    .await?;
+                let error = refused.unwrap_or(DomainError::UnknownSerial);
+                return Err(self.factor_failure(&user, error, client).await?);
             }
         };
         self.activate(&user, token, code, client).await
@@ -972,9 +967,7 @@ impl InProcessService {
         self.store
             .update_user(&username_of(&user)?, changes, now)
             .await?;
-        let _cleared = self
-            .record_password_result(&user.username, true, &settings)
-            .await?;
+        self.successful_attempt(&user.username).await?;
         if user.enrolled_at.is_none() {
             self.audit(self.event(
                 AuditAction::EnrollmentCompleted,

@@ -5,11 +5,13 @@
 //! Service SDK. The administration commands use the same in-process service, so a change made
 //! from the CLI follows the same rules and lands in the same audit log.
 
+mod attempts;
 mod factors;
 pub mod portal;
 pub mod remote;
 mod sdk;
 
+pub use attempts::AttemptLimits;
 pub use factors::{
     DEFAULT_QUESTIONS, FactorsView, QuestionView, SignInProgress, SoftwareEnrollment, TokenSummary,
 };
@@ -249,6 +251,8 @@ pub struct InProcessService {
     accounts_cache: std::sync::Mutex<
         std::collections::HashMap<String, (crate::store::ServiceAccountRecord, Instant)>,
     >,
+    /// This node's rate limits on second-factor attempts.
+    attempt_limits: AttemptLimits,
 }
 
 impl InProcessService {
@@ -267,6 +271,7 @@ impl InProcessService {
             settings_cache: RwLock::new(None),
             accounts_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
             audit_writer: spawn_audit_writer(&store_for_writer),
+            attempt_limits: AttemptLimits::default(),
         })
     }
 
@@ -318,51 +323,6 @@ impl InProcessService {
         }
     }
 
-    /// Counts one failure for `username` (a normalised name, existing or not) and returns
-    /// the outcome to report. Retries when another node wrote the same row meanwhile.
-    /// Records the result of one step for lockout: a failure counts; a success clears the
-    /// counters (call it with `true` only when the whole sign-in succeeded).
-    async fn record_password_result(
-        &self,
-        username: &str,
-        matched: bool,
-        settings: &Settings,
-    ) -> Result<Result<(), DomainError>, ServiceError> {
-        self.record_result_after(username, matched, settings, None)
-            .await
-    }
-
-    /// [`Self::record_password_result`] starting from the counters `read` earlier in this
-    /// request, when there is such a read (if they changed since, the write is refused by
-    /// their version and they are read again).
-    async fn record_result_after(
-        &self,
-        username: &str,
-        matched: bool,
-        settings: &Settings,
-        mut read_earlier: Option<crate::store::VersionedLockout>,
-    ) -> Result<Result<(), DomainError>, ServiceError> {
-        for _ in 0..16 {
-            let now = self.clock.now();
-            let read = match read_earlier.take() {
-                Some(read) => read,
-                None => self.store.lockout(username).await?,
-            };
-            let decision =
-                sign_in::after_password(matched, &read.state, now, settings.lockout_policy());
-            if self
-                .store
-                .replace_lockout(username, read, decision.lockout)
-                .await?
-            {
-                return Ok(decision.outcome);
-            }
-        }
-        Err(ServiceError::Internal(
-            "lockout counters kept changing under us".into(),
-        ))
-    }
-
     /// The password step: every attempt is audited and counts towards lockout.
     #[tracing::instrument(skip_all, fields(client_ip = ?client.ip))]
     async fn check_password(
@@ -397,10 +357,20 @@ impl InProcessService {
             self.audit(failure(username, "invalid_credentials")).await;
             return Err(DomainError::InvalidCredentials.into());
         };
+        // A locked username is refused without a write; otherwise the attempt is counted
+        // before the password is checked, so that concurrent guesses cannot outrun the lock.
+        let policy = settings.lockout_policy();
         let lockout = self.store.lockout(name.as_str()).await?;
-        if let Err(e) = sign_in::may_attempt(settings.allow_user_login, &lockout.state, now) {
+        if let Err(e) = sign_in::may_attempt(settings.allow_user_login, &lockout.state, now, policy)
+        {
             self.audit(failure(name.as_str(), e.code())).await;
             return Err(e.into());
+        }
+        if let Err(e) = self.reserve_attempt(name.as_str(), &settings, client).await {
+            if let ServiceError::Domain(d) = &e {
+                self.audit(failure(name.as_str(), d.code())).await;
+            }
+            return Err(e);
         }
 
         let user = self
@@ -413,11 +383,17 @@ impl InProcessService {
         let password_owned = password.to_owned();
         let stored_owned = stored.map(str::to_owned);
         // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-        let matched = tokio::task::spawn_blocking(move || {
+        let matched = match tokio::task::spawn_blocking(move || {
             hasher.verify(&password_owned, stored_owned.as_deref())
         })
         .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        {
+            Ok(matched) => matched,
+            Err(e) => {
+                self.release_attempt(name.as_str()).await?;
+                return Err(ServiceError::Internal(e.to_string()));
+            }
+        };
         let matched = match matched {
             Ok(m) => m,
             Err(e) => {
@@ -427,13 +403,20 @@ impl InProcessService {
         };
 
         // A right password does not clear the failure count: the second factor may still
-        // fail, and guesses at codes must add up across sign-ins. The count is cleared when a
-        // whole sign-in succeeds.
+        // fail, and guesses at codes must add up across sign-ins. Its own attempt is handed
+        // back; the count is cleared when a whole sign-in succeeds.
         let outcome = if matched {
+            self.release_attempt(name.as_str()).await?;
             Ok(())
         } else {
-            self.record_password_result(name.as_str(), false, &settings)
-                .await?
+            Err(self
+                .failed_attempt(
+                    name.as_str(),
+                    DomainError::InvalidCredentials,
+                    &settings,
+                    client,
+                )
+                .await?)
         };
         match (outcome, user) {
             (Ok(()), Some(user)) => {
@@ -593,40 +576,50 @@ impl InProcessService {
         Ok(())
     }
 
-    /// Releases a lockout at once. `false` when the username was not locked.
+    /// Releases a lockout at once, the hard lock included, and clears the counters. `false`
+    /// when the username was not locked.
     pub async fn unlock_user(&self, actor: &str, username: &str) -> Result<bool, ServiceError> {
         let username = Username::parse(username).map_err(DomainError::from)?;
         let now = self.clock.now();
-        let was_locked = self
-            .store
-            .lockout(username.as_str())
-            .await?
-            .state
-            .locked_at(now)
-            .is_some();
+        let state = self.store.lockout(username.as_str()).await?.state;
+        let lock = state.lock(now);
         self.store.clear_lockout(username.as_str()).await?;
         self.audit(
             AuditEvent::new(now, AuditAction::UserUnlocked, AuditOutcome::Success, actor)
                 .subject(username.as_str())
-                .detail(if was_locked {
-                    "lock released"
-                } else {
-                    "was not locked; counters cleared"
+                .detail(match lock {
+                    Some(twofold_engine::lockout::Lock::UntilReleased) => format!(
+                        "hard lock released ({} consecutive failures)",
+                        state.consecutive
+                    ),
+                    Some(twofold_engine::lockout::Lock::Until(_)) => "lock released".to_owned(),
+                    None => "was not locked; counters cleared".to_owned(),
                 }),
         )
         .await;
-        Ok(was_locked)
+        Ok(lock.is_some())
     }
 
-    /// When `username` is locked, until when.
+    /// When `username` is under a lock that ends by itself, until when.
     pub async fn locked_until(&self, username: &str) -> Result<Option<UnixTime>, ServiceError> {
+        Ok(match self.lock(username).await? {
+            Some(twofold_engine::lockout::Lock::Until(until)) => Some(until),
+            _ => None,
+        })
+    }
+
+    /// The lock on `username` now, if any (a hard lock first), and its consecutive failures.
+    pub async fn lock(
+        &self,
+        username: &str,
+    ) -> Result<Option<twofold_engine::lockout::Lock>, ServiceError> {
         let username = Username::parse(username).map_err(DomainError::from)?;
         Ok(self
             .store
             .lockout(username.as_str())
             .await?
             .state
-            .locked_at(self.clock.now()))
+            .lock(self.clock.now()))
     }
 
     /// Sets one setting from its command-line text form; returns the stored JSON value.
@@ -695,7 +688,9 @@ impl InProcessService {
         let result = self.check_password(username, password, client).await;
         let label = match &result {
             Ok(_) => None,
-            Err(ServiceError::Domain(DomainError::UserLocked { .. })) => Some("locked"),
+            Err(ServiceError::Domain(
+                DomainError::UserLocked { .. } | DomainError::UserHardLocked,
+            )) => Some("locked"),
             Err(ServiceError::Domain(_)) => Some("failure"),
             Err(_) => Some("error"),
         };

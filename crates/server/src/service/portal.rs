@@ -569,6 +569,8 @@ impl InProcessService {
         }
         let step_up = matches!(loaded.data.stage, Stage::SignedIn { .. });
         let user_id = loaded.record.user_id.clone();
+        // Held to this node's budget per user and per browser address.
+        self.limit_attempts(&user_id, client.ip)?;
         let via = self.verify_oath_code(&user_id, code, pin, client).await?;
         if step_up {
             let user = self.user(&user_id).await?;
@@ -606,6 +608,7 @@ impl InProcessService {
             })
             .collect();
         let user_id = loaded.record.user_id.clone();
+        self.limit_attempts(&user_id, client.ip)?;
         let via = self
             .check_answers(&user_id, &asked, &answers, client)
             .await?;

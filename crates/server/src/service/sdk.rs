@@ -177,12 +177,12 @@ impl InProcessService {
     async fn user_view(&self, user: &UserRecord) -> Result<sdk::User, ServiceError> {
         let (factors, token) = self.user_factors(user).await?;
         let now = self.clock.now();
-        let locked_until = self
-            .store
-            .lockout(&user.username)
-            .await?
-            .state
-            .locked_at(now);
+        let lock = self.store.lockout(&user.username).await?.state.lock(now);
+        let (locked_until, hard_locked) = match lock {
+            Some(twofold_engine::lockout::Lock::Until(until)) => (Some(until), false),
+            Some(twofold_engine::lockout::Lock::UntilReleased) => (None, true),
+            None => (None, false),
+        };
         let bypass_until = self
             .store
             .active_bypass(&user.id, now)
@@ -202,6 +202,7 @@ impl InProcessService {
             security_answers: factors.security_answers,
             created_at: user.created_at,
             locked_until,
+            hard_locked,
             bypass_until,
         })
     }
@@ -310,7 +311,15 @@ impl InProcessService {
         client: &ClientContext,
     ) -> Result<(), ServiceError> {
         let user = self.by_name(username).await?;
-        self.change_pin(&user.id, pin, client).await
+        self.change_pin(&user.id, pin, client).await?;
+        self.end_portal_sessions(&user.id).await
+    }
+
+    /// A change of the user's factors through the SDK ends their portal sessions: one begun
+    /// before the change must not act on the new state.
+    async fn end_portal_sessions(&self, user_id: &str) -> Result<(), ServiceError> {
+        self.store.delete_user_sessions(user_id).await?;
+        Ok(())
     }
 
     // ---- OATH ----
@@ -345,7 +354,8 @@ impl InProcessService {
                 match code {
                     Some(code) => {
                         self.associate_hardware(&user.id, &serial, &code, client)
-                            .await?
+                            .await?;
+                        self.end_portal_sessions(&user.id).await?;
                     }
                     None => self.reserve_hardware(&user, &serial, client).await?,
                 }
@@ -415,6 +425,7 @@ impl InProcessService {
     ) -> Result<sdk::Verified, ServiceError> {
         let user = self.by_name(username).await?;
         if self.confirm_any_pending(&user, code, client).await? {
+            self.end_portal_sessions(&user.id).await?;
             return Ok(sdk::Verified {
                 verified: true,
                 via: "enrollment".into(),
@@ -465,7 +476,8 @@ impl InProcessService {
             .iter()
             .map(|a| (a.question_id.clone(), a.answer.clone()))
             .collect();
-        self.change_answers(&user.id, &pairs, client).await
+        self.change_answers(&user.id, &pairs, client).await?;
+        self.end_portal_sessions(&user.id).await
     }
 
     pub async fn sdk_bypass(
@@ -546,8 +558,14 @@ impl InProcessService {
                     return Err(DomainError::InvalidCredentials.into());
                 }
                 let lockout = self.store.lockout(&user.username).await?;
-                twofold_engine::sign_in::may_attempt(true, &lockout.state, self.clock.now())
-                    .map_err(ServiceError::Domain)?;
+                let policy = self.settings_now().await?.lockout_policy();
+                twofold_engine::sign_in::may_attempt(
+                    true,
+                    &lockout.state,
+                    self.clock.now(),
+                    policy,
+                )
+                .map_err(ServiceError::Domain)?;
                 let identity = Identity {
                     user_id: user.id.clone(),
                     username: user.username.clone(),
@@ -695,24 +713,21 @@ impl InProcessService {
         if view.state != "pending" {
             return Err(DomainError::AuthenticationClosed(view.state).into());
         }
-        let result: Result<Via, ServiceError> = match (record.next.as_deref(), answer) {
-            (Some("otp"), sdk::AuthenticationAnswer::Otp(otp)) => {
-                self.verify_oath_code(&record.user_id, &otp.otp, otp.pin.as_deref(), client)
-                    .await
-            }
+        // The answer must fit the authentication before anything is counted.
+        enum Given {
+            Otp(sdk::OtpAnswer),
+            Answers(Vec<(String, String)>),
+        }
+        let given = match (record.next.as_deref(), answer) {
+            (Some("otp"), sdk::AuthenticationAnswer::Otp(otp)) => Given::Otp(otp),
             (Some("security_answers"), sdk::AuthenticationAnswer::Answers(given)) => {
-                let asked: Vec<String> = record
-                    .asked
-                    .as_deref()
-                    .and_then(|a| serde_json::from_str(a).ok())
-                    .unwrap_or_default();
-                let pairs: Vec<(String, String)> = given
-                    .answers
-                    .iter()
-                    .map(|a| (a.question_id.clone(), a.answer.clone()))
-                    .collect();
-                self.check_answers(&record.user_id, &asked, &pairs, client)
-                    .await
+                Given::Answers(
+                    given
+                        .answers
+                        .iter()
+                        .map(|a| (a.question_id.clone(), a.answer.clone()))
+                        .collect(),
+                )
             }
             (Some("otp"), _) => {
                 return Err(invalid("this authentication expects {\"otp\": \"…\"}"));
@@ -721,6 +736,41 @@ impl InProcessService {
                 return Err(invalid(
                     "this authentication expects {\"answers\": [{\"question_id\": …, \"answer\": …}]}",
                 ));
+            }
+        };
+        // The user answers, not the application: their address (given at the start) is the
+        // one held to a budget, with the user's own.
+        let client = ClientContext {
+            ip: record.client_ip.as_deref().and_then(|ip| ip.parse().ok()),
+            ..client.clone()
+        };
+        self.limit_attempts(&record.user_id, client.ip)?;
+        // Counted against this authentication before the check: concurrent answers cannot
+        // check more than MAX_ATTEMPTS (the user's lockout counters bound them too).
+        if !self
+            .store
+            .reserve_authentication_attempt(&record.id, MAX_ATTEMPTS, self.clock.now())
+            .await?
+        {
+            let state = match self.store.authentication(&record.id).await? {
+                Some(now) if now.state != "pending" => now.state,
+                _ => "denied".to_owned(),
+            };
+            return Err(DomainError::AuthenticationClosed(state).into());
+        }
+        let result: Result<Via, ServiceError> = match given {
+            Given::Otp(otp) => {
+                self.verify_oath_code(&record.user_id, &otp.otp, otp.pin.as_deref(), &client)
+                    .await
+            }
+            Given::Answers(pairs) => {
+                let asked: Vec<String> = record
+                    .asked
+                    .as_deref()
+                    .and_then(|a| serde_json::from_str(a).ok())
+                    .unwrap_or_default();
+                self.check_answers(&record.user_id, &asked, &pairs, &client)
+                    .await
             }
         };
         match result {
@@ -735,23 +785,38 @@ impl InProcessService {
                 self.authentication_view(&record).await
             }
             Err(ServiceError::Domain(e)) => {
-                record.attempts += 1;
-                let locked = matches!(e, DomainError::UserLocked { .. });
                 let counts = !matches!(
                     e,
-                    DomainError::MalformedCode { .. } | DomainError::InvalidRequest(_)
+                    DomainError::MalformedCode { .. }
+                        | DomainError::InvalidRequest(_)
+                        | DomainError::RateLimited
                 );
-                if counts && (record.attempts >= MAX_ATTEMPTS || locked) {
-                    record.state = "denied".into();
-                    record.reason = Some(e.code().to_owned());
-                    record.next = None;
+                if !counts {
+                    self.store
+                        .release_authentication_attempt(&record.id)
+                        .await?;
+                    return Err(ServiceError::Domain(e));
                 }
-                if counts {
-                    let _ = self.store.update_authentication(&record).await?;
+                let locked = matches!(
+                    e,
+                    DomainError::UserLocked { .. } | DomainError::UserHardLocked
+                );
+                let attempts = self
+                    .store
+                    .authentication(&record.id)
+                    .await?
+                    .map_or(MAX_ATTEMPTS, |now| now.attempts);
+                if attempts >= MAX_ATTEMPTS || locked {
+                    let _ = self.store.deny_authentication(&record.id, e.code()).await?;
                 }
                 Err(ServiceError::Domain(e))
             }
-            Err(other) => Err(other),
+            Err(other) => {
+                self.store
+                    .release_authentication_attempt(&record.id)
+                    .await?;
+                Err(other)
+            }
         }
     }
 

@@ -31,9 +31,22 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
         "question draws and setting limits",
         include_str!("../../migrations/sqlite/0004_question_draws_and_setting_limits.sql"),
     ),
+    (
+        5,
+        "lockout hard cap",
+        include_str!("../../migrations/sqlite/0005_lockout_hard_cap.sql"),
+    ),
 ];
 
 pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
+    apply(conn, SQLITE)
+}
+
+/// Applies `migrations` (the first ones of [`SQLITE`]: tests stop part-way).
+fn apply(
+    conn: &mut rusqlite::Connection,
+    migrations: &[(i64, &str, &str)],
+) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
             version BIGINT PRIMARY KEY,
@@ -54,14 +67,14 @@ pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
             .collect::<Result<_, _>>()
             .map_err(sqlite_error)?
     };
-    let newest_known = SQLITE.iter().map(|m| m.0).max().unwrap_or(0);
+    let newest_known = migrations.iter().map(|m| m.0).max().unwrap_or(0);
     for (version, success, checksum) in &applied {
         if !success {
             return Err(StoreError::Database(format!(
                 "migration {version} failed part-way earlier; restore the database from a backup"
             )));
         }
-        match SQLITE.iter().find(|m| m.0 == *version) {
+        match migrations.iter().find(|m| m.0 == *version) {
             Some((_, _, sql)) if Sha384::digest(sql).as_slice() != checksum.as_slice() => {
                 return Err(StoreError::Database(format!(
                     "migration {version} was changed after it was applied to this database"
@@ -77,7 +90,7 @@ pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
             None => {}
         }
     }
-    for (version, description, sql) in SQLITE {
+    for (version, description, sql) in migrations {
         if applied.iter().any(|a| a.0 == *version) {
             continue;
         }
@@ -101,8 +114,54 @@ pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_upgrade_to_the_hard_cap_lowers_a_lockout_threshold_above_100() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        apply(&mut conn, &SQLITE[..3]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO settings (key, value, updated_at) VALUES ('lockout_threshold', '500', 1);
+             INSERT INTO lockouts (username, failures, window_start, locked_until, version) \
+             VALUES ('alice', 2, 10, NULL, 1);",
+        )
+        .unwrap();
+        apply_sqlite(&mut conn).unwrap();
+        let threshold: String = conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'lockout_threshold'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(threshold, "100");
+        let (consecutive, hard): (i64, Option<i64>) = conn
+            .query_row(
+                "SELECT consecutive, hard_locked_at FROM lockouts WHERE username = 'alice'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((consecutive, hard), (0, None));
+
+        let mut kept = rusqlite::Connection::open_in_memory().unwrap();
+        apply(&mut kept, &SQLITE[..3]).unwrap();
+        kept.execute_batch(
+            "INSERT INTO settings (key, value, updated_at) VALUES ('lockout_threshold', '7', 1)",
+        )
+        .unwrap();
+        apply_sqlite(&mut kept).unwrap();
+        let threshold: String = kept
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'lockout_threshold'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(threshold, "7", "a threshold within the cap is kept");
+    }
 
     #[test]
     fn every_sqlite_migration_file_is_embedded_in_order() {

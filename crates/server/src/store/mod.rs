@@ -19,7 +19,7 @@ mod users;
 
 pub use audit::AuditRow;
 pub use bypasses::BypassRecord;
-pub use lockouts::VersionedLockout;
+pub use lockouts::{Settled, VersionedLockout};
 pub use questions::QuestionRecord;
 pub use sdk::{AuthenticationRecord, ServiceAccountRecord};
 pub use sealed::SealedValue;

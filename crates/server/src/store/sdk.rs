@@ -175,6 +175,49 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Counts one answer to a pending authentication before it is checked. `false` when the
+    /// authentication is no longer pending, has expired, or already holds `max` attempts.
+    pub async fn reserve_authentication_attempt(
+        &self,
+        id: &str,
+        max: i64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = query(
+            "UPDATE authentications SET attempts = attempts + 1 \
+             WHERE id = $1 AND state = 'pending' AND expires_at > $3 AND attempts < $2",
+        )
+        .bind(id)
+        .bind(max)
+        .bind(now)
+        .execute(&self.db)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Hands back an answer that did not count (a malformed one).
+    pub async fn release_authentication_attempt(&self, id: &str) -> Result<(), StoreError> {
+        query("UPDATE authentications SET attempts = attempts - 1 WHERE id = $1 AND attempts > 0")
+            .bind(id)
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Denies a pending authentication, whoever else is answering it. `false` when it was
+    /// no longer pending.
+    pub async fn deny_authentication(&self, id: &str, reason: &str) -> Result<bool, StoreError> {
+        let done = query(
+            "UPDATE authentications SET state = 'denied', reason = $2, next = NULL, \
+             version = version + 1 WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(reason)
+        .execute(&self.db)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Forgets authentications that ended more than a day ago.
     pub async fn delete_old_authentications(&self, before: UnixTime) -> Result<u64, StoreError> {
         let done = query("DELETE FROM authentications WHERE expires_at < $1")

@@ -110,7 +110,10 @@ impl From<ServiceError> for ProblemResponse {
                     DomainError::InvalidCredentials
                     | DomainError::InvalidCode
                     | DomainError::WrongAnswers => StatusCode::UNAUTHORIZED,
-                    DomainError::UserLocked { .. } => StatusCode::LOCKED,
+                    DomainError::UserLocked { .. } | DomainError::UserHardLocked => {
+                        StatusCode::LOCKED
+                    }
+                    DomainError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                     DomainError::SignInDisabled
                     | DomainError::HardwareTokensDisabled
                     | DomainError::Bypass(BypassError::NotAllowed) => StatusCode::FORBIDDEN,

@@ -127,6 +127,10 @@ async fn sign_in_post(
                     StatusCode::LOCKED,
                     t.t1("sign-in-locked", "until", &format_time(until)),
                 ),
+                DomainError::UserHardLocked => (StatusCode::LOCKED, t.t("sign-in-hard-locked")),
+                DomainError::RateLimited => {
+                    (StatusCode::TOO_MANY_REQUESTS, t.t("sign-in-rate-limited"))
+                }
                 DomainError::SignInDisabled => (StatusCode::FORBIDDEN, t.t("sign-in-disabled")),
                 DomainError::Password(PasswordError::TooLong) => (
                     StatusCode::BAD_REQUEST,

@@ -64,6 +64,8 @@ pub(super) fn factor_error(visitor: &Visitor, e: &DomainError) -> (StatusCode, S
             StatusCode::LOCKED,
             t.t1("sign-in-locked", "until", &format_time(*until)),
         ),
+        DomainError::UserHardLocked => (StatusCode::LOCKED, t.t("sign-in-hard-locked")),
+        DomainError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, t.t("code-rate-limited")),
         DomainError::MalformedCode { digits } => (
             StatusCode::BAD_REQUEST,
             t.t1("code-malformed", "digits", &digits.to_string()),
