@@ -426,9 +426,9 @@ impl InProcessService {
         let hasher = self.hasher.clone();
         let pin = pin.unwrap_or("").to_owned();
         let stored = user.pin_hash.clone();
-        tokio::task::spawn_blocking(move || hasher.verify(&pin, stored.as_deref()).unwrap_or(false))
+        self.hashing
+            .run(move || hasher.verify(&pin, stored.as_deref()).unwrap_or(false))
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
     pub(super) async fn verify_oath_code(
@@ -553,14 +553,15 @@ impl InProcessService {
             pairs.push((answer, hash));
         }
         let hasher = self.hasher.clone();
-        let all_right = tokio::task::spawn_blocking(move || {
-            pairs
-                .iter()
-                .map(|(answer, hash)| hasher.verify(answer, hash.as_deref()).unwrap_or(false))
-                .fold(true, |acc, ok| acc & ok)
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let all_right = self
+            .hashing
+            .run(move || {
+                pairs
+                    .iter()
+                    .map(|(answer, hash)| hasher.verify(answer, hash.as_deref()).unwrap_or(false))
+                    .fold(true, |acc, ok| acc & ok)
+            })
+            .await?;
         if all_right {
             self.factor_success(&user, Via::SecurityQuestions, client, had_counters)
                 .await
@@ -812,9 +813,10 @@ impl InProcessService {
             .map_err(DomainError::from)?;
         let hasher = self.hasher.clone();
         let owned = new_pin.to_owned();
-        let hash = tokio::task::spawn_blocking(move || hasher.hash_secret(&owned))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
+        let hash = self
+            .hashing
+            .run(move || hasher.hash_secret(&owned))
+            .await?
             .map_err(DomainError::from)?;
         let changes = UserChanges {
             pin_hash: Some(Some(hash)),
@@ -907,15 +909,16 @@ impl InProcessService {
             .iter()
             .map(|(q, a)| (q.clone(), answers::normalize_answer(a)))
             .collect();
-        let hashed = tokio::task::spawn_blocking(move || {
-            normalised
-                .into_iter()
-                .map(|(q, a)| hasher.hash_secret(&a).map(|h| (q, h)))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?
-        .map_err(DomainError::from)?;
+        let hashed = self
+            .hashing
+            .run(move || {
+                normalised
+                    .into_iter()
+                    .map(|(q, a)| hasher.hash_secret(&a).map(|h| (q, h)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?
+            .map_err(DomainError::from)?;
         self.store
             .replace_answers(&user.id, &hashed, self.clock.now())
             .await?;

@@ -7,6 +7,7 @@ mod support;
 
 mod cli;
 mod factors;
+mod hygiene;
 mod operations;
 mod portal;
 mod sdk;
