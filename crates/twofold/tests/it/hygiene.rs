@@ -205,8 +205,8 @@ async fn a_failed_second_factor_is_audited_with_the_user_agent() {
     );
 }
 
-/// The PBKDF2 fixture, made to ask for half a million rounds (seconds of CPU in a debug build; Twofold accepts up
-/// to 10 million).
+/// The PBKDF2 fixture, made to ask for half a million rounds (seconds of CPU in a debug
+/// build; Twofold accepts up to 10 million).
 fn slow_pskc_file() -> String {
     let fixture = include_str!("../../../engine/tests/fixtures/pskc/pbkdf2.pskcxml");
     assert!(fixture.contains("<IterationCount>12000</IterationCount>"));
