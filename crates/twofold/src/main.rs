@@ -1,5 +1,7 @@
 //! `twofold`: the server, and the commands that administer it.
 
+mod audit_line;
+
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Read};
@@ -552,24 +554,7 @@ fn print_audit(row: &AuditRow, json: bool) -> Result<()> {
         });
         println!("{value}");
     } else {
-        let mut line = format!(
-            "{} {} {} actor={}",
-            format_time(row.at),
-            row.action,
-            row.outcome,
-            row.actor
-        );
-        for (k, v) in [
-            ("user", &row.subject),
-            ("ip", &row.client_ip),
-            ("detail", &row.detail),
-            ("agent", &row.user_agent),
-        ] {
-            if let Some(v) = v {
-                line.push_str(&format!(" {k}={v:?}"));
-            }
-        }
-        println!("{line}");
+        println!("{}", audit_line::text_line(row, &format_time(row.at)));
     }
     Ok(())
 }
@@ -654,7 +639,14 @@ async fn token_command(config: &Config, cmd: TokenCommand) -> Result<()> {
                 (None, false) => None,
             };
             let name = file.display().to_string();
-            let tokens = match token_import::parse_file(&name, &bytes, key.as_ref()) {
+            // PBKDF2 may take a while: off the async worker, like the server does it.
+            let parsed = tokio::task::spawn_blocking({
+                let name = name.clone();
+                move || token_import::parse_file(&name, &bytes, key.as_ref())
+            })
+            .await
+            .context("reading the token file stopped")?;
+            let tokens = match parsed {
                 Ok(tokens) => tokens,
                 Err(problems) => {
                     for p in &problems {

@@ -3,13 +3,17 @@
 //!
 //! An optional header line (its first field is `serial`), blank lines and lines starting with
 //! `#` are skipped. Every problem names its row by its 1-based line number in the file.
+//!
+//! A problem never quotes a cell: in a file whose columns are out of order (or shifted by a
+//! missing comma) a secret can land in any column, so a problem names the row and the column
+//! and says what the column must hold instead.
 
 use data_encoding::BASE32_NOPAD;
 use zeroize::Zeroizing;
 
 use super::{
     Entry, ImportProblem, ImportedToken, MAX_TOKENS, check_counter, check_digits, check_file_size,
-    check_period, check_secret_length, check_serial, clip, finish, hash_by_name, strip_bom,
+    check_period, check_secret_length, check_serial, finish, hash_by_name, strip_bom,
     too_many_tokens,
 };
 use crate::oath::{Algorithm, OathKind, OathParams};
@@ -55,7 +59,19 @@ pub fn parse_csv(text: &[u8]) -> Result<Vec<ImportedToken>, Vec<ImportProblem>> 
         }
         entries.push(read_row(location, &fields));
     }
-    finish(Vec::new(), entries)
+    finish(Vec::new(), entries, |_serial, first| {
+        format!(
+            "the serial (column 1) is also in {first}; a serial may appear only once in a file: remove or correct one of them"
+        )
+    })
+}
+
+/// A problem with the cell in `column` (1-based), which must hold `must`. The cell itself is
+/// not quoted: it could be a secret in the wrong column.
+fn wrong_cell(column: usize, name: &str, must: &str) -> String {
+    format!(
+        "column {column} ({name}) must be {must}; its value is not shown, as it could be a secret in the wrong column: check the order of the columns ({COLUMNS})"
+    )
 }
 
 /// The trimmed fields of one line, with RFC 4180 quotes (`"a,b"`, `"say ""hi"""`).
@@ -134,17 +150,14 @@ fn read_row(location: String, fields: &[&str]) -> Entry {
     } else if kind.eq_ignore_ascii_case("hotp") {
         Some(true)
     } else {
-        problems.push(format!(
-            "the type is '{}'; it must be totp or hotp",
-            clip(kind)
-        ));
+        problems.push(wrong_cell(3, "type", "totp or hotp"));
         None
     };
 
     let digits = match field(3) {
         "" => Some(6),
         text => check_digits(text)
-            .map_err(|reason| problems.push(reason))
+            .map_err(|_| problems.push(wrong_cell(4, "digits", "6 or 8")))
             .ok(),
     };
 
@@ -153,7 +166,13 @@ fn read_row(location: String, fields: &[&str]) -> Entry {
         (Some(false), text) => (
             check_period(text)
                 .map(|period| OathKind::Totp { period })
-                .map_err(|reason| problems.push(reason))
+                .map_err(|_| {
+                    problems.push(wrong_cell(
+                        5,
+                        "period_or_counter",
+                        "a TOTP period of 30 or 60 (seconds)",
+                    ))
+                })
                 .ok(),
             Some(0),
         ),
@@ -161,7 +180,13 @@ fn read_row(location: String, fields: &[&str]) -> Entry {
         (Some(true), text) => (
             Some(OathKind::Hotp),
             check_counter(text)
-                .map_err(|reason| problems.push(reason))
+                .map_err(|_| {
+                    problems.push(wrong_cell(
+                        5,
+                        "period_or_counter",
+                        "an HOTP counter, a whole number from 0 to 2^64-1",
+                    ))
+                })
                 .ok(),
         ),
         (None, _) => (None, None),
@@ -172,10 +197,7 @@ fn read_row(location: String, fields: &[&str]) -> Entry {
         text => {
             let hash = hash_by_name(text);
             if hash.is_none() {
-                problems.push(format!(
-                    "the algorithm is '{}'; it must be sha1, sha256 or sha512",
-                    clip(text)
-                ));
+                problems.push(wrong_cell(6, "algorithm", "sha1, sha256 or sha512"));
             }
             hash
         }
@@ -407,19 +429,19 @@ mod tests {
         );
         let problems = expect_problems(&text);
         let expected = [
-            ("row 3", "the type is 'motp'; it must be totp or hotp"),
-            ("row 5", "the number of digits is '7'; it must be 6 or 8"),
+            ("row 3", "column 3 (type) must be totp or hotp"),
+            ("row 5", "column 4 (digits) must be 6 or 8"),
             (
                 "row 6",
-                "the TOTP period is '45' seconds; it must be 30 or 60",
+                "column 5 (period_or_counter) must be a TOTP period of 30 or 60",
             ),
             (
                 "row 8",
-                "the HOTP counter is '-3'; it must be a whole number",
+                "column 5 (period_or_counter) must be an HOTP counter",
             ),
             (
                 "row 9",
-                "the algorithm is 'md5'; it must be sha1, sha256 or sha512",
+                "column 6 (algorithm) must be sha1, sha256 or sha512",
             ),
             (
                 "row 10",
@@ -432,9 +454,9 @@ mod tests {
             ("row 12", "the hex secret has an odd number of digits (41)"),
             ("row 13", "the row has 3 fields; it must have 5 or 6"),
             ("row 14", "the serial is empty"),
-            ("row 15", "the number of digits is '9'"),
-            ("row 15", "the TOTP period is '90' seconds"),
-            ("row 15", "the algorithm is 'sha3'"),
+            ("row 15", "column 4 (digits)"),
+            ("row 15", "column 5 (period_or_counter)"),
+            ("row 15", "column 6 (algorithm)"),
         ];
         assert_eq!(problems.len(), expected.len(), "{problems:#?}");
         for ((location, reason), (want_location, want_reason)) in problems.iter().zip(expected) {
@@ -459,11 +481,11 @@ mod tests {
             [
                 (
                     "row 3".to_owned(),
-                    "serial A1 is also in row 1; a serial may appear only once in a file: remove or correct one of them".to_owned()
+                    "the serial (column 1) is also in row 1; a serial may appear only once in a file: remove or correct one of them".to_owned()
                 ),
                 (
                     "row 4".to_owned(),
-                    "serial A1 is also in row 1; a serial may appear only once in a file: remove or correct one of them".to_owned()
+                    "the serial (column 1) is also in row 1; a serial may appear only once in a file: remove or correct one of them".to_owned()
                 ),
             ]
         );
@@ -492,6 +514,47 @@ mod tests {
             let value = secret.split_once(':').map_or(secret, |(_, value)| value);
             assert!(!problems[0].1.contains(value), "{problems:#?}");
             assert!(!problems[0].1.contains(&value[..6]), "{problems:#?}");
+        }
+    }
+
+    /// Every 8-character piece of the secret as written in the file, in any case.
+    fn pieces_of_secrets() -> Vec<String> {
+        let mut pieces = Vec::new();
+        for secret in [SECRET_HEX, SECRET_BASE32] {
+            for start in 0..=secret.len() - 8 {
+                pieces.push(secret[start..start + 8].to_ascii_lowercase());
+            }
+        }
+        pieces
+    }
+
+    #[test]
+    fn a_secret_in_the_wrong_column_never_shows_in_a_problem() {
+        let files = [
+            // Columns in another order: type, serial, secret.
+            format!("totp,HW-1,{SECRET_BASE32},6,30\n"),
+            format!("HW-1,totp,{SECRET_HEX},6,30\n"),
+            // A missing comma shifts the secret into the digits, period or counter column.
+            format!("HW-1,totp,6,{SECRET_BASE32},30\n"),
+            format!("HW-1,{SECRET_HEX},totp,6,{SECRET_BASE32}\n"),
+            format!("HW-1,{SECRET_HEX},hotp,6,{SECRET_HEX}\n"),
+            format!("HW-1,{SECRET_HEX},totp,6,30,{SECRET_BASE32}\n"),
+            // The secret in the serial column, twice: the duplicate is named by its row.
+            format!("{SECRET_BASE32},totp,hex,6,30\n{SECRET_BASE32},totp,hex,6,30\n"),
+        ];
+        for file in files {
+            let problems = expect_problems(&file);
+            assert!(!problems.is_empty(), "{file}");
+            for (location, reason) in &problems {
+                let shown = format!("{location}: {reason}").to_ascii_lowercase();
+                for piece in pieces_of_secrets() {
+                    assert!(
+                        !shown.contains(&piece),
+                        "{shown:?} quotes the secret of {file:?}"
+                    );
+                }
+                assert!(location.starts_with("row "), "{location}");
+            }
         }
     }
 

@@ -231,9 +231,13 @@ struct Entry {
 
 /// Turns what was read into the all-or-nothing result: refuses duplicate serials and files
 /// without tokens, and returns every problem, file-level ones first, then in file order.
+///
+/// `duplicate` says why an entry's serial is refused, given the serial and where it was first
+/// seen (a CSV file does not quote its cells: see the `csv` module).
 fn finish(
     mut file_problems: Vec<ImportProblem>,
     mut entries: Vec<Entry>,
+    duplicate: impl Fn(&str, &str) -> String,
 ) -> Result<Vec<ImportedToken>, Vec<ImportProblem>> {
     let mut first_seen: HashMap<String, String> = HashMap::new();
     for entry in &mut entries {
@@ -241,9 +245,7 @@ fn finish(
             continue;
         };
         match first_seen.get(serial) {
-            Some(first) => entry.problems.push(format!(
-                "serial {serial} is also in {first}; a serial may appear only once in a file: remove or correct one of them"
-            )),
+            Some(first) => entry.problems.push(duplicate(serial, first)),
             None => {
                 first_seen.insert(serial.clone(), entry.location.clone());
             }

@@ -95,7 +95,11 @@ pub fn parse_pskc(
         .enumerate()
         .map(|(index, package)| read_package(index + 1, package, &crypto))
         .collect();
-    finish(file_problems, entries)
+    finish(file_problems, entries, |serial, first| {
+        format!(
+            "serial {serial} is also in {first}; a serial may appear only once in a file: remove or correct one of them"
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -402,9 +402,9 @@ impl InProcessService {
         let hasher = self.hasher.clone();
         let pin = pin.unwrap_or("").to_owned();
         let stored = user.pin_hash.clone();
-        tokio::task::spawn_blocking(move || hasher.verify(&pin, stored.as_deref()).unwrap_or(false))
+        self.hashing
+            .run(move || hasher.verify(&pin, stored.as_deref()).unwrap_or(false))
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
     pub async fn verify_oath_code(
@@ -556,18 +556,17 @@ impl InProcessService {
         second_factor_checked("security_questions");
         let hasher = self.hasher.clone();
         let all_right = self
-            .checked(&user.username, async move {
-                tokio::task::spawn_blocking(move || {
+            .checked(
+                &user.username,
+                self.hashing.run(move || {
                     pairs
                         .iter()
                         .map(|(answer, hash)| {
                             hasher.verify(answer, hash.as_deref()).unwrap_or(false)
                         })
                         .fold(true, |acc, ok| acc & ok)
-                })
-                .await
-                .map_err(|e| ServiceError::Internal(e.to_string()))
-            })
+                }),
+            )
             .await?;
         if all_right {
             self.factor_success(&user, Via::SecurityQuestions, client)
@@ -857,9 +856,10 @@ impl InProcessService {
             .map_err(DomainError::from)?;
         let hasher = self.hasher.clone();
         let owned = new_pin.to_owned();
-        let hash = tokio::task::spawn_blocking(move || hasher.hash_secret(&owned))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
+        let hash = self
+            .hashing
+            .run(move || hasher.hash_secret(&owned))
+            .await?
             .map_err(DomainError::from)?;
         let changes = UserChanges {
             pin_hash: Some(Some(hash)),
@@ -921,15 +921,16 @@ impl InProcessService {
             .iter()
             .map(|(q, a)| (q.clone(), answers::normalize_answer(a)))
             .collect();
-        let hashed = tokio::task::spawn_blocking(move || {
-            normalised
-                .into_iter()
-                .map(|(q, a)| hasher.hash_secret(&a).map(|h| (q, h)))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?
-        .map_err(DomainError::from)?;
+        let hashed = self
+            .hashing
+            .run(move || {
+                normalised
+                    .into_iter()
+                    .map(|(q, a)| hasher.hash_secret(&a).map(|h| (q, h)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?
+            .map_err(DomainError::from)?;
         self.store
             .replace_answers(&user.id, &hashed, self.clock.now())
             .await?;

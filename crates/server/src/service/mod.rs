@@ -6,6 +6,7 @@
 //! from the CLI follows the same rules and lands in the same audit log.
 
 mod attempts;
+mod blocking;
 mod factors;
 pub mod portal;
 pub mod remote;
@@ -243,6 +244,11 @@ pub struct InProcessService {
     store: Store,
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
+    /// argon2 (passwords, PINs, answers) runs here, one job per core at a time.
+    hashing: blocking::BlockingPool,
+    /// Token files (a password-protected PSKC file's PBKDF2) are read here, one at a time,
+    /// so that imports never hold every core that sign-ins need.
+    imports: blocking::BlockingPool,
     keyring: Keyring,
     settings_cache: RwLock<Option<(Instant, Settings)>>,
     /// The group-commit writer of the audit log (absent outside a Tokio runtime).
@@ -267,6 +273,8 @@ impl InProcessService {
             store,
             clock,
             hasher,
+            hashing: blocking::BlockingPool::per_core(),
+            imports: blocking::BlockingPool::new(1),
             keyring,
             settings_cache: RwLock::new(None),
             accounts_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -353,7 +361,12 @@ impl InProcessService {
         }
         // A username that cannot exist still costs one verification, like a wrong password.
         let Ok(name) = Username::parse(username) else {
-            let _ = self.hasher.verify(password, None);
+            let hasher = self.hasher.clone();
+            let password_owned = password.to_owned();
+            let _same_work = self
+                .hashing
+                .run(move || hasher.verify(&password_owned, None))
+                .await?;
             self.audit(failure(username, "invalid_credentials")).await;
             return Err(DomainError::InvalidCredentials.into());
         };
@@ -383,15 +396,15 @@ impl InProcessService {
         let password_owned = password.to_owned();
         let stored_owned = stored.map(str::to_owned);
         // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-        let matched = match tokio::task::spawn_blocking(move || {
-            hasher.verify(&password_owned, stored_owned.as_deref())
-        })
-        .await
+        let matched = match self
+            .hashing
+            .run(move || hasher.verify(&password_owned, stored_owned.as_deref()))
+            .await
         {
             Ok(matched) => matched,
             Err(e) => {
                 self.release_attempt(name.as_str()).await?;
-                return Err(ServiceError::Internal(e.to_string()));
+                return Err(e);
             }
         };
         let matched = match matched {
@@ -465,7 +478,7 @@ impl InProcessService {
         // Checked before the (slow) password hash.
         let (email, phone) = (clean_email(email)?, clean_phone(phone)?);
         let password_hash = match password {
-            Some(p) => Some(self.hasher.hash_new(p).map_err(DomainError::from)?),
+            Some(p) => Some(self.hash_new_password(p).await?),
             None => None,
         };
         let new = NewUser {
@@ -491,6 +504,17 @@ impl InProcessService {
         )
         .await;
         Ok(user)
+    }
+
+    /// A new password's argon2 hash, computed in the hashing pool.
+    async fn hash_new_password(&self, password: &str) -> Result<String, ServiceError> {
+        let hasher = self.hasher.clone();
+        let password = password.to_owned();
+        Ok(self
+            .hashing
+            .run(move || hasher.hash_new(&password))
+            .await?
+            .map_err(DomainError::from)?)
     }
 
     pub async fn find_user(&self, username: &str) -> Result<UserRecord, ServiceError> {
@@ -521,7 +545,7 @@ impl InProcessService {
         changes.email = changes.email.map(clean_email).transpose()?;
         changes.phone = changes.phone.map(clean_phone).transpose()?;
         if let Some(p) = new_password {
-            changes.password_hash = Some(Some(self.hasher.hash_new(p).map_err(DomainError::from)?));
+            changes.password_hash = Some(Some(self.hash_new_password(p).await?));
         }
         if let Some(Some(lang)) = &changes.language
             && Language::from_tag(lang).is_none()

@@ -836,7 +836,13 @@ impl InProcessService {
             (None, Some(password)) => Some(PskcKey::Password(password.clone())),
             (None, None) => None,
         };
-        let tokens = token_import::parse_file("upload", body.content.as_bytes(), key.as_ref())
+        // A password-protected PSKC file costs up to 10 million PBKDF2 rounds: off the async
+        // workers, one file at a time.
+        let content = body.content.clone();
+        let tokens = self
+            .imports
+            .run(move || token_import::parse_file("upload", content.as_bytes(), key.as_ref()))
+            .await?
             .map_err(|problems| {
                 ServiceError::Domain(DomainError::Import(
                     problems

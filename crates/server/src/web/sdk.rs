@@ -252,6 +252,65 @@ fn query_problem(rejection: QueryRejection) -> ProblemResponse {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub account: String,
+    /// The user the call acted on, when a handler learns it from the body or the answer
+    /// rather than the path (the `sdk_call` audit event names them).
+    acted_on: Arc<std::sync::OnceLock<String>>,
+}
+
+impl Caller {
+    /// Names the user this call acts on, for its `sdk_call` audit event.
+    fn acted_on(&self, username: &str) {
+        let _first_wins = self.acted_on.set(username.to_owned());
+    }
+}
+
+/// The SDK's operations by method and route (`POST /sdk/v1/authentications` →
+/// `start_authentication`): the operation ids of the OpenAPI document, so that the audit
+/// log and the document say the same.
+static OPERATIONS: std::sync::LazyLock<HashMap<(String, String), String>> =
+    std::sync::LazyLock::new(|| {
+        let mut names = HashMap::new();
+        for (path, item) in operations().split_for_parts().1.paths.paths {
+            for (method, operation) in [
+                ("GET", &item.get),
+                ("PUT", &item.put),
+                ("POST", &item.post),
+                ("DELETE", &item.delete),
+                ("PATCH", &item.patch),
+            ] {
+                if let Some(id) = operation.as_ref().and_then(|o| o.operation_id.clone()) {
+                    names.insert((method.to_owned(), path.clone()), id);
+                }
+            }
+        }
+        names.insert(
+            ("POST".into(), "/sdk/v1/portal/rpc".into()),
+            "portal_rpc".into(),
+        );
+        names
+    });
+
+/// What the `sdk_call` event names: the operation, and the user it acted on (from the
+/// path's `{username}`, or from the handler).
+async fn call_names(request: &mut Request) -> (&'static str, Option<String>) {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    let operation = OPERATIONS
+        .get(&(request.method().as_str().to_owned(), route))
+        .map_or("unknown_operation", String::as_str);
+    let user = axum::RequestExt::extract_parts::<axum::extract::RawPathParams>(request)
+        .await
+        .ok()
+        .and_then(|params| {
+            params
+                .iter()
+                .find(|(name, _)| *name == "username")
+                .map(|(_, value)| value.to_owned())
+        });
+    (operation, user)
 }
 
 fn caller_context(client: ClientContext, caller: &Caller) -> ClientContext {
@@ -428,24 +487,32 @@ async fn authenticate(
     }
     let caller = Caller {
         account: account.name,
+        acted_on: Arc::default(),
     };
     request.extensions_mut().insert(caller.clone());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let (operation, path_user) = call_names(&mut request).await;
     let response = next.run(request).await;
     let outcome = if response.status().is_success() {
         AuditOutcome::Success
     } else {
         AuditOutcome::Failure
     };
-    let event = AuditEvent::new(
+    let mut event = AuditEvent::new(
         state.service.now(),
         AuditAction::SdkCall,
         outcome,
         format!("{}:{}", account_kind(wanted), caller.account),
     )
     .client(ip.map(|ip| ip.to_string()), client.user_agent.clone())
-    .detail(format!("{method} {path} {}", response.status().as_u16()));
+    .detail(format!(
+        "{operation}: {method} {path} {}",
+        response.status().as_u16()
+    ));
+    if let Some(user) = path_user.or_else(|| caller.acted_on.get().cloned()) {
+        event = event.subject(user.chars().take(160).collect::<String>());
+    }
     state.service.record(event).await;
     response
 }
@@ -622,6 +689,7 @@ async fn create_user(
     body: Result<SdkJson<sdk::UserCreate>, ProblemResponse>,
 ) -> SdkResult<(StatusCode, Json<sdk::User>)> {
     let SdkJson(body) = body?;
+    caller.acted_on(&body.username);
     let user = state
         .service
         .sdk_create_user(&format!("sdk:{}", caller.account), body)
@@ -842,6 +910,7 @@ async fn start_authentication(
     body: Result<SdkJson<sdk::AuthenticationStart>, ProblemResponse>,
 ) -> SdkResult<(StatusCode, Json<sdk::Authentication>)> {
     let SdkJson(body) = body?;
+    caller.acted_on(&body.username);
     let authentication = state
         .service
         .sdk_start_authentication(body, &ctx(client, &caller))
@@ -884,12 +953,12 @@ async fn answer_authentication(
             "give {\"otp\": \"123456\"} or {\"answers\": [{\"question_id\": …, \"answer\": …}]}",
         ));
     };
-    Ok(Json(
-        state
-            .service
-            .sdk_answer(&id, answer, &ctx(client, &caller))
-            .await?,
-    ))
+    let authentication = state
+        .service
+        .sdk_answer(&id, answer, &ctx(client, &caller))
+        .await?;
+    caller.acted_on(&authentication.username);
+    Ok(Json(authentication))
 }
 
 /// Imports hardware tokens from a PSKC or CSV file: all of them, or none.

@@ -7,6 +7,7 @@ mod support;
 
 mod cli;
 mod factors;
+mod hygiene;
 mod lockout;
 mod operations;
 mod policy;

@@ -1871,10 +1871,10 @@ async fn every_call_is_audited_with_the_accounts_name() {
     let log = audit_tail(&run.env);
     let has = |parts: &[&str]| log.lines().any(|l| parts.iter().all(|p| l.contains(p)));
     for (outcome, detail) in [
-        ("success", "GET /sdk/v1/settings 200"),
-        ("success", "POST /sdk/v1/users 201"),
-        ("failure", "GET /sdk/v1/users/nobody 404"),
-        ("failure", "POST /sdk/v1/users 400"),
+        ("success", "get_settings: GET /sdk/v1/settings 200"),
+        ("success", "create_user: POST /sdk/v1/users 201"),
+        ("failure", "get_user: GET /sdk/v1/users/nobody 404"),
+        ("failure", "create_user: POST /sdk/v1/users 400"),
     ] {
         assert!(
             has(&[
