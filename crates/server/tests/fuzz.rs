@@ -279,6 +279,30 @@ fn mutated_json_never_panics_any_sdk_request_type() {
     });
 }
 
+/// Valid calls of the portal's RPC (what a portal on its own host sends).
+const PORTAL_CALLS: &[&str] = &[
+    r#"{"call":"settings"}"#,
+    r#"{"call":"sign_in","username":"alice","password":"correct horse battery","next":"/account","replacing":null,"client":{"ip":"203.0.113.9","user_agent":"Firefox"}}"#,
+    r#"{"call":"verify_oath","session":"c2Vzc2lvbg","code":"123456","pin":null,"client":{"ip":null,"user_agent":null}}"#,
+    r#"{"call":"answer_security_questions","session":"c2Vzc2lvbg","answers":[["en-1","Rex"],["en-2","Paris"]],"client":{"ip":"::1","user_agent":"x"}}"#,
+    r#"{"call":"start_bypass","session":"c2Vzc2lvbg","seconds":300,"client":{"ip":null,"user_agent":null}}"#,
+    r#"{"call":"choose_challenge","session":"c2Vzc2lvbg","challenge":"security_questions"}"#,
+];
+
+#[test]
+fn mutated_portal_rpc_calls_never_panic_the_decoder() {
+    let target = Target {
+        name: "portal-rpc-json",
+        seeds: PORTAL_CALLS.iter().map(|b| b.as_bytes().to_vec()).collect(),
+        tokens: json_tokens(),
+        cases: 2000,
+    };
+    fuzz(target, |bytes| {
+        decode::<twofold_server::service::remote::PortalCall>(bytes);
+        Ok(())
+    });
+}
+
 #[test]
 fn mutated_json_bodies_through_the_sdk_get_problems_never_failures() {
     let app = App::new();

@@ -73,7 +73,8 @@ enum ServiceAccountCommand {
     /// Create an account and print its secret, once (the store keeps only a hash).
     Add {
         name: String,
-        /// `sdk` may call the SDK; any other role is refused by it.
+        /// `sdk` may call the SDK (applications); `portal` may call only the portal's RPC
+        /// (`twofold portal` on its own host); any other role is refused by both.
         #[arg(long, default_value = "sdk")]
         role: String,
     },
