@@ -579,12 +579,21 @@ impl InProcessService {
     }
 
     /// The authenticator-app enrolment in progress, if any: shown again, never started.
+    /// Only an unfinished authenticator-app enrolment is shown again: a hardware token
+    /// reserved for the user must never have its seed displayed.
     pub(super) async fn pending_software(
         &self,
         user_id: &str,
     ) -> Result<Option<SoftwareEnrollment>, ServiceError> {
-        let settings = self.settings_now().await?;
         let user = self.user(user_id).await?;
+        self.pending_software_of(&user).await
+    }
+
+    async fn pending_software_of(
+        &self,
+        user: &UserRecord,
+    ) -> Result<Option<SoftwareEnrollment>, ServiceError> {
+        let settings = self.settings_now().await?;
         let pending = self
             .store
             .user_token_of_kind(&user.id, TokenStatus::Pending, TokenKind::Software)
@@ -595,32 +604,20 @@ impl InProcessService {
                     .keyring
                     .open(&pending.secret_sealed, &token_aad(&pending.id))
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                enrollment_view(&settings, &user, &secret, pending.params).map(Some)
+                enrollment_view(&settings, user, &secret, pending.params).map(Some)
             }
             None => Ok(None),
         }
     }
 
+    /// Shows the authenticator-app enrolment in progress again, or starts one.
     pub(super) async fn begin_software(
         &self,
         user_id: &str,
     ) -> Result<SoftwareEnrollment, ServiceError> {
-        let settings = self.settings_now().await?;
         let user = self.user(user_id).await?;
-        // Only an unfinished authenticator-app enrolment is shown again: a hardware token
-        // reserved for the user must never have its seed displayed.
-        let pending = self
-            .store
-            .user_token_of_kind(&user.id, TokenStatus::Pending, TokenKind::Software)
-            .await?;
-        match pending {
-            Some(pending) => {
-                let secret = self
-                    .keyring
-                    .open(&pending.secret_sealed, &token_aad(&pending.id))
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                enrollment_view(&settings, &user, &secret, pending.params)
-            }
+        match self.pending_software_of(&user).await? {
+            Some(enrollment) => Ok(enrollment),
             None => self.begin_software_with(&user, OathParams::default()).await,
         }
     }
