@@ -502,3 +502,18 @@ async fn showing_the_authenticator_app_page_starts_no_enrolment() {
     assert_eq!(location(&started), "/enroll/oath");
     assert!(env.cli_ok(&["token", "list"], "").contains("pending"));
 }
+
+#[tokio::test]
+async fn a_signed_in_user_who_opens_the_wizard_is_sent_to_the_account_page_and_stays_signed_in() {
+    let env = Env::new(Backend::Sqlite).await.password_only();
+    env.add_user("abel", "abel's password");
+    let server = env.start();
+    let client = server.client();
+    let signed = sign_in(&client, &server, "abel", "abel's password").await;
+    assert_eq!(location(&signed), "/account");
+    let wizard = client.get(server.url("/enroll")).send().await.unwrap();
+    assert_eq!(wizard.status(), 303);
+    assert_eq!(location(&wizard), "/account");
+    let account = client.get(server.url("/account")).send().await.unwrap();
+    assert_eq!(account.status(), 200, "still signed in");
+}

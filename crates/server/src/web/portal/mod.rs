@@ -237,7 +237,8 @@ impl Visitor {
     }
 
     /// Where a session belongs now, for a request it cannot make at this step: the
-    /// second-factor page while one is asked, the wizard while enrolling, else sign-in.
+    /// second-factor page while one is asked, the wizard while enrolling, the account page
+    /// once signed in, else the sign-in page (to come back here after).
     pub fn send_to_step(&self) -> Response {
         match self
             .session
@@ -248,18 +249,13 @@ impl Visitor {
                 self.finish(Redirect::to("/verify"))
             }
             Some((Stage::Enroll, _)) => self.finish(Redirect::to("/enroll")),
-            _ => {
+            Some((Stage::SignedIn { .. }, None)) => self.finish(Redirect::to("/account")),
+            None => {
                 let mut target = format!("/sign-in?next={}", url_encode(&self.path));
-                if self.session_ended || self.session.is_some() {
+                if self.session_ended {
                     target.push_str("&expired=1");
                 }
-                let mut response = self.finish(Redirect::to(&target));
-                if self.session.is_some() {
-                    response
-                        .headers_mut()
-                        .append(header::SET_COOKIE, session::clear_cookie(SESSION_COOKIE));
-                }
-                response
+                self.finish(Redirect::to(&target))
             }
         }
     }
