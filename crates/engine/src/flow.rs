@@ -40,6 +40,9 @@ pub enum Via {
     OathFallback,
     SecurityQuestions,
     Enrollment,
+    PhoneCall,
+    TextMessage,
+    MobileApp,
 }
 
 impl Via {
@@ -51,6 +54,9 @@ impl Via {
             Via::OathFallback => "oath_fallback",
             Via::SecurityQuestions => "security_questions",
             Via::Enrollment => "enrollment",
+            Via::PhoneCall => "phone_call",
+            Via::TextMessage => "sms",
+            Via::MobileApp => "mobile_app",
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod answers;
 pub mod audit;
+pub mod authentication;
 pub mod clock;
 pub mod contact;
 pub mod error;

@@ -1,0 +1,652 @@
+use super::*;
+use crate::settings::Method;
+use std::net::IpAddr;
+
+const NOW: UnixTime = 1_000_000;
+
+fn settings() -> Settings {
+    Settings {
+        trusted_ip_ranges: vec!["10.0.0.0/8".parse().unwrap()],
+        allow_one_time_bypass: true,
+        security_questions_fallback: true,
+        oath_token_fallback: true,
+        ..Settings::default()
+    }
+}
+
+/// A user holding everything a sign-in can ask for.
+fn enrolled() -> UserFactors {
+    UserFactors {
+        enrolled: true,
+        method: Some(Method::Oath),
+        has_oath_token: true,
+        security_answers: 4,
+        has_pin: false,
+    }
+}
+
+fn pending(step: Step, origin: Origin) -> Authentication {
+    Authentication {
+        id: "a1".into(),
+        user_id: "u1".into(),
+        username: "alice".into(),
+        origin,
+        started_by: "sdk:app".into(),
+        state: State::Pending(step),
+        attempts: 1,
+        client_ip: None,
+        context: None,
+        channel: None,
+        created_at: NOW - 10,
+        expires_at: NOW + 100,
+        consumed_at: None,
+        version: 1,
+    }
+}
+
+fn asked() -> Vec<String> {
+    vec!["en-1".into(), "en-2".into()]
+}
+
+fn all_states() -> Vec<(&'static str, State)> {
+    vec![
+        ("pending otp", State::Pending(Step::Oath)),
+        (
+            "pending questions",
+            State::Pending(Step::SecurityQuestions { asked: asked() }),
+        ),
+        (
+            "pending questions undrawn",
+            State::Pending(Step::SecurityQuestions { asked: Vec::new() }),
+        ),
+        ("pending enroll", State::Pending(Step::Enroll)),
+        ("pending call", State::Pending(Step::PhoneCall)),
+        ("pending text", State::Pending(Step::TextReply)),
+        ("pending app", State::Pending(Step::MobileApp)),
+        ("approved", State::Approved { via: Via::Oath }),
+        (
+            "denied",
+            State::Denied {
+                reason: Reason::InvalidCode,
+            },
+        ),
+        ("expired", State::Expired),
+        ("fraud", State::Fraud),
+    ]
+}
+
+fn all_events() -> Vec<(&'static str, Event)> {
+    let mut events = Vec::new();
+    for (name, check) in [
+        ("right", Check::Right),
+        ("wrong", Check::Wrong),
+        ("locked", Check::Locked),
+    ] {
+        events.push((leak(format!("code {name}")), Event::Code(check)));
+        events.push((
+            leak(format!("answers {name}")),
+            Event::SecurityAnswers(check),
+        ));
+        events.push((leak(format!("digits {name}")), Event::CallDigits(check)));
+        events.push((leak(format!("reply {name}")), Event::TextReply(check)));
+    }
+    events.extend([
+        ("app approve", Event::App(AppAnswer::Approve)),
+        ("app deny", Event::App(AppAnswer::Deny)),
+        ("app not me", Event::App(AppAnswer::NotMe)),
+        ("fraud", Event::FraudReported),
+        ("busy", Event::ProviderFailed(ProviderFailure::Busy)),
+        (
+            "no answer",
+            Event::ProviderFailed(ProviderFailure::NoAnswer),
+        ),
+        (
+            "undelivered",
+            Event::ProviderFailed(ProviderFailure::Undelivered),
+        ),
+        (
+            "unavailable",
+            Event::ProviderFailed(ProviderFailure::Unavailable),
+        ),
+        ("switch otp", Event::Switch(Challenge::Oath)),
+        (
+            "switch questions",
+            Event::Switch(Challenge::SecurityQuestions),
+        ),
+        ("drawn", Event::QuestionsDrawn(asked())),
+        ("enrolled", Event::EnrollmentCompleted),
+        ("timeout", Event::Timeout),
+        ("cancel", Event::Cancel),
+    ]);
+    events
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+fn denied(reason: Reason) -> State {
+    State::Denied { reason }
+}
+
+/// What each event does to each state before the expiry, for an enrolled user with one
+/// attempt counted: every pair not listed is refused (closed for an ended authentication,
+/// the wrong step for a pending one).
+fn expected(state: &str, event: &str) -> Option<State> {
+    let q = || State::Pending(Step::SecurityQuestions { asked: asked() });
+    let approved = |via| State::Approved { via };
+    Some(match (state, event) {
+        ("pending otp", "code right") => approved(Via::Oath),
+        ("pending otp", "code wrong") => State::Pending(Step::Oath),
+        ("pending otp", "code locked") => denied(Reason::UserLocked),
+        ("pending otp", "switch questions") => {
+            State::Pending(Step::SecurityQuestions { asked: Vec::new() })
+        }
+        ("pending questions", "answers right") => approved(Via::SecurityQuestions),
+        ("pending questions", "answers wrong") => q(),
+        ("pending questions", "answers locked") => denied(Reason::UserLocked),
+        ("pending questions" | "pending questions undrawn", "switch otp") => {
+            State::Pending(Step::Oath)
+        }
+        // Questions not drawn yet cannot be answered right: counted, never approved.
+        ("pending questions undrawn", "answers right" | "answers wrong") => {
+            State::Pending(Step::SecurityQuestions { asked: Vec::new() })
+        }
+        ("pending questions undrawn", "answers locked") => denied(Reason::UserLocked),
+        ("pending questions undrawn", "drawn") => q(),
+        ("pending enroll", "enrolled") => approved(Via::Enrollment),
+        ("pending call", "digits right") => approved(Via::PhoneCall),
+        ("pending call", "digits wrong") => State::Pending(Step::PhoneCall),
+        ("pending call", "digits locked") => denied(Reason::UserLocked),
+        ("pending text", "reply right") => approved(Via::TextMessage),
+        ("pending text", "reply wrong") => State::Pending(Step::TextReply),
+        ("pending text", "reply locked") => denied(Reason::UserLocked),
+        ("pending app", "app approve") => approved(Via::MobileApp),
+        ("pending app", "app deny") => denied(Reason::Declined),
+        ("pending app" | "pending call" | "pending text", "app not me" | "fraud")
+            if state == "pending app" || event == "fraud" =>
+        {
+            State::Fraud
+        }
+        ("pending app" | "pending call" | "pending text", "busy") => denied(Reason::Busy),
+        ("pending app" | "pending call" | "pending text", "no answer") => denied(Reason::NoAnswer),
+        ("pending app" | "pending call" | "pending text", "undelivered") => {
+            denied(Reason::Undelivered)
+        }
+        ("pending app" | "pending call" | "pending text", "unavailable") => {
+            denied(Reason::ProviderUnavailable)
+        }
+        (s, "cancel") if s.starts_with("pending") => denied(Reason::Cancelled),
+        _ => return None,
+    })
+}
+
+#[test]
+fn every_state_and_event_pair_moves_as_the_table_says() {
+    let settings = settings();
+    let factors = enrolled();
+    let mut checked = 0;
+    for (state_name, state) in all_states() {
+        for (event_name, event) in all_events() {
+            let mut a = pending(Step::Oath, Origin::Sdk);
+            a.state = state.clone();
+            let got = apply(&a, &event, NOW, &settings, &factors);
+            let want = match expected(state_name, event_name) {
+                Some(state) => Transition::Moved { state, attempts: 1 },
+                None if !state.is_pending() => Transition::Refused(Refusal::Closed(state.name())),
+                None if event_name == "timeout" => Transition::Refused(Refusal::NotExpired),
+                None if event_name.starts_with("switch") => {
+                    // Switching to the challenge already asked, or away from enrolment.
+                    match state_name {
+                        "pending enroll" => Transition::Refused(Refusal::WrongStep),
+                        "pending otp" => Transition::Refused(Refusal::NotOffered),
+                        "pending questions" | "pending questions undrawn" => {
+                            Transition::Refused(Refusal::NotOffered)
+                        }
+                        // Out-of-band steps may fall back to a code or the questions.
+                        _ => Transition::Moved {
+                            state: State::Pending(Step::of(if event_name == "switch otp" {
+                                Challenge::Oath
+                            } else {
+                                Challenge::SecurityQuestions
+                            })),
+                            attempts: 1,
+                        },
+                    }
+                }
+                None => Transition::Refused(Refusal::WrongStep),
+            };
+            assert_eq!(got, want, "{state_name} + {event_name}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, all_states().len() * all_events().len());
+}
+
+#[test]
+fn past_its_expiry_every_event_finds_a_pending_authentication_expired() {
+    let settings = settings();
+    let factors = enrolled();
+    for (state_name, state) in all_states() {
+        for (event_name, event) in all_events() {
+            let mut a = pending(Step::Oath, Origin::Portal);
+            a.state = state.clone();
+            let got = apply(&a, &event, a.expires_at, &settings, &factors);
+            let want = if state.is_pending() {
+                Transition::Moved {
+                    state: State::Expired,
+                    attempts: 1,
+                }
+            } else {
+                Transition::Refused(Refusal::Closed(state.name()))
+            };
+            assert_eq!(got, want, "{state_name} + {event_name} at expiry");
+        }
+    }
+}
+
+#[test]
+fn no_event_approves_for_a_user_without_the_factor() {
+    let settings = settings();
+    let nothing = UserFactors::default();
+    for (state_name, state) in all_states() {
+        for (event_name, event) in all_events() {
+            let mut a = pending(Step::Oath, Origin::Sdk);
+            a.state = state.clone();
+            if let Transition::Moved { state, .. } = apply(&a, &event, NOW, &settings, &nothing) {
+                assert!(
+                    !matches!(state, State::Approved { .. }),
+                    "{state_name} + {event_name} approved a user with no factor"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_fifth_wrong_answer_denies_the_authentication() {
+    let settings = settings();
+    let factors = enrolled();
+    let mut a = pending(Step::Oath, Origin::Sdk);
+    a.attempts = MAX_ANSWERS - 1;
+    assert_eq!(
+        apply(&a, &Event::Code(Check::Wrong), NOW, &settings, &factors),
+        Transition::Moved {
+            state: State::Pending(Step::Oath),
+            attempts: MAX_ANSWERS - 1
+        }
+    );
+    a.attempts = MAX_ANSWERS;
+    assert_eq!(
+        apply(&a, &Event::Code(Check::Wrong), NOW, &settings, &factors),
+        Transition::Moved {
+            state: denied(Reason::InvalidCode),
+            attempts: MAX_ANSWERS
+        }
+    );
+    // No sixth answer is checked at all.
+    assert_eq!(
+        may_answer(&a, &Step::Oath, NOW),
+        Err(Refusal::Closed("denied"))
+    );
+    let q = pending(Step::SecurityQuestions { asked: asked() }, Origin::Sdk);
+    let q = Authentication {
+        attempts: MAX_ANSWERS,
+        ..q
+    };
+    assert_eq!(
+        apply(
+            &q,
+            &Event::SecurityAnswers(Check::Wrong),
+            NOW,
+            &settings,
+            &factors
+        ),
+        Transition::Moved {
+            state: denied(Reason::WrongAnswers),
+            attempts: MAX_ANSWERS
+        }
+    );
+}
+
+#[test]
+fn an_answer_is_checked_only_for_the_step_it_waits_on_and_before_its_expiry() {
+    let a = pending(Step::Oath, Origin::Sdk);
+    assert_eq!(may_answer(&a, &Step::Oath, NOW), Ok(()));
+    assert_eq!(
+        may_answer(&a, &Step::SecurityQuestions { asked: asked() }, NOW),
+        Err(Refusal::WrongStep)
+    );
+    assert_eq!(
+        may_answer(&a, &Step::Oath, a.expires_at),
+        Err(Refusal::Closed("expired"))
+    );
+    let approved = Authentication {
+        state: State::Approved { via: Via::Oath },
+        ..a
+    };
+    assert_eq!(
+        may_answer(&approved, &Step::Oath, NOW),
+        Err(Refusal::Closed("approved"))
+    );
+}
+
+#[test]
+fn a_portal_sign_in_with_an_unfinished_enrolment_goes_to_the_wizard_after_the_code() {
+    let settings = Settings {
+        pin_required: true,
+        ..settings()
+    };
+    let factors = enrolled(); // no PIN yet
+    let portal = pending(Step::Oath, Origin::Portal);
+    assert_eq!(
+        apply(
+            &portal,
+            &Event::Code(Check::Right),
+            NOW,
+            &settings,
+            &factors
+        ),
+        Transition::Moved {
+            state: State::Pending(Step::Enroll),
+            attempts: 1
+        }
+    );
+    // The wizard ends signed in only once nothing is left to enrol.
+    let wizard = pending(Step::Enroll, Origin::Portal);
+    assert_eq!(
+        apply(
+            &wizard,
+            &Event::EnrollmentCompleted,
+            NOW,
+            &settings,
+            &factors
+        ),
+        Transition::Refused(Refusal::WrongStep)
+    );
+    let with_pin = UserFactors {
+        has_pin: true,
+        ..factors.clone()
+    };
+    assert_eq!(
+        apply(
+            &wizard,
+            &Event::EnrollmentCompleted,
+            NOW,
+            &settings,
+            &with_pin
+        ),
+        Transition::Moved {
+            state: State::Approved {
+                via: Via::Enrollment
+            },
+            attempts: 1
+        }
+    );
+    // An application's authentication is about the code alone.
+    let sdk = pending(Step::Oath, Origin::Sdk);
+    assert_eq!(
+        apply(&sdk, &Event::Code(Check::Right), NOW, &settings, &factors),
+        Transition::Moved {
+            state: State::Approved { via: Via::Oath },
+            attempts: 1
+        }
+    );
+}
+
+#[test]
+fn an_oath_code_answered_as_a_fallback_is_recorded_as_the_fallback() {
+    let factors = UserFactors {
+        method: Some(Method::PhoneCall),
+        ..enrolled()
+    };
+    let a = pending(Step::Oath, Origin::Sdk);
+    assert_eq!(
+        apply(&a, &Event::Code(Check::Right), NOW, &settings(), &factors),
+        Transition::Moved {
+            state: State::Approved {
+                via: Via::OathFallback
+            },
+            attempts: 1
+        }
+    );
+}
+
+#[test]
+fn security_questions_are_drawn_once() {
+    let settings = settings();
+    let a = pending(Step::SecurityQuestions { asked: asked() }, Origin::Sdk);
+    assert_eq!(
+        apply(
+            &a,
+            &Event::QuestionsDrawn(vec!["en-3".into()]),
+            NOW,
+            &settings,
+            &enrolled()
+        ),
+        Transition::Refused(Refusal::WrongStep)
+    );
+}
+
+#[test]
+fn switching_offers_only_what_the_settings_and_the_user_allow() {
+    let no_fallbacks = Settings {
+        security_questions_fallback: false,
+        oath_token_fallback: false,
+        ..settings()
+    };
+    let a = pending(Step::Oath, Origin::Portal);
+    assert_eq!(
+        apply(
+            &a,
+            &Event::Switch(Challenge::SecurityQuestions),
+            NOW,
+            &no_fallbacks,
+            &enrolled()
+        ),
+        Transition::Refused(Refusal::NotOffered)
+    );
+    let few_answers = UserFactors {
+        security_answers: 1,
+        ..enrolled()
+    };
+    assert_eq!(
+        apply(
+            &a,
+            &Event::Switch(Challenge::SecurityQuestions),
+            NOW,
+            &settings(),
+            &few_answers
+        ),
+        Transition::Refused(Refusal::NotOffered)
+    );
+}
+
+fn ip(s: &str) -> Option<IpAddr> {
+    Some(s.parse().unwrap())
+}
+
+#[test]
+fn the_first_state_follows_the_sign_in_flow() {
+    let s = settings();
+    let no_enrolment = Settings {
+        allow_user_enrollment: false,
+        ..settings()
+    };
+    let no_questions = Settings {
+        security_questions_fallback: false,
+        ..settings()
+    };
+    let outside = AttemptFacts {
+        client_ip: ip("192.0.2.1"),
+        bypass_available: false,
+    };
+    let trusted = AttemptFacts {
+        client_ip: ip("10.1.2.3"),
+        bypass_available: false,
+    };
+    let bypass = AttemptFacts {
+        client_ip: None,
+        bypass_available: true,
+    };
+    let new_user = UserFactors::default();
+    let questions_only = UserFactors {
+        has_oath_token: false,
+        ..enrolled()
+    };
+    type Row<'a> = (
+        &'a str,
+        Origin,
+        &'a Settings,
+        UserFactors,
+        AttemptFacts,
+        Option<Challenge>,
+        Result<State, StartRefusal>,
+    );
+    let table: Vec<Row> = vec![
+        (
+            "trusted address",
+            Origin::Portal,
+            &s,
+            enrolled(),
+            trusted,
+            None,
+            Ok(State::Approved {
+                via: Via::TrustedIp,
+            }),
+        ),
+        (
+            "bypass",
+            Origin::Sdk,
+            &s,
+            enrolled(),
+            bypass,
+            None,
+            Ok(State::Approved { via: Via::Bypass }),
+        ),
+        (
+            "code",
+            Origin::Sdk,
+            &s,
+            enrolled(),
+            outside,
+            None,
+            Ok(State::Pending(Step::Oath)),
+        ),
+        (
+            "questions asked for",
+            Origin::Sdk,
+            &s,
+            enrolled(),
+            outside,
+            Some(Challenge::SecurityQuestions),
+            Ok(State::Pending(Step::SecurityQuestions {
+                asked: Vec::new(),
+            })),
+        ),
+        (
+            "questions turned off",
+            Origin::Sdk,
+            &no_questions,
+            enrolled(),
+            outside,
+            Some(Challenge::SecurityQuestions),
+            Err(StartRefusal::MethodNotOffered),
+        ),
+        (
+            "no token: the questions",
+            Origin::Portal,
+            &s,
+            questions_only.clone(),
+            outside,
+            None,
+            Ok(State::Pending(Step::SecurityQuestions {
+                asked: Vec::new(),
+            })),
+        ),
+        (
+            "no token, a code asked for",
+            Origin::Sdk,
+            &s,
+            questions_only,
+            outside,
+            Some(Challenge::Oath),
+            Err(StartRefusal::MethodNotOffered),
+        ),
+        (
+            "first sign-in in the portal: enrol",
+            Origin::Portal,
+            &s,
+            new_user.clone(),
+            outside,
+            None,
+            Ok(State::Pending(Step::Enroll)),
+        ),
+        (
+            "first sign-in through an application: denied",
+            Origin::Sdk,
+            &s,
+            new_user.clone(),
+            outside,
+            None,
+            Ok(denied(Reason::NotEnrolled)),
+        ),
+        (
+            "no enrolment allowed",
+            Origin::Portal,
+            &no_enrolment,
+            new_user.clone(),
+            outside,
+            None,
+            Ok(denied(Reason::NotEnrolled)),
+        ),
+        (
+            "step-up asks for the token even from a trusted address",
+            Origin::StepUp,
+            &s,
+            enrolled(),
+            trusted,
+            None,
+            Ok(State::Pending(Step::Oath)),
+        ),
+        (
+            "step-up with nothing to prove",
+            Origin::StepUp,
+            &s,
+            new_user,
+            outside,
+            None,
+            Ok(denied(Reason::NotEnrolled)),
+        ),
+    ];
+    for (name, origin, settings, factors, facts, wanted, want) in table {
+        assert_eq!(
+            start(origin, settings, &factors, facts, wanted),
+            want,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn stored_names_read_back() {
+    for step in [
+        Step::Oath,
+        Step::SecurityQuestions { asked: asked() },
+        Step::Enroll,
+        Step::PhoneCall,
+        Step::TextReply,
+        Step::MobileApp,
+    ] {
+        let asked = match &step {
+            Step::SecurityQuestions { asked } => asked.clone(),
+            _ => Vec::new(),
+        };
+        assert_eq!(Step::parse(step.name(), asked), Some(step));
+    }
+    for origin in [Origin::Portal, Origin::StepUp, Origin::Sdk] {
+        assert_eq!(Origin::parse(origin.as_str()), Some(origin));
+    }
+    assert_eq!(Reason::parse("busy"), Some(Reason::Busy));
+    assert_eq!(Reason::parse("nonsense"), None);
+}
