@@ -31,6 +31,7 @@ pub enum AuditAction {
     BypassStarted,
     KeyRotated,
     ServiceAccountCreated,
+    ServiceAccountDeleted,
     SdkCall,
 }
 
@@ -59,6 +60,7 @@ impl AuditAction {
             AuditAction::BypassStarted => "bypass_started",
             AuditAction::KeyRotated => "key_rotated",
             AuditAction::ServiceAccountCreated => "service_account_created",
+            AuditAction::ServiceAccountDeleted => "service_account_deleted",
             AuditAction::SdkCall => "sdk_call",
         }
     }

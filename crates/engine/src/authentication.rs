@@ -588,11 +588,10 @@ pub fn apply(
             ),
             _ => Transition::Refused(Refusal::WrongStep),
         },
+        // From the wizard too: a user who enrolled with the password alone and holds a
+        // factor by now (enrolled elsewhere meanwhile) proves it like any sign-in.
         Event::Switch(wanted) => {
             let current = step.challenge();
-            if matches!(step, Step::Enroll) {
-                return Transition::Refused(Refusal::WrongStep);
-            }
             if current == Some(*wanted) {
                 return Transition::Refused(Refusal::NotOffered);
             }

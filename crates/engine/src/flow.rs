@@ -59,6 +59,23 @@ impl Via {
             Via::MobileApp => "mobile_app",
         }
     }
+
+    /// Reads back what [`Via::as_str`] wrote.
+    pub fn parse(s: &str) -> Option<Via> {
+        [
+            Via::TrustedIp,
+            Via::Bypass,
+            Via::Oath,
+            Via::OathFallback,
+            Via::SecurityQuestions,
+            Via::Enrollment,
+            Via::PhoneCall,
+            Via::TextMessage,
+            Via::MobileApp,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
 }
 
 /// Where a sign-in goes after the password.

@@ -338,7 +338,7 @@ fn print_first_user_hint(no_users: bool) {
 }
 
 /// Every minute: forget rate-limit keys back to a full budget; every five: drop expired
-/// sessions.
+/// sessions and authentications a day past their expiry.
 fn spawn_housekeeping(service: Arc<InProcessService>, limits: Arc<SignInLimits>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -355,6 +355,14 @@ fn spawn_housekeeping(service: Arc<InProcessService>, limits: Arc<SignInLimits>)
                 Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
+            }
+            // Authentications are kept a day past their expiry (an application may still
+            // poll for the outcome), then forgotten.
+            let before = service.now() - 24 * 3600;
+            match service.store().delete_old_authentications(before).await {
+                Ok(n) if n > 0 => tracing::debug!(removed = n, "old authentications removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not remove old authentications"),
             }
         }
     });

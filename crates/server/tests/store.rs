@@ -373,7 +373,7 @@ on_both!(
             let service = service.clone();
             tasks.push(tokio::spawn(async move {
                 service
-                    .sign_in_progress("alice", "a wrong password", &ClientContext::default())
+                    .password_step("alice", "a wrong password", &ClientContext::default())
                     .await
             }));
         }
@@ -421,22 +421,22 @@ on_both!(
             .unwrap();
         let client = ClientContext::default();
         service
-            .sign_in_progress("bob", "wrong one", &client)
+            .password_step("bob", "wrong one", &client)
             .await
             .unwrap_err();
         // A right password alone does not clear the count: the second factor is still to
         // come, and guesses at it must add up across sign-ins.
         service
-            .sign_in_progress("bob", "bob's password", &client)
+            .password_step("bob", "bob's password", &client)
             .await
             .unwrap();
         assert_eq!(store.lockout("bob").await.unwrap().state.failures, 1);
         service
-            .sign_in_progress("bob", "wrong one", &client)
+            .password_step("bob", "wrong one", &client)
             .await
             .unwrap_err();
         let locked = service
-            .sign_in_progress("bob", "wrong one", &client)
+            .password_step("bob", "wrong one", &client)
             .await
             .unwrap_err();
         let until = 1_000_000 + 600;
@@ -446,7 +446,7 @@ on_both!(
         clock.advance(599);
         assert!(
             service
-                .sign_in_progress("bob", "bob's password", &client)
+                .password_step("bob", "bob's password", &client)
                 .await
                 .is_err(),
             "still locked"
@@ -454,7 +454,7 @@ on_both!(
         clock.advance(1);
         assert!(
             service
-                .sign_in_progress("bob", "bob's password", &client)
+                .password_step("bob", "bob's password", &client)
                 .await
                 .is_ok(),
             "released by itself"
@@ -889,10 +889,10 @@ on_both!(
             .await
             .unwrap();
         let progress = service
-            .sign_in_progress("olga", "olga1234", &ClientContext::default())
+            .password_step("olga", "olga1234", &ClientContext::default())
             .await
             .unwrap();
-        assert_eq!(progress.identity.username, "olga");
+        assert_eq!(progress.username, "olga");
         let refused = service
             .add_user("test", "pavel", None, None, Some("pavel123"))
             .await;
@@ -905,5 +905,103 @@ on_both!(
             ),
             "{refused:?}"
         );
+    }
+);
+
+on_both!(
+    an_authentication_moves_only_from_the_version_read_and_signs_in_once,
+    |store: Store| async move {
+        use twofold_engine::authentication::{Authentication, Origin, State, Step};
+        use twofold_engine::flow::Via;
+        let user = store
+            .create_user(
+                NewUser {
+                    username: name("dora"),
+                    email: None,
+                    phone: None,
+                    password_hash: None,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let a = Authentication {
+            id: "auth1".into(),
+            user_id: user.id.clone(),
+            username: "dora".into(),
+            origin: Origin::Sdk,
+            started_by: "sdk:app1".into(),
+            state: State::Pending(Step::SecurityQuestions {
+                asked: vec!["en-1".into(), "en-2".into()],
+            }),
+            attempts: 0,
+            client_ip: Some("198.51.100.7".into()),
+            context: Some(r#"{"application":"vpn"}"#.into()),
+            channel: None,
+            created_at: 100,
+            expires_at: 400,
+            consumed_at: None,
+            version: 1,
+        };
+        store.create_authentication(&a).await.unwrap();
+        assert_eq!(
+            store.authentication("auth1").await.unwrap(),
+            Some(a.clone())
+        );
+
+        // Answers are counted up to the maximum, and not after the expiry.
+        for n in 1..=2 {
+            let reserved = store
+                .reserve_authentication_attempt("auth1", 2, 200)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(reserved.attempts, n);
+        }
+        assert_eq!(
+            store
+                .reserve_authentication_attempt("auth1", 2, 200)
+                .await
+                .unwrap(),
+            None
+        );
+        store.release_authentication_attempt("auth1").await.unwrap();
+        assert_eq!(
+            store
+                .reserve_authentication_attempt("auth1", 5, 400)
+                .await
+                .unwrap(),
+            None,
+            "expired"
+        );
+
+        // A move from a version somebody else moved on from is refused.
+        let approved = State::Approved {
+            via: Via::SecurityQuestions,
+        };
+        assert!(!store.move_authentication(&a, &approved).await.unwrap());
+        let now = store.authentication("auth1").await.unwrap().unwrap();
+        assert!(store.move_authentication(&now, &approved).await.unwrap());
+        assert!(!store.move_authentication(&now, &approved).await.unwrap());
+        let read = store.authentication("auth1").await.unwrap().unwrap();
+        assert_eq!(read.state, approved);
+        assert_eq!(read.attempts, 1);
+
+        // It signs a session in once.
+        assert!(store.consume_authentication("auth1", 300).await.unwrap());
+        assert!(!store.consume_authentication("auth1", 301).await.unwrap());
+        assert_eq!(
+            store
+                .authentication("auth1")
+                .await
+                .unwrap()
+                .unwrap()
+                .consumed_at,
+            Some(300)
+        );
+
+        // Forgotten once old.
+        assert_eq!(store.delete_old_authentications(401).await.unwrap(), 1);
+        assert_eq!(store.authentication("auth1").await.unwrap(), None);
     }
 );

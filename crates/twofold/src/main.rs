@@ -906,8 +906,7 @@ async fn service_account_command(config: &Config, cmd: ServiceAccountCommand) ->
         }
         ServiceAccountCommand::Delete { name } => {
             if !service
-                .store()
-                .delete_service_account(&name)
+                .delete_service_account(&actor(), &name)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?
             {

@@ -198,12 +198,12 @@ fn every_state_and_event_pair_moves_as_the_table_says() {
                 None if event_name.starts_with("switch") => {
                     // Switching to the challenge already asked, or away from enrolment.
                     match state_name {
-                        "pending enroll" => Transition::Refused(Refusal::WrongStep),
                         "pending otp" => Transition::Refused(Refusal::NotOffered),
                         "pending questions" | "pending questions undrawn" => {
                             Transition::Refused(Refusal::NotOffered)
                         }
-                        // Out-of-band steps may fall back to a code or the questions.
+                        // Out-of-band steps may fall back to a code or the questions, and
+                        // the wizard of a user holding a factor by now proves it first.
                         _ => Transition::Moved {
                             state: State::Pending(Step::of(if event_name == "switch otp" {
                                 Challenge::Oath
@@ -409,6 +409,21 @@ fn an_oath_code_answered_as_a_fallback_is_recorded_as_the_fallback() {
             },
             attempts: 1
         }
+    );
+}
+
+#[test]
+fn the_wizard_switches_to_a_challenge_only_for_a_user_who_holds_a_factor() {
+    let wizard = pending(Step::Enroll, Origin::Portal);
+    assert_eq!(
+        apply(
+            &wizard,
+            &Event::Switch(Challenge::Oath),
+            NOW,
+            &settings(),
+            &UserFactors::default()
+        ),
+        Transition::Refused(Refusal::NotOffered)
     );
 }
 
@@ -646,6 +661,19 @@ fn stored_names_read_back() {
     }
     for origin in [Origin::Portal, Origin::StepUp, Origin::Sdk] {
         assert_eq!(Origin::parse(origin.as_str()), Some(origin));
+    }
+    for via in [
+        Via::TrustedIp,
+        Via::Bypass,
+        Via::Oath,
+        Via::OathFallback,
+        Via::SecurityQuestions,
+        Via::Enrollment,
+        Via::PhoneCall,
+        Via::TextMessage,
+        Via::MobileApp,
+    ] {
+        assert_eq!(Via::parse(via.as_str()), Some(via));
     }
     assert_eq!(Reason::parse("busy"), Some(Reason::Busy));
     assert_eq!(Reason::parse("nonsense"), None);

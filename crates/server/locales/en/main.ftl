@@ -50,6 +50,7 @@ code-malformed = The code must be { $digits } digits. Check it and try again.
 code-wrong = That code is not right. Check the time on your device, wait for a new code and try again.
 code-replayed = That code has already been used. Wait for the next code.
 answers-wrong = The answers are not right. Try again.
+sign-in-over = Too many wrong answers for this sign-in, or it has ended. Sign in again.
 fallback-oath = Use my OATH token instead
 fallback-questions = I can't use my token: answer security questions
 enroll-wizard = Set up your account

@@ -50,6 +50,7 @@ code-malformed = Le code doit comporter { $digits } chiffres. Vérifiez-le et r�
 code-wrong = Ce code n’est pas bon. Vérifiez l’heure de votre appareil, attendez un nouveau code et réessayez.
 code-replayed = Ce code a déjà été utilisé. Attendez le code suivant.
 answers-wrong = Les réponses ne sont pas bonnes. Réessayez.
+sign-in-over = Trop de mauvaises réponses pour cette connexion, ou elle a pris fin. Reconnectez-vous.
 fallback-oath = Utiliser plutôt mon jeton OATH
 fallback-questions = Je ne peux pas utiliser mon jeton : répondre aux questions de sécurité
 enroll-wizard = Configuration de votre compte

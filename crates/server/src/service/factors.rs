@@ -1,26 +1,17 @@
 //! Second factors in the in-process service: the flow after the password, OATH tokens,
 //! PINs, security questions, enrolment and one-time bypasses.
 
-use super::{ClientContext, Identity, InProcessService, ServiceError};
+use super::{ClientContext, InProcessService, ServiceError};
 use crate::store::{
     NewToken, StoreError, TokenKind, TokenRecord, TokenStatus, UserChanges, UserRecord, new_id,
 };
 use twofold_engine::answers::{self, QUESTIONS_PER_USER};
 use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
-use twofold_engine::flow::{
-    self, AttemptFacts, Challenge, EnrollmentStep, NextStep, UserFactors, Via,
-};
+use twofold_engine::flow::{self, Challenge, EnrollmentStep, UserFactors, Via};
 use twofold_engine::oath::{self, OathKind, OathParams, OathState, Window};
 use twofold_engine::settings::Method;
 use twofold_engine::{DomainError, Language, Settings, UnixTime, Username, pin};
 use zeroize::Zeroizing;
-
-/// Where a sign-in stands after the password.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SignInProgress {
-    pub identity: Identity,
-    pub next: NextStep,
-}
 
 /// A user's token as pages show it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -268,55 +259,6 @@ impl InProcessService {
     pub(super) async fn settings_now(&self) -> Result<Settings, ServiceError> {
         use super::MfaService;
         self.settings().await
-    }
-
-    pub(super) async fn after_password(
-        &self,
-        identity: Identity,
-        client: &ClientContext,
-    ) -> Result<SignInProgress, ServiceError> {
-        let user = self.user(&identity.user_id).await?;
-        Ok(self.after_password_for(identity, user, client).await?.0)
-    }
-
-    /// [`Self::after_password`] with the user already read; also returns what it read.
-    pub(super) async fn after_password_for(
-        &self,
-        identity: Identity,
-        user: UserRecord,
-        client: &ClientContext,
-    ) -> Result<(SignInProgress, UserRecord, UserFactors), ServiceError> {
-        let settings = self.settings_now().await?;
-        let (factors, _) = self.user_factors(&user).await?;
-        let now = self.clock.now();
-        let bypass = self.store.active_bypass(&user.id, now).await?;
-        let mut facts = AttemptFacts {
-            client_ip: client.ip,
-            bypass_available: bypass.is_some(),
-        };
-        let mut next = flow::after_password(&settings, &factors, facts);
-        if next == NextStep::SignedIn(Via::Bypass) {
-            let used = match &bypass {
-                Some(b) => self.store.consume_bypass(&b.id, now).await?,
-                None => false,
-            };
-            if !used {
-                facts.bypass_available = false;
-                next = flow::after_password(&settings, &factors, facts);
-            }
-        }
-        if let NextStep::SignedIn(via) = next {
-            self.successful_attempt(&user.username).await?;
-            self.record_signed_in(&user, via, client).await;
-        }
-        if next == NextStep::ContactAdministrator {
-            self.audit(
-                self.event(AuditAction::SignIn, AuditOutcome::Failure, &user, client)
-                    .detail("not_enrolled"),
-            )
-            .await;
-        }
-        Ok((SignInProgress { identity, next }, user, factors))
     }
 
     pub(super) async fn factors_of(&self, user_id: &str) -> Result<FactorsView, ServiceError> {

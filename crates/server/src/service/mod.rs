@@ -6,6 +6,7 @@
 //! from the CLI follows the same rules and lands in the same audit log.
 
 mod attempts;
+mod authentications;
 mod blocking;
 mod factors;
 pub mod portal;
@@ -13,9 +14,7 @@ pub mod remote;
 mod sdk;
 
 pub use attempts::AttemptLimits;
-pub use factors::{
-    DEFAULT_QUESTIONS, FactorsView, QuestionView, SignInProgress, SoftwareEnrollment, TokenSummary,
-};
+pub use factors::{DEFAULT_QUESTIONS, FactorsView, QuestionView, SoftwareEnrollment, TokenSummary};
 pub use portal::{PortalSession, SessionView, SignInOutcome, Stage, Verification};
 pub use sdk::{PORTAL_ROLE, SDK_ROLE, ServiceAccountSecret};
 
@@ -703,12 +702,13 @@ fn language_of(user: &UserRecord) -> Option<Language> {
 
 impl InProcessService {
     /// The password step and where the sign-in goes next (for the portal and the tests).
-    pub async fn sign_in_progress(
+    /// The password step: the user behind `username`, when `password` is theirs.
+    pub async fn password_step(
         &self,
         username: &str,
         password: &str,
         client: &ClientContext,
-    ) -> Result<SignInProgress, ServiceError> {
+    ) -> Result<Identity, ServiceError> {
         let result = self.check_password(username, password, client).await;
         let label = match &result {
             Ok(_) => None,
@@ -721,7 +721,7 @@ impl InProcessService {
         if let Some(label) = label {
             metrics::counter!("twofold_sign_ins_total", "result" => label).increment(1);
         }
-        self.after_password(result?, client).await
+        result
     }
 
     async fn profile_of(&self, user_id: &str) -> Result<Profile, ServiceError> {

@@ -2,34 +2,44 @@
 //!
 //! A portal, in the server or on its own host over the SDK, holds nothing but an opaque
 //! session token: the cookie's value. The server keeps everything the session stands for:
-//! whose it is, where the sign-in stands ([`Stage`]), and when a second factor was last
-//! proved in it. Every operation takes the token, derives the user and the stage from it and
-//! checks that the step is allowed now; only the server creates and advances sessions, and
-//! only after it has verified the step. So no portal, local or remote, can write a session's
-//! stage, act for a user it holds no session of, or skip a step.
+//! whose it is, and either the [`Authentication`] its sign-in runs on (its id, nothing
+//! else) or, once signed in, how it signed in, and when a second factor was last proved in
+//! it. Where a sign-in stands is the authentication's state, moved by the engine's machine
+//! like an application's authentication through the SDK: the portal has no machine of its
+//! own. Every operation takes the token, derives the user and the step from it and checks
+//! that the step is allowed now; only the server creates and advances sessions, and only
+//! after it has verified the step. So no portal, local or remote, can write a session's
+//! step, act for a user it holds no session of, or skip a step.
 //!
 //! Changing one's own factors needs a second factor proved within `step_up_minutes`
 //! (see [`twofold_engine::step_up`]): a session that has not proved one recently is asked
-//! for it first ([`DomainError::StepUpRequired`]). A wizard session begun with the password
-//! alone is re-checked at every step: once the user holds a factor (enrolled elsewhere in the
-//! meantime), it must prove it like any sign-in. A change of factors ends every other session
-//! of the user.
+//! for it first ([`DomainError::StepUpRequired`]), through an authentication of its own
+//! (origin `step_up`). A wizard session begun with the password alone is re-checked at every
+//! step: once the user holds a factor (enrolled elsewhere in the meantime), it must prove it
+//! like any sign-in. A change of factors ends every other session of the user.
 
+use super::authentications::Answer;
 use super::factors::{FactorsView, QuestionView, SoftwareEnrollment};
 use super::{ClientContext, InProcessService, MfaService, Profile, ServiceError};
 use crate::store::{SessionRecord, UserRecord};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
-use twofold_engine::flow::{self, Challenge, NextStep, Via};
+use twofold_engine::authentication::{self, Authentication, Event, Origin, State, Step};
+use twofold_engine::flow::{self, Challenge, Via};
 use twofold_engine::step_up::{self, FactorChange};
 use twofold_engine::{DomainError, Language, Settings, UnixTime};
 
 /// How long a session may wait between the password and the second factor (enrolment
 /// included: installing an authenticator app takes a few minutes).
-pub const PRE_AUTH_SECONDS: i64 = 30 * 60;
+pub const PRE_AUTH_SECONDS: i64 = authentication::PORTAL_SECONDS;
 
-/// Where a session stands: signed in, or between the password and the second factor.
+/// Who starts the portal's authentications. They are reachable only through the session
+/// that holds their id (never sent to any portal), and the SDK's paths refuse them.
+const PORTAL_STARTER: &str = "portal";
+
+/// Where a session stands: signed in, or between the password and the second factor. A
+/// view of the session's authentication; nothing stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "stage")]
 pub enum Stage {
@@ -46,22 +56,19 @@ pub enum Stage {
     Enroll,
 }
 
-/// A signed-in session asked to prove a second factor again before a change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepUp {
-    pub challenge: Challenge,
-    #[serde(default)]
-    pub asked: Vec<String>,
-}
-
 /// What the server keeps in a session (JSON in the store).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SessionData {
     username: String,
     #[serde(default)]
     language: Option<Language>,
-    #[serde(flatten)]
-    stage: Stage,
+    /// Until signed in: the authentication this sign-in runs on.
+    #[serde(default)]
+    authentication: Option<String>,
+    /// Once signed in: how.
+    #[serde(default)]
+    signed_in: Option<Via>,
     /// The session ends then at the latest (shorter for the OATH fallback and before the
     /// second factor).
     max_until: i64,
@@ -71,8 +78,9 @@ struct SessionData {
     /// When a second factor was last proved in this session.
     #[serde(default)]
     proved_at: Option<UnixTime>,
+    /// A step-up under way: its authentication.
     #[serde(default)]
-    step_up: Option<StepUp>,
+    step_up: Option<String>,
 }
 
 /// What a portal may know of its session.
@@ -107,8 +115,8 @@ pub enum SignInOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verification {
     pub challenge: Challenge,
-    /// For security questions: the ones drawn (kept in the session: reloading does not
-    /// draw again).
+    /// For security questions: the ones drawn (kept in the authentication: reloading does
+    /// not draw again).
     pub questions: Vec<QuestionView>,
     /// For an OATH code: how many digits.
     pub digits: u8,
@@ -136,30 +144,72 @@ pub fn expiry(created_at: i64, now: i64, settings: &Settings) -> i64 {
     idle.min(max)
 }
 
-/// A session as read for one operation.
+/// A session as read for one operation, with the authentication it waits on (its sign-in's,
+/// or its step-up's), if any.
 struct Loaded {
     id_hash: String,
     record: SessionRecord,
     data: SessionData,
+    authentication: Option<Authentication>,
 }
 
 impl Loaded {
-    fn view(&self) -> SessionView {
-        view_of(&self.data)
+    fn view(&self) -> Option<SessionView> {
+        view_of(&self.data, self.authentication.as_ref())
+    }
+
+    fn signed_in(&self) -> bool {
+        self.data.signed_in.is_some()
+    }
+
+    /// The authentication waiting on a challenge, and that challenge.
+    fn challenge(&self) -> Option<(&Authentication, Challenge, Vec<String>)> {
+        let a = self.authentication.as_ref()?;
+        match &a.state {
+            State::Pending(step) => {
+                let asked = match step {
+                    Step::SecurityQuestions { asked } => asked.clone(),
+                    _ => Vec::new(),
+                };
+                step.challenge().map(|c| (a, c, asked))
+            }
+            _ => None,
+        }
     }
 }
 
-fn view_of(data: &SessionData) -> SessionView {
-    SessionView {
+/// The view of a session, or `None` when its sign-in's authentication is not at a step a
+/// page can show.
+fn view_of(data: &SessionData, authentication: Option<&Authentication>) -> Option<SessionView> {
+    let pending = authentication.and_then(|a| match &a.state {
+        State::Pending(step) => Some(step),
+        _ => None,
+    });
+    let (stage, step_up) = match (data.signed_in, pending) {
+        (Some(via), step) => (Stage::SignedIn { via }, step.and_then(Step::challenge)),
+        (None, Some(Step::Enroll)) => (Stage::Enroll, None),
+        (None, Some(step)) => {
+            let asked = match step {
+                Step::SecurityQuestions { asked } => asked.clone(),
+                _ => Vec::new(),
+            };
+            (
+                Stage::Verify {
+                    challenge: step.challenge()?,
+                    asked,
+                },
+                None,
+            )
+        }
+        (None, None) => return None,
+    };
+    Some(SessionView {
         username: data.username.clone(),
         language: data.language,
-        stage: data.stage.clone(),
+        stage,
         next: data.next.clone(),
-        step_up: match data.stage {
-            Stage::SignedIn { .. } => data.step_up.as_ref().map(|s| s.challenge),
-            _ => None,
-        },
-    }
+        step_up,
+    })
 }
 
 /// Which sessions an operation accepts.
@@ -170,8 +220,10 @@ enum Needs {
 }
 
 impl InProcessService {
-    /// Reads the session behind `token`; `None` when there is none or it has ended (an
-    /// ended one is deleted).
+    /// Reads the session behind `token` and the authentication it waits on; `None` when there
+    /// is none or it has ended (an ended one is deleted). A sign-in whose authentication
+    /// ended (denied after too many wrong answers, expired) ends with it; a step-up that
+    /// ended is dropped.
     async fn load(&self, token: &str) -> Result<Option<Loaded>, ServiceError> {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
@@ -187,17 +239,38 @@ impl InProcessService {
         let valid = now < expiry(record.created_at, record.last_seen_at, &settings)
             && now < record.expires_at
             && data.as_ref().is_some_and(|d| now < d.max_until);
-        match data {
-            Some(data) if valid => Ok(Some(Loaded {
-                id_hash,
-                record,
-                data,
-            })),
-            _ => {
+        let Some(mut data) = data.filter(|_| valid) else {
+            self.store.delete_session(&id_hash).await?;
+            return Ok(None);
+        };
+        let waits_on = data.step_up.clone().or(data.authentication.clone());
+        let authentication = match &waits_on {
+            Some(id) => self
+                .store
+                .authentication(id)
+                .await?
+                .filter(|a| a.user_id == record.user_id && a.state_at(now).is_pending()),
+            None => None,
+        };
+        if authentication.is_none() && waits_on.is_some() {
+            if data.signed_in.is_some() {
+                data.step_up = None;
+            } else {
                 self.store.delete_session(&id_hash).await?;
-                Ok(None)
+                return Ok(None);
             }
         }
+        let loaded = Loaded {
+            id_hash,
+            record,
+            data,
+            authentication,
+        };
+        if loaded.view().is_none() {
+            self.store.delete_session(&loaded.id_hash).await?;
+            return Ok(None);
+        }
+        Ok(Some(loaded))
     }
 
     async fn require(&self, token: &str, needs: Needs) -> Result<Loaded, ServiceError> {
@@ -205,10 +278,11 @@ impl InProcessService {
             .load(token)
             .await?
             .ok_or(ServiceError::Domain(DomainError::SessionEnded))?;
-        let fits = matches!(
-            (&loaded.data.stage, needs),
-            (Stage::SignedIn { .. }, _) | (Stage::Enroll, Needs::SignedInOrEnrolling)
-        );
+        let fits = match loaded.view().map(|v| v.stage) {
+            Some(Stage::SignedIn { .. }) => true,
+            Some(Stage::Enroll) => needs == Needs::SignedInOrEnrolling,
+            _ => false,
+        };
         if fits {
             Ok(loaded)
         } else {
@@ -230,11 +304,14 @@ impl InProcessService {
         &self,
         user_id: &str,
         data: SessionData,
+        authentication: Option<&Authentication>,
         replacing: Option<&str>,
     ) -> Result<PortalSession, ServiceError> {
         if let Some(old) = replacing {
             self.store.delete_session(old).await?;
         }
+        let view = view_of(&data, authentication)
+            .ok_or(ServiceError::Domain(DomainError::SessionEnded))?;
         let settings = self.settings().await?;
         let now = self.clock.now();
         let token = new_token();
@@ -248,10 +325,7 @@ impl InProcessService {
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
         };
         self.store.create_session(&record).await?;
-        Ok(PortalSession {
-            token,
-            view: view_of(&data),
-        })
+        Ok(PortalSession { token, view })
     }
 
     /// Moves a session on with a new token (the old one ends).
@@ -260,13 +334,20 @@ impl InProcessService {
             id_hash,
             record,
             data,
+            authentication,
         } = loaded;
-        self.create(&record.user_id, data, Some(&id_hash)).await
+        self.create(
+            &record.user_id,
+            data,
+            authentication.as_ref(),
+            Some(&id_hash),
+        )
+        .await
     }
 
     /// Lets a change of the user's own factors go ahead, or asks for a second factor first:
-    /// a signed-in session is asked to step up; a wizard session whose user holds a factor
-    /// by now goes to the second-factor page like any sign-in.
+    /// a signed-in session is asked to step up (an authentication of its own); a wizard
+    /// session whose user holds a factor by now is switched to it, like any sign-in.
     async fn for_change(&self, token: &str) -> Result<(Loaded, UserRecord), ServiceError> {
         let mut loaded = self.require(token, Needs::SignedInOrEnrolling).await?;
         let settings = self.settings().await?;
@@ -275,23 +356,29 @@ impl InProcessService {
         match step_up::factor_change(&settings, &factors, loaded.data.proved_at, self.clock.now()) {
             FactorChange::Allowed => Ok((loaded, user)),
             FactorChange::ProveFirst(challenge) => {
-                match loaded.data.stage {
-                    Stage::Enroll => {
-                        loaded.data.stage = Stage::Verify {
-                            challenge,
-                            asked: Vec::new(),
-                        };
+                match loaded.authentication.take() {
+                    Some(wizard) if !loaded.signed_in() => {
+                        self.move_authentication(wizard, Event::Switch(challenge))
+                            .await?;
                     }
-                    _ => {
-                        if loaded.data.step_up.is_none() {
-                            loaded.data.step_up = Some(StepUp {
-                                challenge,
-                                asked: Vec::new(),
-                            });
+                    Some(_) => {}
+                    None => {
+                        let started = self
+                            .begin_authentication(
+                                &user,
+                                Origin::StepUp,
+                                PORTAL_STARTER.to_owned(),
+                                &ClientContext::default(),
+                                None,
+                                None,
+                            )
+                            .await?;
+                        if started.state.is_pending() {
+                            loaded.data.step_up = Some(started.id);
+                            self.save(&loaded).await?;
                         }
                     }
                 }
-                self.save(&loaded).await?;
                 Err(DomainError::StepUpRequired.into())
             }
         }
@@ -312,68 +399,38 @@ impl InProcessService {
         Ok(())
     }
 
-    /// The challenge a session answers now and the question ids drawn for it.
-    fn challenge_of(data: &SessionData) -> Option<(Challenge, Vec<String>)> {
-        match (&data.stage, &data.step_up) {
-            (Stage::Verify { challenge, asked }, _) => Some((*challenge, asked.clone())),
-            (Stage::SignedIn { .. }, Some(s)) => Some((s.challenge, s.asked.clone())),
-            _ => None,
-        }
-    }
-
-    fn set_challenge(data: &mut SessionData, challenge: Challenge, asked: Vec<String>) {
-        match &mut data.stage {
-            Stage::Verify { .. } => data.stage = Stage::Verify { challenge, asked },
-            _ => data.step_up = Some(StepUp { challenge, asked }),
-        }
-    }
-
-    async fn others(
+    /// An answer proved the session's authentication, or moved it on: a sign-in becomes
+    /// signed in (or goes on to the wizard's remaining steps); a step-up records the proof.
+    /// An approved authentication signs in once. Either way the session gets a new token.
+    async fn proved(
         &self,
-        user_id: &str,
-        current: Challenge,
-        step_up: bool,
-    ) -> Result<Vec<Challenge>, ServiceError> {
-        let settings = self.settings().await?;
-        let user = self.user(user_id).await?;
-        let (factors, _) = self.user_factors(&user).await?;
-        let mut choices = if step_up {
-            step_up::provable(&settings, &factors)
-        } else {
-            let mut c = flow::fallbacks(&settings, &factors, Some(current));
-            if let Some(primary) = flow::primary_challenge(&factors)
-                && !c.contains(&primary)
-            {
-                c.insert(0, primary);
-            }
-            c
-        };
-        choices.retain(|c| *c != current);
-        Ok(choices)
-    }
-
-    /// A second factor was proved: a sign-in moves on (to the wizard's remaining steps, or
-    /// signed in); a step-up records the proof. Either way the session gets a new token.
-    async fn proved(&self, mut loaded: Loaded, via: Via) -> Result<PortalSession, ServiceError> {
+        mut loaded: Loaded,
+        answered: Authentication,
+    ) -> Result<PortalSession, ServiceError> {
         let now = self.clock.now();
         let settings = self.settings().await?;
         loaded.data.proved_at = Some(now);
-        loaded.data.step_up = None;
-        if let Stage::Verify { .. } = loaded.data.stage {
+        match &answered.state {
+            State::Approved { via } => {
+                if !self.store.consume_authentication(&answered.id, now).await? {
+                    return Err(DomainError::SessionEnded.into());
+                }
+                if loaded.signed_in() {
+                    loaded.data.step_up = None;
+                } else {
+                    loaded.data.signed_in = Some(*via);
+                    loaded.data.authentication = None;
+                    loaded.data.max_until = now + flow::session_limit_seconds(&settings, *via);
+                }
+                loaded.authentication = None;
+            }
             // Proven: a user whose enrolment is unfinished (a PIN now required, questions
             // turned on) completes it before reaching their account.
-            let unfinished = self
-                .factors_of(&loaded.record.user_id)
-                .await?
-                .next_enrollment
-                .is_some();
-            if unfinished {
-                loaded.data.stage = Stage::Enroll;
-                loaded.data.max_until = now + PRE_AUTH_SECONDS;
-            } else {
-                loaded.data.stage = Stage::SignedIn { via };
-                loaded.data.max_until = now + flow::session_limit_seconds(&settings, via);
+            State::Pending(Step::Enroll) => {
+                loaded.data.max_until = answered.expires_at;
+                loaded.authentication = Some(answered);
             }
+            _ => return Err(DomainError::WrongStep.into()),
         }
         self.advance(loaded).await
     }
@@ -381,6 +438,30 @@ impl InProcessService {
     fn step_up_event(&self, user: &UserRecord, client: &ClientContext, via: Via) -> AuditEvent {
         self.event(AuditAction::SignIn, AuditOutcome::Success, user, client)
             .detail(format!("step_up {}", via.as_str()))
+    }
+
+    /// Answers the challenge the session waits on.
+    async fn answer_session(
+        &self,
+        token: &str,
+        answer: Answer,
+        client: &ClientContext,
+    ) -> Result<PortalSession, ServiceError> {
+        let loaded = self
+            .load(token)
+            .await?
+            .ok_or(ServiceError::Domain(DomainError::SessionEnded))?;
+        let Some((waiting, _, _)) = loaded.challenge() else {
+            return Err(DomainError::WrongStep.into());
+        };
+        let answered = self.answer_authentication(waiting, answer, client).await?;
+        if loaded.signed_in()
+            && let State::Approved { via } = answered.state
+        {
+            let user = self.user(&loaded.record.user_id).await?;
+            self.audit(self.step_up_event(&user, client, via)).await;
+        }
+        self.proved(loaded, answered).await
     }
 }
 
@@ -394,37 +475,48 @@ impl InProcessService {
         replacing: Option<&str>,
         client: &ClientContext,
     ) -> Result<SignInOutcome, ServiceError> {
-        let progress = self.sign_in_progress(username, password, client).await?;
-        let identity = progress.identity;
+        let identity = self.password_step(username, password, client).await?;
+        let user = self.user(&identity.user_id).await?;
+        let started = self
+            .begin_authentication(
+                &user,
+                Origin::Portal,
+                PORTAL_STARTER.to_owned(),
+                client,
+                None,
+                None,
+            )
+            .await?;
         let settings = self.settings().await?;
         let now = self.clock.now();
-        let (stage, max_until) = match progress.next {
-            NextStep::SignedIn(via) => (
-                Stage::SignedIn { via },
-                now + flow::session_limit_seconds(&settings, via),
-            ),
-            NextStep::Enroll => (Stage::Enroll, now + PRE_AUTH_SECONDS),
-            NextStep::Verify(challenge) => (
-                Stage::Verify {
-                    challenge,
-                    asked: Vec::new(),
-                },
-                now + PRE_AUTH_SECONDS,
-            ),
-            NextStep::ContactAdministrator => return Ok(SignInOutcome::ContactAdministrator),
-        };
-        let data = SessionData {
+        let mut data = SessionData {
             username: identity.username,
             language: identity.language,
-            stage,
-            max_until,
+            authentication: None,
+            signed_in: None,
+            max_until: started.expires_at,
             next: next.map(str::to_owned),
             proved_at: None,
             step_up: None,
         };
+        let waiting = match &started.state {
+            State::Approved { via } => {
+                if !self.store.consume_authentication(&started.id, now).await? {
+                    return Err(DomainError::SessionEnded.into());
+                }
+                data.signed_in = Some(*via);
+                data.max_until = now + flow::session_limit_seconds(&settings, *via);
+                None
+            }
+            State::Pending(_) => {
+                data.authentication = Some(started.id.clone());
+                Some(&started)
+            }
+            _ => return Ok(SignInOutcome::ContactAdministrator),
+        };
         let replacing = replacing.map(hash_token);
         let session = self
-            .create(&identity.user_id, data, replacing.as_deref())
+            .create(&identity.user_id, data, waiting, replacing.as_deref())
             .await?;
         Ok(SignInOutcome::Started(session))
     }
@@ -446,7 +538,7 @@ impl InProcessService {
                 .touch_session(&loaded.id_hash, now, expires)
                 .await?;
         }
-        Ok(Some(loaded.view()))
+        Ok(loaded.view())
     }
 
     pub(super) async fn portal_sign_out(
@@ -479,30 +571,27 @@ impl InProcessService {
         token: &str,
         language: Language,
     ) -> Result<Verification, ServiceError> {
-        let mut loaded = self
+        let loaded = self
             .load(token)
             .await?
             .ok_or(ServiceError::Domain(DomainError::SessionEnded))?;
-        let step_up = matches!(loaded.data.stage, Stage::SignedIn { .. });
-        let (challenge, mut asked) =
-            Self::challenge_of(&loaded.data).ok_or(ServiceError::Domain(DomainError::WrongStep))?;
+        let (waiting, challenge, asked) = loaded
+            .challenge()
+            .ok_or(ServiceError::Domain(DomainError::WrongStep))?;
         let user_id = loaded.record.user_id.clone();
-        let others = self.others(&user_id, challenge, step_up).await?;
+        let settings = self.settings().await?;
+        let user = self.user(&user_id).await?;
+        let (factors, token_record) = self.user_factors(&user).await?;
+        let others = authentication::offered(waiting.origin, &settings, &factors, Some(challenge));
         let mut questions = Vec::new();
         let mut digits = 6;
         match challenge {
             Challenge::Oath => {
-                if let Some(token) = self.factors_of(&user_id).await?.token {
+                if let Some(token) = token_record {
                     digits = token.params.digits;
                 }
             }
             Challenge::SecurityQuestions => {
-                if asked.is_empty() {
-                    let drawn = self.draw_questions(&user_id).await?;
-                    asked = drawn.iter().map(|q| q.id.clone()).collect();
-                    Self::set_challenge(&mut loaded.data, challenge, asked.clone());
-                    self.save(&loaded).await?;
-                }
                 let mine = self.catalogue(language).await?;
                 let english = self.catalogue(Language::En).await?;
                 questions = asked
@@ -524,7 +613,7 @@ impl InProcessService {
             questions,
             digits,
             others,
-            step_up,
+            step_up: loaded.signed_in(),
         })
     }
 
@@ -533,23 +622,16 @@ impl InProcessService {
         token: &str,
         wanted: Challenge,
     ) -> Result<(), ServiceError> {
-        let mut loaded = self
+        let loaded = self
             .load(token)
             .await?
             .ok_or(ServiceError::Domain(DomainError::SessionEnded))?;
-        let step_up = matches!(loaded.data.stage, Stage::SignedIn { .. });
-        let (current, asked) =
-            Self::challenge_of(&loaded.data).ok_or(ServiceError::Domain(DomainError::WrongStep))?;
-        let offered = self
-            .others(&loaded.record.user_id, current, step_up)
+        let (waiting, _, _) = loaded
+            .challenge()
+            .ok_or(ServiceError::Domain(DomainError::WrongStep))?;
+        self.move_authentication(waiting.clone(), Event::Switch(wanted))
             .await?;
-        if !offered.contains(&wanted) {
-            return Err(DomainError::WrongStep.into());
-        }
-        // Questions drawn once stay drawn for this sign-in: switching back and forth must
-        // not offer a new, perhaps easier, draw.
-        Self::set_challenge(&mut loaded.data, wanted, asked);
-        self.save(&loaded).await
+        Ok(())
     }
 
     pub(super) async fn portal_verify_oath(
@@ -559,24 +641,11 @@ impl InProcessService {
         pin: Option<&str>,
         client: &ClientContext,
     ) -> Result<PortalSession, ServiceError> {
-        let loaded = self
-            .load(token)
-            .await?
-            .ok_or(ServiceError::Domain(DomainError::SessionEnded))?;
-        match Self::challenge_of(&loaded.data) {
-            Some((Challenge::Oath, _)) => {}
-            _ => return Err(DomainError::WrongStep.into()),
-        }
-        let step_up = matches!(loaded.data.stage, Stage::SignedIn { .. });
-        let user_id = loaded.record.user_id.clone();
-        // Held to this node's budget per user and per browser address.
-        self.limit_attempts(&user_id, client.ip)?;
-        let via = self.verify_oath_code(&user_id, code, pin, client).await?;
-        if step_up {
-            let user = self.user(&user_id).await?;
-            self.audit(self.step_up_event(&user, client, via)).await;
-        }
-        self.proved(loaded, via).await
+        let answer = Answer::Otp {
+            code: code.to_owned(),
+            pin: pin.map(str::to_owned),
+        };
+        self.answer_session(token, answer, client).await
     }
 
     pub(super) async fn portal_answer_questions(
@@ -585,38 +654,8 @@ impl InProcessService {
         given: &[(String, String)],
         client: &ClientContext,
     ) -> Result<PortalSession, ServiceError> {
-        let loaded = self
-            .load(token)
-            .await?
-            .ok_or(ServiceError::Domain(DomainError::SessionEnded))?;
-        let asked = match Self::challenge_of(&loaded.data) {
-            Some((Challenge::SecurityQuestions, asked)) if !asked.is_empty() => asked,
-            _ => return Err(DomainError::WrongStep.into()),
-        };
-        let step_up = matches!(loaded.data.stage, Stage::SignedIn { .. });
-        // The answers to the questions the server drew, in its order; anything else the
-        // form carried is ignored.
-        let answers: Vec<(String, String)> = asked
-            .iter()
-            .map(|q| {
-                let answer = given
-                    .iter()
-                    .find(|(id, _)| id == q)
-                    .map(|(_, a)| a.clone())
-                    .unwrap_or_default();
-                (q.clone(), answer)
-            })
-            .collect();
-        let user_id = loaded.record.user_id.clone();
-        self.limit_attempts(&user_id, client.ip)?;
-        let via = self
-            .check_answers(&user_id, &asked, &answers, client)
-            .await?;
-        if step_up {
-            let user = self.user(&user_id).await?;
-            self.audit(self.step_up_event(&user, client, via)).await;
-        }
-        self.proved(loaded, via).await
+        self.answer_session(token, Answer::SecurityAnswers(given.to_vec()), client)
+            .await
     }
 
     pub(super) async fn portal_complete_enrollment(
@@ -625,18 +664,16 @@ impl InProcessService {
         client: &ClientContext,
     ) -> Result<PortalSession, ServiceError> {
         let (mut loaded, _user) = self.for_change(token).await?;
-        if loaded.data.stage != Stage::Enroll {
-            return Err(DomainError::WrongStep.into());
-        }
+        let wizard = match loaded.authentication.take() {
+            Some(a) if !loaded.signed_in() && a.state == State::Pending(Step::Enroll) => a,
+            _ => return Err(DomainError::WrongStep.into()),
+        };
         let user_id = loaded.record.user_id.clone();
         self.finish_enrollment(&user_id, client).await?;
-        let settings = self.settings().await?;
-        loaded.data.stage = Stage::SignedIn {
-            via: Via::Enrollment,
-        };
-        loaded.data.max_until =
-            self.clock.now() + flow::session_limit_seconds(&settings, Via::Enrollment);
-        self.advance(loaded).await
+        let done = self
+            .move_authentication(wizard, Event::EnrollmentCompleted)
+            .await?;
+        self.proved(loaded, done).await
     }
 }
 
@@ -772,10 +809,14 @@ mod tests {
     }
 
     #[test]
-    fn stored_sessions_of_the_previous_shape_still_read() {
+    fn a_session_stored_before_authentications_held_the_stage_does_not_read() {
+        // Such a session kept its own stage; it ends (the user signs in again) rather than
+        // be read as something it was not.
         let json = r#"{"username":"alice","language":"fr","stage":"verify","challenge":"oath","asked":[],"max_until":99,"next":"/account"}"#;
+        assert!(serde_json::from_str::<SessionData>(json).is_err());
+        let json = r#"{"username":"alice","authentication":"a1","max_until":99}"#;
         let data: SessionData = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(data.proved_at, None);
-        assert!(matches!(data.stage, Stage::Verify { .. }));
+        assert_eq!(data.authentication.as_deref(), Some("a1"));
+        assert_eq!(data.signed_in, None);
     }
 }

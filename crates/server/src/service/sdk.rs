@@ -1,15 +1,16 @@
 //! What the Web Service SDK does, over the same engine and store as the portal: an
 //! authentication started through the SDK follows exactly the portal's state machine.
 
-use super::{ClientContext, Identity, InProcessService, ServiceError};
+use super::authentications::Answer;
+use super::{ClientContext, InProcessService, ServiceError};
 use crate::store::{
-    AuthenticationRecord, ServiceAccountRecord, StoreError, TokenKind, TokenStatus, UserChanges,
-    UserRecord, new_id,
+    ServiceAccountRecord, StoreError, TokenKind, TokenStatus, UserChanges, UserRecord,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
-use twofold_engine::flow::{self, Challenge, NextStep, Via};
+use twofold_engine::authentication::{Authentication, Origin, State, Step};
+use twofold_engine::flow::{self, Challenge};
 use twofold_engine::oath::{Algorithm, OathKind, OathParams};
 use twofold_engine::token_import::{self, PskcKey};
 use twofold_engine::{DomainError, Language, Username};
@@ -26,11 +27,6 @@ pub struct ServiceAccountSecret(pub String);
 /// How long a service account read from the store is reused (a deleted account stops
 /// working within this time on every node).
 const ACCOUNT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// An authentication is answered within this time.
-const AUTHENTICATION_SECONDS: i64 = 300;
-/// Wrong answers to one authentication before it is denied.
-const MAX_ATTEMPTS: i64 = 5;
 
 fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
@@ -61,6 +57,11 @@ fn algorithm_name(a: Algorithm) -> &'static str {
 
 fn parse_username(name: &str) -> Result<Username, ServiceError> {
     Username::parse(name).map_err(|e| ServiceError::Domain(e.into()))
+}
+
+/// Who started an authentication through the SDK: the service account.
+fn caller(client: &ClientContext) -> String {
+    client.actor.clone().unwrap_or_else(|| "sdk".to_owned())
 }
 
 fn invalid(message: impl Into<String>) -> ServiceError {
@@ -117,6 +118,32 @@ impl InProcessService {
         )
         .await;
         Ok(ServiceAccountSecret(secret))
+    }
+
+    /// Deletes a service account (audited); `false` when there was none of that name. It
+    /// stops working on every node within the account cache's time.
+    pub async fn delete_service_account(
+        &self,
+        actor: &str,
+        name: &str,
+    ) -> Result<bool, ServiceError> {
+        let deleted = self.store.delete_service_account(name).await?;
+        if let Ok(mut cache) = self.accounts_cache.lock() {
+            cache.remove(name);
+        }
+        if deleted {
+            self.audit(
+                AuditEvent::new(
+                    self.clock.now(),
+                    AuditAction::ServiceAccountDeleted,
+                    AuditOutcome::Success,
+                    actor,
+                )
+                .subject(name),
+            )
+            .await;
+        }
+        Ok(deleted)
     }
 
     /// The account, when `secret` is its secret (compared in constant time).
@@ -546,12 +573,23 @@ impl InProcessService {
                     .map_err(|_| invalid(format!("client_ip {ip:?} is not an IP address")))?,
             );
         }
-        let (identity, known_user) = match &body.password {
-            Some(password) => (
-                self.check_password(&body.username, password, &client)
-                    .await?,
-                None,
-            ),
+        let wanted = match body.method.as_deref() {
+            None => None,
+            Some("oath") => Some(Challenge::Oath),
+            Some("security_questions") => Some(Challenge::SecurityQuestions),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "method {other:?}: use oath or security_questions"
+                )));
+            }
+        };
+        let user = match &body.password {
+            Some(password) => {
+                let identity = self
+                    .check_password(&body.username, password, &client)
+                    .await?;
+                self.user(&identity.user_id).await?
+            }
             None => {
                 let user = self.by_name(&body.username).await?;
                 if !user.enabled {
@@ -566,136 +604,73 @@ impl InProcessService {
                     policy,
                 )
                 .map_err(ServiceError::Domain)?;
-                let identity = Identity {
-                    user_id: user.id.clone(),
-                    username: user.username.clone(),
-                    language: None,
-                };
-                (identity, Some(user))
+                user
             }
         };
-        let user = match known_user {
-            Some(user) => user,
-            None => self.user(&identity.user_id).await?,
-        };
-        let (progress, user, factors) = self.after_password_for(identity, user, &client).await?;
-        let now = self.clock.now();
-        let mut record = AuthenticationRecord {
-            id: new_id(),
-            user_id: user.id.clone(),
-            username: user.username.clone(),
-            state: "pending".into(),
-            next: None,
-            asked: None,
-            via: None,
-            reason: None,
-            attempts: 0,
-            client_ip: client.ip.map(|ip| ip.to_string()),
-            context: (!body.context.is_empty())
-                .then(|| serde_json::to_string(&body.context).unwrap_or_default()),
-            created_at: now,
-            expires_at: now + AUTHENTICATION_SECONDS,
-            version: 1,
-        };
-        let settings = self.settings_now().await?;
-        let wanted = match body.method.as_deref() {
-            None => None,
-            Some("oath") => Some(Challenge::Oath),
-            Some("security_questions") => Some(Challenge::SecurityQuestions),
-            Some(other) => {
-                return Err(invalid(format!(
-                    "method {other:?}: use oath or security_questions"
-                )));
-            }
-        };
-        match progress.next {
-            NextStep::SignedIn(via) => {
-                record.state = "approved".into();
-                record.via = Some(via.as_str().to_owned());
-            }
-            NextStep::Enroll | NextStep::ContactAdministrator => {
-                record.state = "denied".into();
-                record.reason = Some("not_enrolled".into());
-            }
-            NextStep::Verify(primary) => {
-                let mut offered = vec![primary];
-                offered.extend(flow::fallbacks(&settings, &factors, Some(primary)));
-                let challenge = match wanted {
-                    None => primary,
-                    Some(c) if offered.contains(&c) => c,
-                    Some(_) => return Err(invalid("that method is not available to this user")),
-                };
-                match challenge {
-                    Challenge::Oath => record.next = Some("otp".into()),
-                    Challenge::SecurityQuestions => {
-                        let drawn = self.draw_questions(&user.id).await?;
-                        record.next = Some("security_answers".into());
-                        record.asked = Some(
-                            serde_json::to_string(
-                                &drawn.iter().map(|q| q.id.clone()).collect::<Vec<_>>(),
-                            )
-                            .unwrap_or_default(),
-                        );
-                    }
-                }
-            }
-        }
-        self.store.create_authentication(&record).await?;
-        self.authentication_view(&record).await
+        let context = (!body.context.is_empty())
+            .then(|| serde_json::to_string(&body.context).unwrap_or_default());
+        let started = self
+            .begin_authentication(
+                &user,
+                Origin::Sdk,
+                caller(&client),
+                &client,
+                wanted,
+                context,
+            )
+            .await?;
+        self.authentication_view(&started).await
     }
 
     async fn authentication_view(
         &self,
-        record: &AuthenticationRecord,
+        a: &Authentication,
     ) -> Result<sdk::Authentication, ServiceError> {
-        let now = self.clock.now();
-        let state = if record.state == "pending" && now >= record.expires_at {
-            "expired"
-        } else {
-            record.state.as_str()
-        };
-        let asked: Vec<String> = record
-            .asked
-            .as_deref()
-            .and_then(|a| serde_json::from_str(a).ok())
-            .unwrap_or_default();
-        let questions = if state == "pending" && !asked.is_empty() {
-            let all = self.store.questions(None, false).await?;
-            asked
-                .iter()
-                .filter_map(|id| all.iter().find(|q| &q.id == id))
-                .map(|q| sdk::SecurityQuestion {
-                    id: q.id.clone(),
-                    language: q.language.clone(),
-                    text: q.text.clone(),
-                })
-                .collect()
-        } else {
-            Vec::new()
+        let state = a.state_at(self.clock.now());
+        let questions = match &state {
+            State::Pending(Step::SecurityQuestions { asked }) if !asked.is_empty() => {
+                let all = self.store.questions(None, false).await?;
+                asked
+                    .iter()
+                    .filter_map(|id| all.iter().find(|q| &q.id == id))
+                    .map(|q| sdk::SecurityQuestion {
+                        id: q.id.clone(),
+                        language: q.language.clone(),
+                        text: q.text.clone(),
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
         };
         Ok(sdk::Authentication {
-            id: record.id.clone(),
-            state: state.to_owned(),
-            username: record.username.clone(),
-            next: if state == "pending" {
-                record.next.clone()
-            } else {
-                None
+            id: a.id.clone(),
+            state: state.name().to_owned(),
+            username: a.username.clone(),
+            next: match &state {
+                State::Pending(step) => Some(step.name().to_owned()),
+                _ => None,
             },
             questions,
-            via: record.via.clone(),
-            reason: record.reason.clone(),
-            expires_at: record.expires_at,
+            via: match &state {
+                State::Approved { via } => Some(via.as_str().to_owned()),
+                _ => None,
+            },
+            reason: match &state {
+                State::Denied { reason } => Some(reason.as_str().to_owned()),
+                _ => None,
+            },
+            expires_at: a.expires_at,
         })
     }
 
-    pub async fn sdk_authentication(&self, id: &str) -> Result<sdk::Authentication, ServiceError> {
-        let record = self
-            .store
-            .authentication(id)
-            .await?
-            .ok_or(ServiceError::Domain(DomainError::AuthenticationNotFound))?;
-        self.authentication_view(&record).await
+    /// An authentication, for the account that started it (any other finds nothing).
+    pub async fn sdk_authentication(
+        &self,
+        id: &str,
+        client: &ClientContext,
+    ) -> Result<sdk::Authentication, ServiceError> {
+        let a = self.authentication_for(id, &caller(client)).await?;
+        self.authentication_view(&a).await
     }
 
     pub async fn sdk_answer(
@@ -704,24 +679,20 @@ impl InProcessService {
         answer: sdk::AuthenticationAnswer,
         client: &ClientContext,
     ) -> Result<sdk::Authentication, ServiceError> {
-        let mut record = self
-            .store
-            .authentication(id)
-            .await?
-            .ok_or(ServiceError::Domain(DomainError::AuthenticationNotFound))?;
-        let view = self.authentication_view(&record).await?;
-        if view.state != "pending" {
-            return Err(DomainError::AuthenticationClosed(view.state).into());
-        }
+        let a = self.authentication_for(id, &caller(client)).await?;
+        let state = a.state_at(self.clock.now());
+        let step = match &state {
+            State::Pending(step) => step,
+            other => return Err(DomainError::AuthenticationClosed(other.name().into()).into()),
+        };
         // The answer must fit the authentication before anything is counted.
-        enum Given {
-            Otp(sdk::OtpAnswer),
-            Answers(Vec<(String, String)>),
-        }
-        let given = match (record.next.as_deref(), answer) {
-            (Some("otp"), sdk::AuthenticationAnswer::Otp(otp)) => Given::Otp(otp),
-            (Some("security_answers"), sdk::AuthenticationAnswer::Answers(given)) => {
-                Given::Answers(
+        let answer = match (step, answer) {
+            (Step::Oath, sdk::AuthenticationAnswer::Otp(otp)) => Answer::Otp {
+                code: otp.otp,
+                pin: otp.pin,
+            },
+            (Step::SecurityQuestions { .. }, sdk::AuthenticationAnswer::Answers(given)) => {
+                Answer::SecurityAnswers(
                     given
                         .answers
                         .iter()
@@ -729,7 +700,7 @@ impl InProcessService {
                         .collect(),
                 )
             }
-            (Some("otp"), _) => {
+            (Step::Oath, _) => {
                 return Err(invalid("this authentication expects {\"otp\": \"…\"}"));
             }
             _ => {
@@ -741,83 +712,11 @@ impl InProcessService {
         // The user answers, not the application: their address (given at the start) is the
         // one held to a budget, with the user's own.
         let client = ClientContext {
-            ip: record.client_ip.as_deref().and_then(|ip| ip.parse().ok()),
+            ip: a.client_ip.as_deref().and_then(|ip| ip.parse().ok()),
             ..client.clone()
         };
-        self.limit_attempts(&record.user_id, client.ip)?;
-        // Counted against this authentication before the check: concurrent answers cannot
-        // check more than MAX_ATTEMPTS (the user's lockout counters bound them too).
-        if !self
-            .store
-            .reserve_authentication_attempt(&record.id, MAX_ATTEMPTS, self.clock.now())
-            .await?
-        {
-            let state = match self.store.authentication(&record.id).await? {
-                Some(now) if now.state != "pending" => now.state,
-                _ => "denied".to_owned(),
-            };
-            return Err(DomainError::AuthenticationClosed(state).into());
-        }
-        let result: Result<Via, ServiceError> = match given {
-            Given::Otp(otp) => {
-                self.verify_oath_code(&record.user_id, &otp.otp, otp.pin.as_deref(), &client)
-                    .await
-            }
-            Given::Answers(pairs) => {
-                let asked: Vec<String> = record
-                    .asked
-                    .as_deref()
-                    .and_then(|a| serde_json::from_str(a).ok())
-                    .unwrap_or_default();
-                self.check_answers(&record.user_id, &asked, &pairs, &client)
-                    .await
-            }
-        };
-        match result {
-            Ok(via) => {
-                record.state = "approved".into();
-                record.via = Some(via.as_str().to_owned());
-                record.next = None;
-                if !self.store.update_authentication(&record).await? {
-                    return Err(DomainError::AuthenticationClosed("answered already".into()).into());
-                }
-                record.version += 1;
-                self.authentication_view(&record).await
-            }
-            Err(ServiceError::Domain(e)) => {
-                let counts = !matches!(
-                    e,
-                    DomainError::MalformedCode { .. }
-                        | DomainError::InvalidRequest(_)
-                        | DomainError::RateLimited
-                );
-                if !counts {
-                    self.store
-                        .release_authentication_attempt(&record.id)
-                        .await?;
-                    return Err(ServiceError::Domain(e));
-                }
-                let locked = matches!(
-                    e,
-                    DomainError::UserLocked { .. } | DomainError::UserHardLocked
-                );
-                let attempts = self
-                    .store
-                    .authentication(&record.id)
-                    .await?
-                    .map_or(MAX_ATTEMPTS, |now| now.attempts);
-                if attempts >= MAX_ATTEMPTS || locked {
-                    let _ = self.store.deny_authentication(&record.id, e.code()).await?;
-                }
-                Err(ServiceError::Domain(e))
-            }
-            Err(other) => {
-                self.store
-                    .release_authentication_attempt(&record.id)
-                    .await?;
-                Err(other)
-            }
-        }
+        let answered = self.answer_authentication(&a, answer, &client).await?;
+        self.authentication_view(&answered).await
     }
 
     // ---- tokens ----

@@ -36,6 +36,11 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
         "lockout hard cap",
         include_str!("../../migrations/sqlite/0005_lockout_hard_cap.sql"),
     ),
+    (
+        6,
+        "one authentication",
+        include_str!("../../migrations/sqlite/0006_one_authentication.sql"),
+    ),
 ];
 
 pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {

@@ -5,6 +5,7 @@
 //! are 0/1 integers. Each backend has its own migrations folder, embedded in the binary.
 
 mod audit;
+mod authentications;
 mod bypasses;
 mod db;
 mod lockouts;
@@ -21,7 +22,7 @@ pub use audit::AuditRow;
 pub use bypasses::BypassRecord;
 pub use lockouts::{Settled, VersionedLockout};
 pub use questions::QuestionRecord;
-pub use sdk::{AuthenticationRecord, ServiceAccountRecord};
+pub use sdk::ServiceAccountRecord;
 pub use sealed::SealedValue;
 pub use sessions::SessionRecord;
 pub use tokens::{NewToken, TokenKind, TokenListing, TokenRecord, TokenStatus};

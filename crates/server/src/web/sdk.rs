@@ -920,13 +920,20 @@ async fn start_authentication(
 
 /// Polls an authentication.
 #[utoipa::path(get, path = "/sdk/v1/authentications/{id}", params(("id" = String, Path, description = "The authentication's id, as returned when it was started.")), tag = "authentications",
-    responses((status = 200, body = sdk::Authentication), (status = 404, body = sdk::Problem)))]
+    responses((status = 200, body = sdk::Authentication), (status = 404, body = sdk::Problem, description = "No such authentication, or another account started it (`authentication_not_found`).")))]
 async fn get_authentication(
     State(state): State<SdkState>,
+    caller: axum::Extension<Caller>,
+    Client(client): Client,
     id: Result<Path<String>, PathRejection>,
 ) -> SdkResult<Json<sdk::Authentication>> {
     let Path(id) = id.map_err(path_problem)?;
-    Ok(Json(state.service.sdk_authentication(&id).await?))
+    Ok(Json(
+        state
+            .service
+            .sdk_authentication(&id, &ctx(client, &caller))
+            .await?,
+    ))
 }
 
 /// Answers an authentication with an OTP or security answers.

@@ -201,12 +201,16 @@ async fn burst_at_one_portal_session(backend: Backend) {
     let failed = failed_sign_ins(&env, "alice");
     assert_eq!(failed.len(), 5, "failures logged: {failed:#?}");
 
-    // The lock holds even against the right code.
+    // The lock holds even against the right code: the sign-in the burst ended gets nothing
+    // with it, and a new sign-in is refused as locked.
     let right = oathtool_totp(&secret, unix_now() + 30);
-    assert_eq!(
-        post_code(&browser, &server, &token, &right).await.status(),
-        423
-    );
+    let late = post_code(&browser, &server, &token, &right).await;
+    assert_ne!(location(&late), "/account");
+    let account = browser.get(server.url("/account")).send().await.unwrap();
+    assert!(location(&account).starts_with("/sign-in"), "not signed in");
+    let fresh = server.client();
+    let again = sign_in(&fresh, &server, "alice", PASSWORD).await;
+    assert_eq!(again.status(), 423);
     assert!(
         env.cli_ok(&["user", "show", "alice"], "")
             .contains("locked:    until 2"),

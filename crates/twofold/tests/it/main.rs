@@ -5,6 +5,7 @@
 
 mod support;
 
+mod authentications;
 mod cli;
 mod factors;
 mod hygiene;

@@ -72,6 +72,7 @@ pub(super) fn factor_error(visitor: &Visitor, e: &DomainError) -> (StatusCode, S
         ),
         DomainError::CodeAlreadyUsed => (StatusCode::UNAUTHORIZED, t.t("code-replayed")),
         DomainError::WrongAnswers => (StatusCode::UNAUTHORIZED, t.t("answers-wrong")),
+        DomainError::AuthenticationClosed(_) => (StatusCode::UNAUTHORIZED, t.t("sign-in-over")),
         DomainError::UnknownSerial => (StatusCode::BAD_REQUEST, t.t("serial-unknown")),
         DomainError::SerialAssigned => (StatusCode::CONFLICT, t.t("serial-assigned")),
         DomainError::Pin(p) => (
@@ -240,6 +241,23 @@ async fn verify_post(
             Some(response) => Ok(response),
             None => {
                 let (status, message) = factor_error(&visitor, &e);
+                // An answer that ended the sign-in (the account locked, too many wrong
+                // answers) is said on a page of its own: there is nothing left to answer.
+                if !step_up && !matches!(state.service().session(token).await, Ok(Some(_))) {
+                    let locked = matches!(
+                        e,
+                        DomainError::UserLocked { .. } | DomainError::UserHardLocked
+                    );
+                    let page = super::ErrorTemplate {
+                        page: visitor.page(&state),
+                        message: if locked {
+                            message
+                        } else {
+                            visitor.t().t("sign-in-over")
+                        },
+                    };
+                    return Ok(visitor.finish(render(status, &page)?));
+                }
                 page(&state, &visitor, status, Some(message)).await
             }
         },

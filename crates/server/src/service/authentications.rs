@@ -1,0 +1,325 @@
+//! The authentication use cases: start one after the password step, answer it, move it.
+//!
+//! The portal's sign-ins and step-ups and the SDK's authentications all run here, on the
+//! engine's [`twofold_engine::authentication`] machine and the store's one `authentications`
+//! table. The engine decides every state; this module reads what the decision needs (the
+//! settings, the user's factors, an unused bypass), checks the secrets the events carry
+//! (codes, answers), and stores the result on the version it read, so that any node can take
+//! any event and two answers at once cannot both count.
+
+use super::{ClientContext, InProcessService, ServiceError};
+use crate::store::{UserRecord, new_id};
+use twofold_engine::audit::{AuditAction, AuditOutcome};
+use twofold_engine::authentication::{
+    self, Authentication, Check, Event, MAX_ANSWERS, Origin, Refusal, StartRefusal, State, Step,
+    Transition,
+};
+use twofold_engine::flow::{AttemptFacts, Challenge, UserFactors, Via};
+use twofold_engine::{DomainError, Settings};
+
+/// An answer typed in a page or sent by an application.
+#[derive(Debug, Clone)]
+pub(super) enum Answer {
+    Otp { code: String, pin: Option<String> },
+    SecurityAnswers(Vec<(String, String)>),
+}
+
+impl Answer {
+    fn step(&self) -> Step {
+        match self {
+            Answer::Otp { .. } => Step::Oath,
+            Answer::SecurityAnswers(_) => Step::SecurityQuestions { asked: Vec::new() },
+        }
+    }
+
+    fn event(&self, check: Check) -> Event {
+        match self {
+            Answer::Otp { .. } => Event::Code(check),
+            Answer::SecurityAnswers(_) => Event::SecurityAnswers(check),
+        }
+    }
+}
+
+/// The error a refused event reports.
+pub(super) fn refusal_error(refusal: Refusal) -> ServiceError {
+    match refusal {
+        Refusal::Closed(state) => DomainError::AuthenticationClosed(state.to_owned()).into(),
+        Refusal::WrongStep | Refusal::NotOffered | Refusal::NotExpired => {
+            DomainError::WrongStep.into()
+        }
+    }
+}
+
+/// Whether a refused answer counts as a guess (it does unless it could not be one).
+fn counts(e: &DomainError) -> bool {
+    !matches!(
+        e,
+        DomainError::MalformedCode { .. }
+            | DomainError::InvalidRequest(_)
+            | DomainError::RateLimited
+    )
+}
+
+impl InProcessService {
+    /// What the machine needs to know of a user now.
+    async fn decision_inputs(
+        &self,
+        user: &UserRecord,
+    ) -> Result<(Settings, UserFactors), ServiceError> {
+        let settings = self.settings_now().await?;
+        let (factors, _) = self.user_factors(user).await?;
+        Ok((settings, factors))
+    }
+
+    /// Starts an authentication for `user`, whose password (or an application's word for it)
+    /// was accepted: its first state follows the sign-in flow (trusted address, bypass,
+    /// enrolment, the user's method), and it is stored, so that any node can take its answer.
+    /// A sign-in approved at once (trusted address, bypass) is audited as one.
+    pub(super) async fn begin_authentication(
+        &self,
+        user: &UserRecord,
+        origin: Origin,
+        started_by: String,
+        client: &ClientContext,
+        wanted: Option<Challenge>,
+        context: Option<String>,
+    ) -> Result<Authentication, ServiceError> {
+        let (settings, factors) = self.decision_inputs(user).await?;
+        let now = self.clock.now();
+        // A step-up proves a factor again: no trusted address or bypass stands in for it.
+        let bypass = match origin {
+            Origin::StepUp => None,
+            Origin::Portal | Origin::Sdk => self.store.active_bypass(&user.id, now).await?,
+        };
+        let mut facts = AttemptFacts {
+            client_ip: client.ip.filter(|_| origin != Origin::StepUp),
+            bypass_available: bypass.is_some(),
+        };
+        let first = |facts| {
+            authentication::start(origin, &settings, &factors, facts, wanted).map_err(
+                |StartRefusal::MethodNotOffered| {
+                    ServiceError::Domain(DomainError::InvalidRequest(
+                        "that method is not available to this user".into(),
+                    ))
+                },
+            )
+        };
+        let mut state = first(facts)?;
+        if state == (State::Approved { via: Via::Bypass }) {
+            // The bypass is used once: if another sign-in took it meanwhile, this one goes on
+            // as if there were none.
+            let used = match &bypass {
+                Some(b) => self.store.consume_bypass(&b.id, now).await?,
+                None => false,
+            };
+            if !used {
+                facts.bypass_available = false;
+                state = first(facts)?;
+            }
+        }
+        match &state {
+            State::Approved { via } => {
+                self.successful_attempt(&user.username).await?;
+                self.record_signed_in(user, *via, client).await;
+            }
+            State::Denied { .. } if origin != Origin::StepUp => {
+                self.audit(
+                    self.event(AuditAction::SignIn, AuditOutcome::Failure, user, client)
+                        .detail("not_enrolled"),
+                )
+                .await;
+            }
+            _ => {}
+        }
+        let mut a = Authentication {
+            id: new_id(),
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            origin,
+            started_by,
+            state,
+            attempts: 0,
+            client_ip: client.ip.map(|ip| ip.to_string()),
+            context,
+            channel: None,
+            created_at: now,
+            expires_at: now + origin.lifetime(),
+            consumed_at: None,
+            version: 1,
+        };
+        if let Some(asked) = self.questions_to_draw(&a).await?
+            && let Transition::Moved { state, .. } =
+                authentication::apply(&a, &Event::QuestionsDrawn(asked), now, &settings, &factors)
+        {
+            a.state = state;
+        }
+        self.store.create_authentication(&a).await?;
+        Ok(a)
+    }
+
+    /// The questions to draw for an authentication that asks for security answers and has
+    /// none drawn yet.
+    async fn questions_to_draw(
+        &self,
+        a: &Authentication,
+    ) -> Result<Option<Vec<String>>, ServiceError> {
+        match &a.state {
+            State::Pending(Step::SecurityQuestions { asked }) if asked.is_empty() => {
+                let drawn = self.draw_questions(&a.user_id).await?;
+                Ok((!drawn.is_empty()).then(|| drawn.into_iter().map(|q| q.id).collect()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The authentication `id`, for the one who started it: anyone else finds nothing.
+    pub(super) async fn authentication_for(
+        &self,
+        id: &str,
+        started_by: &str,
+    ) -> Result<Authentication, ServiceError> {
+        match self.store.authentication(id).await? {
+            Some(a) if a.started_by == started_by => Ok(a),
+            _ => Err(DomainError::AuthenticationNotFound.into()),
+        }
+    }
+
+    /// Applies an event that carries no secret to check (a switch to another challenge, a
+    /// finished enrolment, a cancel), and stores the result. Questions are drawn when the
+    /// new step asks for them.
+    pub(super) async fn move_authentication(
+        &self,
+        a: Authentication,
+        event: Event,
+    ) -> Result<Authentication, ServiceError> {
+        let user = self.user(&a.user_id).await?;
+        let mut a = a;
+        for _ in 0..8 {
+            let (settings, factors) = self.decision_inputs(&user).await?;
+            let now = self.clock.now();
+            let state = match authentication::apply(&a, &event, now, &settings, &factors) {
+                Transition::Moved { state, .. } => state,
+                Transition::Refused(refusal) => return Err(refusal_error(refusal)),
+            };
+            let mut moved = Authentication {
+                state,
+                version: a.version + 1,
+                ..a.clone()
+            };
+            if let Some(asked) = self.questions_to_draw(&moved).await? {
+                moved.state = State::Pending(Step::SecurityQuestions { asked });
+            }
+            if self.store.move_authentication(&a, &moved.state).await? {
+                return Ok(moved);
+            }
+            a = self
+                .store
+                .authentication(&a.id)
+                .await?
+                .ok_or(ServiceError::Domain(DomainError::AuthenticationNotFound))?;
+        }
+        Err(ServiceError::Unavailable(
+            "the authentication is being answered elsewhere; try again".into(),
+        ))
+    }
+
+    /// Answers an authentication: counts the answer against it (before the check, so that
+    /// concurrent answers cannot check more than [`MAX_ANSWERS`]), checks it (a code, single
+    /// use; security answers), and stores what the engine makes of the result. A wrong
+    /// answer is reported as its error after it was stored; the fifth one denies the
+    /// authentication.
+    ///
+    /// `client.ip` is the user's address: it is held to the per-address budget.
+    pub(super) async fn answer_authentication(
+        &self,
+        a: &Authentication,
+        answer: Answer,
+        client: &ClientContext,
+    ) -> Result<Authentication, ServiceError> {
+        let now = self.clock.now();
+        authentication::may_answer(a, &answer.step(), now).map_err(refusal_error)?;
+        self.limit_attempts(&a.user_id, client.ip)?;
+        let Some(reserved) = self
+            .store
+            .reserve_authentication_attempt(&a.id, MAX_ANSWERS, now)
+            .await?
+        else {
+            // Its answers are all spent (or it ended meanwhile). When the user's account is
+            // locked by now, that is the news; otherwise the authentication is over.
+            let lockout = self.store.lockout(&a.username).await?;
+            let policy = self.settings_now().await?.lockout_policy();
+            twofold_engine::sign_in::may_attempt(true, &lockout.state, self.clock.now(), policy)
+                .map_err(ServiceError::Domain)?;
+            let state = match self.store.authentication(&a.id).await? {
+                Some(now_a) => now_a.state_at(self.clock.now()).name(),
+                None => "denied",
+            };
+            return Err(DomainError::AuthenticationClosed(
+                if state == "pending" { "denied" } else { state }.to_owned(),
+            )
+            .into());
+        };
+        let checked = match &answer {
+            Answer::Otp { code, pin } => {
+                self.verify_oath_code(&a.user_id, code, pin.as_deref(), client)
+                    .await
+            }
+            Answer::SecurityAnswers(given) => {
+                let asked = match &reserved.state {
+                    State::Pending(Step::SecurityQuestions { asked }) => asked.clone(),
+                    _ => Vec::new(),
+                };
+                self.check_answers(&a.user_id, &asked, given, client).await
+            }
+        };
+        let (check, error) = match checked {
+            Ok(_) => (Check::Right, None),
+            Err(ServiceError::Domain(e)) if counts(&e) => {
+                let check = if matches!(
+                    e,
+                    DomainError::UserLocked { .. } | DomainError::UserHardLocked
+                ) {
+                    Check::Locked
+                } else {
+                    Check::Wrong
+                };
+                (check, Some(e))
+            }
+            Err(e) => {
+                self.store.release_authentication_attempt(&a.id).await?;
+                return Err(e);
+            }
+        };
+        let event = answer.event(check);
+        let user = self.user(&a.user_id).await?;
+        let mut current = reserved;
+        for _ in 0..8 {
+            let (settings, factors) = self.decision_inputs(&user).await?;
+            match authentication::apply(&current, &event, self.clock.now(), &settings, &factors) {
+                Transition::Moved { state, .. } => {
+                    if self.store.move_authentication(&current, &state).await? {
+                        return match error {
+                            Some(e) => Err(e.into()),
+                            None => Ok(Authentication {
+                                state,
+                                version: current.version + 1,
+                                ..current
+                            }),
+                        };
+                    }
+                }
+                Transition::Refused(refusal) => {
+                    return Err(error.map_or_else(|| refusal_error(refusal), ServiceError::from));
+                }
+            }
+            current = self
+                .store
+                .authentication(&a.id)
+                .await?
+                .ok_or(ServiceError::Domain(DomainError::AuthenticationNotFound))?;
+        }
+        Err(ServiceError::Unavailable(
+            "the authentication is being answered elsewhere; try again".into(),
+        ))
+    }
+}
