@@ -9,24 +9,24 @@ mod attempts;
 mod authentications;
 mod blocking;
 mod factors;
+mod operations;
 pub mod portal;
 pub mod remote;
 mod sdk;
 
 pub use attempts::AttemptLimits;
 pub use factors::{DEFAULT_QUESTIONS, FactorsView, QuestionView, SoftwareEnrollment, TokenSummary};
+pub use operations::MfaService;
 pub use portal::{PortalSession, SessionView, SignInOutcome, Stage, Verification};
 pub use sdk::{PORTAL_ROLE, SDK_ROLE, ServiceAccountSecret};
 
 use crate::secrets::Keyring;
 use crate::store::{NewUser, Store, StoreError, UserChanges, UserRecord};
-use async_trait::async_trait;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
-use twofold_engine::flow::Challenge;
 use twofold_engine::password::PasswordHasher;
 use twofold_engine::{Clock, DomainError, Language, Settings, UnixTime, Username, sign_in};
 
@@ -83,122 +83,6 @@ impl From<StoreError> for ServiceError {
             other => ServiceError::Internal(other.to_string()),
         }
     }
-}
-
-/// The portal's operations. Every one after the password takes the session's token (the
-/// cookie's value) and nothing else about who is asking: the server derives the user and
-/// the step from it, and creates and advances sessions itself (see [`portal`]).
-#[async_trait]
-pub trait MfaService: Send + Sync + 'static {
-    /// The settings in force (shared by every node).
-    async fn settings(&self) -> Result<Settings, ServiceError>;
-    /// Whether the service can do its work now (`/readyz`).
-    async fn ready(&self) -> Result<(), ServiceError>;
-    /// The approved questions in `language` (and English ones when it has too few).
-    async fn question_catalogue(
-        &self,
-        language: Language,
-    ) -> Result<Vec<QuestionView>, ServiceError>;
-    /// The password step. On success the server starts a session at the step the engine
-    /// decides (a trusted address or a one-time bypass completes the sign-in at once) and
-    /// ends `replacing`, the visitor's previous session. Every attempt is audited and every
-    /// failure counts towards lockout.
-    async fn sign_in(
-        &self,
-        username: &str,
-        password: &str,
-        next: Option<&str>,
-        replacing: Option<&str>,
-        client: &ClientContext,
-    ) -> Result<SignInOutcome, ServiceError>;
-    /// The session behind a token, if it is still valid (its idle deadline is refreshed).
-    async fn session(&self, token: &str) -> Result<Option<SessionView>, ServiceError>;
-    async fn sign_out(&self, token: &str, client: &ClientContext) -> Result<(), ServiceError>;
-    /// What the second-factor page asks (at sign-in, or to confirm a change).
-    async fn verification(
-        &self,
-        token: &str,
-        language: Language,
-    ) -> Result<Verification, ServiceError>;
-    /// Switches to another challenge the page offered.
-    async fn choose_challenge(&self, token: &str, challenge: Challenge)
-    -> Result<(), ServiceError>;
-    /// Checks an OATH code (and the PIN when PINs are required); the session moves on.
-    async fn verify_oath(
-        &self,
-        token: &str,
-        code: &str,
-        pin: Option<&str>,
-        client: &ClientContext,
-    ) -> Result<PortalSession, ServiceError>;
-    /// Checks the answers to the questions the server drew; all must be right.
-    async fn answer_security_questions(
-        &self,
-        token: &str,
-        answers: &[(String, String)],
-        client: &ClientContext,
-    ) -> Result<PortalSession, ServiceError>;
-    /// What the user has enrolled, for the wizard and the account page.
-    async fn factors(&self, token: &str) -> Result<FactorsView, ServiceError>;
-    async fn profile(&self, token: &str) -> Result<Profile, ServiceError>;
-    async fn set_language(
-        &self,
-        token: &str,
-        language: Language,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError>;
-    /// The authenticator-app enrolment in progress, if there is one (changes nothing).
-    async fn pending_software_oath(
-        &self,
-        token: &str,
-    ) -> Result<Option<SoftwareEnrollment>, ServiceError>;
-    /// Starts (or shows again) an authenticator-app enrolment.
-    async fn begin_software_oath(&self, token: &str) -> Result<SoftwareEnrollment, ServiceError>;
-    /// Activates the pending authenticator-app token with a first valid code.
-    async fn confirm_software_oath(
-        &self,
-        token: &str,
-        code: &str,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError>;
-    /// Associates an imported hardware token by serial number, proven by a current code.
-    async fn associate_hardware_token(
-        &self,
-        token: &str,
-        serial: &str,
-        code: &str,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError>;
-    async fn remove_oath_token(
-        &self,
-        token: &str,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError>;
-    async fn set_pin(
-        &self,
-        token: &str,
-        pin: &str,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError>;
-    async fn set_security_answers(
-        &self,
-        token: &str,
-        answers: &[(String, String)],
-        client: &ClientContext,
-    ) -> Result<(), ServiceError>;
-    /// Ends the wizard when nothing is missing any more; the session is signed in.
-    async fn complete_enrollment(
-        &self,
-        token: &str,
-        client: &ClientContext,
-    ) -> Result<PortalSession, ServiceError>;
-    /// Starts a one-time bypass; returns when it expires.
-    async fn start_bypass(
-        &self,
-        token: &str,
-        seconds: Option<u32>,
-        client: &ClientContext,
-    ) -> Result<UnixTime, ServiceError>;
 }
 
 /// How long settings read from the store are reused before being read again. A change made
@@ -766,9 +650,9 @@ impl InProcessService {
     }
 }
 
-#[async_trait]
-impl MfaService for InProcessService {
-    async fn settings(&self) -> Result<Settings, ServiceError> {
+impl InProcessService {
+    /// The settings in force, read again from the store at most every [`SETTINGS_TTL`].
+    async fn settings_in_force(&self) -> Result<Settings, ServiceError> {
         if let Some((at, settings)) = self.settings_cache.read().await.as_ref()
             && at.elapsed() < SETTINGS_TTL
         {
@@ -779,161 +663,7 @@ impl MfaService for InProcessService {
         Ok(settings)
     }
 
-    async fn ready(&self) -> Result<(), ServiceError> {
+    async fn check_ready(&self) -> Result<(), ServiceError> {
         Ok(self.store.check_ready(self.clock.now()).await?)
-    }
-
-    async fn question_catalogue(
-        &self,
-        language: Language,
-    ) -> Result<Vec<QuestionView>, ServiceError> {
-        self.catalogue(language).await
-    }
-
-    async fn sign_in(
-        &self,
-        username: &str,
-        password: &str,
-        next: Option<&str>,
-        replacing: Option<&str>,
-        client: &ClientContext,
-    ) -> Result<SignInOutcome, ServiceError> {
-        self.portal_sign_in(username, password, next, replacing, client)
-            .await
-    }
-
-    async fn session(&self, token: &str) -> Result<Option<SessionView>, ServiceError> {
-        self.portal_session(token).await
-    }
-
-    async fn sign_out(&self, token: &str, client: &ClientContext) -> Result<(), ServiceError> {
-        self.portal_sign_out(token, client).await
-    }
-
-    async fn verification(
-        &self,
-        token: &str,
-        language: Language,
-    ) -> Result<Verification, ServiceError> {
-        self.portal_verification(token, language).await
-    }
-
-    async fn choose_challenge(
-        &self,
-        token: &str,
-        challenge: Challenge,
-    ) -> Result<(), ServiceError> {
-        self.portal_choose_challenge(token, challenge).await
-    }
-
-    async fn verify_oath(
-        &self,
-        token: &str,
-        code: &str,
-        pin: Option<&str>,
-        client: &ClientContext,
-    ) -> Result<PortalSession, ServiceError> {
-        self.portal_verify_oath(token, code, pin, client).await
-    }
-
-    async fn answer_security_questions(
-        &self,
-        token: &str,
-        answers: &[(String, String)],
-        client: &ClientContext,
-    ) -> Result<PortalSession, ServiceError> {
-        self.portal_answer_questions(token, answers, client).await
-    }
-
-    async fn factors(&self, token: &str) -> Result<FactorsView, ServiceError> {
-        self.portal_factors(token).await
-    }
-
-    async fn profile(&self, token: &str) -> Result<Profile, ServiceError> {
-        self.portal_profile(token).await
-    }
-
-    async fn set_language(
-        &self,
-        token: &str,
-        language: Language,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        self.portal_set_language(token, language, client).await
-    }
-
-    async fn pending_software_oath(
-        &self,
-        token: &str,
-    ) -> Result<Option<SoftwareEnrollment>, ServiceError> {
-        self.portal_pending_software_oath(token).await
-    }
-
-    async fn begin_software_oath(&self, token: &str) -> Result<SoftwareEnrollment, ServiceError> {
-        self.portal_begin_software_oath(token).await
-    }
-
-    async fn confirm_software_oath(
-        &self,
-        token: &str,
-        code: &str,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        self.portal_confirm_software_oath(token, code, client).await
-    }
-
-    async fn associate_hardware_token(
-        &self,
-        token: &str,
-        serial: &str,
-        code: &str,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        self.portal_associate_hardware_token(token, serial, code, client)
-            .await
-    }
-
-    async fn remove_oath_token(
-        &self,
-        token: &str,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        self.portal_remove_oath_token(token, client).await
-    }
-
-    async fn set_pin(
-        &self,
-        token: &str,
-        pin: &str,
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        self.portal_set_pin(token, pin, client).await
-    }
-
-    async fn set_security_answers(
-        &self,
-        token: &str,
-        answers: &[(String, String)],
-        client: &ClientContext,
-    ) -> Result<(), ServiceError> {
-        self.portal_set_security_answers(token, answers, client)
-            .await
-    }
-
-    async fn complete_enrollment(
-        &self,
-        token: &str,
-        client: &ClientContext,
-    ) -> Result<PortalSession, ServiceError> {
-        self.portal_complete_enrollment(token, client).await
-    }
-
-    async fn start_bypass(
-        &self,
-        token: &str,
-        seconds: Option<u32>,
-        client: &ClientContext,
-    ) -> Result<UnixTime, ServiceError> {
-        self.portal_start_bypass(token, seconds, client).await
     }
 }
