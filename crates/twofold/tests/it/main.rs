@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod dev_inbox;
 mod factors;
 mod hygiene;
 mod lockout;
