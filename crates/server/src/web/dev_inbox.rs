@@ -258,6 +258,26 @@ struct AnswerForm {
     digits: String,
 }
 
+/// The message a form answers, once the form's CSRF token is checked; 404 when the inbox
+/// does not hold it.
+fn answered_message(
+    state: &AppState,
+    visitor: &Visitor,
+    parts: &DevInboxParts,
+    id: String,
+    csrf_token: &str,
+) -> Result<(MessageId, InboxMessage), WebError> {
+    visitor.check_csrf(state, csrf_token)?;
+    let id = MessageId(id);
+    let entry = parts.inbox.get(&id).ok_or(WebError::NotFound)?;
+    Ok((id, entry.message))
+}
+
+/// Back to the message on the page.
+fn back_to(visitor: &Visitor, id: &MessageId) -> Response {
+    visitor.finish(Redirect::to(&format!("/dev/inbox#{id}")))
+}
+
 async fn answer_post(
     State(state): State<AppState>,
     Extension(parts): Extension<DevInboxParts>,
@@ -266,15 +286,10 @@ async fn answer_post(
     form: Result<Form<AnswerForm>, FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
-    visitor.check_csrf(&state, &form.csrf_token)?;
-    let id = MessageId(id);
-    match parts.inbox.get(&id) {
-        Some(InboxEntry {
-            message: InboxMessage::Call(_),
-            ..
-        }) => {}
-        _ => return Err(WebError::NotFound),
-    }
+    let (id, message) = answered_message(&state, &visitor, &parts, id, &form.csrf_token)?;
+    let InboxMessage::Call(_) = message else {
+        return Err(WebError::NotFound);
+    };
     let digits = form.digits.trim();
     if digits.is_empty()
         || digits.chars().count() > MAX_DIGITS
@@ -287,7 +302,7 @@ async fn answer_post(
         )));
     }
     parts.events.call_answered(&id, digits).await;
-    Ok(visitor.finish(Redirect::to(&format!("/dev/inbox#{id}"))))
+    Ok(back_to(&visitor, &id))
 }
 
 #[derive(Debug, Deserialize)]
@@ -306,14 +321,9 @@ async fn reply_post(
     form: Result<Form<ReplyForm>, FormRejection>,
 ) -> Result<Response, WebError> {
     let Form(form) = form?;
-    visitor.check_csrf(&state, &form.csrf_token)?;
-    let id = MessageId(id);
-    let from = match parts.inbox.get(&id) {
-        Some(InboxEntry {
-            message: InboxMessage::Text(text),
-            ..
-        }) => text.to,
-        _ => return Err(WebError::NotFound),
+    let (id, message) = answered_message(&state, &visitor, &parts, id, &form.csrf_token)?;
+    let InboxMessage::Text(text) = message else {
+        return Err(WebError::NotFound);
     };
     let body = form.body.trim();
     if body.is_empty() || body.chars().count() > MAX_REPLY_CHARS {
@@ -321,8 +331,9 @@ async fn reply_post(
             "reply: 1 to {MAX_REPLY_CHARS} characters"
         )));
     }
-    parts.events.text_received(&from, body).await;
-    Ok(visitor.finish(Redirect::to(&format!("/dev/inbox#{id}"))))
+    // The reply comes from the number the text went to, as from a phone.
+    parts.events.text_received(&text.to, body).await;
+    Ok(back_to(&visitor, &id))
 }
 
 #[cfg(test)]
