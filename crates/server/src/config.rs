@@ -51,6 +51,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// For `twofold portal`: how the portal reaches the MFA server's Web Service SDK.
     pub sdk: SdkConfig,
+    /// Who delivers phone calls, text messages and emails.
+    pub channels: ChannelsConfig,
     /// Seeds for the settings kept in the store (applied on first start only).
     pub settings: BTreeMap<String, serde_json::Value>,
 }
@@ -202,6 +204,47 @@ pub struct SecretsConfig {
     pub key_file: Option<PathBuf>,
 }
 
+/// Who delivers one kind of message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelProvider {
+    /// For development: messages go to the log and to `/dev/inbox`, never to anyone.
+    #[default]
+    Console,
+}
+
+/// `[channels]`: the provider of each kind of message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    /// Phone calls.
+    pub voice: ChannelProvider,
+    /// Text messages (SMS).
+    pub sms: ChannelProvider,
+    /// Emails.
+    pub email: ChannelProvider,
+}
+
+impl ChannelsConfig {
+    /// The kinds whose messages go to the console, by their keys (`voice`, `sms`, `email`).
+    pub fn console_kinds(&self) -> Vec<&'static str> {
+        [
+            ("voice", self.voice),
+            ("sms", self.sms),
+            ("email", self.email),
+        ]
+        .into_iter()
+        .filter(|(_, provider)| *provider == ChannelProvider::Console)
+        .map(|(key, _)| key)
+        .collect()
+    }
+
+    /// Whether any kind goes to the console (and so `/dev/inbox` is served).
+    pub fn uses_console(&self) -> bool {
+        !self.console_kinds().is_empty()
+    }
+}
+
 /// The MFA server as the portal on its own host reaches it (`twofold portal`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -298,6 +341,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             secrets: SecretsConfig::default(),
             sdk: SdkConfig::default(),
+            channels: ChannelsConfig::default(),
             settings: BTreeMap::new(),
         }
     }
@@ -718,6 +762,36 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(err.contains("tls.key_file"), "{err}");
+    }
+
+    #[test]
+    fn channels_default_to_the_console() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.channels, ChannelsConfig::default());
+        assert_eq!(c.channels.console_kinds(), ["voice", "sms", "email"]);
+        let f = file("[channels]\nvoice = \"console\"\nsms = \"console\"\nemail = \"console\"\n");
+        let c = Config::load_from(Some(f.path()), env(&[])).unwrap();
+        assert!(c.channels.uses_console());
+    }
+
+    #[test]
+    fn an_unknown_channel_provider_names_the_key_the_value_and_the_choices() {
+        let f = file("[channels]\nsms = \"twilio\"\n");
+        let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().0;
+        assert!(err.contains("`channels.sms` = \"twilio\""), "{err}");
+        assert!(err.contains("console"), "{err}");
+
+        let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__EMAIL", "smtp")]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("channels.email"), "{err}");
+        assert!(err.contains("smtp"), "{err}");
+        assert!(err.contains("TWOFOLD_CHANNELS__EMAIL"), "{err}");
+        assert!(err.contains("console"), "{err}");
+
+        let f = file("[channels]\npush = \"console\"\n");
+        let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().0;
+        assert!(err.contains("channels.push"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Twofold's server: configuration, the store, the HTTP layer and the portal.
 
+pub mod channels;
 pub mod config;
+pub mod directory;
 pub mod secrets;
 pub mod serve;
 pub mod service;

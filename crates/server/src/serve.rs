@@ -1,11 +1,13 @@
 //! `twofold serve`: everything on one host.
 
+use crate::channels::{Channels, InboxEvents};
 use crate::config::{Config, ConfigError, DatabaseTarget};
 use crate::secrets::Keyring;
 use crate::service::InProcessService;
 use crate::store::{Backend, Store, StoreError};
 use crate::telemetry::{self, LogGuard};
 use crate::tls::{self, CertificateOrigin};
+use crate::web::dev_inbox::DevInboxParts;
 use crate::web::{self, WebParts, ratelimit::SignInLimits};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
@@ -169,6 +171,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         config.limits.sign_in_per_ip_per_minute,
         config.limits.sign_in_per_username_per_minute,
     ));
+    warn_about_unbuilt_directory(&settings);
+    let channels = Channels::from_config(&config.channels, clock.clone());
+    warn_about_console_channels(&config);
+    let dev_inbox = channels.dev_inbox.clone().map(|inbox| DevInboxParts {
+        events: Arc::new(InboxEvents::new(inbox.clone(), clock.clone())),
+        inbox,
+    });
     let app = web::router(WebParts {
         service: service.clone(),
         clock: clock.clone(),
@@ -182,6 +191,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         },
         sdk: Some(service.clone()),
         tls: config.tls.enabled,
+        dev_inbox,
     });
 
     spawn_housekeeping(service.clone(), limits);
@@ -197,6 +207,50 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         tracing::info!("SQLite store closed");
     }
     Ok(())
+}
+
+/// The console channel delivers nothing: said once at start, and loudly when the server
+/// listens beyond this machine (where it looks like a production server).
+fn warn_about_console_channels(config: &Config) {
+    let kinds = config.channels.console_kinds();
+    if kinds.is_empty() {
+        return;
+    }
+    let keys = kinds
+        .iter()
+        .map(|k| format!("channels.{k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if config.listen.ip().to_canonical().is_loopback() {
+        tracing::info!(
+            channels = %keys,
+            "console channel: messages go to the log and to /dev/inbox (this machine only), not to anyone"
+        );
+    } else {
+        tracing::warn!(
+            channels = %keys,
+            listen = %config.listen,
+            "a console channel runs on a listen address that is not loopback: calls, text messages \
+             and emails are not delivered, they go to the log and to /dev/inbox (served to this \
+             machine only). Fix: for development, listen on a loopback address \
+             (listen = \"127.0.0.1:8443\"); in production, set [channels] to a delivery provider \
+             (none is built into this version yet)"
+        );
+    }
+}
+
+/// `primary_authentication` other than `local` is stored but not built: passwords are
+/// checked against local accounts, as before.
+fn warn_about_unbuilt_directory(settings: &twofold_engine::Settings) {
+    use twofold_engine::settings::PrimaryAuthentication;
+    if settings.primary_authentication != PrimaryAuthentication::Local {
+        tracing::warn!(
+            primary_authentication = ?settings.primary_authentication,
+            "settings.primary_authentication names a directory this version does not have: \
+             passwords are checked against local accounts. Fix: \
+             `twofold settings set primary_authentication local`"
+        );
+    }
 }
 
 /// `twofold portal`: the portal alone, reaching the MFA server through the SDK. It holds no
@@ -250,6 +304,7 @@ pub async fn portal(config: Config) -> Result<(), StartError> {
         },
         sdk: None,
         tls: config.tls.enabled,
+        dev_inbox: None,
     });
     let banner = vec![format!(
         "  MFA server:  {server_url} (through the Web Service SDK)"

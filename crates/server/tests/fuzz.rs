@@ -82,6 +82,7 @@ impl App {
                 metrics: None,
                 sdk: Some(service),
                 tls: true,
+                dev_inbox: None,
             });
             use base64::Engine;
             let basic = format!(

@@ -7,7 +7,7 @@
 
 mod attempts;
 mod authentications;
-mod blocking;
+pub(crate) mod blocking;
 mod factors;
 mod operations;
 pub mod portal;
@@ -20,6 +20,7 @@ pub use operations::MfaService;
 pub use portal::{PortalSession, SessionView, SignInOutcome, Stage, Verification};
 pub use sdk::{PORTAL_ROLE, SDK_ROLE, ServiceAccountSecret};
 
+use crate::directory::{Directory, DirectoryOutcome, LocalDirectory};
 use crate::secrets::Keyring;
 use crate::store::{NewUser, Store, StoreError, UserChanges, UserRecord};
 use std::net::IpAddr;
@@ -142,6 +143,8 @@ pub struct InProcessService {
     >,
     /// This node's rate limits on second-factor attempts.
     attempt_limits: AttemptLimits,
+    /// Where passwords are checked (`primary_authentication`).
+    directory: Arc<dyn Directory>,
 }
 
 impl InProcessService {
@@ -152,11 +155,18 @@ impl InProcessService {
     ) -> Result<Self, ServiceError> {
         let hasher = PasswordHasher::new().map_err(|e| ServiceError::Internal(e.to_string()))?;
         let store_for_writer = store.clone();
+        let hashing = blocking::BlockingPool::per_core();
+        let directory = Arc::new(LocalDirectory::new(
+            store.clone(),
+            hasher.clone(),
+            hashing.clone(),
+        ));
         Ok(Self {
             store,
             clock,
             hasher,
-            hashing: blocking::BlockingPool::per_core(),
+            hashing,
+            directory,
             imports: blocking::BlockingPool::new(1),
             keyring,
             settings_cache: RwLock::new(None),
@@ -164,6 +174,12 @@ impl InProcessService {
             audit_writer: spawn_audit_writer(&store_for_writer),
             attempt_limits: AttemptLimits::default(),
         })
+    }
+
+    /// Checks passwords in `directory` instead of the local accounts.
+    pub fn with_directory(mut self, directory: Arc<dyn Directory>) -> Self {
+        self.directory = directory;
+        self
     }
 
     pub fn keyring(&self) -> &Keyring {
@@ -269,82 +285,79 @@ impl InProcessService {
             return Err(e);
         }
 
-        let user = self
-            .store
-            .user_by_username(&name)
-            .await?
-            .filter(|u| u.enabled);
-        let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
-        let hasher = self.hasher.clone();
-        let password_owned = password.to_owned();
-        let stored_owned = stored.map(str::to_owned);
-        // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-        let matched = match self
-            .hashing
-            .run(move || hasher.verify(&password_owned, stored_owned.as_deref()))
-            .await
-        {
-            Ok(matched) => matched,
+        // The directory checks the password. When it cannot answer, nobody signs in and no
+        // failure is counted: the user did nothing wrong, and must not be told they did.
+        let outcome = match self.directory.check_password(&name, password).await {
+            Ok(outcome) => outcome,
             Err(e) => {
                 self.release_attempt(name.as_str()).await?;
-                return Err(e);
+                tracing::warn!(directory = self.directory.kind(), error = %e, "sign-in refused: the directory cannot check passwords");
+                self.audit(failure(name.as_str(), "directory_unavailable"))
+                    .await;
+                return Err(ServiceError::Unavailable(e.to_string()));
             }
         };
-        let matched = match matched {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!(username = %name, error = %e, "stored password hash cannot be read");
-                false
+        // Only an account the directory accepted, that Twofold holds and has not disabled,
+        // signs in; any other answer counts as a wrong password.
+        let user = match &outcome {
+            DirectoryOutcome::Accepted(account) => {
+                let found = match Username::parse(&account.username) {
+                    Ok(username) => self.store.user_by_username(&username).await,
+                    Err(_) => Ok(None),
+                };
+                match found {
+                    Ok(user) => user.filter(|u| u.enabled),
+                    Err(e) => {
+                        self.release_attempt(name.as_str()).await?;
+                        return Err(e.into());
+                    }
+                }
             }
+            _ => None,
         };
 
         // A right password does not clear the failure count: the second factor may still
         // fail, and guesses at codes must add up across sign-ins. Its own attempt is handed
         // back; the count is cleared when a whole sign-in succeeds.
-        let outcome = if matched {
-            self.release_attempt(name.as_str()).await?;
-            Ok(())
-        } else {
-            Err(self
+        let Some(user) = user else {
+            let reason = match outcome {
+                DirectoryOutcome::Accepted(_) => "invalid_credentials",
+                other => other.code(),
+            };
+            let e = self
                 .failed_attempt(
                     name.as_str(),
                     DomainError::InvalidCredentials,
                     &settings,
                     client,
                 )
-                .await?)
+                .await?;
+            let detail = if e == DomainError::InvalidCredentials {
+                reason
+            } else {
+                e.code()
+            };
+            self.audit(failure(name.as_str(), detail)).await;
+            return Err(e.into());
         };
-        match (outcome, user) {
-            (Ok(()), Some(user)) => {
-                self.audit(
-                    AuditEvent::new(
-                        now,
-                        AuditAction::PasswordVerified,
-                        AuditOutcome::Success,
-                        client.actor.clone().unwrap_or_else(|| "portal".to_owned()),
-                    )
-                    .subject(name.as_str())
-                    .client(ip.clone(), ua.clone())
-                    .detail("password"),
-                )
-                .await;
-                Ok(Identity {
-                    language: language_of(&user),
-                    user_id: user.id,
-                    username: user.username,
-                })
-            }
-            (Ok(()), None) => {
-                // Unreachable in practice (the dummy hash never matches); refuse all the same.
-                self.audit(failure(name.as_str(), "invalid_credentials"))
-                    .await;
-                Err(DomainError::InvalidCredentials.into())
-            }
-            (Err(e), _) => {
-                self.audit(failure(name.as_str(), e.code())).await;
-                Err(e.into())
-            }
-        }
+        self.release_attempt(name.as_str()).await?;
+        self.audit(
+            AuditEvent::new(
+                now,
+                AuditAction::PasswordVerified,
+                AuditOutcome::Success,
+                client.actor.clone().unwrap_or_else(|| "portal".to_owned()),
+            )
+            .subject(name.as_str())
+            .client(ip.clone(), ua.clone())
+            .detail("password"),
+        )
+        .await;
+        Ok(Identity {
+            language: language_of(&user),
+            user_id: user.id,
+            username: user.username,
+        })
     }
 
     // ---- administration (the CLI) ----

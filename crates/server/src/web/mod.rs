@@ -1,6 +1,7 @@
 //! The HTTP layer: the router, the middleware every request crosses, and the portal's pages.
 
 pub mod client;
+pub mod dev_inbox;
 mod errors;
 pub mod i18n;
 mod ops;
@@ -56,6 +57,9 @@ pub struct WebParts {
     pub sdk: Option<Arc<crate::service::InProcessService>>,
     /// Whether this server terminates TLS itself.
     pub tls: bool,
+    /// Serve the development inbox (`/dev/inbox`): only while a console channel is
+    /// configured.
+    pub dev_inbox: Option<dev_inbox::DevInboxParts>,
 }
 
 impl AppState {
@@ -96,9 +100,11 @@ pub fn router(parts: WebParts) -> Router {
         )),
         None => Router::new(),
     };
+    let dev_inbox_routes = parts.dev_inbox.map(dev_inbox::routes).unwrap_or_default();
     Router::new()
         .merge(portal::routes())
         .merge(ops::routes())
+        .merge(dev_inbox_routes)
         .fallback(errors::not_found)
         .with_state(state.clone())
         .merge(sdk_routes)

@@ -7,6 +7,7 @@ mod support;
 
 mod authentications;
 mod cli;
+mod dev_inbox;
 mod factors;
 mod hygiene;
 mod lockout;

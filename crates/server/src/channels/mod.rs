@@ -1,0 +1,188 @@
+//! Outbound delivery: one port per kind of message (a phone call, a text message, a push to
+//! an authenticator device, an email), and the port inbound answers come back through.
+//!
+//! A delivery returns the provider's id for the message, or a [`DeliveryError`] that says
+//! whether trying again may help ([`DeliveryError::Transient`]: the provider is unavailable)
+//! or not ([`DeliveryError::Permanent`]: a number that cannot be called, a message the
+//! provider refused). Which implementation serves each kind is chosen at start from
+//! `[channels]` ([`Channels::from_config`]).
+//!
+//! - [`console`]: the development implementation of every kind. It writes each message to
+//!   the log and to a [`DevInbox`] held in memory, which `/dev/inbox` shows; there a
+//!   developer answers a call by typing digits and replies to a text message, and the
+//!   answers come back through [`InboundEvents`] as a provider's would.
+
+pub mod console;
+pub mod inbox;
+
+pub use console::{ConsoleChannel, InboxEvents};
+pub use inbox::{DevInbox, InboxAnswer, InboxEntry, InboxMessage};
+
+use crate::config::{ChannelProvider, ChannelsConfig};
+use async_trait::async_trait;
+use std::sync::Arc;
+use twofold_engine::{Clock, Language};
+
+/// The id a provider gave a message (Twilio's call or message sid; the console's own).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub String);
+
+impl MessageId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Trying again will not help: a number that cannot be valid, an address that does
+    /// not exist, a message the provider refused.
+    #[error("the message cannot be delivered: {0}")]
+    Permanent(String),
+    /// The provider could not be reached or is overloaded: the same message may get
+    /// through later.
+    #[error("the delivery provider is unavailable: {0}")]
+    Transient(String),
+}
+
+impl DeliveryError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DeliveryError::Transient(_))
+    }
+}
+
+/// The digits a call waits for once it has spoken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigitsExpected {
+    /// The most digits gathered (the keys `*` and `#` included).
+    pub max_digits: u8,
+    /// The key that ends the input early (`#`), if any.
+    pub finish_on_key: Option<char>,
+    /// How long the call waits for the first key.
+    pub timeout_seconds: u16,
+}
+
+/// A phone call to place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneCall {
+    /// The number to call, in E.164 form (`+33612345678`).
+    pub to: String,
+    /// Digits to dial once the call is answered (`890`), if any.
+    pub extension: Option<String>,
+    /// The language of the voice.
+    pub language: Language,
+    /// What the call says.
+    pub say: String,
+    /// The digits the call then gathers; `None` for a call that only speaks.
+    pub expect: Option<DigitsExpected>,
+}
+
+/// A text message (SMS) to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextMessage {
+    /// The number to text, in E.164 form.
+    pub to: String,
+    pub body: String,
+    /// The message asks for a reply (two-way text messages).
+    pub reply_expected: bool,
+}
+
+/// An email to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    /// The plain-text body.
+    pub text_body: String,
+}
+
+/// A push notification to an authenticator device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushNotification {
+    /// The device, as its activation registered it.
+    pub device_id: String,
+    pub payload: serde_json::Value,
+}
+
+/// Places phone calls.
+#[async_trait]
+pub trait VoiceChannel: Send + Sync + 'static {
+    /// The provider's name, as `[channels]` names it (`console`).
+    fn provider(&self) -> &'static str;
+    async fn call(&self, call: &PhoneCall) -> Result<MessageId, DeliveryError>;
+}
+
+/// Sends text messages.
+#[async_trait]
+pub trait TextChannel: Send + Sync + 'static {
+    fn provider(&self) -> &'static str;
+    async fn send_text(&self, message: &TextMessage) -> Result<MessageId, DeliveryError>;
+}
+
+/// Sends emails.
+#[async_trait]
+pub trait EmailChannel: Send + Sync + 'static {
+    fn provider(&self) -> &'static str;
+    async fn send_email(&self, email: &Email) -> Result<MessageId, DeliveryError>;
+}
+
+/// Sends push notifications to authenticator devices.
+#[async_trait]
+pub trait PushChannel: Send + Sync + 'static {
+    fn provider(&self) -> &'static str;
+    async fn push(&self, notification: &PushNotification) -> Result<MessageId, DeliveryError>;
+}
+
+/// What comes back from the person a message reached: the digits typed during a call, a
+/// text message received. Providers' webhooks and the development inbox both hand their
+/// answers here; what they mean is the application's business.
+#[async_trait]
+pub trait InboundEvents: Send + Sync + 'static {
+    /// The call `call` gathered `digits` (as typed: `123#`).
+    async fn call_answered(&self, call: &MessageId, digits: &str);
+    /// A text message arrived from `from` (E.164).
+    async fn text_received(&self, from: &str, body: &str);
+}
+
+/// The channels chosen at start, one per kind.
+#[derive(Clone)]
+pub struct Channels {
+    pub voice: Arc<dyn VoiceChannel>,
+    pub sms: Arc<dyn TextChannel>,
+    pub email: Arc<dyn EmailChannel>,
+    /// Push has no provider to choose yet: it goes to the console.
+    pub push: Arc<dyn PushChannel>,
+    /// The development inbox, while any channel is the console.
+    pub dev_inbox: Option<Arc<DevInbox>>,
+}
+
+impl Channels {
+    /// The channels `[channels]` names.
+    pub fn from_config(config: &ChannelsConfig, clock: Arc<dyn Clock>) -> Channels {
+        let inbox = Arc::new(DevInbox::new(DevInbox::CAPACITY));
+        let console = Arc::new(ConsoleChannel::new(inbox.clone(), clock));
+        let voice: Arc<dyn VoiceChannel> = match config.voice {
+            ChannelProvider::Console => console.clone(),
+        };
+        let sms: Arc<dyn TextChannel> = match config.sms {
+            ChannelProvider::Console => console.clone(),
+        };
+        let email: Arc<dyn EmailChannel> = match config.email {
+            ChannelProvider::Console => console.clone(),
+        };
+        Channels {
+            voice,
+            sms,
+            email,
+            push: console,
+            dev_inbox: config.uses_console().then_some(inbox),
+        }
+    }
+}

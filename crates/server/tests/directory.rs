@@ -1,0 +1,283 @@
+//! The password step over a directory: whatever a directory answers, only its acceptance of
+//! a user Twofold holds signs anyone in; its refusals count towards lockout like a wrong
+//! password, and its outages count nothing and say so.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use async_trait::async_trait;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use twofold_engine::{Clock, DomainError, ManualClock, Settings, Username};
+use twofold_server::config::DatabaseTarget;
+use twofold_server::directory::{Directory, DirectoryAccount, DirectoryError, DirectoryOutcome};
+use twofold_server::secrets::Keyring;
+use twofold_server::service::{ClientContext, InProcessService, ServiceError};
+use twofold_server::store::{Store, UserChanges};
+
+/// A directory that answers what the test tells it to, and counts the questions.
+struct FakeDirectory {
+    answer: Mutex<Result<DirectoryOutcome, DirectoryError>>,
+    asked: AtomicUsize,
+}
+
+impl FakeDirectory {
+    fn answering(answer: Result<DirectoryOutcome, DirectoryError>) -> Arc<Self> {
+        Arc::new(Self {
+            answer: Mutex::new(answer),
+            asked: AtomicUsize::new(0),
+        })
+    }
+
+    fn set(&self, answer: Result<DirectoryOutcome, DirectoryError>) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    fn asked(&self) -> usize {
+        self.asked.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Directory for FakeDirectory {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn check_password(
+        &self,
+        _username: &Username,
+        _password: &str,
+    ) -> Result<DirectoryOutcome, DirectoryError> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        self.answer.lock().unwrap().clone()
+    }
+}
+
+fn accepted(username: &str) -> Result<DirectoryOutcome, DirectoryError> {
+    Ok(DirectoryOutcome::Accepted(DirectoryAccount {
+        username: username.to_owned(),
+        email: None,
+        phone: None,
+    }))
+}
+
+fn unavailable() -> Result<DirectoryOutcome, DirectoryError> {
+    Err(DirectoryError::Unavailable {
+        directory: "fake",
+        reason: "no server answered".into(),
+    })
+}
+
+struct Setup {
+    service: InProcessService,
+    store: Store,
+    directory: Arc<FakeDirectory>,
+    _dir: tempfile::TempDir,
+}
+
+/// A service over a fresh SQLite store whose passwords are checked by a fake directory.
+/// `alice` exists in Twofold (without a local password: only the directory knows it).
+async fn setup(answer: Result<DirectoryOutcome, DirectoryError>, threshold: u32) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(
+        &DatabaseTarget::Sqlite(dir.path().join("t.db")),
+        4,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    store
+        .seed_settings(
+            &Settings {
+                lockout_threshold: threshold,
+                ..Settings::default()
+            },
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    let directory = FakeDirectory::answering(answer);
+    let service = InProcessService::new(store.clone(), clock, Keyring::for_tests([7; 32]))
+        .unwrap()
+        .with_directory(directory.clone());
+    service
+        .add_user("test", "alice", None, None, None)
+        .await
+        .unwrap();
+    Setup {
+        service,
+        store,
+        directory,
+        _dir: dir,
+    }
+}
+
+async fn failures(store: &Store, username: &str) -> u32 {
+    store.lockout(username).await.unwrap().state.failures
+}
+
+async fn last_sign_in_detail(store: &Store) -> (String, String, Option<String>) {
+    let row = store
+        .audit_tail(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "sign_in" || r.action == "password_verified")
+        .max_by_key(|r| r.id)
+        .expect("an audited sign-in");
+    (row.action, row.outcome, row.detail)
+}
+
+#[tokio::test]
+async fn the_directorys_acceptance_signs_in_the_user_twofold_holds() {
+    let s = setup(accepted("alice"), 5).await;
+    let progress = s
+        .service
+        .sign_in_progress(
+            "alice",
+            "the directory's password",
+            &ClientContext::default(),
+        )
+        .await;
+    assert!(progress.is_ok(), "{progress:?}");
+    assert_eq!(s.directory.asked(), 1);
+    assert_eq!(failures(&s.store, "alice").await, 0);
+}
+
+#[tokio::test]
+async fn a_directory_refusal_signs_nobody_in_and_counts_as_a_wrong_password() {
+    for refusal in [
+        DirectoryOutcome::Rejected,
+        DirectoryOutcome::AccountDisabled,
+        DirectoryOutcome::PasswordExpired,
+    ] {
+        let s = setup(Ok(refusal.clone()), 5).await;
+        for attempt in 1..=2 {
+            let result = s
+                .service
+                .sign_in_progress("alice", "whatever", &ClientContext::default())
+                .await;
+            assert!(
+                matches!(
+                    result,
+                    Err(ServiceError::Domain(DomainError::InvalidCredentials))
+                ),
+                "{refusal:?}: {result:?}"
+            );
+            assert_eq!(failures(&s.store, "alice").await, attempt, "{refusal:?}");
+        }
+        let (action, outcome, detail) = last_sign_in_detail(&s.store).await;
+        assert_eq!(
+            (action.as_str(), outcome.as_str(), detail.as_deref()),
+            ("sign_in", "failure", Some(refusal.code())),
+        );
+    }
+}
+
+#[tokio::test]
+async fn directory_refusals_lock_the_user_and_a_locked_user_never_reaches_the_directory() {
+    let s = setup(Ok(DirectoryOutcome::Rejected), 3).await;
+    for _ in 0..3 {
+        let _ = s
+            .service
+            .sign_in_progress("alice", "guess", &ClientContext::default())
+            .await;
+    }
+    // The directory now says yes (the attacker found the password): the lock holds.
+    s.directory.set(accepted("alice"));
+    let asked = s.directory.asked();
+    let result = s
+        .service
+        .sign_in_progress("alice", "the right one", &ClientContext::default())
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(ServiceError::Domain(DomainError::UserLocked { .. }))
+        ),
+        "{result:?}"
+    );
+    assert_eq!(s.directory.asked(), asked, "the directory was not asked");
+}
+
+#[tokio::test]
+async fn a_directory_that_cannot_answer_signs_nobody_in_says_so_and_counts_no_failure() {
+    let s = setup(unavailable(), 3).await;
+    for _ in 0..5 {
+        let result = s
+            .service
+            .sign_in_progress("alice", "the right one", &ClientContext::default())
+            .await;
+        match result {
+            Err(ServiceError::Unavailable(message)) => {
+                assert!(message.contains("directory"), "{message}")
+            }
+            other => panic!("expected the directory's outage, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        failures(&s.store, "alice").await,
+        0,
+        "an outage is not the user's failure (five outages would have locked at three)"
+    );
+    let (action, outcome, detail) = last_sign_in_detail(&s.store).await;
+    assert_eq!(
+        (action.as_str(), outcome.as_str(), detail.as_deref()),
+        ("sign_in", "failure", Some("directory_unavailable")),
+    );
+    // The directory comes back: the user signs in at once.
+    s.directory.set(accepted("alice"));
+    let progress = s
+        .service
+        .sign_in_progress("alice", "the right one", &ClientContext::default())
+        .await;
+    assert!(progress.is_ok(), "{progress:?}");
+}
+
+#[tokio::test]
+async fn an_accepted_account_twofold_does_not_hold_or_has_disabled_signs_nobody_in() {
+    // The directory vouches for someone else, or for nobody Twofold knows.
+    for vouched in ["mallory", "not a valid username!"] {
+        let s = setup(accepted(vouched), 5).await;
+        let result = s
+            .service
+            .sign_in_progress("alice", "whatever", &ClientContext::default())
+            .await;
+        assert!(
+            matches!(
+                result,
+                Err(ServiceError::Domain(DomainError::InvalidCredentials))
+            ),
+            "{vouched}: {result:?}"
+        );
+        assert_eq!(failures(&s.store, "alice").await, 1);
+    }
+    // Twofold disabled alice: the directory's yes is not enough.
+    let s = setup(accepted("alice"), 5).await;
+    s.store
+        .update_user(
+            &Username::parse("alice").unwrap(),
+            UserChanges {
+                enabled: Some(false),
+                ..UserChanges::default()
+            },
+            1_000_001,
+        )
+        .await
+        .unwrap();
+    let result = s
+        .service
+        .sign_in_progress("alice", "whatever", &ClientContext::default())
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(ServiceError::Domain(DomainError::InvalidCredentials))
+        ),
+        "{result:?}"
+    );
+    assert_eq!(failures(&s.store, "alice").await, 1);
+}
