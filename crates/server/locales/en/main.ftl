@@ -111,3 +111,7 @@ changed-oath = Your token is active.
 changed-pin = Your PIN is changed.
 changed-questions = Your security questions are saved.
 changed-token-removed = Your token is removed. You will set up a new one at your next sign-in.
+error-refused = That cannot be done now. Go back, reload the page and try again.
+hardware-tokens-disabled = Third-party hardware tokens are turned off. Ask your administrator.
+not-enrolled = You have no second factor set up for this. Set one up from your account page.
+bypass-not-allowed = One-time bypasses are turned off.

@@ -111,3 +111,7 @@ changed-oath = Votre jeton est actif.
 changed-pin = Votre code PIN est changé.
 changed-questions = Vos questions de sécurité sont enregistrées.
 changed-token-removed = Votre jeton est retiré. Vous en configurerez un nouveau à votre prochaine connexion.
+error-refused = Impossible pour le moment. Revenez en arrière, rechargez la page et réessayez.
+hardware-tokens-disabled = Les jetons matériels tiers sont désactivés. Adressez-vous à votre administrateur.
+not-enrolled = Vous n’avez pas de second facteur configuré pour cela. Configurez-en un depuis la page de votre compte.
+bypass-not-allowed = Les contournements ponctuels sont désactivés.
