@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod edges;
 mod factors;
 mod hygiene;
 mod lockout;
