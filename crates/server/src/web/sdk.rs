@@ -6,8 +6,8 @@
 
 use super::{AppState, client::Client};
 use crate::service::{ClientContext, InProcessService, PORTAL_ROLE, SDK_ROLE};
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -146,21 +146,46 @@ fn json_problem(rejection: JsonRejection) -> ProblemResponse {
     }
 }
 
-fn path_problem(rejection: PathRejection) -> ProblemResponse {
-    ProblemResponse::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_path",
-        rejection.body_text(),
-    )
+/// An extractor of axum's whose rejection becomes a 400 problem with `code`.
+macro_rules! with_problem {
+    ($(#[$doc:meta])* $name:ident, $inner:ident, $code:literal) => {
+        $(#[$doc])*
+        pub struct $name<T>(pub T);
+
+        impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S>
+            for $name<T>
+        {
+            type Rejection = ProblemResponse;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &S,
+            ) -> Result<Self, Self::Rejection> {
+                match $inner::<T>::from_request_parts(parts, state).await {
+                    Ok($inner(value)) => Ok($name(value)),
+                    Err(rejection) => Err(ProblemResponse::new(
+                        StatusCode::BAD_REQUEST,
+                        $code,
+                        rejection.body_text(),
+                    )),
+                }
+            }
+        }
+    };
 }
 
-fn query_problem(rejection: QueryRejection) -> ProblemResponse {
-    ProblemResponse::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_query",
-        rejection.body_text(),
-    )
-}
+with_problem!(
+    /// A path segment (`{username}`, `{id}`); a bad one is an `invalid_path` problem.
+    SdkPath,
+    Path,
+    "invalid_path"
+);
+with_problem!(
+    /// Query parameters; unknown or mistyped ones are an `invalid_query` problem.
+    SdkQuery,
+    Query,
+    "invalid_query"
+);
 
 // ---- authentication of service accounts ----
 
@@ -196,7 +221,7 @@ impl SdkCaller {
     }
 }
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for SdkCaller {
+impl<S: Send + Sync> FromRequestParts<S> for SdkCaller {
     type Rejection = ProblemResponse;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
@@ -620,9 +645,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 async fn create_user(
     State(state): State<SdkState>,
     caller: SdkCaller,
-    body: Result<SdkJson<sdk::UserCreate>, ProblemResponse>,
+    SdkJson(body): SdkJson<sdk::UserCreate>,
 ) -> SdkResult<(StatusCode, Json<sdk::User>)> {
-    let SdkJson(body) = body?;
     caller.acted_on(&body.username);
     let user = state.service.sdk_create_user(&caller.actor(), body).await?;
     Ok((StatusCode::CREATED, Json(user)))
@@ -646,9 +670,8 @@ struct ListQuery {
 #[utoipa::path(get, path = "/sdk/v1/users", params(ListQuery), tag = "users", responses((status = 200, body = sdk::UserList)))]
 async fn list_users(
     State(state): State<SdkState>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    SdkQuery(q): SdkQuery<ListQuery>,
 ) -> SdkResult<Json<sdk::UserList>> {
-    let Query(q) = query.map_err(query_problem)?;
     Ok(Json(
         state
             .service
@@ -666,9 +689,8 @@ async fn list_users(
     responses((status = 200, body = sdk::User), (status = 404, body = sdk::Problem)))]
 async fn get_user(
     State(state): State<SdkState>,
-    username: Result<Path<String>, PathRejection>,
+    SdkPath(username): SdkPath<String>,
 ) -> SdkResult<Json<sdk::User>> {
-    let Path(username) = username.map_err(path_problem)?;
     Ok(Json(state.service.sdk_user(&username).await?))
 }
 
@@ -678,11 +700,9 @@ async fn get_user(
 async fn patch_user(
     State(state): State<SdkState>,
     caller: SdkCaller,
-    username: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<sdk::UserPatch>, ProblemResponse>,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(body): SdkJson<sdk::UserPatch>,
 ) -> SdkResult<Json<sdk::User>> {
-    let Path(username) = username.map_err(path_problem)?;
-    let SdkJson(body) = body?;
     Ok(Json(
         state
             .service
@@ -697,9 +717,8 @@ async fn patch_user(
 async fn delete_user(
     State(state): State<SdkState>,
     caller: SdkCaller,
-    username: Result<Path<String>, PathRejection>,
+    SdkPath(username): SdkPath<String>,
 ) -> SdkResult<StatusCode> {
-    let Path(username) = username.map_err(path_problem)?;
     state
         .service
         .delete_user(&caller.actor(), &username)
@@ -713,11 +732,9 @@ async fn delete_user(
 async fn set_pin(
     State(state): State<SdkState>,
     caller: SdkCaller,
-    username: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<sdk::PinSet>, ProblemResponse>,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(body): SdkJson<sdk::PinSet>,
 ) -> SdkResult<StatusCode> {
-    let Path(username) = username.map_err(path_problem)?;
-    let SdkJson(body) = body?;
     state
         .service
         .sdk_set_pin(&username, &body.pin, &caller.context())
@@ -737,11 +754,9 @@ async fn set_pin(
 async fn enroll_oath(
     State(state): State<SdkState>,
     caller: SdkCaller,
-    username: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<serde_json::Value>, ProblemResponse>,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(value): SdkJson<serde_json::Value>,
 ) -> SdkResult<(StatusCode, Json<sdk::OathEnrollment>)> {
-    let Path(username) = username.map_err(path_problem)?;
-    let SdkJson(value) = body?;
     let body = oath_enroll_body(value)?;
     let enrollment = state
         .service
@@ -757,11 +772,9 @@ async fn enroll_oath(
 async fn verify_oath(
     State(state): State<SdkState>,
     caller: SdkCaller,
-    username: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<sdk::CodeCheck>, ProblemResponse>,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(body): SdkJson<sdk::CodeCheck>,
 ) -> SdkResult<Json<sdk::Verified>> {
-    let Path(username) = username.map_err(path_problem)?;
-    let SdkJson(body) = body?;
     Ok(Json(
         state
             .service
@@ -788,9 +801,8 @@ struct LangQuery {
     responses((status = 200, body = Vec<sdk::SecurityQuestion>)))]
 async fn security_questions(
     State(state): State<SdkState>,
-    query: Result<Query<LangQuery>, QueryRejection>,
+    SdkQuery(q): SdkQuery<LangQuery>,
 ) -> SdkResult<Json<Vec<sdk::SecurityQuestion>>> {
-    let Query(q) = query.map_err(query_problem)?;
     Ok(Json(state.service.sdk_questions(q.lang.as_deref()).await?))
 }
 
@@ -800,11 +812,9 @@ async fn security_questions(
 async fn set_security_answers(
     State(state): State<SdkState>,
     caller: SdkCaller,
-    username: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<sdk::SecurityAnswers>, ProblemResponse>,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(body): SdkJson<sdk::SecurityAnswers>,
 ) -> SdkResult<StatusCode> {
-    let Path(username) = username.map_err(path_problem)?;
-    let SdkJson(body) = body?;
     state
         .service
         .sdk_set_answers(&username, &body.answers, &caller.context())
@@ -818,11 +828,9 @@ async fn set_security_answers(
 async fn create_bypass(
     State(state): State<SdkState>,
     caller: SdkCaller,
-    username: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<sdk::BypassCreate>, ProblemResponse>,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(body): SdkJson<sdk::BypassCreate>,
 ) -> SdkResult<(StatusCode, Json<sdk::Bypass>)> {
-    let Path(username) = username.map_err(path_problem)?;
-    let SdkJson(body) = body?;
     let bypass = state
         .service
         .sdk_bypass(&username, &body, &caller.context())
@@ -837,9 +845,8 @@ async fn create_bypass(
 async fn start_authentication(
     State(state): State<SdkState>,
     caller: SdkCaller,
-    body: Result<SdkJson<sdk::AuthenticationStart>, ProblemResponse>,
+    SdkJson(body): SdkJson<sdk::AuthenticationStart>,
 ) -> SdkResult<(StatusCode, Json<sdk::Authentication>)> {
-    let SdkJson(body) = body?;
     caller.acted_on(&body.username);
     let authentication = state
         .service
@@ -853,9 +860,8 @@ async fn start_authentication(
     responses((status = 200, body = sdk::Authentication), (status = 404, body = sdk::Problem)))]
 async fn get_authentication(
     State(state): State<SdkState>,
-    id: Result<Path<String>, PathRejection>,
+    SdkPath(id): SdkPath<String>,
 ) -> SdkResult<Json<sdk::Authentication>> {
-    let Path(id) = id.map_err(path_problem)?;
     Ok(Json(state.service.sdk_authentication(&id).await?))
 }
 
@@ -865,11 +871,9 @@ async fn get_authentication(
 async fn answer_authentication(
     State(state): State<SdkState>,
     caller: SdkCaller,
-    id: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<serde_json::Value>, ProblemResponse>,
+    SdkPath(id): SdkPath<String>,
+    SdkJson(value): SdkJson<serde_json::Value>,
 ) -> SdkResult<Json<sdk::Authentication>> {
-    let Path(id) = id.map_err(path_problem)?;
-    let SdkJson(value) = body?;
     // Untagged enums say little on failure: decide by the fields given, then name the problem.
     let answer = if value.get("otp").is_some() {
         sdk::AuthenticationAnswer::Otp(named(value)?)
@@ -896,9 +900,8 @@ async fn answer_authentication(
 async fn import_tokens(
     State(state): State<SdkState>,
     caller: SdkCaller,
-    body: Result<SdkJson<sdk::TokenImport>, ProblemResponse>,
+    SdkJson(body): SdkJson<sdk::TokenImport>,
 ) -> SdkResult<(StatusCode, Json<sdk::TokenImportResult>)> {
-    let SdkJson(body) = body?;
     let imported = state
         .service
         .sdk_import_tokens(&caller.actor(), &body)
@@ -921,9 +924,8 @@ async fn get_settings(State(state): State<SdkState>) -> SdkResult<Json<serde_jso
 /// of the SDK's stable contract: it changes with Twofold's versions.
 async fn portal_rpc(
     State(state): State<SdkState>,
-    body: Result<SdkJson<crate::service::remote::PortalCall>, ProblemResponse>,
+    SdkJson(call): SdkJson<crate::service::remote::PortalCall>,
 ) -> SdkResult<Json<crate::service::remote::PortalReply>> {
-    let SdkJson(call) = body?;
     Ok(Json(
         crate::service::remote::dispatch(&state.service, call).await?,
     ))
