@@ -46,7 +46,7 @@ struct Enrolling {
 super::extract::admitted_visitor!(Enrolling);
 
 impl Admit for Enrolling {
-    fn admit(visitor: Visitor) -> Result<Self, Response> {
+    fn admit(visitor: Visitor) -> Result<Self, WebError> {
         let who = visitor
             .session
             .as_ref()
@@ -59,7 +59,7 @@ impl Admit for Enrolling {
             });
         match who {
             Some((id, mode)) => Ok(Enrolling { visitor, id, mode }),
-            None => Err(visitor.send_to_step()),
+            None => Err(visitor.elsewhere()),
         }
     }
 }

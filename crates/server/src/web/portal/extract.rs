@@ -11,28 +11,23 @@ use axum::Form;
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, RawForm, Request};
 use axum::http::request::Parts;
-use axum::response::Response;
 use serde::de::DeserializeOwned;
 
 /// Who may make a request: the visitor, when their session is at the step it needs.
 pub trait Admit: Sized {
-    /// The visitor admitted, or the response that sends their session where it belongs.
-    fn admit(visitor: Visitor) -> Result<Self, Response>;
+    /// The visitor admitted, or the refusal that sends their session where it belongs.
+    fn admit(visitor: Visitor) -> Result<Self, WebError>;
 }
 
 impl Admit for Visitor {
-    fn admit(visitor: Visitor) -> Result<Self, Response> {
+    fn admit(visitor: Visitor) -> Result<Self, WebError> {
         Ok(visitor)
     }
 }
 
 /// The visitor of a page only a step admits, read from the request's head.
 pub(super) async fn admitted<W: Admit>(parts: &mut Parts, state: &AppState) -> Result<W, WebError> {
-    admit(Visitor::from_request_parts(parts, state).await?)
-}
-
-fn admit<W: Admit>(visitor: Visitor) -> Result<W, WebError> {
-    W::admit(visitor).map_err(|to| WebError::Elsewhere(Box::new(to)))
+    W::admit(Visitor::from_request_parts(parts, state).await?)
 }
 
 /// Lets a step's visitor be a handler's argument (`signed: SignedIn`).
@@ -91,7 +86,7 @@ where
         visitor.check_csrf(state, &token)?;
         Ok(CsrfForm {
             form,
-            who: admit(visitor)?,
+            who: W::admit(visitor)?,
         })
     }
 }
@@ -112,10 +107,10 @@ impl SignedIn {
 }
 
 impl Admit for SignedIn {
-    fn admit(visitor: Visitor) -> Result<Self, Response> {
+    fn admit(visitor: Visitor) -> Result<Self, WebError> {
         match visitor.signed_in().map(|active| active.id.clone()) {
             Some(id) => Ok(SignedIn { visitor, id }),
-            None => Err(visitor.send_to_step()),
+            None => Err(visitor.elsewhere()),
         }
     }
 }

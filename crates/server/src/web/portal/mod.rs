@@ -270,6 +270,11 @@ fn url_encode(s: &str) -> String {
 }
 
 impl Visitor {
+    /// Refuses a request the session cannot make at its step: sends it there.
+    pub fn elsewhere(&self) -> WebError {
+        WebError::Elsewhere(Box::new(self.send_to_step()))
+    }
+
     /// A domain error that is about the session rather than the form: the step the session
     /// is at, or the second factor a change needs first. `None` for the others, which the
     /// page shows.

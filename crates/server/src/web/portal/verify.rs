@@ -65,7 +65,7 @@ pub(super) struct Verifying {
 super::extract::admitted_visitor!(Verifying);
 
 impl Admit for Verifying {
-    fn admit(visitor: Visitor) -> Result<Self, Response> {
+    fn admit(visitor: Visitor) -> Result<Self, WebError> {
         let id = visitor.session.as_ref().and_then(|active| {
             match (&active.view.stage, active.view.step_up) {
                 (Stage::Verify { .. }, _) | (Stage::SignedIn { .. }, Some(_)) => {
@@ -76,7 +76,7 @@ impl Admit for Verifying {
         });
         match id {
             Some(id) => Ok(Verifying { visitor, id }),
-            None => Err(visitor.send_to_step()),
+            None => Err(visitor.elsewhere()),
         }
     }
 }
