@@ -116,3 +116,51 @@ async fn an_application_guessing_serials_for_a_user_locks_the_user_out() {
     let audit = env.cli_ok(&["audit", "tail", "-n", "50"], "");
     assert!(audit.contains("unknown_serial"), "{audit}");
 }
+
+#[tokio::test]
+async fn every_portal_form_refuses_a_forged_csrf_token_before_acting() {
+    let env = hardware_tokens_allowed(Env::new(Backend::Sqlite).await).password_only();
+    env.add_user("hana", "hana's password");
+    let server = env.start();
+    let client = server.client();
+    let signed_in = sign_in(&client, &server, "hana", "hana's password").await;
+    assert_eq!(location(&signed_in), "/account");
+
+    // A cross-site form carries no token of this session: every form of the portal
+    // refuses it, whatever else it says.
+    for path in [
+        "/sign-in",
+        "/sign-out",
+        "/language",
+        "/verify",
+        "/verify/fallback",
+        "/enroll/oath/start",
+        "/enroll/oath",
+        "/enroll/hardware",
+        "/enroll/pin",
+        "/enroll/questions",
+        "/account/oath/remove",
+        "/account/bypass",
+    ] {
+        let forged = client
+            .post(server.url(path))
+            .form(&[
+                ("csrf_token", "Zm9yZ2VkLXRva2VuLWZyb20tYW5vdGhlci1zaXRl"),
+                ("language", "fr"),
+                ("pin", "4826"),
+                ("pin_confirm", "4826"),
+                ("username", "hana"),
+                ("password", "hana's password"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403, "{path}");
+    }
+    // Still signed in, in English, with nothing changed.
+    let account = client.get(server.url("/account")).send().await.unwrap();
+    assert_eq!(account.status(), 200);
+    let page = account.text().await.unwrap();
+    assert!(page.contains("Signed in as hana."), "{page}");
+    assert!(!page.contains("One-time bypass until"), "{page}");
+}
