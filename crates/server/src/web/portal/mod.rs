@@ -100,7 +100,8 @@ pub fn request_language(
     }
 }
 
-pub use crate::service::{PortalSession, ServiceError, SessionView, Stage};
+use crate::service::ServiceError;
+pub use crate::service::{PortalSession, SessionView, Stage};
 pub use extract::{CsrfForm, SignedIn};
 
 /// A visitor's session, as the server describes it.
