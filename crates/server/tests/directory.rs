@@ -136,7 +136,7 @@ async fn the_directorys_acceptance_signs_in_the_user_twofold_holds() {
     let s = setup(accepted("alice"), 5).await;
     let progress = s
         .service
-        .sign_in_progress(
+        .password_step(
             "alice",
             "the directory's password",
             &ClientContext::default(),
@@ -158,7 +158,7 @@ async fn a_directory_refusal_signs_nobody_in_and_counts_as_a_wrong_password() {
         for attempt in 1..=2 {
             let result = s
                 .service
-                .sign_in_progress("alice", "whatever", &ClientContext::default())
+                .password_step("alice", "whatever", &ClientContext::default())
                 .await;
             assert!(
                 matches!(
@@ -183,7 +183,7 @@ async fn directory_refusals_lock_the_user_and_a_locked_user_never_reaches_the_di
     for _ in 0..3 {
         let _ = s
             .service
-            .sign_in_progress("alice", "guess", &ClientContext::default())
+            .password_step("alice", "guess", &ClientContext::default())
             .await;
     }
     // The directory now says yes (the attacker found the password): the lock holds.
@@ -191,7 +191,7 @@ async fn directory_refusals_lock_the_user_and_a_locked_user_never_reaches_the_di
     let asked = s.directory.asked();
     let result = s
         .service
-        .sign_in_progress("alice", "the right one", &ClientContext::default())
+        .password_step("alice", "the right one", &ClientContext::default())
         .await;
     assert!(
         matches!(
@@ -209,7 +209,7 @@ async fn a_directory_that_cannot_answer_signs_nobody_in_says_so_and_counts_no_fa
     for _ in 0..5 {
         let result = s
             .service
-            .sign_in_progress("alice", "the right one", &ClientContext::default())
+            .password_step("alice", "the right one", &ClientContext::default())
             .await;
         match result {
             Err(ServiceError::Unavailable(message)) => {
@@ -232,7 +232,7 @@ async fn a_directory_that_cannot_answer_signs_nobody_in_says_so_and_counts_no_fa
     s.directory.set(accepted("alice"));
     let progress = s
         .service
-        .sign_in_progress("alice", "the right one", &ClientContext::default())
+        .password_step("alice", "the right one", &ClientContext::default())
         .await;
     assert!(progress.is_ok(), "{progress:?}");
 }
@@ -244,7 +244,7 @@ async fn an_accepted_account_twofold_does_not_hold_or_has_disabled_signs_nobody_
         let s = setup(accepted(vouched), 5).await;
         let result = s
             .service
-            .sign_in_progress("alice", "whatever", &ClientContext::default())
+            .password_step("alice", "whatever", &ClientContext::default())
             .await;
         assert!(
             matches!(
@@ -270,7 +270,7 @@ async fn an_accepted_account_twofold_does_not_hold_or_has_disabled_signs_nobody_
         .unwrap();
     let result = s
         .service
-        .sign_in_progress("alice", "whatever", &ClientContext::default())
+        .password_step("alice", "whatever", &ClientContext::default())
         .await;
     assert!(
         matches!(

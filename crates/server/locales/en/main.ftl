@@ -138,3 +138,7 @@ inbox-digits-label = Answer the call: keys pressed (0-9, * and #)
 inbox-answer-submit = Answer the call
 inbox-reply-label = Reply from this number
 inbox-reply-submit = Send the reply
+error-refused = That cannot be done now. Go back, reload the page and try again.
+hardware-tokens-disabled = Third-party hardware tokens are turned off. Ask your administrator.
+not-enrolled = You have no second factor set up for this. Set one up from your account page.
+bypass-not-allowed = One-time bypasses are turned off.

@@ -138,3 +138,7 @@ inbox-digits-label = Répondre à l’appel : touches pressées (0-9, * et #)
 inbox-answer-submit = Répondre à l’appel
 inbox-reply-label = Répondre depuis ce numéro
 inbox-reply-submit = Envoyer la réponse
+error-refused = Impossible pour le moment. Revenez en arrière, rechargez la page et réessayez.
+hardware-tokens-disabled = Les jetons matériels tiers sont désactivés. Adressez-vous à votre administrateur.
+not-enrolled = Vous n’avez pas de second facteur configuré pour cela. Configurez-en un depuis la page de votre compte.
+bypass-not-allowed = Les contournements ponctuels sont désactivés.

@@ -738,32 +738,47 @@ impl InProcessService {
         code: &str,
         client: &ClientContext,
     ) -> Result<(), ServiceError> {
+        let user = self.user(user_id).await?;
+        let token = self.available_hardware(&user, serial, client).await?;
+        self.activate(&user, token, code, client).await
+    }
+
+    /// The available hardware token a user names by its serial, for every way of taking one
+    /// (the portal's association, the SDK's with or without a code). Hardware tokens must be
+    /// allowed, and a serial that is empty or over 64 characters names none. Naming a serial
+    /// is a guess like a code: it is counted towards the user's lockout before the lookup
+    /// (so a locked user is refused whatever the serial), handed back when it names an
+    /// available token, and a failure when it names none or someone else's.
+    pub(super) async fn available_hardware(
+        &self,
+        user: &UserRecord,
+        serial: &str,
+        client: &ClientContext,
+    ) -> Result<TokenRecord, ServiceError> {
         let settings = self.settings_now().await?;
         if !settings.allow_third_party_oath_token {
             return Err(DomainError::HardwareTokensDisabled.into());
         }
-        let user = self.user(user_id).await?;
         let serial = serial.trim();
         if serial.is_empty() || serial.chars().count() > 64 {
             return Err(DomainError::UnknownSerial.into());
         }
-        let found = self.store.token_by_serial(serial).await?;
-        let refused = match &found {
-            Some(t) if t.kind == TokenKind::Hardware && t.status == TokenStatus::Available => None,
-            Some(t) if t.kind == TokenKind::Hardware => Some(DomainError::SerialAssigned),
-            _ => Some(DomainError::UnknownSerial),
-        };
-        let token = match (found, refused) {
-            (Some(token), None) => token,
-            (_, refused) => {
-                // A guess at a serial counts like a guess at a code.
-                self.reserve_attempt(&user.username, &settings, client)
-                    .await?;
-                let error = refused.unwrap_or(DomainError::UnknownSerial);
-                return Err(self.factor_failure(&user, error, client).await?);
+        self.reserve_attempt(&user.username, &settings, client)
+            .await?;
+        let found = self
+            .checked(&user.username, async {
+                Ok(self.store.token_by_serial(serial).await?)
+            })
+            .await?;
+        let refused = match found {
+            Some(t) if t.kind == TokenKind::Hardware && t.status == TokenStatus::Available => {
+                self.release_attempt(&user.username).await?;
+                return Ok(t);
             }
+            Some(t) if t.kind == TokenKind::Hardware => DomainError::SerialAssigned,
+            _ => DomainError::UnknownSerial,
         };
-        self.activate(&user, token, code, client).await
+        Err(self.factor_failure(user, refused, client).await?)
     }
 
     pub(super) async fn remove_token(

@@ -408,37 +408,36 @@ impl InProcessService {
     }
 
     /// Reserves an available hardware token for a user: the first valid code activates it.
+    /// The serial is checked, and counted, as in the portal ([`Self::available_hardware`]).
     async fn reserve_hardware(
         &self,
         user: &UserRecord,
         serial: &str,
         client: &ClientContext,
     ) -> Result<(), ServiceError> {
-        let settings = self.settings_now().await?;
-        if !settings.allow_third_party_oath_token {
-            return Err(DomainError::HardwareTokensDisabled.into());
+        let token = self.available_hardware(user, serial, client).await?;
+        if !self
+            .store
+            .reserve_token(&token.id, &user.id, token.version)
+            .await?
+        {
+            // Taken by someone else since it was looked up.
+            return Err(DomainError::SerialAssigned.into());
         }
-        match self.store.token_by_serial(serial.trim()).await? {
-            Some(t) if t.kind == TokenKind::Hardware && t.status == TokenStatus::Available => {
-                self.store.reserve_token(&t.id, &user.id, t.version).await?;
-                self.audit(
-                    self.event(
-                        AuditAction::TokenEnrolled,
-                        AuditOutcome::Success,
-                        user,
-                        client,
-                    )
-                    .detail(format!(
-                        "hardware token {} reserved, pending a code",
-                        serial.trim()
-                    )),
-                )
-                .await;
-                Ok(())
-            }
-            Some(t) if t.kind == TokenKind::Hardware => Err(DomainError::SerialAssigned.into()),
-            _ => Err(DomainError::UnknownSerial.into()),
-        }
+        self.audit(
+            self.event(
+                AuditAction::TokenEnrolled,
+                AuditOutcome::Success,
+                user,
+                client,
+            )
+            .detail(format!(
+                "hardware token {} reserved, pending a code",
+                serial.trim()
+            )),
+        )
+        .await;
+        Ok(())
     }
 
     /// Verifies a code: activates a pending token, or checks the active one (single use,

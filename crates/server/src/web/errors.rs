@@ -3,8 +3,13 @@
 //! Handlers return a [`WebError`]; layers below the router (body limits, timeouts, unknown
 //! methods) return bare statuses. The `error_pages` middleware turns both into a page in the
 //! visitor's language, keeping the status.
+//!
+//! [`status_of`] is the one place that decides the HTTP status of each domain error: the
+//! SDK's problems (`sdk::problems`) and the portal's messages (`portal::messages`) both take
+//! it from here, so the two edges cannot disagree on what a refusal means.
 
 use super::i18n::Translator;
+use super::portal::messages::Step;
 use super::portal::{ErrorTemplate, PageContext, request_language};
 use crate::service::ServiceError;
 use askama::Template;
@@ -13,6 +18,53 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use twofold_engine::DomainError;
+use twofold_engine::PasswordError;
+use twofold_engine::flow::BypassError;
+
+/// The HTTP status of a domain error, for every edge. Exhaustive on purpose: a new error
+/// does not compile until it has a status here.
+pub fn status_of(error: &DomainError) -> StatusCode {
+    match error {
+        DomainError::InvalidCredentials
+        | DomainError::InvalidCode
+        | DomainError::WrongAnswers => StatusCode::UNAUTHORIZED,
+        DomainError::UserLocked { .. } | DomainError::UserHardLocked => StatusCode::LOCKED,
+        DomainError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        DomainError::SignInDisabled
+        | DomainError::HardwareTokensDisabled
+        | DomainError::Bypass(BypassError::NotAllowed) => StatusCode::FORBIDDEN,
+        // A serial is looked up in the token inventory like a username among the users:
+        // not there is 404, as the SDK has always answered.
+        DomainError::UserNotFound
+        | DomainError::AuthenticationNotFound
+        | DomainError::UnknownSerial => StatusCode::NOT_FOUND,
+        DomainError::UserExists
+        | DomainError::CodeAlreadyUsed
+        | DomainError::SerialAssigned
+        | DomainError::NotEnrolled
+        | DomainError::WrongStep
+        | DomainError::AuthenticationClosed(_) => StatusCode::CONFLICT,
+        DomainError::Import(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        // The server's own failure to hash or read a hash, not the caller's input.
+        DomainError::Password(PasswordError::DamagedHash | PasswordError::Hashing) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        DomainError::Password(
+            PasswordError::TooLong | PasswordError::TooShort | PasswordError::Common,
+        )
+        | DomainError::Username(_)
+        | DomainError::Contact(_)
+        | DomainError::InvalidSetting(_)
+        | DomainError::MalformedCode { .. }
+        | DomainError::Pin(_)
+        | DomainError::Answers(_)
+        | DomainError::Bypass(BypassError::OutOfRange { .. })
+        | DomainError::InvalidRequest(_)
+        // The portal answers these two with a redirect to the step the session is at.
+        | DomainError::StepUpRequired
+        | DomainError::SessionEnded => StatusCode::BAD_REQUEST,
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -28,15 +80,24 @@ pub enum WebError {
     Unavailable(String),
     #[error("internal: {0}")]
     Internal(String),
+    /// A refusal of the domain: a page with its status and the portal's message for it.
+    #[error("refused: {0}")]
+    Refused(DomainError),
+    /// The request does not fit the step the session is at: this response sends it there.
+    #[error("the session belongs at another step")]
+    Elsewhere(Box<Response>),
 }
 
-/// Marks a response whose body the `error_pages` middleware must write.
-#[derive(Debug, Clone, Copy)]
-struct ErrorPage;
+/// Marks a response whose body the `error_pages` middleware must write, with the domain
+/// error it tells of, if any.
+#[derive(Debug, Clone)]
+struct ErrorPage(Option<DomainError>);
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let status = match &self {
+            WebError::Elsewhere(_) => StatusCode::SEE_OTHER,
+            WebError::Refused(error) => status_of(error),
             WebError::Forbidden => StatusCode::FORBIDDEN,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -47,21 +108,36 @@ impl IntoResponse for WebError {
         match &self {
             WebError::Unavailable(detail) => tracing::warn!(%detail, "service unavailable"),
             WebError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            WebError::Refused(error) if status.is_server_error() => {
+                tracing::error!(%error, "internal error")
+            }
             _ => {}
         }
+        let refused = match self {
+            WebError::Elsewhere(response) => return *response,
+            WebError::Refused(error) => Some(error),
+            _ => None,
+        };
         let mut response = status.into_response();
-        response.extensions_mut().insert(ErrorPage);
+        response.extensions_mut().insert(ErrorPage(refused));
         response
+    }
+}
+
+impl WebError {
+    /// A request an extractor could not read: too large, or malformed.
+    pub fn rejected(status: StatusCode, text: String) -> Self {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            WebError::TooLarge
+        } else {
+            WebError::BadRequest(text)
+        }
     }
 }
 
 impl From<axum::extract::rejection::FormRejection> for WebError {
     fn from(rejection: axum::extract::rejection::FormRejection) -> Self {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            WebError::TooLarge
-        } else {
-            WebError::BadRequest(rejection.body_text())
-        }
+        WebError::rejected(rejection.status(), rejection.body_text())
     }
 }
 
@@ -69,8 +145,7 @@ impl From<ServiceError> for WebError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Unavailable(m) => WebError::Unavailable(m),
-            ServiceError::Domain(DomainError::UserNotFound) => WebError::NotFound,
-            ServiceError::Domain(d) => WebError::BadRequest(d.to_string()),
+            ServiceError::Domain(d) => WebError::Refused(d),
             ServiceError::Internal(m) => WebError::Internal(m),
         }
     }
@@ -91,7 +166,7 @@ pub(super) async fn error_pages(request: Request, next: Next) -> Response {
         .to_owned();
     let response = next.run(request).await;
     let status = response.status();
-    let marked = response.extensions().get::<ErrorPage>().is_some();
+    let marked = response.extensions().get::<ErrorPage>().cloned();
     // Layers and extractors answer with an empty or plain-text body: those become pages.
     // HTML and JSON answers (the SDK's problems) are already what the client should see.
     let bare = response
@@ -99,7 +174,7 @@ pub(super) async fn error_pages(request: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|ct| ct.starts_with("text/plain"));
-    if !(status.is_client_error() || status.is_server_error()) || !(marked || bare) {
+    if !(status.is_client_error() || status.is_server_error()) || !(marked.is_some() || bare) {
         return response;
     }
     if sdk {
@@ -130,17 +205,23 @@ pub(super) async fn error_pages(request: Request, next: Next) -> Response {
         return Response::from_parts(parts, body);
     }
     let t = Translator::new(language);
-    let message = match status {
-        StatusCode::FORBIDDEN => t.t("error-forbidden"),
-        StatusCode::NOT_FOUND => t.t("error-not-found"),
-        StatusCode::PAYLOAD_TOO_LARGE => t.t("error-too-large"),
-        StatusCode::REQUEST_TIMEOUT => t.t("error-timeout"),
-        StatusCode::METHOD_NOT_ALLOWED => t.t("error-method"),
-        StatusCode::SERVICE_UNAVAILABLE => t.t("error-unavailable"),
-        StatusCode::BAD_REQUEST
-        | StatusCode::UNPROCESSABLE_ENTITY
-        | StatusCode::UNSUPPORTED_MEDIA_TYPE => t.t("error-forbidden"),
-        _ => t.t1("error-internal", "reference", &reference),
+    let refused = marked.and_then(|ErrorPage(refused)| refused);
+    let message = match (&refused, status) {
+        (Some(error), status) if !status.is_server_error() => {
+            super::portal::messages::message(&t, error, Step::Other).1
+        }
+        (_, status) => match status {
+            StatusCode::FORBIDDEN => t.t("error-forbidden"),
+            StatusCode::NOT_FOUND => t.t("error-not-found"),
+            StatusCode::PAYLOAD_TOO_LARGE => t.t("error-too-large"),
+            StatusCode::REQUEST_TIMEOUT => t.t("error-timeout"),
+            StatusCode::METHOD_NOT_ALLOWED => t.t("error-method"),
+            StatusCode::SERVICE_UNAVAILABLE => t.t("error-unavailable"),
+            StatusCode::BAD_REQUEST
+            | StatusCode::UNPROCESSABLE_ENTITY
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE => t.t("error-forbidden"),
+            _ => t.t1("error-internal", "reference", &reference),
+        },
     };
     let page = ErrorTemplate {
         page: PageContext::bare(t),

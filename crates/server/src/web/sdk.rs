@@ -5,9 +5,10 @@
 //! `/sdk/v1/openapi.json`; routes and document are registered together, so they cannot drift.
 
 use super::{AppState, client::Client};
-use crate::service::{ClientContext, InProcessService, PORTAL_ROLE, SDK_ROLE, ServiceError};
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use crate::service::{ClientContext, InProcessService, PORTAL_ROLE, SDK_ROLE};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
-use twofold_engine::{DomainError, flow::BypassError};
 use twofold_sdk as sdk;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -54,93 +54,9 @@ impl SdkState {
 /// Wrong credentials allowed from one address per minute before it gets 429.
 const FAILURES_PER_MINUTE: u32 = 20;
 
-// ---- problems ----
+mod problems;
 
-/// An RFC 9457 problem response.
-pub struct ProblemResponse(pub StatusCode, pub Box<sdk::Problem>);
-
-impl ProblemResponse {
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
-        Self(
-            status,
-            Box::new(sdk::Problem {
-                kind: "about:blank".into(),
-                title: status.canonical_reason().unwrap_or("Error").to_owned(),
-                status: status.as_u16(),
-                detail: Some(detail.into()),
-                code: code.to_owned(),
-                request_id: None,
-            }),
-        )
-    }
-}
-
-impl IntoResponse for ProblemResponse {
-    fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&*self.1).unwrap_or_default();
-        let mut response = (self.0, body).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if self.0 == StatusCode::UNAUTHORIZED && self.1.code == "unauthenticated" {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"twofold-sdk\", charset=\"UTF-8\""),
-            );
-        }
-        response
-    }
-}
-
-impl From<ServiceError> for ProblemResponse {
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::Domain(d) => {
-                let status = match &d {
-                    DomainError::UserNotFound
-                    | DomainError::AuthenticationNotFound
-                    | DomainError::UnknownSerial => StatusCode::NOT_FOUND,
-                    DomainError::UserExists
-                    | DomainError::CodeAlreadyUsed
-                    | DomainError::SerialAssigned
-                    | DomainError::NotEnrolled
-                    | DomainError::WrongStep
-                    | DomainError::AuthenticationClosed(_) => StatusCode::CONFLICT,
-                    DomainError::InvalidCredentials
-                    | DomainError::InvalidCode
-                    | DomainError::WrongAnswers => StatusCode::UNAUTHORIZED,
-                    DomainError::UserLocked { .. } | DomainError::UserHardLocked => {
-                        StatusCode::LOCKED
-                    }
-                    DomainError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-                    DomainError::SignInDisabled
-                    | DomainError::HardwareTokensDisabled
-                    | DomainError::Bypass(BypassError::NotAllowed) => StatusCode::FORBIDDEN,
-                    DomainError::Import(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                    _ => StatusCode::BAD_REQUEST,
-                };
-                ProblemResponse::new(status, d.code(), d.to_string())
-            }
-            ServiceError::Unavailable(m) => {
-                tracing::warn!(detail = %m, "SDK: service unavailable");
-                ProblemResponse::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the MFA service is temporarily unavailable",
-                )
-            }
-            ServiceError::Internal(m) => {
-                tracing::error!(detail = %m, "SDK: internal error");
-                ProblemResponse::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "an unexpected error happened",
-                )
-            }
-        }
-    }
-}
+pub use problems::ProblemResponse;
 
 type SdkResult<T> = Result<T, ProblemResponse>;
 
@@ -230,37 +146,90 @@ fn json_problem(rejection: JsonRejection) -> ProblemResponse {
     }
 }
 
-fn path_problem(rejection: PathRejection) -> ProblemResponse {
-    ProblemResponse::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_path",
-        rejection.body_text(),
-    )
+/// An extractor of axum's whose rejection becomes a 400 problem with `code`.
+macro_rules! with_problem {
+    ($(#[$doc:meta])* $name:ident, $inner:ident, $code:literal) => {
+        $(#[$doc])*
+        pub struct $name<T>(pub T);
+
+        impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S>
+            for $name<T>
+        {
+            type Rejection = ProblemResponse;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &S,
+            ) -> Result<Self, Self::Rejection> {
+                match $inner::<T>::from_request_parts(parts, state).await {
+                    Ok($inner(value)) => Ok($name(value)),
+                    Err(rejection) => Err(ProblemResponse::new(
+                        StatusCode::BAD_REQUEST,
+                        $code,
+                        rejection.body_text(),
+                    )),
+                }
+            }
+        }
+    };
 }
 
-fn query_problem(rejection: QueryRejection) -> ProblemResponse {
-    ProblemResponse::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_query",
-        rejection.body_text(),
-    )
-}
+with_problem!(
+    /// A path segment (`{username}`, `{id}`); a bad one is an `invalid_path` problem.
+    SdkPath,
+    Path,
+    "invalid_path"
+);
+with_problem!(
+    /// Query parameters; unknown or mistyped ones are an `invalid_query` problem.
+    SdkQuery,
+    Query,
+    "invalid_query"
+);
 
 // ---- authentication of service accounts ----
 
-/// The service account making the call.
+/// The service account making the call, as the `authenticate` middleware found it: every
+/// SDK handler takes it to act as that account.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub struct SdkCaller {
     pub account: String,
+    /// The client the call came from.
+    client: ClientContext,
     /// The user the call acted on, when a handler learns it from the body or the answer
     /// rather than the path (the `sdk_call` audit event names them).
     acted_on: Arc<std::sync::OnceLock<String>>,
 }
 
-impl Caller {
+impl SdkCaller {
+    /// Who acts, as the audit log names them: `sdk:NAME`.
+    pub fn actor(&self) -> String {
+        format!("sdk:{}", self.account)
+    }
+
+    /// The client, acting as this account.
+    pub fn context(&self) -> ClientContext {
+        ClientContext {
+            actor: Some(self.actor()),
+            ..self.client.clone()
+        }
+    }
+
     /// Names the user this call acts on, for its `sdk_call` audit event.
     fn acted_on(&self, username: &str) {
         let _first_wins = self.acted_on.set(username.to_owned());
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SdkCaller {
+    type Rejection = ProblemResponse;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<SdkCaller>()
+            .cloned()
+            .ok_or_else(|| ProblemResponse::internal("an SDK handler ran without a caller"))
     }
 }
 
@@ -311,13 +280,6 @@ async fn call_names(request: &mut Request) -> (&'static str, Option<String>) {
                 .map(|(_, value)| value.to_owned())
         });
     (operation, user)
-}
-
-fn caller_context(client: ClientContext, caller: &Caller) -> ClientContext {
-    ClientContext {
-        actor: Some(format!("sdk:{}", caller.account)),
-        ..client
-    }
 }
 
 /// Query parameters that must never carry a credential.
@@ -485,8 +447,9 @@ async fn authenticate(
         )
         .into_response();
     }
-    let caller = Caller {
+    let caller = SdkCaller {
         account: account.name,
+        client: client.clone(),
         acted_on: Arc::default(),
     };
     request.extensions_mut().insert(caller.clone());
@@ -676,24 +639,16 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 
 // ---- handlers ----
 
-fn ctx(client: ClientContext, caller: &axum::Extension<Caller>) -> ClientContext {
-    caller_context(client, &caller.0)
-}
-
 /// Creates a user.
 #[utoipa::path(post, path = "/sdk/v1/users", request_body = sdk::UserCreate, tag = "users",
     responses((status = 201, body = sdk::User), (status = 400, body = sdk::Problem), (status = 409, body = sdk::Problem)))]
 async fn create_user(
     State(state): State<SdkState>,
-    caller: axum::Extension<Caller>,
-    body: Result<SdkJson<sdk::UserCreate>, ProblemResponse>,
+    caller: SdkCaller,
+    SdkJson(body): SdkJson<sdk::UserCreate>,
 ) -> SdkResult<(StatusCode, Json<sdk::User>)> {
-    let SdkJson(body) = body?;
     caller.acted_on(&body.username);
-    let user = state
-        .service
-        .sdk_create_user(&format!("sdk:{}", caller.account), body)
-        .await?;
+    let user = state.service.sdk_create_user(&caller.actor(), body).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -715,9 +670,8 @@ struct ListQuery {
 #[utoipa::path(get, path = "/sdk/v1/users", params(ListQuery), tag = "users", responses((status = 200, body = sdk::UserList)))]
 async fn list_users(
     State(state): State<SdkState>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    SdkQuery(q): SdkQuery<ListQuery>,
 ) -> SdkResult<Json<sdk::UserList>> {
-    let Query(q) = query.map_err(query_problem)?;
     Ok(Json(
         state
             .service
@@ -735,9 +689,8 @@ async fn list_users(
     responses((status = 200, body = sdk::User), (status = 404, body = sdk::Problem)))]
 async fn get_user(
     State(state): State<SdkState>,
-    username: Result<Path<String>, PathRejection>,
+    SdkPath(username): SdkPath<String>,
 ) -> SdkResult<Json<sdk::User>> {
-    let Path(username) = username.map_err(path_problem)?;
     Ok(Json(state.service.sdk_user(&username).await?))
 }
 
@@ -746,16 +699,14 @@ async fn get_user(
     responses((status = 200, body = sdk::User), (status = 404, body = sdk::Problem)))]
 async fn patch_user(
     State(state): State<SdkState>,
-    caller: axum::Extension<Caller>,
-    username: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<sdk::UserPatch>, ProblemResponse>,
+    caller: SdkCaller,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(body): SdkJson<sdk::UserPatch>,
 ) -> SdkResult<Json<sdk::User>> {
-    let Path(username) = username.map_err(path_problem)?;
-    let SdkJson(body) = body?;
     Ok(Json(
         state
             .service
-            .sdk_patch_user(&format!("sdk:{}", caller.account), &username, body)
+            .sdk_patch_user(&caller.actor(), &username, body)
             .await?,
     ))
 }
@@ -765,13 +716,12 @@ async fn patch_user(
     responses((status = 204), (status = 404, body = sdk::Problem)))]
 async fn delete_user(
     State(state): State<SdkState>,
-    caller: axum::Extension<Caller>,
-    username: Result<Path<String>, PathRejection>,
+    caller: SdkCaller,
+    SdkPath(username): SdkPath<String>,
 ) -> SdkResult<StatusCode> {
-    let Path(username) = username.map_err(path_problem)?;
     state
         .service
-        .delete_user(&format!("sdk:{}", caller.account), &username)
+        .delete_user(&caller.actor(), &username)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -781,16 +731,13 @@ async fn delete_user(
     responses((status = 204), (status = 400, body = sdk::Problem)))]
 async fn set_pin(
     State(state): State<SdkState>,
-    caller: axum::Extension<Caller>,
-    Client(client): Client,
-    username: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<sdk::PinSet>, ProblemResponse>,
+    caller: SdkCaller,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(body): SdkJson<sdk::PinSet>,
 ) -> SdkResult<StatusCode> {
-    let Path(username) = username.map_err(path_problem)?;
-    let SdkJson(body) = body?;
     state
         .service
-        .sdk_set_pin(&username, &body.pin, &ctx(client, &caller))
+        .sdk_set_pin(&username, &body.pin, &caller.context())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -798,20 +745,22 @@ async fn set_pin(
 /// Enrols an authenticator app (returns the otpauth URI and a QR code), or associates a
 /// hardware token by serial.
 #[utoipa::path(post, path = "/sdk/v1/users/{username}/oath", params(("username" = String, Path, description = "The user's username.")), request_body = sdk::OathEnroll, tag = "oath",
-    responses((status = 201, body = sdk::OathEnrollment), (status = 404, body = sdk::Problem), (status = 409, body = sdk::Problem)))]
+    responses((status = 201, body = sdk::OathEnrollment),
+        (status = 401, body = sdk::Problem, description = "The code given with a serial is wrong (`invalid_code`)."),
+        (status = 403, body = sdk::Problem, description = "Hardware tokens are turned off (`hardware_tokens_disabled`), or the account lacks the `sdk` role."),
+        (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`), or no available hardware token has that serial (`unknown_serial`): a wrong serial counts towards the user's lockout."),
+        (status = 409, body = sdk::Problem, description = "The token belongs to someone else (`serial_assigned`), or the code was used before (`code_already_used`)."),
+        (status = 423, body = sdk::Problem, description = "Too many wrong serials or codes: the user is locked out (`user_locked`).")))]
 async fn enroll_oath(
     State(state): State<SdkState>,
-    caller: axum::Extension<Caller>,
-    Client(client): Client,
-    username: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<serde_json::Value>, ProblemResponse>,
+    caller: SdkCaller,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(value): SdkJson<serde_json::Value>,
 ) -> SdkResult<(StatusCode, Json<sdk::OathEnrollment>)> {
-    let Path(username) = username.map_err(path_problem)?;
-    let SdkJson(value) = body?;
     let body = oath_enroll_body(value)?;
     let enrollment = state
         .service
-        .sdk_oath_enroll(&username, body, &ctx(client, &caller))
+        .sdk_oath_enroll(&username, body, &caller.context())
         .await?;
     Ok((StatusCode::CREATED, Json(enrollment)))
 }
@@ -822,13 +771,10 @@ async fn enroll_oath(
     responses((status = 200, body = sdk::Verified), (status = 401, body = sdk::Problem), (status = 409, body = sdk::Problem), (status = 423, body = sdk::Problem)))]
 async fn verify_oath(
     State(state): State<SdkState>,
-    caller: axum::Extension<Caller>,
-    Client(client): Client,
-    username: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<sdk::CodeCheck>, ProblemResponse>,
+    caller: SdkCaller,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(body): SdkJson<sdk::CodeCheck>,
 ) -> SdkResult<Json<sdk::Verified>> {
-    let Path(username) = username.map_err(path_problem)?;
-    let SdkJson(body) = body?;
     Ok(Json(
         state
             .service
@@ -836,7 +782,7 @@ async fn verify_oath(
                 &username,
                 &body.code,
                 body.pin.as_deref(),
-                &ctx(client, &caller),
+                &caller.context(),
             )
             .await?,
     ))
@@ -855,9 +801,8 @@ struct LangQuery {
     responses((status = 200, body = Vec<sdk::SecurityQuestion>)))]
 async fn security_questions(
     State(state): State<SdkState>,
-    query: Result<Query<LangQuery>, QueryRejection>,
+    SdkQuery(q): SdkQuery<LangQuery>,
 ) -> SdkResult<Json<Vec<sdk::SecurityQuestion>>> {
-    let Query(q) = query.map_err(query_problem)?;
     Ok(Json(state.service.sdk_questions(q.lang.as_deref()).await?))
 }
 
@@ -866,16 +811,13 @@ async fn security_questions(
     responses((status = 204), (status = 400, body = sdk::Problem)))]
 async fn set_security_answers(
     State(state): State<SdkState>,
-    caller: axum::Extension<Caller>,
-    Client(client): Client,
-    username: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<sdk::SecurityAnswers>, ProblemResponse>,
+    caller: SdkCaller,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(body): SdkJson<sdk::SecurityAnswers>,
 ) -> SdkResult<StatusCode> {
-    let Path(username) = username.map_err(path_problem)?;
-    let SdkJson(body) = body?;
     state
         .service
-        .sdk_set_answers(&username, &body.answers, &ctx(client, &caller))
+        .sdk_set_answers(&username, &body.answers, &caller.context())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -885,16 +827,13 @@ async fn set_security_answers(
     responses((status = 201, body = sdk::Bypass), (status = 400, body = sdk::Problem), (status = 403, body = sdk::Problem)))]
 async fn create_bypass(
     State(state): State<SdkState>,
-    caller: axum::Extension<Caller>,
-    Client(client): Client,
-    username: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<sdk::BypassCreate>, ProblemResponse>,
+    caller: SdkCaller,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(body): SdkJson<sdk::BypassCreate>,
 ) -> SdkResult<(StatusCode, Json<sdk::Bypass>)> {
-    let Path(username) = username.map_err(path_problem)?;
-    let SdkJson(body) = body?;
     let bypass = state
         .service
-        .sdk_bypass(&username, &body, &ctx(client, &caller))
+        .sdk_bypass(&username, &body, &caller.context())
         .await?;
     Ok((StatusCode::CREATED, Json(bypass)))
 }
@@ -905,15 +844,13 @@ async fn create_bypass(
     responses((status = 201, body = sdk::Authentication), (status = 401, body = sdk::Problem), (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`): without a password, the username is looked up."), (status = 423, body = sdk::Problem)))]
 async fn start_authentication(
     State(state): State<SdkState>,
-    caller: axum::Extension<Caller>,
-    Client(client): Client,
-    body: Result<SdkJson<sdk::AuthenticationStart>, ProblemResponse>,
+    caller: SdkCaller,
+    SdkJson(body): SdkJson<sdk::AuthenticationStart>,
 ) -> SdkResult<(StatusCode, Json<sdk::Authentication>)> {
-    let SdkJson(body) = body?;
     caller.acted_on(&body.username);
     let authentication = state
         .service
-        .sdk_start_authentication(body, &ctx(client, &caller))
+        .sdk_start_authentication(body, &caller.context())
         .await?;
     Ok((StatusCode::CREATED, Json(authentication)))
 }
@@ -923,15 +860,13 @@ async fn start_authentication(
     responses((status = 200, body = sdk::Authentication), (status = 404, body = sdk::Problem, description = "No such authentication, or another account started it (`authentication_not_found`).")))]
 async fn get_authentication(
     State(state): State<SdkState>,
-    caller: axum::Extension<Caller>,
-    Client(client): Client,
-    id: Result<Path<String>, PathRejection>,
+    caller: SdkCaller,
+    SdkPath(id): SdkPath<String>,
 ) -> SdkResult<Json<sdk::Authentication>> {
-    let Path(id) = id.map_err(path_problem)?;
     Ok(Json(
         state
             .service
-            .sdk_authentication(&id, &ctx(client, &caller))
+            .sdk_authentication(&id, &caller.context())
             .await?,
     ))
 }
@@ -941,13 +876,10 @@ async fn get_authentication(
     responses((status = 200, body = sdk::Authentication), (status = 401, body = sdk::Problem), (status = 409, body = sdk::Problem)))]
 async fn answer_authentication(
     State(state): State<SdkState>,
-    caller: axum::Extension<Caller>,
-    Client(client): Client,
-    id: Result<Path<String>, PathRejection>,
-    body: Result<SdkJson<serde_json::Value>, ProblemResponse>,
+    caller: SdkCaller,
+    SdkPath(id): SdkPath<String>,
+    SdkJson(value): SdkJson<serde_json::Value>,
 ) -> SdkResult<Json<sdk::Authentication>> {
-    let Path(id) = id.map_err(path_problem)?;
-    let SdkJson(value) = body?;
     // Untagged enums say little on failure: decide by the fields given, then name the problem.
     let answer = if value.get("otp").is_some() {
         sdk::AuthenticationAnswer::Otp(named(value)?)
@@ -962,7 +894,7 @@ async fn answer_authentication(
     };
     let authentication = state
         .service
-        .sdk_answer(&id, answer, &ctx(client, &caller))
+        .sdk_answer(&id, answer, &caller.context())
         .await?;
     caller.acted_on(&authentication.username);
     Ok(Json(authentication))
@@ -973,13 +905,12 @@ async fn answer_authentication(
     responses((status = 201, body = sdk::TokenImportResult), (status = 422, body = sdk::Problem)))]
 async fn import_tokens(
     State(state): State<SdkState>,
-    caller: axum::Extension<Caller>,
-    body: Result<SdkJson<sdk::TokenImport>, ProblemResponse>,
+    caller: SdkCaller,
+    SdkJson(body): SdkJson<sdk::TokenImport>,
 ) -> SdkResult<(StatusCode, Json<sdk::TokenImportResult>)> {
-    let SdkJson(body) = body?;
     let imported = state
         .service
-        .sdk_import_tokens(&format!("sdk:{}", caller.account), &body)
+        .sdk_import_tokens(&caller.actor(), &body)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -999,9 +930,8 @@ async fn get_settings(State(state): State<SdkState>) -> SdkResult<Json<serde_jso
 /// of the SDK's stable contract: it changes with Twofold's versions.
 async fn portal_rpc(
     State(state): State<SdkState>,
-    body: Result<SdkJson<crate::service::remote::PortalCall>, ProblemResponse>,
+    SdkJson(call): SdkJson<crate::service::remote::PortalCall>,
 ) -> SdkResult<Json<crate::service::remote::PortalReply>> {
-    let SdkJson(call) = body?;
     Ok(Json(
         crate::service::remote::dispatch(&state.service, call).await?,
     ))

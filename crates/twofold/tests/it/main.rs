@@ -8,6 +8,7 @@ mod support;
 mod authentications;
 mod cli;
 mod dev_inbox;
+mod edges;
 mod factors;
 mod hygiene;
 mod lockout;

@@ -1,20 +1,17 @@
 //! The account page: the profile, the second factors, and the one-time bypass.
 
-use super::field;
 use super::sign_in::format_time;
-use super::verify::factor_error;
-use super::{PageContext, Visitor, render, session_refusal};
-use crate::service::ServiceError;
+use super::{CsrfForm, Fields, PageContext, SignedIn, field, render};
 use crate::store::TokenKind;
 use crate::web::client::Client;
 use crate::web::{AppState, WebError};
 use askama::Template;
-use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -48,12 +45,6 @@ struct AccountTemplate {
     bypass_until: Option<String>,
 }
 
-/// Sends a visitor who is not signed in to the sign-in page (or back to the step they are
-/// at), to come back here after.
-pub(super) fn require_sign_in(visitor: &Visitor) -> Response {
-    visitor.send_to_step()
-}
-
 #[derive(Debug, Default, Deserialize)]
 struct AccountQuery {
     changed: Option<String>,
@@ -61,16 +52,13 @@ struct AccountQuery {
 
 async fn account_page(
     state: &AppState,
-    visitor: &Visitor,
+    visitor: &SignedIn,
     status: StatusCode,
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let Some(active) = visitor.signed_in() else {
-        return Ok(require_sign_in(visitor));
-    };
-    let profile = state.service().profile(&active.id).await?;
-    let factors = state.service().factors(&active.id).await?;
+    let profile = state.service().profile(visitor.id()).await?;
+    let factors = state.service().factors(visitor.id()).await?;
     let t = visitor.t();
     let not_set = t.t("account-not-set");
     let token = match &factors.token {
@@ -110,7 +98,7 @@ async fn account_page(
 
 async fn account_get(
     State(state): State<AppState>,
-    visitor: Visitor,
+    visitor: SignedIn,
     query: Result<Query<AccountQuery>, QueryRejection>,
 ) -> Result<Response, WebError> {
     let query = query.map(|Query(q)| q).unwrap_or_default();
@@ -128,39 +116,27 @@ async fn account_get(
 
 async fn remove_token_post(
     State(state): State<AppState>,
-    visitor: Visitor,
     Client(client): Client,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    CsrfForm { who: visitor, .. }: CsrfForm<Fields, SignedIn>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some(active) = visitor.signed_in() else {
-        return Ok(require_sign_in(&visitor));
-    };
-    match state.service().remove_oath_token(&active.id, &client).await {
+    match state
+        .service()
+        .remove_oath_token(visitor.id(), &client)
+        .await
+    {
         Ok(()) => Ok(visitor.finish(Redirect::to("/account?changed=token-removed"))),
-        Err(ServiceError::Domain(e)) => match session_refusal(&visitor, &e) {
-            Some(response) => Ok(response),
-            None => {
-                let (status, message) = factor_error(&visitor, &e);
-                account_page(&state, &visitor, status, None, Some(message)).await
-            }
-        },
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            let (status, message) = visitor.refusal(e)?;
+            account_page(&state, &visitor, status, None, Some(message)).await
+        }
     }
 }
 
 async fn bypass_post(
     State(state): State<AppState>,
-    visitor: Visitor,
     Client(client): Client,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    CsrfForm { form, who: visitor }: CsrfForm<Fields, SignedIn>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some(active) = visitor.signed_in() else {
-        return Ok(require_sign_in(&visitor));
-    };
     let t = visitor.t();
     let raw = field(&form, "seconds").unwrap_or("").trim();
     let seconds = if raw.is_empty() {
@@ -187,20 +163,16 @@ async fn bypass_post(
     };
     match state
         .service()
-        .start_bypass(&active.id, seconds, &client)
+        .start_bypass(visitor.id(), seconds, &client)
         .await
     {
         Ok(until) => {
             let notice = t.t1("bypass-started", "until", &format_time(until));
             account_page(&state, &visitor, StatusCode::OK, Some(notice), None).await
         }
-        Err(ServiceError::Domain(e)) => match session_refusal(&visitor, &e) {
-            Some(response) => Ok(response),
-            None => {
-                let (status, message) = factor_error(&visitor, &e);
-                account_page(&state, &visitor, status, None, Some(message)).await
-            }
-        },
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            let (status, message) = visitor.refusal(e)?;
+            account_page(&state, &visitor, status, None, Some(message)).await
+        }
     }
 }

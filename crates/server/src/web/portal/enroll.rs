@@ -4,20 +4,17 @@
 //! `/enroll` works out the next missing step from the settings and what the user has (the
 //! engine's `next_enrollment_step`), so later methods slot in as further steps.
 
-use super::field;
-use super::verify::factor_error;
-use super::{PageContext, Stage, Visitor, render, session_refusal};
-use crate::service::{QuestionView, ServiceError, SoftwareEnrollment};
+use super::extract::Admit;
+use super::{CsrfForm, Fields, PageContext, Stage, Visitor, field, render};
+use crate::service::{QuestionView, SoftwareEnrollment};
 use crate::web::client::Client;
 use crate::web::{AppState, WebError};
 use askama::Template;
+use axum::Router;
 use axum::extract::State;
-use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Router};
-use twofold_engine::DomainError;
 use twofold_engine::answers::QUESTIONS_PER_USER;
 use twofold_engine::flow::EnrollmentStep;
 use twofold_engine::oath::OathKind;
@@ -39,22 +36,32 @@ enum Mode {
     Account,
 }
 
-/// The session's token and whether it is in the wizard, for a session that may enrol.
-fn who(visitor: &Visitor) -> Option<(&str, Mode)> {
-    let active = visitor.session.as_ref()?;
-    match active.view.stage {
-        Stage::Enroll => Some((active.id.as_str(), Mode::Wizard)),
-        Stage::SignedIn { .. } if active.view.step_up.is_none() => {
-            Some((active.id.as_str(), Mode::Account))
-        }
-        _ => None,
-    }
+/// A visitor whose session may enrol: in the wizard, or signed in (no confirmation pending).
+struct Enrolling {
+    visitor: Visitor,
+    id: String,
+    mode: Mode,
 }
 
-/// A refusal about the session (a second factor needed first, a step that does not apply),
-/// or the page again with the form's error.
-fn refused(visitor: &Visitor, e: &DomainError) -> Option<Response> {
-    session_refusal(visitor, e)
+super::extract::admitted_visitor!(Enrolling);
+
+impl Admit for Enrolling {
+    fn admit(visitor: Visitor) -> Result<Self, WebError> {
+        let who = visitor
+            .session
+            .as_ref()
+            .and_then(|active| match active.view.stage {
+                Stage::Enroll => Some((active.id.clone(), Mode::Wizard)),
+                Stage::SignedIn { .. } if active.view.step_up.is_none() => {
+                    Some((active.id.clone(), Mode::Account))
+                }
+                _ => None,
+            });
+        match who {
+            Some((id, mode)) => Ok(Enrolling { visitor, id, mode }),
+            None => Err(visitor.elsewhere()),
+        }
+    }
 }
 
 fn done(mode: Mode, what: &str) -> Response {
@@ -66,30 +73,28 @@ fn done(mode: Mode, what: &str) -> Response {
 
 async fn enroll_get(
     State(state): State<AppState>,
-    visitor: Visitor,
+    visitor: Enrolling,
     Client(client): Client,
 ) -> Result<Response, WebError> {
-    let Some((token, Mode::Wizard)) = who(&visitor) else {
+    if visitor.mode != Mode::Wizard {
         return Ok(visitor.send_to_step());
-    };
-    let factors = match state.service().factors(token).await {
+    }
+    let factors = match state.service().factors(&visitor.id).await {
         Ok(f) => f,
-        Err(ServiceError::Domain(e)) => {
-            return refused(&visitor, &e).ok_or_else(|| ServiceError::Domain(e).into());
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(visitor.refused(e)),
     };
     let to = match factors.next_enrollment {
         Some(EnrollmentStep::Oath | EnrollmentStep::Method) => "/enroll/oath",
         Some(EnrollmentStep::Pin) => "/enroll/pin",
         Some(EnrollmentStep::SecurityQuestions) => "/enroll/questions",
         None => {
-            return match state.service().complete_enrollment(token, &client).await {
+            return match state
+                .service()
+                .complete_enrollment(&visitor.id, &client)
+                .await
+            {
                 Ok(session) => Ok(super::moved_to(&session, &super::landing(&session))),
-                Err(ServiceError::Domain(e)) => {
-                    refused(&visitor, &e).ok_or_else(|| ServiceError::Domain(e).into())
-                }
-                Err(e) => Err(e.into()),
+                Err(e) => Err(visitor.refused(e)),
             };
         }
     };
@@ -112,20 +117,15 @@ struct OathTemplate {
 
 async fn oath_page(
     state: &AppState,
-    visitor: &Visitor,
+    visitor: &Enrolling,
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let Some((token, mode)) = who(visitor) else {
-        return Ok(visitor.send_to_step());
-    };
+    let mode = visitor.mode;
     // Showing the page changes nothing: an enrolment starts only from the form (POST).
-    let enrollment = match state.service().pending_software_oath(token).await {
+    let enrollment = match state.service().pending_software_oath(&visitor.id).await {
         Ok(e) => e,
-        Err(ServiceError::Domain(e)) => {
-            return refused(visitor, &e).ok_or_else(|| ServiceError::Domain(e).into());
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(visitor.refused(e)),
     };
     let secret_groups = enrollment
         .as_ref()
@@ -157,59 +157,39 @@ async fn oath_page(
     Ok(visitor.finish(render(status, &page)?))
 }
 
-async fn oath_get(State(state): State<AppState>, visitor: Visitor) -> Result<Response, WebError> {
+async fn oath_get(State(state): State<AppState>, visitor: Enrolling) -> Result<Response, WebError> {
     oath_page(&state, &visitor, StatusCode::OK, None).await
 }
 
 /// Starts an authenticator-app enrolment (a new key), then shows it.
 async fn oath_start_post(
     State(state): State<AppState>,
-    visitor: Visitor,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    CsrfForm { who: visitor, .. }: CsrfForm<Fields, Enrolling>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some((token, _)) = who(&visitor) else {
-        return Ok(visitor.send_to_step());
-    };
-    match state.service().begin_software_oath(token).await {
+    match state.service().begin_software_oath(&visitor.id).await {
         Ok(_) => Ok(visitor.finish(Redirect::to("/enroll/oath"))),
-        Err(ServiceError::Domain(e)) => match refused(&visitor, &e) {
-            Some(response) => Ok(response),
-            None => {
-                let (status, message) = factor_error(&visitor, &e);
-                oath_page(&state, &visitor, status, Some(message)).await
-            }
-        },
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            let (status, message) = visitor.refusal(e)?;
+            oath_page(&state, &visitor, status, Some(message)).await
+        }
     }
 }
 
 async fn oath_post(
     State(state): State<AppState>,
-    visitor: Visitor,
     Client(client): Client,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    CsrfForm { form, who: visitor }: CsrfForm<Fields, Enrolling>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some((token, mode)) = who(&visitor) else {
-        return Ok(visitor.send_to_step());
-    };
     match state
         .service()
-        .confirm_software_oath(token, field(&form, "code").unwrap_or(""), &client)
+        .confirm_software_oath(&visitor.id, field(&form, "code").unwrap_or(""), &client)
         .await
     {
-        Ok(()) => Ok(visitor.finish(done(mode, "oath"))),
-        Err(ServiceError::Domain(e)) => match refused(&visitor, &e) {
-            Some(response) => Ok(response),
-            None => {
-                let (status, message) = factor_error(&visitor, &e);
-                oath_page(&state, &visitor, status, Some(message)).await
-            }
-        },
-        Err(e) => Err(e.into()),
+        Ok(()) => Ok(visitor.finish(done(visitor.mode, "oath"))),
+        Err(e) => {
+            let (status, message) = visitor.refusal(e)?;
+            oath_page(&state, &visitor, status, Some(message)).await
+        }
     }
 }
 
@@ -226,20 +206,17 @@ struct HardwareTemplate {
 
 async fn hardware_page(
     state: &AppState,
-    visitor: &Visitor,
+    visitor: &Enrolling,
     status: StatusCode,
     error: Option<String>,
     serial: &str,
 ) -> Result<Response, WebError> {
-    let Some((_, mode)) = who(visitor) else {
-        return Ok(visitor.send_to_step());
-    };
     if !visitor.settings.allow_third_party_oath_token {
         return Err(WebError::NotFound);
     }
     let page = HardwareTemplate {
         page: visitor.page(state),
-        wizard: mode == Mode::Wizard,
+        wizard: visitor.mode == Mode::Wizard,
         error,
         serial: serial.chars().take(64).collect(),
     };
@@ -248,37 +225,32 @@ async fn hardware_page(
 
 async fn hardware_get(
     State(state): State<AppState>,
-    visitor: Visitor,
+    visitor: Enrolling,
 ) -> Result<Response, WebError> {
     hardware_page(&state, &visitor, StatusCode::OK, None, "").await
 }
 
 async fn hardware_post(
     State(state): State<AppState>,
-    visitor: Visitor,
     Client(client): Client,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    CsrfForm { form, who: visitor }: CsrfForm<Fields, Enrolling>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some((token, mode)) = who(&visitor) else {
-        return Ok(visitor.send_to_step());
-    };
     let serial = field(&form, "serial").unwrap_or("");
     match state
         .service()
-        .associate_hardware_token(token, serial, field(&form, "code").unwrap_or(""), &client)
+        .associate_hardware_token(
+            &visitor.id,
+            serial,
+            field(&form, "code").unwrap_or(""),
+            &client,
+        )
         .await
     {
-        Ok(()) => Ok(visitor.finish(done(mode, "oath"))),
-        Err(ServiceError::Domain(e)) => match refused(&visitor, &e) {
-            Some(response) => Ok(response),
-            None => {
-                let (status, message) = factor_error(&visitor, &e);
-                hardware_page(&state, &visitor, status, Some(message), serial).await
-            }
-        },
-        Err(e) => Err(e.into()),
+        Ok(()) => Ok(visitor.finish(done(visitor.mode, "oath"))),
+        Err(e) => {
+            let (status, message) = visitor.refusal(e)?;
+            hardware_page(&state, &visitor, status, Some(message), serial).await
+        }
     }
 }
 
@@ -295,52 +267,39 @@ struct PinTemplate {
 
 async fn pin_page(
     state: &AppState,
-    visitor: &Visitor,
+    visitor: &Enrolling,
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let Some((_, mode)) = who(visitor) else {
-        return Ok(visitor.send_to_step());
-    };
     let page = PinTemplate {
         page: visitor.page(state),
-        wizard: mode == Mode::Wizard,
+        wizard: visitor.mode == Mode::Wizard,
         error,
         min: visitor.settings.pin_min_length,
     };
     Ok(visitor.finish(render(status, &page)?))
 }
 
-async fn pin_get(State(state): State<AppState>, visitor: Visitor) -> Result<Response, WebError> {
+async fn pin_get(State(state): State<AppState>, visitor: Enrolling) -> Result<Response, WebError> {
     pin_page(&state, &visitor, StatusCode::OK, None).await
 }
 
 async fn pin_post(
     State(state): State<AppState>,
-    visitor: Visitor,
     Client(client): Client,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    CsrfForm { form, who: visitor }: CsrfForm<Fields, Enrolling>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some((token, mode)) = who(&visitor) else {
-        return Ok(visitor.send_to_step());
-    };
     let pin = field(&form, "pin").unwrap_or("");
     if pin != field(&form, "pin_confirm").unwrap_or("") {
         let message = visitor.t().t("pin-mismatch");
         return pin_page(&state, &visitor, StatusCode::BAD_REQUEST, Some(message)).await;
     }
-    match state.service().set_pin(token, pin, &client).await {
-        Ok(()) => Ok(visitor.finish(done(mode, "pin"))),
-        Err(ServiceError::Domain(e)) => match refused(&visitor, &e) {
-            Some(response) => Ok(response),
-            None => {
-                let (status, message) = factor_error(&visitor, &e);
-                pin_page(&state, &visitor, status, Some(message)).await
-            }
-        },
-        Err(e) => Err(e.into()),
+    match state.service().set_pin(&visitor.id, pin, &client).await {
+        Ok(()) => Ok(visitor.finish(done(visitor.mode, "pin"))),
+        Err(e) => {
+            let (status, message) = visitor.refusal(e)?;
+            pin_page(&state, &visitor, status, Some(message)).await
+        }
     }
 }
 
@@ -364,14 +323,11 @@ struct QuestionsTemplate {
 
 async fn questions_page(
     state: &AppState,
-    visitor: &Visitor,
+    visitor: &Enrolling,
     status: StatusCode,
     error: Option<String>,
     chosen: &[String],
 ) -> Result<Response, WebError> {
-    let Some((_, mode)) = who(visitor) else {
-        return Ok(visitor.send_to_step());
-    };
     let catalogue = state.service().question_catalogue(visitor.language).await?;
     let pickers = (0..QUESTIONS_PER_USER)
         .map(|i| Picker {
@@ -391,7 +347,7 @@ async fn questions_page(
         .collect();
     let page = QuestionsTemplate {
         page: visitor.page(state),
-        wizard: mode == Mode::Wizard,
+        wizard: visitor.mode == Mode::Wizard,
         error,
         pickers,
         min: visitor.settings.security_answer_min_length,
@@ -401,22 +357,16 @@ async fn questions_page(
 
 async fn questions_get(
     State(state): State<AppState>,
-    visitor: Visitor,
+    visitor: Enrolling,
 ) -> Result<Response, WebError> {
     questions_page(&state, &visitor, StatusCode::OK, None, &[]).await
 }
 
 async fn questions_post(
     State(state): State<AppState>,
-    visitor: Visitor,
     Client(client): Client,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    CsrfForm { form, who: visitor }: CsrfForm<Fields, Enrolling>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some((token, mode)) = who(&visitor) else {
-        return Ok(visitor.send_to_step());
-    };
     let answers: Vec<(String, String)> = (1..=QUESTIONS_PER_USER)
         .map(|i| {
             (
@@ -432,18 +382,14 @@ async fn questions_post(
         .collect();
     match state
         .service()
-        .set_security_answers(token, &answers, &client)
+        .set_security_answers(&visitor.id, &answers, &client)
         .await
     {
-        Ok(()) => Ok(visitor.finish(done(mode, "questions"))),
-        Err(ServiceError::Domain(e)) => match refused(&visitor, &e) {
-            Some(response) => Ok(response),
-            None => {
-                let (status, message) = factor_error(&visitor, &e);
-                let chosen: Vec<String> = answers.into_iter().map(|(q, _)| q).collect();
-                questions_page(&state, &visitor, status, Some(message), &chosen).await
-            }
-        },
-        Err(e) => Err(e.into()),
+        Ok(()) => Ok(visitor.finish(done(visitor.mode, "questions"))),
+        Err(e) => {
+            let (status, message) = visitor.refusal(e)?;
+            let chosen: Vec<String> = answers.into_iter().map(|(q, _)| q).collect();
+            questions_page(&state, &visitor, status, Some(message), &chosen).await
+        }
     }
 }

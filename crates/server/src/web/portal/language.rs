@@ -1,15 +1,14 @@
 //! The language switcher: a form on every page, so it works without JavaScript.
 
-use super::{Visitor, safe_next};
+use super::{CsrfForm, safe_next};
 use crate::web::client::Client;
 use crate::web::session::{self, LANG_COOKIE};
 use crate::web::{AppState, WebError};
+use axum::Router;
 use axum::extract::State;
-use axum::extract::rejection::FormRejection;
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
-use axum::{Form, Router};
 use serde::Deserialize;
 use twofold_engine::Language;
 
@@ -20,8 +19,6 @@ pub(super) fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize)]
 struct LanguageForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     language: String,
     #[serde(default)]
     next: Option<String>,
@@ -29,12 +26,9 @@ struct LanguageForm {
 
 async fn language_post(
     State(state): State<AppState>,
-    visitor: Visitor,
     Client(client): Client,
-    form: Result<Form<LanguageForm>, FormRejection>,
+    CsrfForm { form, who: visitor }: CsrfForm<LanguageForm>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form?;
-    visitor.check_csrf(&state, &form.csrf_token)?;
     let language = Language::from_tag(&form.language)
         .ok_or_else(|| WebError::BadRequest(format!("unknown language {:?}", form.language)))?;
     if !visitor.settings.allow_language_selection {

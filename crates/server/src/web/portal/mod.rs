@@ -2,7 +2,9 @@
 
 mod account;
 mod enroll;
+mod extract;
 mod language;
+pub mod messages;
 mod sign_in;
 mod verify;
 
@@ -12,11 +14,12 @@ use super::{AppState, WebError};
 use askama::Template;
 use axum::Router;
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use twofold_engine::{Language, Settings};
+use twofold_engine::{DomainError, Language, Settings};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -97,7 +100,9 @@ pub fn request_language(
     }
 }
 
+use crate::service::ServiceError;
 pub use crate::service::{PortalSession, SessionView, Stage};
+pub use extract::{CsrfForm, SignedIn};
 
 /// A visitor's session, as the server describes it.
 pub struct ActiveSession {
@@ -265,15 +270,46 @@ fn url_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// A domain error that is about the session rather than the form: the step the session is
-/// at, or the second factor a change needs first. `None` for the others, which the page
-/// shows.
-pub fn session_refusal(visitor: &Visitor, error: &twofold_engine::DomainError) -> Option<Response> {
-    use twofold_engine::DomainError as E;
-    match error {
-        E::StepUpRequired => Some(visitor.finish(Redirect::to("/verify"))),
-        E::SessionEnded | E::WrongStep => Some(visitor.send_to_step()),
-        _ => None,
+impl Visitor {
+    /// Refuses a request the session cannot make at its step: sends it there.
+    pub fn elsewhere(&self) -> WebError {
+        WebError::Elsewhere(Box::new(self.send_to_step()))
+    }
+
+    /// A domain error that is about the session rather than the form: the step the session
+    /// is at, or the second factor a change needs first. `None` for the others, which the
+    /// page shows.
+    fn session_refusal(&self, error: &DomainError) -> Option<Response> {
+        match error {
+            DomainError::StepUpRequired => Some(self.finish(Redirect::to("/verify"))),
+            DomainError::SessionEnded | DomainError::WrongStep => Some(self.send_to_step()),
+            _ => None,
+        }
+    }
+
+    /// What a form shows for a refused request: the status and message of the domain's
+    /// refusal. A refusal about the session sends it to its step instead, and the server's
+    /// own failures are error pages.
+    pub fn refusal(&self, error: ServiceError) -> Result<(StatusCode, String), WebError> {
+        match error {
+            ServiceError::Domain(e) => match self.session_refusal(&e) {
+                Some(to) => Err(WebError::Elsewhere(Box::new(to))),
+                None => Ok(messages::message(&self.t(), &e, messages::Step::Other)),
+            },
+            other => Err(other.into()),
+        }
+    }
+
+    /// A refused request with no form to show the refusal on: the session sent to its step,
+    /// or an error page.
+    pub fn refused(&self, error: ServiceError) -> WebError {
+        match error {
+            ServiceError::Domain(e) => match self.session_refusal(&e) {
+                Some(to) => WebError::Elsewhere(Box::new(to)),
+                None => WebError::Refused(e),
+            },
+            other => other.into(),
+        }
     }
 }
 
@@ -296,7 +332,10 @@ pub fn landing(session: &PortalSession) -> String {
     }
 }
 
-/// A field of a form read as name/value pairs (forms whose field names vary).
+/// A form read as name/value pairs (forms whose field names vary).
+pub type Fields = Vec<(String, String)>;
+
+/// A field of a form read as name/value pairs.
 pub fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(k, _)| k == name)
@@ -304,10 +343,7 @@ pub fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// Renders a template as an HTML response with `status`.
-pub fn render(
-    status: axum::http::StatusCode,
-    template: &impl Template,
-) -> Result<Response, WebError> {
+pub fn render(status: StatusCode, template: &impl Template) -> Result<Response, WebError> {
     let html = template
         .render()
         .map_err(|e| WebError::Internal(format!("template: {e}")))?;

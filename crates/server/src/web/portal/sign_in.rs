@@ -1,20 +1,19 @@
 //! The sign-in page (password step) and signing out.
 
-use super::{PageContext, Visitor, landing, render, safe_next};
+use super::messages::{self, Step};
+use super::{CsrfForm, Fields, PageContext, Visitor, landing, render, safe_next};
 use crate::service::{ServiceError, SignInOutcome};
 use crate::web::client::Client;
 use crate::web::session::{self, LANG_COOKIE, SESSION_COOKIE};
 use crate::web::{AppState, WebError};
 use askama::Template;
-use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
-use twofold_engine::password::MAX_PASSWORD_CHARS;
-use twofold_engine::{DomainError, PasswordError};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -71,8 +70,6 @@ async fn sign_in_get(
 #[derive(Debug, Deserialize)]
 struct SignInForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     username: String,
     #[serde(default)]
     password: String,
@@ -82,12 +79,9 @@ struct SignInForm {
 
 async fn sign_in_post(
     State(state): State<AppState>,
-    visitor: Visitor,
     Client(client): Client,
-    form: Result<Form<SignInForm>, FormRejection>,
+    CsrfForm { form, who: visitor }: CsrfForm<SignInForm>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form?;
-    visitor.check_csrf(&state, &form.csrf_token)?;
     let t = visitor.t();
     let next = safe_next(form.next.as_deref());
     let again = |status: StatusCode, message: String| -> Result<Response, WebError> {
@@ -122,26 +116,7 @@ async fn sign_in_post(
     {
         Ok(outcome) => outcome,
         Err(ServiceError::Domain(e)) => {
-            let (status, message) = match e {
-                DomainError::UserLocked { until } => (
-                    StatusCode::LOCKED,
-                    t.t1("sign-in-locked", "until", &format_time(until)),
-                ),
-                DomainError::UserHardLocked => (StatusCode::LOCKED, t.t("sign-in-hard-locked")),
-                DomainError::RateLimited => {
-                    (StatusCode::TOO_MANY_REQUESTS, t.t("sign-in-rate-limited"))
-                }
-                DomainError::SignInDisabled => (StatusCode::FORBIDDEN, t.t("sign-in-disabled")),
-                DomainError::Password(PasswordError::TooLong) => (
-                    StatusCode::BAD_REQUEST,
-                    t.t1(
-                        "sign-in-password-too-long",
-                        "max",
-                        &MAX_PASSWORD_CHARS.to_string(),
-                    ),
-                ),
-                _ => (StatusCode::UNAUTHORIZED, t.t("sign-in-failed")),
-            };
+            let (status, message) = messages::message(&t, &e, Step::Password);
             return again(status, message);
         }
         Err(other) => return Err(other.into()),
@@ -165,20 +140,11 @@ async fn sign_in_post(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
-struct CsrfOnly {
-    #[serde(default)]
-    csrf_token: String,
-}
-
 async fn sign_out_post(
     State(state): State<AppState>,
-    visitor: Visitor,
     Client(client): Client,
-    form: Result<Form<CsrfOnly>, FormRejection>,
+    CsrfForm { who: visitor, .. }: CsrfForm<Fields>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form?;
-    visitor.check_csrf(&state, &form.csrf_token)?;
     if let Some(token) = visitor.token() {
         state.service().sign_out(token, &client).await?;
     }

@@ -1,18 +1,17 @@
 //! The second factor at sign-in: an OATH code (with the PIN when PINs are required), or the
 //! security questions, and switching to a fallback.
 
-use super::sign_in::format_time;
-use super::{PageContext, Stage, Visitor, field, render};
+use super::extract::Admit;
+use super::{CsrfForm, Fields, PageContext, Stage, Visitor, field, render};
 use crate::service::{QuestionView, ServiceError};
 use crate::web::client::Client;
 use crate::web::{AppState, WebError};
 use askama::Template;
+use axum::Router;
 use axum::extract::State;
-use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use twofold_engine::DomainError;
 use twofold_engine::flow::Challenge;
 
@@ -56,90 +55,53 @@ fn challenge_value(c: Challenge) -> &'static str {
     }
 }
 
-/// The message for a failed second factor.
-pub(super) fn factor_error(visitor: &Visitor, e: &DomainError) -> (StatusCode, String) {
-    let t = visitor.t();
-    match e {
-        DomainError::UserLocked { until } => (
-            StatusCode::LOCKED,
-            t.t1("sign-in-locked", "until", &format_time(*until)),
-        ),
-        DomainError::UserHardLocked => (StatusCode::LOCKED, t.t("sign-in-hard-locked")),
-        DomainError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, t.t("code-rate-limited")),
-        DomainError::MalformedCode { digits } => (
-            StatusCode::BAD_REQUEST,
-            t.t1("code-malformed", "digits", &digits.to_string()),
-        ),
-        DomainError::CodeAlreadyUsed => (StatusCode::UNAUTHORIZED, t.t("code-replayed")),
-        DomainError::WrongAnswers => (StatusCode::UNAUTHORIZED, t.t("answers-wrong")),
-        DomainError::AuthenticationClosed(_) => (StatusCode::UNAUTHORIZED, t.t("sign-in-over")),
-        DomainError::UnknownSerial => (StatusCode::BAD_REQUEST, t.t("serial-unknown")),
-        DomainError::SerialAssigned => (StatusCode::CONFLICT, t.t("serial-assigned")),
-        DomainError::Pin(p) => (
-            StatusCode::BAD_REQUEST,
-            t.t1("pin-invalid", "reason", &pin_reason(visitor, p)),
-        ),
-        DomainError::Answers(a) => (
-            StatusCode::BAD_REQUEST,
-            t.t1("answers-invalid", "reason", &answers_reason(visitor, a)),
-        ),
-        DomainError::Bypass(twofold_engine::flow::BypassError::OutOfRange { max }) => (
-            StatusCode::BAD_REQUEST,
-            t.t1("bypass-out-of-range", "max", &max.to_string()),
-        ),
-        _ => (StatusCode::UNAUTHORIZED, t.t("code-wrong")),
-    }
+/// A visitor whose session is at a second-factor step: a sign-in's, or a signed-in user's
+/// confirmation before a change.
+pub(super) struct Verifying {
+    visitor: Visitor,
+    id: String,
 }
 
-fn pin_reason(visitor: &Visitor, e: &twofold_engine::pin::PinError) -> String {
-    use twofold_engine::pin::PinError;
-    let t = visitor.t();
-    match e {
-        PinError::NotDigits => t.t("pin-not-digits"),
-        PinError::TooShort(n) => t.t1("pin-too-short", "min", &n.to_string()),
-        PinError::TooLong => t.t("pin-too-long"),
-        PinError::Trivial => t.t("pin-trivial"),
-    }
-}
+super::extract::admitted_visitor!(Verifying);
 
-fn answers_reason(visitor: &Visitor, e: &twofold_engine::answers::AnswerError) -> String {
-    use twofold_engine::answers::AnswerError;
-    let t = visitor.t();
-    match e {
-        AnswerError::WrongCount => t.t("questions-four"),
-        AnswerError::SameQuestionTwice => t.t("questions-different"),
-        AnswerError::UnknownQuestion => t.t("questions-unknown"),
-        AnswerError::TooShort(n) => t.t1("answer-too-short", "min", &n.to_string()),
-        AnswerError::TooLong => t.t("answer-too-long"),
+impl Admit for Verifying {
+    fn admit(visitor: Visitor) -> Result<Self, WebError> {
+        let id = visitor.session.as_ref().and_then(|active| {
+            match (&active.view.stage, active.view.step_up) {
+                (Stage::Verify { .. }, _) | (Stage::SignedIn { .. }, Some(_)) => {
+                    Some(active.id.clone())
+                }
+                _ => None,
+            }
+        });
+        match id {
+            Some(id) => Ok(Verifying { visitor, id }),
+            None => Err(visitor.elsewhere()),
+        }
     }
 }
 
 async fn page(
     state: &AppState,
-    visitor: &Visitor,
+    visitor: &Verifying,
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let Some(token) = visitor.token() else {
-        return Ok(visitor.send_to_step());
-    };
-    let verification = match state.service().verification(token, visitor.language).await {
+    let verification = match state
+        .service()
+        .verification(&visitor.id, visitor.language)
+        .await
+    {
         Ok(v) => v,
-        Err(ServiceError::Domain(e)) => {
-            return match super::session_refusal(visitor, &e) {
-                Some(response) => Ok(response),
-                None => {
-                    // Nothing to ask (no questions left to draw, say): say why.
-                    let (status, message) = factor_error(visitor, &e);
-                    let page = super::ErrorTemplate {
-                        page: visitor.page(state),
-                        message,
-                    };
-                    Ok(visitor.finish(render(status, &page)?))
-                }
+        Err(e) => {
+            // Nothing to ask (no questions left to draw, say): say why.
+            let (status, message) = visitor.refusal(e)?;
+            let page = super::ErrorTemplate {
+                page: visitor.page(state),
+                message,
             };
+            return Ok(visitor.finish(render(status, &page)?));
         }
-        Err(e) => return Err(e.into()),
     };
     let t = visitor.t();
     let fallbacks = verification
@@ -178,37 +140,19 @@ async fn page(
     }
 }
 
-/// Whether the session is at a second-factor step: a sign-in's, or a signed-in user's
-/// confirmation before a change.
-fn verifying(visitor: &Visitor) -> Option<&str> {
-    let active = visitor.session.as_ref()?;
-    match (&active.view.stage, active.view.step_up) {
-        (Stage::Verify { .. }, _) | (Stage::SignedIn { .. }, Some(_)) => Some(active.id.as_str()),
-        _ => None,
-    }
-}
-
-async fn verify_get(State(state): State<AppState>, visitor: Visitor) -> Result<Response, WebError> {
-    if verifying(&visitor).is_none() {
-        return Ok(match visitor.signed_in() {
-            Some(_) => Redirect::to("/account").into_response(),
-            None => visitor.send_to_step(),
-        });
-    }
+async fn verify_get(
+    State(state): State<AppState>,
+    visitor: Verifying,
+) -> Result<Response, WebError> {
     page(&state, &visitor, StatusCode::OK, None).await
 }
 
 async fn verify_post(
     State(state): State<AppState>,
-    visitor: Visitor,
     Client(client): Client,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    CsrfForm { form, who: visitor }: CsrfForm<Fields, Verifying>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some(token) = verifying(&visitor) else {
-        return Ok(visitor.send_to_step());
-    };
+    let token = visitor.id.as_str();
     let step_up = visitor.signed_in().is_some();
     let code = field(&form, "code");
     let result = match code {
@@ -237,52 +181,49 @@ async fn verify_post(
     match result {
         Ok(session) if step_up => Ok(super::moved_to(&session, "/account?changed=confirmed")),
         Ok(session) => Ok(super::moved_to(&session, &super::landing(&session))),
-        Err(ServiceError::Domain(e)) => match super::session_refusal(&visitor, &e) {
-            Some(response) => Ok(response),
-            None => {
-                let (status, message) = factor_error(&visitor, &e);
-                // An answer that ended the sign-in (the account locked, too many wrong
-                // answers) is said on a page of its own: there is nothing left to answer.
-                if !step_up && !matches!(state.service().session(token).await, Ok(Some(_))) {
-                    let locked = matches!(
-                        e,
-                        DomainError::UserLocked { .. } | DomainError::UserHardLocked
-                    );
-                    let page = super::ErrorTemplate {
-                        page: visitor.page(&state),
-                        message: if locked {
-                            message
-                        } else {
-                            visitor.t().t("sign-in-over")
-                        },
-                    };
-                    return Ok(visitor.finish(render(status, &page)?));
-                }
-                page(&state, &visitor, status, Some(message)).await
+        Err(e) => {
+            // An answer that ended the sign-in (the account locked, five wrong answers), or
+            // came after its answers were spent, is said on a page of its own: there is
+            // nothing left to answer.
+            let closed = matches!(
+                e,
+                ServiceError::Domain(DomainError::AuthenticationClosed(_))
+            );
+            let locked = matches!(
+                e,
+                ServiceError::Domain(DomainError::UserLocked { .. } | DomainError::UserHardLocked)
+            );
+            let (status, message) = visitor.refusal(e)?;
+            let ended = !step_up && !matches!(state.service().session(token).await, Ok(Some(_)));
+            if ended || closed {
+                let (status, message) = if locked {
+                    (status, message)
+                } else {
+                    (StatusCode::UNAUTHORIZED, visitor.t().t("sign-in-over"))
+                };
+                let page = super::ErrorTemplate {
+                    page: visitor.page(&state),
+                    message,
+                };
+                return Ok(visitor.finish(render(status, &page)?));
             }
-        },
-        Err(e) => Err(e.into()),
+            page(&state, &visitor, status, Some(message)).await
+        }
     }
 }
 
 async fn fallback_post(
     State(state): State<AppState>,
-    visitor: Visitor,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    CsrfForm { form, who: visitor }: CsrfForm<Fields, Verifying>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form?;
-    visitor.check_csrf(&state, field(&form, "csrf_token").unwrap_or(""))?;
-    let Some(token) = verifying(&visitor) else {
-        return Ok(visitor.send_to_step());
-    };
     let wanted = match field(&form, "challenge") {
         Some("oath") => Challenge::Oath,
         Some("security_questions") => Challenge::SecurityQuestions,
         _ => return Err(WebError::BadRequest("unknown challenge".into())),
     };
-    match state.service().choose_challenge(token, wanted).await {
+    match state.service().choose_challenge(&visitor.id, wanted).await {
         Ok(()) => Ok(visitor.finish(Redirect::to("/verify"))),
-        Err(ServiceError::Domain(twofold_engine::DomainError::WrongStep)) => {
+        Err(ServiceError::Domain(DomainError::WrongStep)) => {
             Err(WebError::BadRequest("that fallback is not offered".into()))
         }
         Err(e) => Err(e.into()),
