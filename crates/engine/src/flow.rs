@@ -267,6 +267,24 @@ impl BypassError {
     }
 }
 
+/// How long a one-time bypass an administrator or an application starts lasts, in seconds:
+/// any length up to the maximum, whether or not users may choose theirs.
+pub fn administered_bypass_seconds(
+    settings: &Settings,
+    requested: Option<u32>,
+) -> Result<u32, BypassError> {
+    let max = settings.one_time_bypass_max_seconds;
+    let seconds = match requested {
+        None => settings.one_time_bypass_seconds,
+        Some(s) if (1..=max).contains(&s) => s,
+        Some(_) => return Err(BypassError::OutOfRange { max }),
+    };
+    if !settings.allow_one_time_bypass {
+        return Err(BypassError::NotAllowed);
+    }
+    Ok(seconds)
+}
+
 /// How long a one-time bypass a user asks for lasts, in seconds.
 pub fn bypass_seconds(settings: &Settings, requested: Option<u32>) -> Result<u32, BypassError> {
     if !settings.allow_one_time_bypass {

@@ -50,6 +50,12 @@ pub(super) fn refusal_error(refusal: Refusal) -> ServiceError {
     }
 }
 
+/// Two nodes kept moving the same authentication while this one tried: rare, and safe to
+/// retry.
+fn busy() -> ServiceError {
+    ServiceError::Unavailable("the authentication is being answered elsewhere; try again".into())
+}
+
 /// Whether a refused answer counts as a guess (it does unless it could not be one).
 fn counts(e: &DomainError) -> bool {
     !matches!(
@@ -172,6 +178,14 @@ impl InProcessService {
         }
     }
 
+    /// Reads an authentication again after another node moved it.
+    async fn reread(&self, id: &str) -> Result<Authentication, ServiceError> {
+        self.store
+            .authentication(id)
+            .await?
+            .ok_or(ServiceError::Domain(DomainError::AuthenticationNotFound))
+    }
+
     /// The authentication `id`, for the one who started it: anyone else finds nothing.
     pub(super) async fn authentication_for(
         &self,
@@ -212,15 +226,9 @@ impl InProcessService {
             if self.store.move_authentication(&a, &moved.state).await? {
                 return Ok(moved);
             }
-            a = self
-                .store
-                .authentication(&a.id)
-                .await?
-                .ok_or(ServiceError::Domain(DomainError::AuthenticationNotFound))?;
+            a = self.reread(&a.id).await?;
         }
-        Err(ServiceError::Unavailable(
-            "the authentication is being answered elsewhere; try again".into(),
-        ))
+        Err(busy())
     }
 
     /// Answers an authentication: counts the answer against it (before the check, so that
@@ -312,14 +320,8 @@ impl InProcessService {
                     return Err(error.map_or_else(|| refusal_error(refusal), ServiceError::from));
                 }
             }
-            current = self
-                .store
-                .authentication(&a.id)
-                .await?
-                .ok_or(ServiceError::Domain(DomainError::AuthenticationNotFound))?;
+            current = self.reread(&a.id).await?;
         }
-        Err(ServiceError::Unavailable(
-            "the authentication is being answered elsewhere; try again".into(),
-        ))
+        Err(busy())
     }
 }

@@ -945,25 +945,38 @@ impl InProcessService {
         let settings = self.settings_now().await?;
         let seconds = flow::bypass_seconds(&settings, seconds).map_err(DomainError::from)?;
         let user = self.user(user_id).await?;
+        let actor = format!("user:{}", user.username);
+        self.create_bypass(&user, seconds, None, &actor, client)
+            .await
+    }
+
+    /// Stores a one-time bypass of `seconds` for `user` (the caller checked the length
+    /// against its rules) and audits it; returns when it expires.
+    pub(super) async fn create_bypass(
+        &self,
+        user: &UserRecord,
+        seconds: u32,
+        reason: Option<&str>,
+        actor: &str,
+        client: &ClientContext,
+    ) -> Result<UnixTime, ServiceError> {
         let now = self.clock.now();
         let expires = now + i64::from(seconds);
+        let reason: Option<String> = reason.map(|r| r.chars().take(200).collect());
         self.store
-            .create_bypass(
-                &user.id,
-                expires,
-                None,
-                &format!("user:{}", user.username),
-                now,
-            )
+            .create_bypass(&user.id, expires, reason.as_deref(), actor, now)
             .await?;
         self.audit(
             self.event(
                 AuditAction::BypassStarted,
                 AuditOutcome::Success,
-                &user,
+                user,
                 client,
             )
-            .detail(format!("{seconds} seconds")),
+            .detail(format!(
+                "{seconds} seconds{}",
+                reason.map(|r| format!(": {r}")).unwrap_or_default()
+            )),
         )
         .await;
         Ok(expires)

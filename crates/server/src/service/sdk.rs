@@ -514,42 +514,12 @@ impl InProcessService {
     ) -> Result<sdk::Bypass, ServiceError> {
         let user = self.by_name(username).await?;
         let settings = self.settings_now().await?;
-        let seconds = match body.seconds {
-            None => settings.one_time_bypass_seconds,
-            Some(s) if (1..=settings.one_time_bypass_max_seconds).contains(&s) => s,
-            Some(_) => {
-                return Err(DomainError::Bypass(flow::BypassError::OutOfRange {
-                    max: settings.one_time_bypass_max_seconds,
-                })
-                .into());
-            }
-        };
-        if !settings.allow_one_time_bypass {
-            return Err(DomainError::Bypass(flow::BypassError::NotAllowed).into());
-        }
-        let now = self.clock.now();
-        let expires_at = now + i64::from(seconds);
+        let seconds = flow::administered_bypass_seconds(&settings, body.seconds)
+            .map_err(DomainError::from)?;
         let actor = client.actor.clone().unwrap_or_else(|| "sdk".to_owned());
-        let reason: Option<String> = body
-            .reason
-            .as_deref()
-            .map(|r| r.chars().take(200).collect());
-        self.store
-            .create_bypass(&user.id, expires_at, reason.as_deref(), &actor, now)
+        let expires_at = self
+            .create_bypass(&user, seconds, body.reason.as_deref(), &actor, client)
             .await?;
-        self.audit(
-            self.event(
-                AuditAction::BypassStarted,
-                AuditOutcome::Success,
-                &user,
-                client,
-            )
-            .detail(format!(
-                "{seconds} seconds{}",
-                reason.map(|r| format!(": {r}")).unwrap_or_default()
-            )),
-        )
-        .await;
         Ok(sdk::Bypass { expires_at })
     }
 
