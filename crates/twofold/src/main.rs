@@ -567,9 +567,8 @@ async fn audit_command(config: &Config, cmd: AuditCommand) -> Result<()> {
         json,
     } = cmd;
     let service = open_service(config).await?;
-    let store = service.store();
-    let rows = store
-        .audit_tail(lines.clamp(1, 100_000))
+    let rows = service
+        .audit_tail(lines)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut last = rows.last().map(|r| r.id).unwrap_or(0);
@@ -581,7 +580,7 @@ async fn audit_command(config: &Config, cmd: AuditCommand) -> Result<()> {
     }
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let rows = store
+        let rows = service
             .audit_since(last, 1000)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -597,8 +596,7 @@ async fn settings_command(config: &Config, cmd: SettingsCommand) -> Result<()> {
     match cmd {
         SettingsCommand::Show { json } => {
             let settings = service
-                .store()
-                .settings()
+                .stored_settings()
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let entries = settings.to_entries();
@@ -670,8 +668,7 @@ async fn token_command(config: &Config, cmd: TokenCommand) -> Result<()> {
         TokenCommand::List { limit } => {
             let service = open_service(config).await?;
             let tokens = service
-                .store()
-                .list_tokens(limit.clamp(1, 1_000_000))
+                .list_tokens(limit)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             if tokens.is_empty() {
@@ -723,24 +720,14 @@ fn hex_decode(text: &str) -> Result<Vec<u8>> {
 }
 
 async fn questions_command(config: &Config, cmd: QuestionsCommand) -> Result<()> {
-    use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
     let service = open_service(config).await?;
-    let store = service.store();
-    let audit = |detail: String| {
-        AuditEvent::new(
-            service.now(),
-            AuditAction::SecurityQuestionChanged,
-            AuditOutcome::Success,
-            actor(),
-        )
-        .detail(detail)
-    };
+    let failed = |e: twofold_server::service::ServiceError| anyhow::anyhow!("{e}");
     match cmd {
         QuestionsCommand::List { language } => {
-            let questions = store
-                .questions(language.as_deref(), false)
+            let questions = service
+                .list_questions(language.as_deref())
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(failed)?;
             for q in questions {
                 println!(
                     "{:<16} {:<3} {:>3} {:<8} {}",
@@ -756,60 +743,31 @@ async fn questions_command(config: &Config, cmd: QuestionsCommand) -> Result<()>
             let Some(language) = twofold_engine::Language::from_tag(&language) else {
                 bail!("--language {language:?}: use one of en, fr");
             };
-            let text = text.trim();
-            if text.is_empty() || text.chars().count() > 200 {
-                bail!("the question must have 1 to 200 characters");
-            }
-            let id = store
-                .add_question(language.tag(), text, service.now())
+            let id = service
+                .add_question(&actor(), language, &text)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            store
-                .append_audit(&audit(format!("added {id}")))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(failed)?;
             println!("added {id}");
         }
         QuestionsCommand::Disable { id } => {
-            if !store
-                .set_question_enabled(&id, false)
+            service
+                .set_question_enabled(&actor(), &id, false)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-            {
-                bail!("no question {id:?}; `twofold questions list` shows the ids");
-            }
-            store
-                .append_audit(&audit(format!("disabled {id}")))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(failed)?;
             println!("disabled {id}");
         }
         QuestionsCommand::Enable { id } => {
-            if !store
-                .set_question_enabled(&id, true)
+            service
+                .set_question_enabled(&actor(), &id, true)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-            {
-                bail!("no question {id:?}; `twofold questions list` shows the ids");
-            }
-            store
-                .append_audit(&audit(format!("enabled {id}")))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(failed)?;
             println!("enabled {id}");
         }
         QuestionsCommand::Move { id, position } => {
-            if !store
-                .move_question(&id, position)
+            service
+                .move_question(&actor(), &id, position)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-            {
-                bail!("no question {id:?}; `twofold questions list` shows the ids");
-            }
-            store
-                .append_audit(&audit(format!("moved {id} to {position}")))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(failed)?;
             println!("moved {id} to position {position}");
         }
     }
@@ -888,7 +846,6 @@ async fn service_account_command(config: &Config, cmd: ServiceAccountCommand) ->
         }
         ServiceAccountCommand::List => {
             let accounts = service
-                .store()
                 .list_service_accounts()
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

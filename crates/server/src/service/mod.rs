@@ -5,6 +5,7 @@
 //! Service SDK. The administration commands use the same in-process service, so a change made
 //! from the CLI follows the same rules and lands in the same audit log.
 
+mod admin;
 mod attempts;
 mod authentications;
 pub(crate) mod blocking;

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod admin;
 mod authentications;
 mod cli;
 mod dev_inbox;
