@@ -299,11 +299,21 @@ impl InProcessService {
             }
         };
         let event = answer.event(check);
-        let user = self.user(&a.user_id).await?;
+        let settings = self.settings_now().await?;
+        // Only a right answer depends on what the user holds (a wrong one counts, whatever).
+        let factors = match check {
+            Check::Right => self.user_factors(&self.user(&a.user_id).await?).await?.0,
+            Check::Wrong | Check::Locked => UserFactors::default(),
+        };
         let mut current = reserved;
         for _ in 0..8 {
-            let (settings, factors) = self.decision_inputs(&user).await?;
             match authentication::apply(&current, &event, self.clock.now(), &settings, &factors) {
+                // A wrong answer that leaves it pending changes nothing the reservation did
+                // not already write. (A right one for a factor the user does not hold is
+                // counted the same way, and never approves.)
+                Transition::Moved { state, .. } if state == current.state => {
+                    return Err(error.unwrap_or(DomainError::WrongStep).into());
+                }
                 Transition::Moved { state, .. } => {
                     if self.store.move_authentication(&current, &state).await? {
                         return match error {
