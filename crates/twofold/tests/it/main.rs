@@ -9,6 +9,7 @@ mod cli;
 mod factors;
 mod hygiene;
 mod lockout;
+mod multinode;
 mod operations;
 mod policy;
 mod portal;
