@@ -566,6 +566,45 @@ on_both!(
     }
 );
 
+on_both!(
+    a_batch_of_audit_events_is_kept_whole_and_in_order,
+    |store: Store| async move {
+        let events: Vec<AuditEvent> = (0..40)
+            .map(|i| {
+                let event =
+                    AuditEvent::new(100 + i, AuditAction::SignIn, AuditOutcome::Success, "sdk:app")
+                        .subject(format!("user{i}"));
+                // Absent fields in some rows, present in others.
+                if i % 2 == 0 {
+                    event
+                        .client(Some(format!("192.0.2.{i}")), None)
+                        .detail("oath")
+                } else {
+                    event
+                }
+            })
+            .collect();
+        store.append_audit_batch(&events[..1]).await.unwrap();
+        store.append_audit_batch(&events[1..]).await.unwrap();
+        let tail = store.audit_tail(100).await.unwrap();
+        assert_eq!(tail.len(), 40);
+        for (i, row) in tail.iter().enumerate() {
+            assert_eq!(row.at, 100 + i as i64);
+            assert_eq!(row.subject.as_deref(), Some(format!("user{i}").as_str()));
+            assert_eq!(row.actor, "sdk:app");
+            assert_eq!(row.outcome, "success");
+            if i % 2 == 0 {
+                assert_eq!(row.client_ip.as_deref(), Some(format!("192.0.2.{i}").as_str()));
+                assert_eq!(row.detail.as_deref(), Some("oath"));
+            } else {
+                assert_eq!(row.client_ip, None);
+                assert_eq!(row.detail, None);
+            }
+            assert_eq!(row.user_agent, None);
+        }
+    }
+);
+
 on_both!(a_shared_secret_is_made_once, |store: Store| async move {
     let first = store.server_secret("k", 1, || "one".into()).await.unwrap();
     let second = store.server_secret("k", 2, || "two".into()).await.unwrap();
