@@ -342,6 +342,33 @@ on_both!(
 );
 
 on_both!(
+    a_success_without_a_lock_leaves_nothing_behind,
+    |store: Store| async move {
+        use twofold_engine::LockoutPolicy;
+        let policy = LockoutPolicy {
+            threshold: 3,
+            window_seconds: 600,
+            duration_seconds: 900,
+            hard_cap: 100,
+        };
+        for _ in 0..2 {
+            assert!(store.reserve_attempt("ada", 1_000, policy).await.unwrap());
+        }
+        store.settle_success("ada", 1_001).await.unwrap();
+        assert_eq!(store.lockout("ada").await.unwrap().version, None);
+        // A lock that has ended goes with the counters.
+        for _ in 0..3 {
+            assert!(store.reserve_attempt("ada", 2_000, policy).await.unwrap());
+        }
+        assert!(store.settle_failure("ada", 2_000, policy).await.unwrap().locked);
+        assert!(!store.reserve_attempt("ada", 2_899, policy).await.unwrap());
+        store.settle_success("ada", 2_900).await.unwrap();
+        assert_eq!(store.lockout("ada").await.unwrap().version, None);
+        assert!(store.reserve_attempt("ada", 2_901, policy).await.unwrap());
+    }
+);
+
+on_both!(
     concurrent_failed_sign_ins_are_each_counted,
     |store: Store| async move {
         let clock = Arc::new(ManualClock::new(1_000_000));
