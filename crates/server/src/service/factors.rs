@@ -287,17 +287,23 @@ impl InProcessService {
         client: &ClientContext,
     ) -> Result<(SignInProgress, UserRecord, UserFactors), ServiceError> {
         let settings = self.settings_now().await?;
-        let (factors, _) = self.user_factors(&user).await?;
         let now = self.clock.now();
-        let bypass = self.store.active_bypass(&user.id, now).await?;
+        let known = self.store.sign_in_facts(&user.id, now).await?;
+        let factors = UserFactors {
+            enrolled: user.enrolled_at.is_some(),
+            method: parse_method(user.method.as_deref()),
+            has_oath_token: known.has_active_token,
+            security_answers: known.security_answers,
+            has_pin: user.pin_hash.is_some(),
+        };
         let mut facts = AttemptFacts {
             client_ip: client.ip,
-            bypass_available: bypass.is_some(),
+            bypass_available: known.bypass_id.is_some(),
         };
         let mut next = flow::after_password(&settings, &factors, facts);
         if next == NextStep::SignedIn(Via::Bypass) {
-            let used = match &bypass {
-                Some(b) => self.store.consume_bypass(&b.id, now).await?,
+            let used = match &known.bypass_id {
+                Some(id) => self.store.consume_bypass(id, now).await?,
                 None => false,
             };
             if !used {

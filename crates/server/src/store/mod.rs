@@ -25,7 +25,7 @@ pub use sdk::{AuthenticationRecord, ServiceAccountRecord};
 pub use sealed::SealedValue;
 pub use sessions::SessionRecord;
 pub use tokens::{NewToken, TokenKind, TokenListing, TokenRecord, TokenStatus};
-pub use users::{NewUser, UserChanges, UserRecord};
+pub use users::{NewUser, SignInFacts, UserChanges, UserRecord};
 
 use crate::config::DatabaseTarget;
 use db::{Db, SqliteDb, query};
