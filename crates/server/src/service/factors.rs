@@ -349,11 +349,15 @@ impl InProcessService {
 
     /// Checks `code` against `token` and stores the advanced counters, exactly once.
     /// Returns the new state, or the OATH error (replays included) without counting it.
+    /// Checks `code` against the token and spends it (single use: of two requests with the
+    /// same code, one wins). With `ends_sign_in`, that user's lockout counters are cleared in
+    /// the same write as the spending.
     async fn spend_code(
         &self,
         token: TokenRecord,
         code: &str,
         settings: &Settings,
+        ends_sign_in: Option<&str>,
     ) -> Result<Result<OathState, DomainError>, ServiceError> {
         let code = match oath::normalize_code(code, token.params.digits) {
             Ok(code) => code,
@@ -383,11 +387,25 @@ impl InProcessService {
                 Ok(next) => next,
                 Err(e) => return Ok(Err(e.into())),
             };
-            if self
-                .store
-                .advance_token(&token.id, token.version, &next)
-                .await?
-            {
+            let advanced = match ends_sign_in {
+                Some(username) => {
+                    self.store
+                        .advance_token_and_settle_success(
+                            &token.id,
+                            token.version,
+                            &next,
+                            username,
+                            self.clock.now(),
+                        )
+                        .await?
+                }
+                None => {
+                    self.store
+                        .advance_token(&token.id, token.version, &next)
+                        .await?
+                }
+            };
+            if advanced {
                 return Ok(Ok(next));
             }
             // Someone else used this token meanwhile: read it again (the same code is then a replay).
@@ -421,12 +439,12 @@ impl InProcessService {
         client: &ClientContext,
     ) -> Result<Via, ServiceError> {
         let settings = self.settings_now().await?;
-        let user = self.user(user_id).await?;
-        let token = self
+        let (user, token) = self
             .store
-            .user_token(&user.id, TokenStatus::Active)
+            .user_with_active_token(user_id)
             .await?
-            .ok_or(ServiceError::Domain(DomainError::NotEnrolled))?;
+            .ok_or(ServiceError::Domain(DomainError::UserNotFound))?;
+        let token = token.ok_or(ServiceError::Domain(DomainError::NotEnrolled))?;
         // What `via` needs to know: the user's method, and that they hold a token.
         let factors = UserFactors {
             enrolled: user.enrolled_at.is_some(),
@@ -449,13 +467,20 @@ impl InProcessService {
         } else {
             true
         };
+        // A right code with a right PIN ends the sign-in: the code is spent and the counters
+        // cleared in one write.
+        let ends_sign_in = pin_ok.then_some(user.username.as_str());
         let spent = self
-            .checked(&user.username, self.spend_code(token, code, &settings))
+            .checked(
+                &user.username,
+                self.spend_code(token, code, &settings, ends_sign_in),
+            )
             .await?;
         match spent {
             Ok(_) if pin_ok => {
-                self.factor_success(&user, flow::via(Challenge::Oath, &factors), client)
-                    .await
+                let via = flow::via(Challenge::Oath, &factors);
+                self.record_signed_in(&user, via, client).await;
+                Ok(via)
             }
             Ok(_) => Err(self
                 .factor_failure(&user, DomainError::InvalidCode, client)

@@ -55,10 +55,10 @@ impl UserChanges {
     }
 }
 
-const COLUMNS: &str = "id, username, email, phone, language, password_hash, enabled, created_at, updated_at, \
+pub(super) const COLUMNS: &str = "id, username, email, phone, language, password_hash, enabled, created_at, updated_at, \
                        method, pin_hash, enrolled_at";
 
-fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
+pub(super) fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
