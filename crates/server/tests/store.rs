@@ -690,6 +690,118 @@ on_both!(
     }
 );
 
+on_both!(
+    a_code_is_spent_once_and_only_its_spending_clears_the_counters,
+    |store: Store| async move {
+        use twofold_engine::LockoutPolicy;
+        use twofold_engine::oath::{OathParams, OathState};
+        use twofold_server::store::{NewToken, TokenKind, TokenStatus};
+        let user = store
+            .create_user(
+                NewUser {
+                    username: name("pia"),
+                    email: None,
+                    phone: None,
+                    password_hash: None,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let (read, token) = store
+            .user_with_active_token(&user.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read, user);
+        assert_eq!(token, None, "no token yet");
+        assert_eq!(store.user_with_active_token("nobody").await.unwrap(), None);
+        store
+            .import_tokens(
+                &[NewToken {
+                    id: "t1".into(),
+                    serial: None,
+                    user_id: Some(user.id.clone()),
+                    kind: TokenKind::Software,
+                    params: OathParams::default(),
+                    counter: 0,
+                    secret_sealed: "v1:k:x".into(),
+                    key_id: "k".into(),
+                    status: TokenStatus::Active,
+                }],
+                1,
+            )
+            .await
+            .unwrap();
+        let (_, token) = store
+            .user_with_active_token(&user.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let token = token.unwrap();
+        assert_eq!(Some(&token), store.token("t1").await.unwrap().as_ref());
+
+        let policy = LockoutPolicy {
+            threshold: 5,
+            window_seconds: 600,
+            duration_seconds: 900,
+            hard_cap: 100,
+        };
+        assert!(store.reserve_attempt("pia", 1_000, policy).await.unwrap());
+        let next = OathState {
+            counter: 0,
+            last_step: Some(42),
+            drift: 0,
+        };
+        // A stale version (another request spent the code first): nothing changes.
+        assert!(
+            !store
+                .advance_token_and_settle_success("t1", token.version + 1, &next, "pia", 1_001)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.lockout("pia").await.unwrap().state.failures, 1);
+        assert_eq!(store.token("t1").await.unwrap().unwrap().state.last_step, None);
+        // The first spending wins and clears the counters; the same version again loses.
+        assert!(
+            store
+                .advance_token_and_settle_success("t1", token.version, &next, "pia", 1_001)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.lockout("pia").await.unwrap().version, None);
+        assert_eq!(
+            store.token("t1").await.unwrap().unwrap().state.last_step,
+            Some(42)
+        );
+        assert!(
+            !store
+                .advance_token_and_settle_success("t1", token.version, &next, "pia", 1_002)
+                .await
+                .unwrap()
+        );
+        // A lock in force stays; the counters go.
+        for _ in 0..5 {
+            assert!(store.reserve_attempt("pia", 2_000, policy).await.unwrap());
+        }
+        assert!(store.settle_failure("pia", 2_000, policy).await.unwrap().locked);
+        let token = store.token("t1").await.unwrap().unwrap();
+        let later = OathState {
+            last_step: Some(43),
+            ..next
+        };
+        assert!(
+            store
+                .advance_token_and_settle_success("t1", token.version, &later, "pia", 2_001)
+                .await
+                .unwrap()
+        );
+        let state = store.lockout("pia").await.unwrap().state;
+        assert_eq!(state.locked_at(2_001), Some(2_900), "{state:?}");
+        assert_eq!(state.consecutive, 0);
+    }
+);
+
 // ---- security questions at AAL2 and the password rule (security review, issue 8) ----
 
 /// The four answers every questions test enrols.
