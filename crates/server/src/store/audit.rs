@@ -95,8 +95,11 @@ impl Store {
     /// that is one multi-row `INSERT`, a single round trip and commit; on SQLite the events
     /// join the store's own group commit.
     pub async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
         match &self.db {
-            Db::Postgres(_) if events.len() > 1 => {
+            Db::Postgres(_) => {
                 insert_events(events).execute(&self.db).await?;
             }
             _ => {
