@@ -360,7 +360,13 @@ on_both!(
         for _ in 0..3 {
             assert!(store.reserve_attempt("ada", 2_000, policy).await.unwrap());
         }
-        assert!(store.settle_failure("ada", 2_000, policy).await.unwrap().locked);
+        assert!(
+            store
+                .settle_failure("ada", 2_000, policy)
+                .await
+                .unwrap()
+                .locked
+        );
         assert!(!store.reserve_attempt("ada", 2_899, policy).await.unwrap());
         store.settle_success("ada", 2_900).await.unwrap();
         assert_eq!(store.lockout("ada").await.unwrap().version, None);
@@ -598,9 +604,13 @@ on_both!(
     |store: Store| async move {
         let events: Vec<AuditEvent> = (0..40)
             .map(|i| {
-                let event =
-                    AuditEvent::new(100 + i, AuditAction::SignIn, AuditOutcome::Success, "sdk:app")
-                        .subject(format!("user{i}"));
+                let event = AuditEvent::new(
+                    100 + i,
+                    AuditAction::SignIn,
+                    AuditOutcome::Success,
+                    "sdk:app",
+                )
+                .subject(format!("user{i}"));
                 // Absent fields in some rows, present in others.
                 if i % 2 == 0 {
                     event
@@ -621,7 +631,10 @@ on_both!(
             assert_eq!(row.actor, "sdk:app");
             assert_eq!(row.outcome, "success");
             if i % 2 == 0 {
-                assert_eq!(row.client_ip.as_deref(), Some(format!("192.0.2.{i}").as_str()));
+                assert_eq!(
+                    row.client_ip.as_deref(),
+                    Some(format!("192.0.2.{i}").as_str())
+                );
                 assert_eq!(row.detail.as_deref(), Some("oath"));
             } else {
                 assert_eq!(row.client_ip, None);
@@ -761,7 +774,10 @@ on_both!(
                 .unwrap()
         );
         assert_eq!(store.lockout("pia").await.unwrap().state.failures, 1);
-        assert_eq!(store.token("t1").await.unwrap().unwrap().state.last_step, None);
+        assert_eq!(
+            store.token("t1").await.unwrap().unwrap().state.last_step,
+            None
+        );
         // The first spending wins and clears the counters; the same version again loses.
         assert!(
             store
@@ -784,7 +800,13 @@ on_both!(
         for _ in 0..5 {
             assert!(store.reserve_attempt("pia", 2_000, policy).await.unwrap());
         }
-        assert!(store.settle_failure("pia", 2_000, policy).await.unwrap().locked);
+        assert!(
+            store
+                .settle_failure("pia", 2_000, policy)
+                .await
+                .unwrap()
+                .locked
+        );
         let token = store.token("t1").await.unwrap().unwrap();
         let later = OathState {
             last_step: Some(43),
