@@ -342,6 +342,39 @@ on_both!(
 );
 
 on_both!(
+    a_success_without_a_lock_leaves_nothing_behind,
+    |store: Store| async move {
+        use twofold_engine::LockoutPolicy;
+        let policy = LockoutPolicy {
+            threshold: 3,
+            window_seconds: 600,
+            duration_seconds: 900,
+            hard_cap: 100,
+        };
+        for _ in 0..2 {
+            assert!(store.reserve_attempt("ada", 1_000, policy).await.unwrap());
+        }
+        store.settle_success("ada", 1_001).await.unwrap();
+        assert_eq!(store.lockout("ada").await.unwrap().version, None);
+        // A lock that has ended goes with the counters.
+        for _ in 0..3 {
+            assert!(store.reserve_attempt("ada", 2_000, policy).await.unwrap());
+        }
+        assert!(
+            store
+                .settle_failure("ada", 2_000, policy)
+                .await
+                .unwrap()
+                .locked
+        );
+        assert!(!store.reserve_attempt("ada", 2_899, policy).await.unwrap());
+        store.settle_success("ada", 2_900).await.unwrap();
+        assert_eq!(store.lockout("ada").await.unwrap().version, None);
+        assert!(store.reserve_attempt("ada", 2_901, policy).await.unwrap());
+    }
+);
+
+on_both!(
     concurrent_failed_sign_ins_are_each_counted,
     |store: Store| async move {
         let clock = Arc::new(ManualClock::new(1_000_000));
@@ -566,6 +599,52 @@ on_both!(
     }
 );
 
+on_both!(
+    a_batch_of_audit_events_is_kept_whole_and_in_order,
+    |store: Store| async move {
+        let events: Vec<AuditEvent> = (0..40)
+            .map(|i| {
+                let event = AuditEvent::new(
+                    100 + i,
+                    AuditAction::SignIn,
+                    AuditOutcome::Success,
+                    "sdk:app",
+                )
+                .subject(format!("user{i}"));
+                // Absent fields in some rows, present in others.
+                if i % 2 == 0 {
+                    event
+                        .client(Some(format!("192.0.2.{i}")), None)
+                        .detail("oath")
+                } else {
+                    event
+                }
+            })
+            .collect();
+        store.append_audit_batch(&events[..1]).await.unwrap();
+        store.append_audit_batch(&events[1..]).await.unwrap();
+        let tail = store.audit_tail(100).await.unwrap();
+        assert_eq!(tail.len(), 40);
+        for (i, row) in tail.iter().enumerate() {
+            assert_eq!(row.at, 100 + i as i64);
+            assert_eq!(row.subject.as_deref(), Some(format!("user{i}").as_str()));
+            assert_eq!(row.actor, "sdk:app");
+            assert_eq!(row.outcome, "success");
+            if i % 2 == 0 {
+                assert_eq!(
+                    row.client_ip.as_deref(),
+                    Some(format!("192.0.2.{i}").as_str())
+                );
+                assert_eq!(row.detail.as_deref(), Some("oath"));
+            } else {
+                assert_eq!(row.client_ip, None);
+                assert_eq!(row.detail, None);
+            }
+            assert_eq!(row.user_agent, None);
+        }
+    }
+);
+
 on_both!(a_shared_secret_is_made_once, |store: Store| async move {
     let first = store.server_secret("k", 1, || "one".into()).await.unwrap();
     let second = store.server_secret("k", 2, || "two".into()).await.unwrap();
@@ -621,6 +700,127 @@ on_both!(
             None,
             "the app's token went with the user"
         );
+    }
+);
+
+on_both!(
+    a_code_is_spent_once_and_only_its_spending_clears_the_counters,
+    |store: Store| async move {
+        use twofold_engine::LockoutPolicy;
+        use twofold_engine::oath::{OathParams, OathState};
+        use twofold_server::store::{NewToken, TokenKind, TokenStatus};
+        let user = store
+            .create_user(
+                NewUser {
+                    username: name("pia"),
+                    email: None,
+                    phone: None,
+                    password_hash: None,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let (read, token) = store
+            .user_with_active_token(&user.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read, user);
+        assert_eq!(token, None, "no token yet");
+        assert_eq!(store.user_with_active_token("nobody").await.unwrap(), None);
+        store
+            .import_tokens(
+                &[NewToken {
+                    id: "t1".into(),
+                    serial: None,
+                    user_id: Some(user.id.clone()),
+                    kind: TokenKind::Software,
+                    params: OathParams::default(),
+                    counter: 0,
+                    secret_sealed: "v1:k:x".into(),
+                    key_id: "k".into(),
+                    status: TokenStatus::Active,
+                }],
+                1,
+            )
+            .await
+            .unwrap();
+        let (_, token) = store
+            .user_with_active_token(&user.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let token = token.unwrap();
+        assert_eq!(Some(&token), store.token("t1").await.unwrap().as_ref());
+
+        let policy = LockoutPolicy {
+            threshold: 5,
+            window_seconds: 600,
+            duration_seconds: 900,
+            hard_cap: 100,
+        };
+        assert!(store.reserve_attempt("pia", 1_000, policy).await.unwrap());
+        let next = OathState {
+            counter: 0,
+            last_step: Some(42),
+            drift: 0,
+        };
+        // A stale version (another request spent the code first): nothing changes.
+        assert!(
+            !store
+                .advance_token_and_settle_success("t1", token.version + 1, &next, "pia", 1_001)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.lockout("pia").await.unwrap().state.failures, 1);
+        assert_eq!(
+            store.token("t1").await.unwrap().unwrap().state.last_step,
+            None
+        );
+        // The first spending wins and clears the counters; the same version again loses.
+        assert!(
+            store
+                .advance_token_and_settle_success("t1", token.version, &next, "pia", 1_001)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.lockout("pia").await.unwrap().version, None);
+        assert_eq!(
+            store.token("t1").await.unwrap().unwrap().state.last_step,
+            Some(42)
+        );
+        assert!(
+            !store
+                .advance_token_and_settle_success("t1", token.version, &next, "pia", 1_002)
+                .await
+                .unwrap()
+        );
+        // A lock in force stays; the counters go.
+        for _ in 0..5 {
+            assert!(store.reserve_attempt("pia", 2_000, policy).await.unwrap());
+        }
+        assert!(
+            store
+                .settle_failure("pia", 2_000, policy)
+                .await
+                .unwrap()
+                .locked
+        );
+        let token = store.token("t1").await.unwrap().unwrap();
+        let later = OathState {
+            last_step: Some(43),
+            ..next
+        };
+        assert!(
+            store
+                .advance_token_and_settle_success("t1", token.version, &later, "pia", 2_001)
+                .await
+                .unwrap()
+        );
+        let state = store.lockout("pia").await.unwrap().state;
+        assert_eq!(state.locked_at(2_001), Some(2_900), "{state:?}");
+        assert_eq!(state.consecutive, 0);
     }
 );
 

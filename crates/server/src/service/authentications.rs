@@ -7,6 +7,7 @@
 //! (codes, answers), and stores the result on the version it read, so that any node can take
 //! any event and two answers at once cannot both count.
 
+use super::factors::factors_with;
 use super::{ClientContext, InProcessService, ServiceError};
 use crate::store::{UserRecord, new_id};
 use twofold_engine::audit::{AuditAction, AuditOutcome};
@@ -90,12 +91,14 @@ impl InProcessService {
         wanted: Option<Challenge>,
         context: Option<String>,
     ) -> Result<Authentication, ServiceError> {
-        let (settings, factors) = self.decision_inputs(user).await?;
+        let settings = self.settings_now().await?;
         let now = self.clock.now();
+        let known = self.store.sign_in_facts(&user.id, now).await?;
+        let factors = factors_with(user, known.has_active_token, known.security_answers);
         // A step-up proves a factor again: no trusted address or bypass stands in for it.
         let bypass = match origin {
             Origin::StepUp => None,
-            Origin::Portal | Origin::Sdk => self.store.active_bypass(&user.id, now).await?,
+            Origin::Portal | Origin::Sdk => known.bypass_id,
         };
         let mut facts = AttemptFacts {
             client_ip: client.ip.filter(|_| origin != Origin::StepUp),
@@ -115,7 +118,7 @@ impl InProcessService {
             // The bypass is used once: if another sign-in took it meanwhile, this one goes on
             // as if there were none.
             let used = match &bypass {
-                Some(b) => self.store.consume_bypass(&b.id, now).await?,
+                Some(id) => self.store.consume_bypass(id, now).await?,
                 None => false,
             };
             if !used {

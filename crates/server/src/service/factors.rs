@@ -123,6 +123,18 @@ fn method_tag(method: Method) -> &'static str {
     }
 }
 
+/// What the engine needs to know of `user`'s factors, given whether they hold an active
+/// token and how many security answers they keep.
+pub(super) fn factors_with(user: &UserRecord, has_oath_token: bool, answers: usize) -> UserFactors {
+    UserFactors {
+        enrolled: user.enrolled_at.is_some(),
+        method: parse_method(user.method.as_deref()),
+        has_oath_token,
+        security_answers: answers,
+        has_pin: user.pin_hash.is_some(),
+    }
+}
+
 fn parse_method(tag: Option<&str>) -> Option<Method> {
     match tag? {
         "phone_call" => Some(Method::PhoneCall),
@@ -158,16 +170,7 @@ impl InProcessService {
     ) -> Result<(UserFactors, Option<TokenRecord>), ServiceError> {
         let token = self.store.user_token(&user.id, TokenStatus::Active).await?;
         let answers = self.store.answers(&user.id).await?.len();
-        Ok((
-            UserFactors {
-                enrolled: user.enrolled_at.is_some(),
-                method: parse_method(user.method.as_deref()),
-                has_oath_token: token.is_some(),
-                security_answers: answers,
-                has_pin: user.pin_hash.is_some(),
-            },
-            token,
-        ))
+        Ok((factors_with(user, token.is_some(), answers), token))
     }
 
     pub(super) fn event(
@@ -285,11 +288,15 @@ impl InProcessService {
 
     /// Checks `code` against `token` and stores the advanced counters, exactly once.
     /// Returns the new state, or the OATH error (replays included) without counting it.
+    /// Checks `code` against the token and spends it (single use: of two requests with the
+    /// same code, one wins). With `ends_sign_in`, that user's lockout counters are cleared in
+    /// the same write as the spending.
     async fn spend_code(
         &self,
         token: TokenRecord,
         code: &str,
         settings: &Settings,
+        ends_sign_in: Option<&str>,
     ) -> Result<Result<OathState, DomainError>, ServiceError> {
         let code = match oath::normalize_code(code, token.params.digits) {
             Ok(code) => code,
@@ -319,11 +326,25 @@ impl InProcessService {
                 Ok(next) => next,
                 Err(e) => return Ok(Err(e.into())),
             };
-            if self
-                .store
-                .advance_token(&token.id, token.version, &next)
-                .await?
-            {
+            let advanced = match ends_sign_in {
+                Some(username) => {
+                    self.store
+                        .advance_token_and_settle_success(
+                            &token.id,
+                            token.version,
+                            &next,
+                            username,
+                            self.clock.now(),
+                        )
+                        .await?
+                }
+                None => {
+                    self.store
+                        .advance_token(&token.id, token.version, &next)
+                        .await?
+                }
+            };
+            if advanced {
                 return Ok(Ok(next));
             }
             // Someone else used this token meanwhile: read it again (the same code is then a replay).
@@ -357,12 +378,12 @@ impl InProcessService {
         client: &ClientContext,
     ) -> Result<Via, ServiceError> {
         let settings = self.settings_now().await?;
-        let user = self.user(user_id).await?;
-        let token = self
+        let (user, token) = self
             .store
-            .user_token(&user.id, TokenStatus::Active)
+            .user_with_active_token(user_id)
             .await?
-            .ok_or(ServiceError::Domain(DomainError::NotEnrolled))?;
+            .ok_or(ServiceError::Domain(DomainError::UserNotFound))?;
+        let token = token.ok_or(ServiceError::Domain(DomainError::NotEnrolled))?;
         // What `via` needs to know: the user's method, and that they hold a token.
         let factors = UserFactors {
             enrolled: user.enrolled_at.is_some(),
@@ -385,13 +406,20 @@ impl InProcessService {
         } else {
             true
         };
+        // A right code with a right PIN ends the sign-in: the code is spent and the counters
+        // cleared in one write.
+        let ends_sign_in = pin_ok.then_some(user.username.as_str());
         let spent = self
-            .checked(&user.username, self.spend_code(token, code, &settings))
+            .checked(
+                &user.username,
+                self.spend_code(token, code, &settings, ends_sign_in),
+            )
             .await?;
         match spent {
             Ok(_) if pin_ok => {
-                self.factor_success(&user, flow::via(Challenge::Oath, &factors), client)
-                    .await
+                let via = flow::via(Challenge::Oath, &factors);
+                self.record_signed_in(&user, via, client).await;
+                Ok(via)
             }
             Ok(_) => Err(self
                 .factor_failure(&user, DomainError::InvalidCode, client)

@@ -177,6 +177,23 @@ impl Row {
     }
 }
 
+impl Row {
+    /// The columns named `prefix…`, under their names without it: the part of a joined row
+    /// that one table's reader understands.
+    pub fn prefixed(&self, prefix: &str) -> Row {
+        let (columns, values): (Vec<String>, Vec<Value<'static>>) = self
+            .columns
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(c, v)| c.strip_prefix(prefix).map(|c| (c.to_owned(), v.clone())))
+            .unzip();
+        Row {
+            columns: columns.into(),
+            values,
+        }
+    }
+}
+
 /// The outcome of a statement that returns no rows.
 #[derive(Debug, Clone, Copy)]
 pub struct Done(u64);

@@ -2,7 +2,7 @@
 //! agrees without reading first: the rules are the engine's ([`twofold_engine::lockout`]),
 //! written here in SQL (the store's tests check the two agree, on both backends).
 
-use super::db::query;
+use super::db::{Db, query};
 use super::{Store, StoreError};
 use twofold_engine::{LockoutPolicy, LockoutState, UnixTime};
 
@@ -123,6 +123,22 @@ impl Store {
     /// After a successful sign-in: clears the counters, but never a lock in force
     /// ([`LockoutState::after_success`]); the row goes when nothing is left in it.
     pub async fn settle_success(&self, username: &str, now: UnixTime) -> Result<(), StoreError> {
+        if let Db::Postgres(_) = &self.db {
+            // One statement: both parts see the row as it was, and the clearing applies only
+            // when the row stays (a lock in force).
+            query(
+                "WITH gone AS (DELETE FROM lockouts WHERE username = $1 AND hard_locked_at IS NULL \
+                 AND (locked_until IS NULL OR locked_until <= $2) RETURNING username) \
+                 UPDATE lockouts SET failures = 0, window_start = NULL, consecutive = 0, \
+                 version = version + 1 WHERE username = $1 AND hard_locked_at IS NULL \
+                 AND NOT EXISTS (SELECT 1 FROM gone)",
+            )
+            .bind(username)
+            .bind(now)
+            .execute(&self.db)
+            .await?;
+            return Ok(());
+        }
         let delete = query(
             "DELETE FROM lockouts WHERE username = $1 AND hard_locked_at IS NULL \
              AND (locked_until IS NULL OR locked_until <= $2)",

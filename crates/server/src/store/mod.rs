@@ -26,7 +26,7 @@ pub use sdk::ServiceAccountRecord;
 pub use sealed::SealedValue;
 pub use sessions::SessionRecord;
 pub use tokens::{NewToken, TokenKind, TokenListing, TokenRecord, TokenStatus};
-pub use users::{NewUser, UserChanges, UserRecord};
+pub use users::{NewUser, SignInFacts, UserChanges, UserRecord};
 
 use crate::config::DatabaseTarget;
 use db::{Db, SqliteDb, query};
@@ -34,6 +34,9 @@ use sqlx::postgres::PgPoolOptions;
 use std::path::Path;
 use std::time::Duration;
 use twofold_engine::UnixTime;
+
+/// A PostgreSQL connection idle at least this long is pinged before it is used again.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -157,7 +160,20 @@ impl Store {
                     .max_connections(max_connections)
                     .acquire_timeout(timeout)
                     .idle_timeout(Some(Duration::from_secs(300)))
-                    .test_before_acquire(true);
+                    // Every statement takes a connection from the pool: a ping before each
+                    // one would double the round trips. A connection that sat idle a while
+                    // is pinged (the network or the server may have dropped it since); one
+                    // in use a moment ago is not, and a broken one is dropped when it is
+                    // handed back (sqlx tests each connection then).
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    });
                 let pool = tokio::time::timeout(
                     timeout + Duration::from_secs(1),
                     options.connect(url.expose()),

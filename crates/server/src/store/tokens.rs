@@ -1,4 +1,5 @@
-use super::db::{Row, Tx, query};
+use super::db::{Db, Row, Tx, query};
+use super::users::{self, UserRecord};
 use super::{Store, StoreError, is_unique_violation};
 use twofold_engine::UnixTime;
 use twofold_engine::oath::{Algorithm, OathKind, OathParams, OathState};
@@ -283,6 +284,44 @@ impl Store {
         row.as_ref().map(token_from_row).transpose()
     }
 
+    /// A user and their active token (the newest, as [`Store::user_token`]), in one read:
+    /// what checking a code needs.
+    pub async fn user_with_active_token(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<(UserRecord, Option<TokenRecord>)>, StoreError> {
+        let token_columns: Vec<String> = COLUMNS
+            .split(',')
+            .map(|c| format!("t.{0} AS t_{0}", c.trim()))
+            .collect();
+        let user_columns: Vec<String> = users::COLUMNS
+            .split(',')
+            .map(|c| format!("u.{}", c.trim()))
+            .collect();
+        let row = query(format!(
+            "SELECT {}, {} FROM users u LEFT JOIN oath_tokens t ON t.id = \
+             (SELECT id FROM oath_tokens WHERE user_id = u.id AND status = $2 \
+              ORDER BY created_at DESC LIMIT 1) \
+             WHERE u.id = $1",
+            user_columns.join(", "),
+            token_columns.join(", ")
+        ))
+        .bind(user_id)
+        .bind(TokenStatus::Active.as_str())
+        .fetch_optional(&self.db)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let user = users::user_from_row(&row)?;
+        let token_row = row.prefixed("t_");
+        let token = match token_row.try_get::<Option<String>>("id")? {
+            Some(_) => Some(token_from_row(&token_row)?),
+            None => None,
+        };
+        Ok(Some((user, token)))
+    }
+
     /// The user's token with this status and kind.
     pub async fn user_token_of_kind(
         &self,
@@ -332,6 +371,49 @@ impl Store {
         .execute(&self.db)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// [`Store::advance_token`] and, when the code is spent, the lockout counters of
+    /// `username` cleared as [`Store::settle_success`] does: a right code that ends a sign-in.
+    /// On PostgreSQL one statement does both, so the two cannot part. `false` on a lost race
+    /// (nothing is cleared then).
+    pub async fn advance_token_and_settle_success(
+        &self,
+        id: &str,
+        version: i64,
+        state: &OathState,
+        username: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        if let Db::Sqlite(_) = &self.db {
+            if !self.advance_token(id, version, state).await? {
+                return Ok(false);
+            }
+            self.settle_success(username, now).await?;
+            return Ok(true);
+        }
+        let row = query(
+            "WITH spent AS (UPDATE oath_tokens SET counter = $1, last_step = $2, drift = $3, \
+               version = version + 1 WHERE id = $4 AND version = $5 RETURNING id), \
+             gone AS (DELETE FROM lockouts WHERE username = $6 AND hard_locked_at IS NULL \
+               AND (locked_until IS NULL OR locked_until <= $7) \
+               AND EXISTS (SELECT 1 FROM spent) RETURNING username), \
+             cleared AS (UPDATE lockouts SET failures = 0, window_start = NULL, consecutive = 0, \
+               version = version + 1 WHERE username = $6 AND hard_locked_at IS NULL \
+               AND EXISTS (SELECT 1 FROM spent) AND NOT EXISTS (SELECT 1 FROM gone) \
+               RETURNING username) \
+             SELECT COUNT(*) AS spent FROM spent",
+        )
+        .bind(to_i64(state.counter))
+        .bind(state.last_step.map(to_i64))
+        .bind(state.drift)
+        .bind(id)
+        .bind(version)
+        .bind(username)
+        .bind(now)
+        .fetch_one(&self.db)
+        .await?;
+        Ok(row.try_get::<i64>("spent")? == 1)
     }
 
     /// Makes a token the user's active one (after a valid code), with its advanced counters,

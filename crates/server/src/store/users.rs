@@ -55,10 +55,10 @@ impl UserChanges {
     }
 }
 
-const COLUMNS: &str = "id, username, email, phone, language, password_hash, enabled, created_at, updated_at, \
+pub(super) const COLUMNS: &str = "id, username, email, phone, language, password_hash, enabled, created_at, updated_at, \
                        method, pin_hash, enrolled_at";
 
-fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
+pub(super) fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
@@ -75,7 +75,42 @@ fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
     })
 }
 
+/// What deciding the step after the password needs beyond the user: whether they hold an
+/// active token, how many security answers they keep, and their usable one-time bypass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInFacts {
+    pub has_active_token: bool,
+    pub security_answers: usize,
+    /// The newest bypass not used and not expired.
+    pub bypass_id: Option<String>,
+}
+
 impl Store {
+    /// [`SignInFacts`] of a user at `now`, in one read.
+    pub async fn sign_in_facts(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+    ) -> Result<SignInFacts, StoreError> {
+        let row = query(
+            "SELECT \
+               (SELECT COUNT(*) FROM oath_tokens WHERE user_id = $1 AND status = $3) AS tokens, \
+               (SELECT COUNT(*) FROM security_answers WHERE user_id = $1) AS answers, \
+               (SELECT id FROM bypasses WHERE user_id = $1 AND used_at IS NULL AND expires_at > $2 \
+                ORDER BY created_at DESC LIMIT 1) AS bypass_id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(super::TokenStatus::Active.as_str())
+        .fetch_one(&self.db)
+        .await?;
+        Ok(SignInFacts {
+            has_active_token: row.try_get::<i64>("tokens")? > 0,
+            security_answers: usize::try_from(row.try_get::<i64>("answers")?).unwrap_or(0),
+            bypass_id: row.try_get("bypass_id")?,
+        })
+    }
+
     pub async fn create_user(&self, new: NewUser, now: UnixTime) -> Result<UserRecord, StoreError> {
         let id = new_id();
         let result = query(

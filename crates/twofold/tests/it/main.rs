@@ -13,6 +13,7 @@ mod edges;
 mod factors;
 mod hygiene;
 mod lockout;
+mod multinode;
 mod operations;
 mod policy;
 mod portal;

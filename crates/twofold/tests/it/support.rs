@@ -323,6 +323,24 @@ impl Env {
         }
     }
 
+    /// Starts one more node of the same deployment: `twofold serve` with the same variables
+    /// (database, keys, settings) but its own data directory, `name` in the test directory.
+    /// It gets a copy of the certificate the first node generated, as nodes behind one load
+    /// balancer share one, so a browser trusts both: start the first node before this one.
+    pub fn start_another_node(&self, name: &str) -> Server {
+        let data_dir = self.dir.path().join(name);
+        let tls = self.data_dir().join("tls");
+        std::fs::create_dir_all(data_dir.join("tls")).expect("the node's tls directory");
+        for entry in std::fs::read_dir(&tls).expect("the first node's tls directory") {
+            let entry = entry.expect("a tls file");
+            std::fs::copy(entry.path(), data_dir.join("tls").join(entry.file_name()))
+                .expect("copy a tls file");
+        }
+        let mut vars = self.vars.clone();
+        vars.insert("TWOFOLD_DATA_DIR".into(), data_dir.display().to_string());
+        self.start_process(&["serve"], &vars, data_dir)
+    }
+
     /// Runs `twofold serve` expecting it to refuse to start; returns stderr.
     pub fn start_fails(&self) -> String {
         let mut child = self
