@@ -9,6 +9,7 @@
 //!     --ca-file data/tls/cert.pem --account bench --secret "$SECRET" \
 //!     --concurrency 32 --seconds 10 [--wrong] [--setup]
 //! ```
+//! `--url` may be given once per node of a cluster: worker `w` then talks to node `w % n`.
 //! `--setup` creates the users and tokens first (the server needs
 //! `settings.allow_third_party_oath_token = true`, and for `--wrong` the highest lockout
 //! threshold and high second-factor rate limits, or users lock as a real attacker's would;
@@ -27,7 +28,8 @@ use twofold_sdk::{
 const SECRET_HEX: &str = "3132333435363738393031323334353637383930";
 
 struct Args {
-    url: String,
+    /// One or more nodes; worker `w` talks to node `w % n` (load spread across them).
+    urls: Vec<String>,
     ca_file: String,
     account: String,
     secret: String,
@@ -40,7 +42,7 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
-        url: String::new(),
+        urls: Vec::new(),
         ca_file: String::new(),
         account: String::new(),
         secret: String::new(),
@@ -54,7 +56,7 @@ fn args() -> Args {
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
-            "--url" => a.url = value(),
+            "--url" => a.urls.push(value()),
             "--ca-file" => a.ca_file = value(),
             "--account" => a.account = value(),
             "--secret" => a.secret = value(),
@@ -136,16 +138,24 @@ async fn main() {
         a.users >= a.concurrency,
         "--users must be at least --concurrency (one user per worker)"
     );
-    let client = SdkClient::new(&ClientConfig {
-        url: a.url.clone(),
-        username: a.account.clone(),
-        password: a.secret.clone(),
-        ca_file: Some(a.ca_file.clone().into()),
-        pin_sha256: None,
-        timeout: Duration::from_secs(30),
-        retries: 0,
-    })
-    .expect("client");
+    assert!(!a.urls.is_empty(), "--url is needed (once per node)");
+    let clients: Vec<SdkClient> = a
+        .urls
+        .iter()
+        .map(|url| {
+            SdkClient::new(&ClientConfig {
+                url: url.clone(),
+                username: a.account.clone(),
+                password: a.secret.clone(),
+                ca_file: Some(a.ca_file.clone().into()),
+                pin_sha256: None,
+                timeout: Duration::from_secs(30),
+                retries: 0,
+            })
+            .expect("client")
+        })
+        .collect();
+    let client = clients[0].clone();
     if a.setup {
         setup(&client, a.users).await;
     }
@@ -159,7 +169,7 @@ async fn main() {
     // ourselves from a state file so that runs can follow one another.
     let state_file = std::env::temp_dir().join(format!(
         "twofold-sdk-load-{}.counters",
-        a.url.replace([':', '/'], "_")
+        a.urls[0].replace([':', '/'], "_")
     ));
     if let Ok(text) = std::fs::read_to_string(&state_file) {
         for (i, line) in text.lines().enumerate().take(a.users) {
@@ -171,7 +181,7 @@ async fn main() {
     }
     let mut tasks = Vec::new();
     for worker in 0..a.concurrency {
-        let client = client.clone();
+        let client = clients[worker % clients.len()].clone();
         let counters = counters.clone();
         let wrong = a.wrong;
         let users = a.users;

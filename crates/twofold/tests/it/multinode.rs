@@ -117,7 +117,7 @@ async fn a_sign_in_whose_password_was_checked_on_one_node_takes_its_code_on_the_
     let other = a.client();
     let page_on_a = sign_in_to_verify(&other, a, "alice", PASSWORD).await;
     let replay = post_code(&other, a, &page_on_a, &code).await;
-    assert_eq!(replay.status(), 401);
+    assert_eq!(replay.status(), 409);
     assert!(
         replay
             .text()
