@@ -74,8 +74,11 @@ impl InProcessService {
         user: &UserRecord,
     ) -> Result<(Settings, UserFactors), ServiceError> {
         let settings = self.settings_now().await?;
-        let (factors, _) = self.user_factors(user).await?;
-        Ok((settings, factors))
+        let known = self.store.sign_in_facts(&user.id, self.clock.now()).await?;
+        Ok((
+            settings,
+            factors_with(user, known.has_active_token, known.security_answers),
+        ))
     }
 
     /// Starts an authentication for `user`, whose password (or an application's word for it)
@@ -305,7 +308,7 @@ impl InProcessService {
         let settings = self.settings_now().await?;
         // Only a right answer depends on what the user holds (a wrong one counts, whatever).
         let factors = match check {
-            Check::Right => self.user_factors(&self.user(&a.user_id).await?).await?.0,
+            Check::Right => self.decision_inputs(&self.user(&a.user_id).await?).await?.1,
             Check::Wrong | Check::Locked => UserFactors::default(),
         };
         let mut current = reserved;
