@@ -3,7 +3,7 @@
 
 use super::{InProcessService, ServiceError};
 use crate::store::{AuditRow, QuestionRecord, ServiceAccountRecord, TokenListing};
-use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
+use twofold_engine::audit::AuditAction;
 use twofold_engine::{DomainError, Language, Settings};
 
 fn no_question(id: &str) -> ServiceError {
@@ -51,13 +51,8 @@ impl InProcessService {
 
     async fn question_changed(&self, actor: &str, detail: String) {
         self.audit(
-            AuditEvent::new(
-                self.clock.now(),
-                AuditAction::SecurityQuestionChanged,
-                AuditOutcome::Success,
-                actor,
-            )
-            .detail(detail),
+            self.done_by(AuditAction::SecurityQuestionChanged, actor)
+                .detail(detail),
         )
         .await;
     }

@@ -1043,13 +1043,8 @@ impl InProcessService {
             Err(e) => return Err(e.into()),
         }
         self.audit(
-            AuditEvent::new(
-                self.clock.now(),
-                AuditAction::TokensImported,
-                AuditOutcome::Success,
-                actor,
-            )
-            .detail(format!("{} tokens", rows.len())),
+            self.done_by(AuditAction::TokensImported, actor)
+                .detail(format!("{} tokens", rows.len())),
         )
         .await;
         Ok(rows.len())
@@ -1104,18 +1099,13 @@ impl InProcessService {
             return Err(DomainError::CodeAlreadyUsed.into());
         }
         self.audit(
-            AuditEvent::new(
-                self.clock.now(),
-                AuditAction::TokenResynchronised,
-                AuditOutcome::Success,
-                actor,
-            )
-            .subject(
-                token
-                    .serial
-                    .clone()
-                    .unwrap_or_else(|| serial_or_user.to_owned()),
-            ),
+            self.done_by(AuditAction::TokenResynchronised, actor)
+                .subject(
+                    token
+                        .serial
+                        .clone()
+                        .unwrap_or_else(|| serial_or_user.to_owned()),
+                ),
         )
         .await;
         Ok(())

@@ -485,13 +485,8 @@ impl InProcessService {
         }
         self.store.clear_lockout(username.as_str()).await?;
         self.audit(
-            AuditEvent::new(
-                self.clock.now(),
-                AuditAction::UserDeleted,
-                AuditOutcome::Success,
-                actor,
-            )
-            .subject(username.as_str()),
+            self.done_by(AuditAction::UserDeleted, actor)
+                .subject(username.as_str()),
         )
         .await;
         Ok(())
@@ -665,6 +660,11 @@ impl InProcessService {
 }
 
 impl InProcessService {
+    /// An audit event of something `actor` did, done now.
+    pub(super) fn done_by(&self, action: AuditAction, actor: impl Into<String>) -> AuditEvent {
+        AuditEvent::new(self.clock.now(), action, AuditOutcome::Success, actor)
+    }
+
     /// The settings in force, read again from the store at most every [`SETTINGS_TTL`].
     async fn settings_in_force(&self) -> Result<Settings, ServiceError> {
         if let Some((at, settings)) = self.settings_cache.read().await.as_ref()

@@ -553,14 +553,9 @@ impl InProcessService {
         let (ip, ua) = client.audit();
         let username = loaded.data.username;
         self.audit(
-            AuditEvent::new(
-                self.clock.now(),
-                AuditAction::SignOut,
-                AuditOutcome::Success,
-                format!("user:{username}"),
-            )
-            .subject(username)
-            .client(ip, ua),
+            self.done_by(AuditAction::SignOut, format!("user:{username}"))
+                .subject(username)
+                .client(ip, ua),
         )
         .await;
         Ok(())

@@ -8,7 +8,7 @@ use crate::store::{
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
+use twofold_engine::audit::{AuditAction, AuditOutcome};
 use twofold_engine::authentication::{Authentication, Origin, State, Step};
 use twofold_engine::flow::{self, Challenge};
 use twofold_engine::oath::{Algorithm, OathKind, OathParams};
@@ -107,14 +107,9 @@ impl InProcessService {
             Err(e) => return Err(e.into()),
         }
         self.audit(
-            AuditEvent::new(
-                self.clock.now(),
-                AuditAction::ServiceAccountCreated,
-                AuditOutcome::Success,
-                actor,
-            )
-            .subject(name)
-            .detail(format!("role {role}")),
+            self.done_by(AuditAction::ServiceAccountCreated, actor)
+                .subject(name)
+                .detail(format!("role {role}")),
         )
         .await;
         Ok(ServiceAccountSecret(secret))
@@ -133,13 +128,8 @@ impl InProcessService {
         }
         if deleted {
             self.audit(
-                AuditEvent::new(
-                    self.clock.now(),
-                    AuditAction::ServiceAccountDeleted,
-                    AuditOutcome::Success,
-                    actor,
-                )
-                .subject(name),
+                self.done_by(AuditAction::ServiceAccountDeleted, actor)
+                    .subject(name),
             )
             .await;
         }

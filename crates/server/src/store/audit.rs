@@ -33,18 +33,25 @@ fn audit_from_row(row: &Row) -> Result<AuditRow, StoreError> {
 const COLUMNS: &str = "id, at, action, outcome, actor, subject, client_ip, user_agent, detail";
 
 fn insert_event(e: &AuditEvent) -> Query<'_> {
-    query(
-        "INSERT INTO audit_log (at, action, outcome, actor, subject, client_ip, user_agent, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    bind_event(
+        query(
+            "INSERT INTO audit_log (at, action, outcome, actor, subject, client_ip, user_agent, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        ),
+        e,
     )
-    .bind(e.at)
-    .bind(e.action.as_str())
-    .bind(e.outcome.as_str())
-    .bind(&e.actor)
-    .bind(e.subject.as_deref())
-    .bind(e.client_ip.as_deref())
-    .bind(e.user_agent.as_deref())
-    .bind(e.detail.as_deref())
+}
+
+/// Binds an event's eight columns, in the order the inserts name them.
+fn bind_event<'a>(q: Query<'a>, e: &'a AuditEvent) -> Query<'a> {
+    q.bind(e.at)
+        .bind(e.action.as_str())
+        .bind(e.outcome.as_str())
+        .bind(&e.actor)
+        .bind(e.subject.as_deref())
+        .bind(e.client_ip.as_deref())
+        .bind(e.user_agent.as_deref())
+        .bind(e.detail.as_deref())
 }
 
 /// One `INSERT` of every event (PostgreSQL: eight parameters a row, far below its limit for
@@ -72,15 +79,7 @@ fn insert_events(events: &[AuditEvent]) -> Query<'_> {
         rows.join(", ")
     ));
     for e in events {
-        q = q
-            .bind(e.at)
-            .bind(e.action.as_str())
-            .bind(e.outcome.as_str())
-            .bind(&e.actor)
-            .bind(e.subject.as_deref())
-            .bind(e.client_ip.as_deref())
-            .bind(e.user_agent.as_deref())
-            .bind(e.detail.as_deref());
+        q = bind_event(q, e);
     }
     q
 }
