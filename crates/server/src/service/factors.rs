@@ -173,6 +173,16 @@ impl InProcessService {
         Ok((factors_with(user, token.is_some(), answers), token))
     }
 
+    /// An audit event of something that went through for `user`.
+    pub(super) fn succeeded(
+        &self,
+        action: AuditAction,
+        user: &UserRecord,
+        client: &ClientContext,
+    ) -> AuditEvent {
+        self.event(action, AuditOutcome::Success, user, client)
+    }
+
     pub(super) fn event(
         &self,
         action: AuditAction,
@@ -252,7 +262,7 @@ impl InProcessService {
         client: &ClientContext,
     ) {
         self.audit(
-            self.event(AuditAction::SignIn, AuditOutcome::Success, user, client)
+            self.succeeded(AuditAction::SignIn, user, client)
                 .detail(via.as_str()),
         )
         .await;
@@ -697,13 +707,8 @@ impl InProcessService {
                 self.store
                     .update_user(&username_of(&updated)?, changes, now)
                     .await?;
-                self.audit(self.event(
-                    AuditAction::EnrollmentCompleted,
-                    AuditOutcome::Success,
-                    user,
-                    client,
-                ))
-                .await;
+                self.audit(self.succeeded(AuditAction::EnrollmentCompleted, user, client))
+                    .await;
             }
         }
         let detail = match (&token.kind, &token.serial) {
@@ -711,13 +716,8 @@ impl InProcessService {
             _ => "authenticator app".to_owned(),
         };
         self.audit(
-            self.event(
-                AuditAction::TokenEnrolled,
-                AuditOutcome::Success,
-                user,
-                client,
-            )
-            .detail(detail),
+            self.succeeded(AuditAction::TokenEnrolled, user, client)
+                .detail(detail),
         )
         .await;
         Ok(())
@@ -816,13 +816,8 @@ impl InProcessService {
     ) -> Result<(), ServiceError> {
         let user = self.user(user_id).await?;
         self.store.remove_user_tokens(&user.id).await?;
-        self.audit(self.event(
-            AuditAction::TokenRemoved,
-            AuditOutcome::Success,
-            &user,
-            client,
-        ))
-        .await;
+        self.audit(self.succeeded(AuditAction::TokenRemoved, &user, client))
+            .await;
         Ok(())
     }
 
@@ -850,13 +845,8 @@ impl InProcessService {
         self.store
             .update_user(&username_of(&user)?, changes, self.clock.now())
             .await?;
-        self.audit(self.event(
-            AuditAction::PinChanged,
-            AuditOutcome::Success,
-            &user,
-            client,
-        ))
-        .await;
+        self.audit(self.succeeded(AuditAction::PinChanged, &user, client))
+            .await;
         Ok(())
     }
 
@@ -916,13 +906,8 @@ impl InProcessService {
         self.store
             .replace_answers(&user.id, &hashed, self.clock.now())
             .await?;
-        self.audit(self.event(
-            AuditAction::SecurityAnswersChanged,
-            AuditOutcome::Success,
-            &user,
-            client,
-        ))
-        .await;
+        self.audit(self.succeeded(AuditAction::SecurityAnswersChanged, &user, client))
+            .await;
         Ok(())
     }
 
@@ -952,13 +937,8 @@ impl InProcessService {
             .await?;
         self.successful_attempt(&user.username).await?;
         if user.enrolled_at.is_none() {
-            self.audit(self.event(
-                AuditAction::EnrollmentCompleted,
-                AuditOutcome::Success,
-                &user,
-                client,
-            ))
-            .await;
+            self.audit(self.succeeded(AuditAction::EnrollmentCompleted, &user, client))
+                .await;
         }
         self.record_signed_in(&user, Via::Enrollment, client).await;
         Ok(())
@@ -995,16 +975,11 @@ impl InProcessService {
             .create_bypass(&user.id, expires, reason.as_deref(), actor, now)
             .await?;
         self.audit(
-            self.event(
-                AuditAction::BypassStarted,
-                AuditOutcome::Success,
-                user,
-                client,
-            )
-            .detail(format!(
-                "{seconds} seconds{}",
-                reason.map(|r| format!(": {r}")).unwrap_or_default()
-            )),
+            self.succeeded(AuditAction::BypassStarted, user, client)
+                .detail(format!(
+                    "{seconds} seconds{}",
+                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                )),
         )
         .await;
         Ok(expires)

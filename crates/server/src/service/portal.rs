@@ -24,7 +24,7 @@ use super::{ClientContext, InProcessService, MfaService, Profile, ServiceError};
 use crate::store::{SessionRecord, UserRecord};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use twofold_engine::audit::{AuditAction, AuditEvent, AuditOutcome};
+use twofold_engine::audit::{AuditAction, AuditEvent};
 use twofold_engine::authentication::{self, Authentication, Event, Origin, State, Step};
 use twofold_engine::flow::{self, Challenge, Via};
 use twofold_engine::step_up::{self, FactorChange};
@@ -436,7 +436,7 @@ impl InProcessService {
     }
 
     fn step_up_event(&self, user: &UserRecord, client: &ClientContext, via: Via) -> AuditEvent {
-        self.event(AuditAction::SignIn, AuditOutcome::Success, user, client)
+        self.succeeded(AuditAction::SignIn, user, client)
             .detail(format!("step_up {}", via.as_str()))
     }
 

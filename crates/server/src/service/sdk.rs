@@ -8,7 +8,7 @@ use crate::store::{
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use twofold_engine::audit::{AuditAction, AuditOutcome};
+use twofold_engine::audit::AuditAction;
 use twofold_engine::authentication::{Authentication, Origin, State, Step};
 use twofold_engine::flow::{self, Challenge};
 use twofold_engine::oath::{Algorithm, OathKind, OathParams};
@@ -415,16 +415,11 @@ impl InProcessService {
             return Err(DomainError::SerialAssigned.into());
         }
         self.audit(
-            self.event(
-                AuditAction::TokenEnrolled,
-                AuditOutcome::Success,
-                user,
-                client,
-            )
-            .detail(format!(
-                "hardware token {} reserved, pending a code",
-                serial.trim()
-            )),
+            self.succeeded(AuditAction::TokenEnrolled, user, client)
+                .detail(format!(
+                    "hardware token {} reserved, pending a code",
+                    serial.trim()
+                )),
         )
         .await;
         Ok(())
