@@ -9,9 +9,12 @@ mod admin;
 mod attempts;
 mod authentications;
 pub(crate) mod blocking;
+mod bypass;
 mod factors;
+mod oath;
 mod operations;
 pub mod portal;
+mod questions;
 pub mod remote;
 mod sdk;
 

@@ -185,15 +185,24 @@ async fn verify_post(
             // An answer that ended the sign-in (the account locked, five wrong answers), or
             // came after its answers were spent, is said on a page of its own: there is
             // nothing left to answer.
-            let closed = matches!(
-                e,
-                ServiceError::Domain(DomainError::AuthenticationClosed(_))
-            );
+            // (A session ended by a concurrent answer, between this request's arrival and
+            // its turn, is the same news.)
+            let closed = !step_up
+                && matches!(
+                    e,
+                    ServiceError::Domain(
+                        DomainError::AuthenticationClosed(_) | DomainError::SessionEnded
+                    )
+                );
             let locked = matches!(
                 e,
                 ServiceError::Domain(DomainError::UserLocked { .. } | DomainError::UserHardLocked)
             );
-            let (status, message) = visitor.refusal(e)?;
+            let (status, message) = if closed {
+                (StatusCode::UNAUTHORIZED, String::new())
+            } else {
+                visitor.refusal(e)?
+            };
             let ended = !step_up && !matches!(state.service().session(token).await, Ok(Some(_)));
             if ended || closed {
                 let (status, message) = if locked {
