@@ -24,7 +24,7 @@ pub(crate) async fn enrol_authenticator_app(
     let shown = html_unescape(shown);
     assert_eq!(shown, uri, "the URI shown for typing matches the QR code");
     let secret = uri_secret(&uri);
-    let now = unix_now();
+    let now = mid_step_now();
     let code = oathtool_totp(&secret, now);
     assert_eq!(
         pyotp_code(&uri, now),
@@ -663,7 +663,7 @@ async fn hardware_token(backend: Backend, split: bool) {
         "import base64, sys; print(base64.b32encode(bytes.fromhex(sys.argv[1])).decode())",
         &[secret_hex],
     );
-    let code = oathtool_totp(&secret_b32, unix_now());
+    let code = oathtool_totp(&secret_b32, mid_step_now());
     let unknown = client
         .post(server.url("/enroll/hardware"))
         .form(&[

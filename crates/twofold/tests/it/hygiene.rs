@@ -158,7 +158,7 @@ async fn enrol_software(server: &Server, secret: &str, user: &str) -> String {
         server,
         secret,
         &format!("/sdk/v1/users/{user}/oath/verify"),
-        json!({ "code": oathtool_totp(&seed, unix_now()) }),
+        json!({ "code": oathtool_totp(&seed, mid_step_now()) }),
         "agent/1",
     )
     .await;

@@ -67,7 +67,7 @@ async fn enrol(sdk: &Sdk, user: &str) -> String {
     let (status, verified) = sdk
         .post(
             &format!("/sdk/v1/users/{user}/oath/verify"),
-            json!({ "code": oathtool_totp(&secret, unix_now()) }),
+            json!({ "code": oathtool_totp(&secret, mid_step_now()) }),
         )
         .await;
     assert_eq!(status, 200, "{verified}");

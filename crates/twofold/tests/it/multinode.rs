@@ -186,7 +186,7 @@ async fn an_sdk_authentication_started_on_one_node_is_polled_and_answered_on_the
     let (status, verified) = on_b
         .post(
             "/sdk/v1/users/alice/oath/verify",
-            json!({ "code": oathtool_totp(&seed, unix_now()) }),
+            json!({ "code": oathtool_totp(&seed, mid_step_now()) }),
         )
         .await;
     assert_eq!(status, 200, "{verified}");

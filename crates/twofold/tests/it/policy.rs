@@ -276,7 +276,7 @@ async fn bob_with_answers(backend: Backend) -> (Sdk, Vec<(String, String)>) {
     let (status, verified) = sdk
         .post(
             "/sdk/v1/users/bob/oath/verify",
-            json!({ "code": oathtool_totp(&secret, unix_now()) }),
+            json!({ "code": oathtool_totp(&secret, mid_step_now()) }),
         )
         .await;
     assert_eq!(status, 200, "{verified}");

@@ -214,7 +214,7 @@ async fn enrol_software(sdk: &Sdk, user: &str) -> String {
         .await
         .expect(201);
     let secret = uri_secret(enrolment.str("otpauth_uri"));
-    let code = oathtool_totp(&secret, unix_now());
+    let code = oathtool_totp(&secret, mid_step_now());
     let verified = sdk
         .post(
             &format!("/sdk/v1/users/{user}/oath/verify"),
@@ -852,7 +852,7 @@ async fn software_enrolment_returns_a_uri_pyotp_accepts_and_verify_activates_it(
     assert_eq!(pending.body["oath"], Value::Null, "not active yet");
 
     // A wrong code activates nothing.
-    let now = unix_now();
+    let now = mid_step_now();
     let code = pyotp_code(&uri, now);
     assert_eq!(code, oathtool_totp(&secret, now), "pyotp reads the URI");
     let wrong = if code == "000000" { "000001" } else { "000000" };
@@ -969,7 +969,7 @@ async fn replayed_codes(backend: Backend) {
     let verify = "/sdk/v1/users/alice/oath/verify";
 
     // The enrolment's own code, twice.
-    let code = oathtool_totp(&secret, unix_now());
+    let code = oathtool_totp(&secret, mid_step_now());
     sdk.post(verify, json!({ "code": code })).await.expect(200);
     let replay = sdk.post(verify, json!({ "code": code })).await;
     assert_ne!(replay.status, 200);
@@ -1122,7 +1122,7 @@ async fn hardware_tokens_imported_through_the_sdk_are_associated_by_serial() {
         "import base64, sys; print(base64.b32encode(bytes.fromhex(sys.argv[1])).decode())",
         &[totp_hex],
     );
-    let code = oathtool_totp(&secret_b32, unix_now());
+    let code = oathtool_totp(&secret_b32, mid_step_now());
     let active = sdk
         .post(
             "/sdk/v1/users/gina/oath",

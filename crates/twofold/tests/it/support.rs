@@ -525,6 +525,19 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The current time, once at least five seconds remain of the current 30-second TOTP
+/// step. An enrolment code computed at this time reaches the server within its own step:
+/// one computed just before a step ends may be checked in the next one, and the server
+/// then remembers one step of clock drift, which moves the window a later "next code"
+/// must fall in.
+pub fn mid_step_now() -> i64 {
+    let left = 30 - unix_now().rem_euclid(30);
+    if left < 5 {
+        std::thread::sleep(std::time::Duration::from_secs(left as u64 + 1));
+    }
+    unix_now()
+}
+
 /// The TOTP code `oathtool` computes for a base32 secret at `at` (Unix seconds).
 pub fn oathtool_totp(secret_b32: &str, at: i64) -> String {
     run_tool(
