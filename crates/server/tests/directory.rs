@@ -59,6 +59,7 @@ fn accepted(username: &str) -> Result<DirectoryOutcome, DirectoryError> {
         username: username.to_owned(),
         email: None,
         phone: None,
+        ..Default::default()
     }))
 }
 

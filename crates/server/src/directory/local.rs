@@ -76,6 +76,7 @@ impl Directory for LocalDirectory {
                 username: user.username,
                 email: user.email,
                 phone: user.phone,
+                ..Default::default()
             }),
             _ => DirectoryOutcome::Rejected,
         })
@@ -139,6 +140,7 @@ mod tests {
                 username: "alice".into(),
                 email: Some("alice@example.com".into()),
                 phone: None,
+                ..Default::default()
             })
         );
     }
