@@ -18,6 +18,12 @@ pub enum DomainError {
     RateLimited,
     #[error("signing in to the portal is turned off")]
     SignInDisabled,
+    #[error("the directory has disabled this account; ask your administrator to enable it")]
+    AccountDisabled,
+    #[error("the password has expired; change it in your organisation's directory, then sign in again")]
+    PasswordExpired,
+    #[error("the directory cannot check passwords now; try again in a few minutes")]
+    DirectoryUnavailable,
     #[error("user not found")]
     UserNotFound,
     #[error("a user with that username already exists")]
@@ -79,6 +85,9 @@ impl DomainError {
             DomainError::UserLocked { .. } | DomainError::UserHardLocked => "user_locked",
             DomainError::RateLimited => "rate_limited",
             DomainError::SignInDisabled => "sign_in_disabled",
+            DomainError::AccountDisabled => "account_disabled",
+            DomainError::PasswordExpired => "password_expired",
+            DomainError::DirectoryUnavailable => "directory_unavailable",
             DomainError::UserNotFound => "user_not_found",
             DomainError::UserExists => "user_exists",
             DomainError::Username(_) => "invalid_username",

@@ -35,10 +35,16 @@ fn about_blank() -> String {
 /// `GET /readyz`'s body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Readiness {
-    /// `ready` or `unavailable`.
+    /// `ready`; `degraded` when the node works but the directory does not answer (nobody
+    /// can sign in with a password, everything else works); `unavailable` when the store
+    /// does not answer (the status is then 503).
     pub status: String,
-    /// Whether the store answered a read and a write.
+    /// Whether the store answered a read and a write: `ok`, `unavailable` or `timeout`.
     pub store: String,
+    /// Whether the directory that checks passwords answers (`ok` or `unavailable`);
+    /// absent with local passwords.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
 }
 
 /// A user as the SDK shows it: never a secret.

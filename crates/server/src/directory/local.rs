@@ -12,7 +12,9 @@ use twofold_engine::password::PasswordHasher;
 /// An unknown user, a disabled one and one without a password each cost one argon2
 /// verification (against a hash of a random secret), like a known user with a wrong
 /// password: the time a refusal takes says nothing about the account. A disabled account's
-/// own hash is never checked.
+/// own hash is never checked, and its refusal is the same as a wrong password's: an
+/// administrator disabled it in Twofold, and a guesser must not learn that the account
+/// exists.
 pub struct LocalDirectory {
     store: Store,
     hasher: PasswordHasher,
@@ -71,7 +73,7 @@ impl Directory for LocalDirectory {
             false
         });
         Ok(match user {
-            Some(user) if !user.enabled => DirectoryOutcome::AccountDisabled,
+            Some(user) if !user.enabled => DirectoryOutcome::Rejected,
             Some(user) if matched => DirectoryOutcome::Accepted(DirectoryAccount {
                 username: user.username,
                 email: user.email,
@@ -200,7 +202,7 @@ mod tests {
                     .check_password(&name("alice"), password)
                     .await
                     .unwrap(),
-                DirectoryOutcome::AccountDisabled
+                DirectoryOutcome::Rejected
             );
         }
     }

@@ -13,7 +13,10 @@
 //! [`DirectoryError::Unavailable`], which signs nobody in and counts no failure against the
 //! user (the user did nothing wrong); it is never reported as a wrong password.
 
+mod breaker;
 mod local;
+
+pub use breaker::Breaker;
 
 pub use local::LocalDirectory;
 
@@ -65,7 +68,9 @@ pub enum DirectoryOutcome {
     /// The password is wrong, or the directory has no such user: a directory does not say
     /// which.
     Rejected,
-    /// The directory holds the account but it may not sign in.
+    /// The directory holds the account but it may not sign in. The user is told, so a
+    /// directory answers this only after the right password (as Active Directory does);
+    /// before that, a disabled account is [`DirectoryOutcome::Rejected`].
     AccountDisabled,
     /// The password was right but has expired; the user must change it in the directory.
     PasswordExpired,

@@ -263,7 +263,7 @@ impl InProcessService {
             return Err(DomainError::Password(e).into());
         }
         // A username that cannot exist still costs one verification, like a wrong password.
-        let Ok(name) = Username::parse(username) else {
+        let Ok(login) = Username::parse(username) else {
             let hasher = self.hasher.clone();
             let password_owned = password.to_owned();
             let _same_work = self
@@ -273,6 +273,9 @@ impl InProcessService {
             self.audit(failure(username, "invalid_credentials")).await;
             return Err(DomainError::InvalidCredentials.into());
         };
+        // The account the name designates (`CORP\\alice` and `alice@corp.example` are
+        // `alice` to a directory that accepts those forms): one person, one lockout counter.
+        let name = self.directory.account_name(&login);
         // A locked username is refused without a write; otherwise the attempt is counted
         // before the password is checked, so that concurrent guesses cannot outrun the lock.
         let policy = settings.lockout_policy();
@@ -291,14 +294,14 @@ impl InProcessService {
 
         // The directory checks the password. When it cannot answer, nobody signs in and no
         // failure is counted: the user did nothing wrong, and must not be told they did.
-        let outcome = match self.directory.check_password(&name, password).await {
+        let outcome = match self.directory.check_password(&login, password).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 self.release_attempt(name.as_str()).await?;
                 tracing::warn!(directory = self.directory.kind(), error = %e, "sign-in refused: the directory cannot check passwords");
                 self.audit(failure(name.as_str(), "directory_unavailable"))
                     .await;
-                return Err(ServiceError::Unavailable(e.to_string()));
+                return Err(DomainError::DirectoryUnavailable.into());
             }
         };
         // Only an account the directory accepted, that Twofold holds and has not disabled,
@@ -324,23 +327,23 @@ impl InProcessService {
         // fail, and guesses at codes must add up across sign-ins. Its own attempt is handed
         // back; the count is cleared when a whole sign-in succeeds.
         let Some(user) = user else {
-            let reason = match outcome {
+            let reason = match &outcome {
                 DirectoryOutcome::Accepted(_) => "invalid_credentials",
                 other => other.code(),
             };
-            let e = self
-                .failed_attempt(
-                    name.as_str(),
-                    DomainError::InvalidCredentials,
-                    &settings,
-                    client,
-                )
-                .await?;
-            let detail = if e == DomainError::InvalidCredentials {
-                reason
-            } else {
-                e.code()
+            // What the directory said about the account, it says only after the right
+            // password (Active Directory does): the user may be told.
+            let refusal = match outcome {
+                DirectoryOutcome::AccountDisabled => DomainError::AccountDisabled,
+                DirectoryOutcome::PasswordExpired => DomainError::PasswordExpired,
+                DirectoryOutcome::Accepted(_) | DirectoryOutcome::Rejected => {
+                    DomainError::InvalidCredentials
+                }
             };
+            let e = self
+                .failed_attempt(name.as_str(), refusal.clone(), &settings, client)
+                .await?;
+            let detail = if e == refusal { reason } else { e.code() };
             self.audit(failure(name.as_str(), detail)).await;
             return Err(e.into());
         };
@@ -680,7 +683,20 @@ impl InProcessService {
         Ok(settings)
     }
 
-    async fn check_ready(&self) -> Result<(), ServiceError> {
-        Ok(self.store.check_ready(self.clock.now()).await?)
+    async fn check_ready(&self) -> Result<Option<String>, ServiceError> {
+        tokio::time::timeout(Duration::from_secs(2), self.store.check_ready(self.clock.now()))
+            .await
+            .map_err(|_| ServiceError::Unavailable("the store did not answer within 2 s".into()))??;
+        if self.directory.kind() == "local" {
+            return Ok(None);
+        }
+        let directory = match self.directory.health().await {
+            Ok(()) => "ok",
+            Err(e) => {
+                tracing::warn!(directory = self.directory.kind(), error = %e, "not ready: the directory does not answer");
+                "unavailable"
+            }
+        };
+        Ok(Some(directory.to_owned()))
     }
 }

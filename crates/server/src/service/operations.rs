@@ -177,8 +177,10 @@ macro_rules! portal_operations {
 portal_operations! {
     /// The settings in force (shared by every node).
     fn settings() -> Settings = settings_in_force;
-    /// Whether the service can do its work now (`/readyz`).
-    fn ready() -> () = check_ready;
+    /// Whether the service can do its work now (`/readyz`): an error when the store does
+    /// not answer; otherwise how the directory is (`ok`, `unavailable`), if passwords are
+    /// checked in one.
+    fn ready() -> Option<String> = check_ready;
     /// The approved questions in `language` (and English ones when it has too few).
     fn question_catalogue(language: Language => Language) -> Vec<QuestionView> = catalogue;
     /// The password step. On success the server starts a session at the step the engine

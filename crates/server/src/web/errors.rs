@@ -31,6 +31,8 @@ pub fn status_of(error: &DomainError) -> StatusCode {
         DomainError::UserLocked { .. } | DomainError::UserHardLocked => StatusCode::LOCKED,
         DomainError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         DomainError::SignInDisabled
+        | DomainError::AccountDisabled
+        | DomainError::PasswordExpired
         | DomainError::HardwareTokensDisabled
         | DomainError::Bypass(BypassError::NotAllowed) => StatusCode::FORBIDDEN,
         // A serial is looked up in the token inventory like a username among the users:
@@ -45,6 +47,8 @@ pub fn status_of(error: &DomainError) -> StatusCode {
         | DomainError::WrongStep
         | DomainError::AuthenticationClosed(_) => StatusCode::CONFLICT,
         DomainError::Import(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        // Nobody can sign in while the directory is down, and nobody did anything wrong.
+        DomainError::DirectoryUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         // The server's own failure to hash or read a hash, not the caller's input.
         DomainError::Password(PasswordError::DamagedHash | PasswordError::Hashing) => {
             StatusCode::INTERNAL_SERVER_ERROR
@@ -108,6 +112,9 @@ impl IntoResponse for WebError {
         match &self {
             WebError::Unavailable(detail) => tracing::warn!(%detail, "service unavailable"),
             WebError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            WebError::Refused(error) if status == StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(%error, "refused: unavailable")
+            }
             WebError::Refused(error) if status.is_server_error() => {
                 tracing::error!(%error, "internal error")
             }

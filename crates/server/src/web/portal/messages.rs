@@ -39,6 +39,9 @@ fn password_step_outcome(error: &DomainError) -> bool {
             | DomainError::UserHardLocked
             | DomainError::RateLimited
             | DomainError::SignInDisabled
+            | DomainError::AccountDisabled
+            | DomainError::PasswordExpired
+            | DomainError::DirectoryUnavailable
             | DomainError::Password(PasswordError::TooLong)
     )
 }
@@ -55,6 +58,9 @@ fn text(t: &Translator, error: &DomainError, step: Step) -> String {
             Step::Other => t.t("code-rate-limited"),
         },
         DomainError::SignInDisabled => t.t("sign-in-disabled"),
+        DomainError::AccountDisabled => t.t("sign-in-account-disabled"),
+        DomainError::PasswordExpired => t.t("sign-in-password-expired"),
+        DomainError::DirectoryUnavailable => t.t("sign-in-unavailable"),
         // The user is gone: whatever their session was doing is over.
         DomainError::UserNotFound | DomainError::SessionEnded => t.t("sign-in-expired"),
         DomainError::Password(PasswordError::TooLong) => t.t1(
@@ -128,6 +134,9 @@ pub(crate) mod tests {
             DomainError::UserHardLocked,
             DomainError::RateLimited,
             DomainError::SignInDisabled,
+            DomainError::AccountDisabled,
+            DomainError::PasswordExpired,
+            DomainError::DirectoryUnavailable,
             DomainError::UserNotFound,
             DomainError::UserExists,
             DomainError::Username(UsernameError::Empty),

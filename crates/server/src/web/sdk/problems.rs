@@ -60,7 +60,7 @@ impl IntoResponse for ProblemResponse {
 /// The problem for a domain error: its status, its stable code and its message.
 pub fn problem(error: &DomainError) -> ProblemResponse {
     let status = status_of(error);
-    if status.is_server_error() {
+    if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
         return ProblemResponse::internal(&error.to_string());
     }
     ProblemResponse::new(status, error.code(), error.to_string())
