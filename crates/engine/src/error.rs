@@ -20,7 +20,9 @@ pub enum DomainError {
     SignInDisabled,
     #[error("the directory has disabled this account; ask your administrator to enable it")]
     AccountDisabled,
-    #[error("the password has expired; change it in your organisation's directory, then sign in again")]
+    #[error(
+        "the password has expired; change it in your organisation's directory, then sign in again"
+    )]
     PasswordExpired,
     #[error("the directory cannot check passwords now; try again in a few minutes")]
     DirectoryUnavailable,

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use twofold_engine::{Clock, DomainError, ManualClock, Settings, Username};
 use twofold_server::config::DatabaseTarget;
-use twofold_server::directory::{Directory, DirectoryAccount, DirectoryError, DirectoryOutcome};
+use twofold_server::directory::{
+    Directory, DirectoryAccount, DirectoryError, DirectoryOutcome, account_part,
+};
 use twofold_server::secrets::Keyring;
 use twofold_server::service::{ClientContext, InProcessService, ServiceError};
 use twofold_server::store::{Store, UserChanges};
@@ -19,6 +21,8 @@ use twofold_server::store::{Store, UserChanges};
 struct FakeDirectory {
     answer: Mutex<Result<DirectoryOutcome, DirectoryError>>,
     asked: AtomicUsize,
+    /// The names it was asked about, as the user typed them.
+    logins: Mutex<Vec<String>>,
 }
 
 impl FakeDirectory {
@@ -26,6 +30,7 @@ impl FakeDirectory {
         Arc::new(Self {
             answer: Mutex::new(answer),
             asked: AtomicUsize::new(0),
+            logins: Mutex::new(Vec::new()),
         })
     }
 
@@ -44,12 +49,21 @@ impl Directory for FakeDirectory {
         "fake"
     }
 
+    /// Like Active Directory, it accepts `CORP\alice` and `alice@corp.example`.
+    fn account_name(&self, login: &Username) -> Username {
+        Username::parse(account_part(login.as_str())).unwrap_or_else(|_| login.clone())
+    }
+
     async fn check_password(
         &self,
-        _username: &Username,
+        username: &Username,
         _password: &str,
     ) -> Result<DirectoryOutcome, DirectoryError> {
         self.asked.fetch_add(1, Ordering::SeqCst);
+        self.logins
+            .lock()
+            .unwrap()
+            .push(username.as_str().to_owned());
         self.answer.lock().unwrap().clone()
     }
 }
@@ -152,8 +166,14 @@ async fn the_directorys_acceptance_signs_in_the_user_twofold_holds() {
 async fn a_directory_refusal_signs_nobody_in_counts_as_a_failure_and_says_why() {
     for (refusal, told) in [
         (DirectoryOutcome::Rejected, DomainError::InvalidCredentials),
-        (DirectoryOutcome::AccountDisabled, DomainError::AccountDisabled),
-        (DirectoryOutcome::PasswordExpired, DomainError::PasswordExpired),
+        (
+            DirectoryOutcome::AccountDisabled,
+            DomainError::AccountDisabled,
+        ),
+        (
+            DirectoryOutcome::PasswordExpired,
+            DomainError::PasswordExpired,
+        ),
     ] {
         let s = setup(Ok(refusal.clone()), 5).await;
         for attempt in 1..=2 {
@@ -279,4 +299,59 @@ async fn an_accepted_account_twofold_does_not_hold_or_has_disabled_signs_nobody_
         "{result:?}"
     );
     assert_eq!(failures(&s.store, "alice").await, 1);
+}
+
+#[tokio::test]
+async fn every_form_of_a_windows_sign_in_name_counts_on_one_lockout_and_signs_in_one_user() {
+    let s = setup(Ok(DirectoryOutcome::Rejected), 3).await;
+    for login in ["CORP\\alice", "alice@corp.example"] {
+        let _ = s
+            .service
+            .password_step(login, "guess", &ClientContext::default())
+            .await;
+    }
+    assert_eq!(
+        failures(&s.store, "alice").await,
+        2,
+        "two forms, one person: the guesses add up"
+    );
+    let third = s
+        .service
+        .password_step("Alice", "guess", &ClientContext::default())
+        .await;
+    assert!(
+        matches!(
+            third,
+            Err(ServiceError::Domain(DomainError::UserLocked { .. }))
+        ),
+        "the third guess, in a third form, locks the one account: {third:?}"
+    );
+    // The directory saw the names as they were typed (it may need the domain part).
+    assert_eq!(
+        *s.directory.logins.lock().unwrap(),
+        ["corp\\alice", "alice@corp.example", "alice"]
+    );
+    // The lock holds whatever form comes next, even with the right password.
+    s.directory.set(accepted("alice"));
+    let result = s
+        .service
+        .password_step("CORP\\alice", "the right one", &ClientContext::default())
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(ServiceError::Domain(DomainError::UserLocked { .. }))
+        ),
+        "{result:?}"
+    );
+    s.service.unlock_user("test", "alice").await.unwrap();
+    let signed_in = s
+        .service
+        .password_step(
+            "alice@corp.example",
+            "the right one",
+            &ClientContext::default(),
+        )
+        .await;
+    assert!(signed_in.is_ok(), "{signed_in:?}");
 }

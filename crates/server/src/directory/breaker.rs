@@ -269,7 +269,10 @@ mod tests {
             breaker.check_password(&alice(), "pw").await,
             Ok(DirectoryOutcome::Rejected)
         );
-        assert_eq!(switch.asked.load(Ordering::SeqCst), Breaker::TRIPS_AFTER + 2);
+        assert_eq!(
+            switch.asked.load(Ordering::SeqCst),
+            Breaker::TRIPS_AFTER + 2
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -317,9 +320,11 @@ mod tests {
         switch.down.store(false, Ordering::SeqCst);
         switch.hangs.store(true, Ordering::SeqCst);
         // The probe's caller gives up after a second (a client that went away).
-        let abandoned =
-            tokio::time::timeout(Duration::from_secs(1), breaker.check_password(&alice(), "pw"))
-                .await;
+        let abandoned = tokio::time::timeout(
+            Duration::from_secs(1),
+            breaker.check_password(&alice(), "pw"),
+        )
+        .await;
         assert!(abandoned.is_err());
         // The directory is fine again: after the next cool-down, sign-ins go through.
         switch.hangs.store(false, Ordering::SeqCst);

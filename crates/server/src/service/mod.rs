@@ -684,9 +684,12 @@ impl InProcessService {
     }
 
     async fn check_ready(&self) -> Result<Option<String>, ServiceError> {
-        tokio::time::timeout(Duration::from_secs(2), self.store.check_ready(self.clock.now()))
-            .await
-            .map_err(|_| ServiceError::Unavailable("the store did not answer within 2 s".into()))??;
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            self.store.check_ready(self.clock.now()),
+        )
+        .await
+        .map_err(|_| ServiceError::Unavailable("the store did not answer within 2 s".into()))??;
         if self.directory.kind() == "local" {
             return Ok(None);
         }

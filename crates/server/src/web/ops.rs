@@ -37,7 +37,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(Ok(directory)) => (StatusCode::OK, "ok".to_owned(), directory),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "unavailable".to_owned(), None)
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable".to_owned(),
+                None,
+            )
         }
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout".to_owned(), None),
     };
