@@ -167,6 +167,7 @@ on_both!(
                 &directory_user("alice", Some("guid-1"), "a@example.com"),
                 10,
                 false,
+                &|_| None,
             )
             .await
             .unwrap();
@@ -179,6 +180,7 @@ on_both!(
                 &directory_user("alice", Some("guid-1"), "a@example.com"),
                 11,
                 false,
+                &|_| None,
             )
             .await
             .unwrap();
@@ -188,6 +190,7 @@ on_both!(
                 &directory_user("alice.m", Some("guid-1"), "a@example.com"),
                 12,
                 false,
+                &|_| None,
             )
             .await
             .unwrap();
@@ -212,6 +215,7 @@ on_both!(
                 &directory_user("bob", Some("guid-bob"), "bob@example.com"),
                 10,
                 false,
+                &|_| None,
             )
             .await
             .unwrap();
@@ -222,6 +226,7 @@ on_both!(
                 &directory_user("bob", Some("guid-mallory"), "mallory@evil.example"),
                 11,
                 false,
+                &|_| None,
             )
             .await
             .unwrap_err();
@@ -239,6 +244,7 @@ on_both!(
                 &directory_user("carol", Some("guid-carol"), "c@example.com"),
                 12,
                 false,
+                &|_| None,
             )
             .await
             .unwrap();
@@ -247,6 +253,7 @@ on_both!(
                 &directory_user("bob", Some("guid-carol"), "c@example.com"),
                 13,
                 false,
+                &|_| None,
             )
             .await
             .unwrap_err();
@@ -266,6 +273,7 @@ on_both!(
                 &directory_user("dora", Some("guid-d"), "d@example.com"),
                 10,
                 true,
+                &|_| None,
             )
             .await
             .unwrap();
@@ -282,6 +290,7 @@ on_both!(
                 &directory_user("dora", Some("guid-d"), "d@example.com"),
                 10,
                 false,
+                &|_| None,
             )
             .await
             .unwrap()

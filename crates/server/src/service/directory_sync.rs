@@ -216,13 +216,30 @@ impl InProcessService {
     ) -> Result<(), ServiceError> {
         let settings = self.store.settings().await?;
         let can_invite = !settings.portal_url.trim().is_empty();
+        let audit = |written: &Written| {
+            Some(match written {
+                Written::Added(user) => self
+                    .done_by(AuditAction::UserCreated, actor)
+                    .subject(user.username.as_str())
+                    .detail(format!("from {}", origin.as_str())),
+                Written::Updated { user, changed } => self
+                    .done_by(AuditAction::UserUpdated, actor)
+                    .subject(user.username.as_str())
+                    .detail(format!(
+                        "from {}: changed: {}",
+                        origin.as_str(),
+                        changed.join(", ")
+                    )),
+                Written::Unchanged(_) => return None,
+            })
+        };
         progress.start(entries.len() as u64);
         for (account, item) in entries {
             let result = match checked_entry(account, origin, *item) {
                 Ok(mut user) => {
                     user.invite = can_invite && !dry_run;
                     self.store
-                        .write_directory_user(&user, self.clock.now(), dry_run)
+                        .write_directory_user(&user, self.clock.now(), dry_run, &audit)
                         .await
                         .map_err(|e| match e {
                             StoreError::Duplicate(reason) => Ok(reason),
@@ -241,30 +258,8 @@ impl InProcessService {
                             summary.not_invited_without_portal_url += 1;
                         }
                     }
-                    if !dry_run {
-                        self.audit(
-                            self.done_by(AuditAction::UserCreated, actor)
-                                .subject(user.username.as_str())
-                                .detail(format!("from {}", origin.as_str())),
-                        )
-                        .await;
-                    }
                 }
-                Ok(Written::Updated { user, changed }) => {
-                    summary.updated += 1;
-                    if !dry_run {
-                        self.audit(
-                            self.done_by(AuditAction::UserUpdated, actor)
-                                .subject(user.username.as_str())
-                                .detail(format!(
-                                    "from {}: changed: {}",
-                                    origin.as_str(),
-                                    changed.join(", ")
-                                )),
-                        )
-                        .await;
-                    }
-                }
+                Ok(Written::Updated { .. }) => summary.updated += 1,
                 Ok(Written::Unchanged(_)) => summary.unchanged += 1,
                 Err(Ok(reason)) => summary.errors.push(EntryError {
                     username: account.username.clone(),

@@ -6,10 +6,11 @@
 //! killed part-way leaves each user either as they were or as the directory describes
 //! them, and a rerun carries on.
 
+use super::audit::insert_event;
 use super::db::{Tx, query};
 use super::users::{COLUMNS, user_from_row};
 use super::{Store, StoreError, UserRecord, bool_int, new_id};
-use twofold_engine::UnixTime;
+use twofold_engine::{AuditEvent, UnixTime};
 
 /// Where a user came from (the `source` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,17 +65,22 @@ pub enum Written {
 }
 
 impl Store {
-    /// Adds or updates `user` in one transaction. With `dry_run` the transaction is rolled
-    /// back: the outcome says what would have happened.
+    /// Adds or updates `user` in one transaction, with the audit event `audit` makes of
+    /// what was done (the user and its event are committed together). With `dry_run` the
+    /// transaction is rolled back: the outcome says what would have happened.
     pub async fn write_directory_user(
         &self,
         user: &DirectoryUser,
         now: UnixTime,
         dry_run: bool,
+        audit: &(dyn Fn(&Written) -> Option<AuditEvent> + Send + Sync),
     ) -> Result<Written, StoreError> {
         let mut tx = self.db.begin().await?;
         let written = write_in(&mut tx, user, now).await?;
         if !dry_run {
+            if let Some(event) = audit(&written) {
+                insert_event(&event).execute(&mut tx).await?;
+            }
             tx.commit().await?;
         }
         Ok(written)
@@ -297,11 +303,11 @@ async fn write_in(tx: &mut Tx, user: &DirectoryUser, now: UnixTime) -> Result<Wr
 async fn add(tx: &mut Tx, user: &DirectoryUser, now: UnixTime) -> Result<Written, StoreError> {
     let id = new_id();
     let invite = user.invite && user.email.is_some();
-    let result = query(
+    let result = query(format!(
         "INSERT INTO users (id, username, email, phone, mobile_phone, language, password_hash, enabled, \
          created_at, updated_at, method, source, external_id, invitation_due) \
-         VALUES ($1, $2, $3, $4, $5, $6, NULL, 1, $7, $7, $8, $9, $10, $11)",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, NULL, 1, $7, $7, $8, $9, $10, $11) RETURNING {COLUMNS}",
+    ))
     .bind(&id)
     .bind(&user.username)
     .bind(&user.email)
@@ -313,21 +319,14 @@ async fn add(tx: &mut Tx, user: &DirectoryUser, now: UnixTime) -> Result<Written
     .bind(user.origin.as_str())
     .bind(&user.external_id)
     .bind(bool_int(invite))
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await;
     match result {
-        Ok(_) => {}
-        Err(StoreError::Unique(_)) => {
-            return Err(StoreError::Duplicate(format!(
-                "the username {} or its directory id is taken by another user",
-                user.username
-            )));
-        }
-        Err(e) => return Err(e),
+        Ok(row) => Ok(Written::Added(user_from_row(&row)?)),
+        Err(StoreError::Unique(_)) => Err(StoreError::Duplicate(format!(
+            "the username {} or its directory id is taken by another user",
+            user.username
+        ))),
+        Err(e) => Err(e),
     }
-    let row = query(format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-        .bind(&id)
-        .fetch_one(&mut *tx)
-        .await?;
-    Ok(Written::Added(user_from_row(&row)?))
 }
