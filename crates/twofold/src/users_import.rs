@@ -5,9 +5,7 @@ use anyhow::{Result, anyhow, bail};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 use twofold_server::config::{Config, LogFormat};
 use twofold_server::directory::DirectoryAccount;
 use twofold_server::service::directory_sync::{Progress, Summary};
@@ -191,33 +189,36 @@ const LOG_EVERY: u64 = 500;
 /// [`LOG_EVERY`] users.
 pub struct CliProgress {
     verb: &'static str,
-    bar: bool,
+    /// The bar, when standard error is a terminal and the logs are text.
+    bar: Option<indicatif::ProgressBar>,
     json: bool,
     total: AtomicU64,
     done: AtomicU64,
-    drawn: Mutex<Option<Instant>>,
 }
 
 impl CliProgress {
     pub fn new(config: &Config, verb: &'static str) -> Self {
         let json = config.log.format == LogFormat::Json;
+        let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} users, {eta} left",
+            ) {
+                bar.set_style(style.progress_chars("#>-"));
+            }
+            bar.set_message(verb);
+            bar
+        });
         Self {
             verb,
-            bar: !json && std::io::stderr().is_terminal(),
+            bar,
             json,
             total: AtomicU64::new(0),
             done: AtomicU64::new(0),
-            drawn: Mutex::new(None),
         }
-    }
-
-    fn draw(&self, done: u64, total: u64) {
-        const WIDTH: u64 = 30;
-        let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
-        let bar: String = (0..WIDTH)
-            .map(|i| if i < filled { '#' } else { '-' })
-            .collect();
-        eprint!("\r{} [{bar}] {done}/{total} users", self.verb);
     }
 
     fn log(&self, done: u64, total: u64) {
@@ -236,32 +237,26 @@ impl Progress for CliProgress {
     fn start(&self, total: u64) {
         self.total.store(total, Ordering::Relaxed);
         self.done.store(0, Ordering::Relaxed);
-        if self.bar {
-            self.draw(0, total);
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(0);
         }
     }
 
     fn advance(&self) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        let total = self.total.load(Ordering::Relaxed);
-        if self.bar {
-            let mut drawn = self.drawn.lock().unwrap_or_else(|e| e.into_inner());
-            if drawn.is_none_or(|at| at.elapsed() >= Duration::from_millis(100)) || done == total {
-                self.draw(done, total);
-                *drawn = Some(Instant::now());
+        match &self.bar {
+            Some(bar) => bar.inc(1),
+            None if done.is_multiple_of(LOG_EVERY) => {
+                self.log(done, self.total.load(Ordering::Relaxed))
             }
-        } else if done % LOG_EVERY == 0 {
-            self.log(done, total);
+            None => {}
         }
     }
 
     fn finish(&self) {
-        if self.bar {
-            self.draw(
-                self.done.load(Ordering::Relaxed),
-                self.total.load(Ordering::Relaxed),
-            );
-            eprintln!();
+        if let Some(bar) = &self.bar {
+            bar.finish();
         }
     }
 }
