@@ -850,3 +850,75 @@ async fn a_dry_run_import_writes_nothing() {
     assert_eq!((summary.added, summary.invitations_queued), (1, 0));
     assert!(s.user("alice").await.is_none());
 }
+
+// ---------------------------------------------------------------------------------------
+// [[sync]] items in the configuration
+
+fn load(toml: &str) -> Result<twofold_server::config::Config, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twofold.toml");
+    std::fs::write(&path, toml).unwrap();
+    twofold_server::config::Config::load_from(Some(&path), Vec::new()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn sync_items_are_read_in_order_and_a_bad_one_stops_the_start_with_its_key() {
+    let config = load(&format!(
+        "[[sync]]\ngroup = \"{ADMINS}\"\nmethod = \"oath\"\nlanguage = \"fr\"\n\n\
+         [[sync]]\nbase_dn = \"{PEOPLE}\"\n"
+    ))
+    .unwrap();
+    assert_eq!(config.sync.len(), 2);
+    assert_eq!(config.sync[0].scope(), EntryScope::Group(ADMINS.into()));
+    assert_eq!(
+        config.sync[1].scope(),
+        EntryScope::Base(Some(PEOPLE.into()))
+    );
+    let alice = account("alice", &["CN=MFA-Admins,OU=Groups,DC=example,DC=com"]);
+    assert!(
+        config.sync[0].matches(&alice),
+        "group DNs compare without case"
+    );
+    assert!(config.sync[1].matches(&alice));
+    let outsider = DirectoryAccount {
+        dn: "uid=eve,ou=contractors,dc=example,dc=com".into(),
+        ..DirectoryAccount::default()
+    };
+    assert!(!config.sync[0].matches(&outsider) && !config.sync[1].matches(&outsider));
+    let lookalike = DirectoryAccount {
+        dn: "uid=eve,ou=notpeople,dc=example,dc=com".into(),
+        ..DirectoryAccount::default()
+    };
+    assert!(
+        !config.sync[1].matches(&lookalike),
+        "a base DN matches whole components"
+    );
+
+    for (toml, expected) in [
+        (
+            format!("[[sync]]\ngroup = \"{ADMINS}\"\nbase_dn = \"{PEOPLE}\"\n"),
+            "sync[0].group / base_dn: give exactly one",
+        ),
+        (
+            "[[sync]]\nmethod = \"oath\"\n".into(),
+            "sync[0].group / base_dn",
+        ),
+        (
+            format!(
+                "[[sync]]\nbase_dn = \"{PEOPLE}\"\n[[sync]]\ngroup = \"{ADMINS}\"\nmethod = \"voice\"\n"
+            ),
+            "sync[1].method = \"voice\"",
+        ),
+        (
+            format!("[[sync]]\ngroup = \"{ADMINS}\"\nlanguage = \"de\"\n"),
+            "sync[0].language = \"de\"",
+        ),
+        (
+            format!("[[sync]]\ngroup = \"{ADMINS}\"\ngroups = \"x\"\n"),
+            "groups",
+        ),
+    ] {
+        let err = load(&toml).unwrap_err();
+        assert!(err.contains(expected), "{toml}: {err}");
+    }
+}
