@@ -240,7 +240,8 @@ fn spawn_directory_jobs(
             tick.tick().await;
             let store = service.store().clone();
             let now = service.now();
-            if let Ok(true) = store.take_lease("invitations", &node, 600, now).await {
+            let due = matches!(store.due_invitations(1).await, Ok(d) if !d.is_empty());
+            if due && let Ok(true) = store.take_lease("invitations", &node, 600, now).await {
                 if let Err(e) = service.send_due_invitations(email.as_ref()).await {
                     tracing::warn!(error = %e, "invitations could not be sent now");
                 }
