@@ -849,6 +849,48 @@ async fn a_dry_run_import_writes_nothing() {
         .unwrap();
     assert_eq!((summary.added, summary.invitations_queued), (1, 0));
     assert!(s.user("alice").await.is_none());
+    assert!(s.store.audit_tail(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_dry_run_sync_says_what_it_would_do_and_changes_nothing() {
+    let s = setup(Settings::default()).await;
+    s.directory
+        .set(vec![account("alice", &[]), account("bob", &[])]);
+    s.sync(false).await.unwrap();
+    let events = s.store.audit_tail(100).await.unwrap().len();
+    s.directory
+        .edit("alice", |a| a.email = Some("new@example.com".into()));
+    s.directory.remove(&["bob"]);
+    s.directory.set({
+        let mut accounts = s.directory.accounts.lock().unwrap().clone();
+        accounts.push(account("carol", &[]));
+        accounts
+    });
+    let summary = s
+        .service
+        .sync_users(
+            "test",
+            s.directory.as_ref(),
+            &items(),
+            false,
+            true,
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.added, summary.updated, summary.disabled),
+        (1, 1, 1),
+        "{summary:?}"
+    );
+    assert!(s.user("carol").await.is_none());
+    assert_eq!(
+        s.user("alice").await.unwrap().email.as_deref(),
+        Some("alice@example.com")
+    );
+    assert!(s.user("bob").await.unwrap().enabled);
+    assert_eq!(s.store.audit_tail(100).await.unwrap().len(), events);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -197,11 +197,13 @@ impl InProcessService {
         };
         self.write_entries(actor, &with_items, origin, dry_run, progress, &mut summary)
             .await?;
-        self.audit(
-            self.done_by(AuditAction::UsersImported, actor)
-                .detail(format!("from {}: {}", origin.as_str(), summary.counts())),
-        )
-        .await;
+        if !dry_run {
+            self.audit(
+                self.done_by(AuditAction::UsersImported, actor)
+                    .detail(format!("from {}: {}", origin.as_str(), summary.counts())),
+            )
+            .await;
+        }
         Ok(summary)
     }
 
@@ -399,8 +401,10 @@ impl InProcessService {
             Some(held) => format!("{}; {held}", summary.counts()),
             None => summary.counts(),
         };
-        self.audit(self.done_by(AuditAction::UsersSynced, actor).detail(detail))
-            .await;
+        if !dry_run {
+            self.audit(self.done_by(AuditAction::UsersSynced, actor).detail(detail))
+                .await;
+        }
         Ok(summary)
     }
 }
