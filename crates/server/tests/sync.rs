@@ -266,7 +266,7 @@ on_both!(
 );
 
 on_both!(
-    a_dry_run_writes_nothing_and_a_user_found_gone_is_disabled_from_the_first_time,
+    a_dry_run_writes_nothing_and_a_user_found_gone_is_disabled_and_signed_out,
     |store: Store| async move {
         let dry = store
             .write_directory_user(
@@ -297,7 +297,21 @@ on_both!(
         else {
             panic!()
         };
+        let session = twofold_server::store::SessionRecord {
+            id_hash: "dora-session".into(),
+            user_id: dora.id.clone(),
+            created_at: 10,
+            last_seen_at: 10,
+            expires_at: 10_000,
+            data: "{}".into(),
+        };
+        store.create_session(&session).await.unwrap();
+        assert!(store.session("dora-session", 15).await.unwrap().is_some());
         store.mark_left_directory(&dora.id, 20).await.unwrap();
+        assert!(
+            store.session("dora-session", 21).await.unwrap().is_none(),
+            "a user found gone is signed out"
+        );
         store.mark_left_directory(&dora.id, 30).await.unwrap();
         let left = store.user_by_id(&dora.id).await.unwrap().unwrap();
         assert!(!left.enabled);
