@@ -202,3 +202,35 @@ async fn sync_without_a_directory_says_what_is_missing() {
         assert!(stderr.contains("[ldap] is not configured"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn an_import_on_a_pipe_logs_its_progress_every_500_users_and_json_logs_get_a_json_summary() {
+    let mut env = Env::new(Backend::Sqlite).await;
+    let mut text = HEADER.to_owned();
+    for i in 0..1000 {
+        text.push_str(&format!("user{i:04},,,,\n"));
+    }
+    let file = write(&env, "many.csv", &text);
+    let out = env.cli(&["users", "import", "--csv", &file], "");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let progress: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.starts_with("importing:"))
+        .collect();
+    assert_eq!(
+        progress,
+        vec![
+            "importing: 500 of 1000 users",
+            "importing: 1000 of 1000 users"
+        ],
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("added 1000,"));
+
+    env.vars.insert("TWOFOLD_LOG__FORMAT".into(), "json".into());
+    let json = env.cli_ok(&["users", "import", "--csv", &file], "");
+    let summary: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(summary["unchanged"], 1000, "{summary}");
+    assert_eq!(summary["added"], 0, "{summary}");
+}
