@@ -33,6 +33,14 @@ pub enum AuditAction {
     ServiceAccountCreated,
     ServiceAccountDeleted,
     SdkCall,
+    /// Users were imported from a file or a directory (one event per run, with its counts).
+    UsersImported,
+    /// A directory sync ran (one event per run, with its counts).
+    UsersSynced,
+    /// A sync found a user gone from the directory and disabled them.
+    UserLeftDirectory,
+    /// An imported user was emailed the portal's address.
+    InvitationSent,
 }
 
 impl AuditAction {
@@ -62,6 +70,10 @@ impl AuditAction {
             AuditAction::ServiceAccountCreated => "service_account_created",
             AuditAction::ServiceAccountDeleted => "service_account_deleted",
             AuditAction::SdkCall => "sdk_call",
+            AuditAction::UsersImported => "users_imported",
+            AuditAction::UsersSynced => "users_synced",
+            AuditAction::UserLeftDirectory => "user_left_directory",
+            AuditAction::InvitationSent => "invitation_sent",
         }
     }
 }

@@ -111,6 +111,17 @@ pub struct Settings {
     /// starting a one-time bypass need a second factor proved within this many minutes
     /// (a session signed in through a trusted address or a bypass is asked for one first).
     pub step_up_minutes: u32,
+    /// A directory user who is not yet in Twofold is created at their first sign-in, with
+    /// the defaults of the first `[[sync]]` item they match.
+    pub create_users_on_sign_in: bool,
+    /// `twofold serve` syncs users from the directory this often (0: never; `twofold users
+    /// sync` still does).
+    pub sync_interval_minutes: u32,
+    /// A sync that would disable more users than this at once disables none until
+    /// `twofold users sync --approve`.
+    pub sync_removal_threshold: u32,
+    /// Users who left the directory are disabled at once, and deleted this many days later.
+    pub sync_delete_after_days: u32,
 }
 
 // The upper limits of the settings that bound how much an attacker gets (security review,
@@ -170,6 +181,10 @@ impl Default for Settings {
             session_idle_minutes: 20,
             session_max_hours: 12,
             step_up_minutes: 10,
+            create_users_on_sign_in: false,
+            sync_interval_minutes: 60,
+            sync_removal_threshold: 5,
+            sync_delete_after_days: 30,
         }
     }
 }
@@ -311,6 +326,24 @@ impl Settings {
             self.oath_token_fallback_session_minutes.into(),
             1,
             1440,
+        )?;
+        range(
+            "sync_interval_minutes",
+            self.sync_interval_minutes.into(),
+            0,
+            10_080,
+        )?;
+        range(
+            "sync_removal_threshold",
+            self.sync_removal_threshold.into(),
+            0,
+            1_000_000,
+        )?;
+        range(
+            "sync_delete_after_days",
+            self.sync_delete_after_days.into(),
+            0,
+            3650,
         )?;
         if self.one_time_bypass_seconds > self.one_time_bypass_max_seconds {
             return Err(SettingError {
@@ -501,6 +534,32 @@ mod tests {
         let err = low_cap.with_value("lockout_threshold", "21").unwrap_err();
         assert!(err.fix.contains("1 to 20"), "{}", err.fix);
         assert_eq!(low_cap.lockout_policy().hard_cap, 20);
+    }
+
+    #[test]
+    fn directory_sync_settings_have_their_defaults_and_ranges() {
+        let s = Settings::default();
+        assert!(!s.create_users_on_sign_in);
+        assert_eq!(
+            (
+                s.sync_interval_minutes,
+                s.sync_removal_threshold,
+                s.sync_delete_after_days
+            ),
+            (60, 5, 30)
+        );
+        for (key, bad) in [
+            ("sync_interval_minutes", "10081"),
+            ("sync_delete_after_days", "3651"),
+            ("sync_removal_threshold", "-1"),
+        ] {
+            let err = Settings::default().with_value(key, bad).unwrap_err();
+            assert_eq!(err.key, key);
+        }
+        let (s, _) = Settings::default()
+            .with_value("sync_interval_minutes", "0")
+            .unwrap();
+        assert_eq!(s.sync_interval_minutes, 0);
     }
 
     #[test]

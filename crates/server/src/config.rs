@@ -55,6 +55,9 @@ pub struct Config {
     pub channels: ChannelsConfig,
     /// Seeds for the settings kept in the store (applied on first start only).
     pub settings: BTreeMap<String, serde_json::Value>,
+    /// `[[sync]]`: which directory users an import or a sync brings in, each item with the
+    /// defaults it gives new users; the first item a user matches wins.
+    pub sync: Vec<SyncItem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -343,6 +346,7 @@ impl Default for Config {
             sdk: SdkConfig::default(),
             channels: ChannelsConfig::default(),
             settings: BTreeMap::new(),
+            sync: Vec::new(),
         }
     }
 }
@@ -448,6 +452,10 @@ impl Config {
             )));
         }
         self.seed_settings()?;
+        for (index, item) in self.sync.iter().enumerate() {
+            item.check()
+                .map_err(|e| ConfigError(format!("sync[{index}].{e}")))?;
+        }
         Ok(())
     }
 
@@ -803,4 +811,97 @@ mod tests {
         .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
     }
+}
+
+/// One `[[sync]]` item: the members of a group, or the accounts under a base DN, and the
+/// defaults a new user from it gets.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncItem {
+    /// The DN of a group: its members match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// A DN: the accounts under it match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dn: Option<String>,
+    /// The primary method a new user gets (`oath`, `phone_call`, `sms`, `mobile_app`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The language a new user gets when the directory holds none (`en`, `fr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+impl SyncItem {
+    /// Checks the item; the error starts with the key it is about.
+    fn check(&self) -> Result<(), String> {
+        match (&self.group, &self.base_dn) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(format!(
+                    "group / base_dn: give exactly one of them (group = {:?}, base_dn = {:?}). \
+                     Fix: one [[sync]] item per group or base DN.",
+                    self.group, self.base_dn
+                ));
+            }
+            (Some(dn), None) | (None, Some(dn)) if dn.trim().is_empty() => {
+                return Err(
+                    "group / base_dn is empty. Fix: give a DN such as \"cn=mfa,ou=groups,dc=example,dc=com\"."
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if let Some(method) = &self.method
+            && serde_json::from_value::<twofold_engine::settings::Method>(
+                serde_json::Value::String(method.clone()),
+            )
+            .is_err()
+        {
+            return Err(format!(
+                "method = {method:?}: not a method. Fix: use one of oath, phone_call, sms, mobile_app."
+            ));
+        }
+        if let Some(language) = &self.language
+            && twofold_engine::Language::from_tag(language).is_none()
+        {
+            return Err(format!(
+                "language = {language:?}: not a language Twofold speaks. Fix: use en or fr."
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where a directory lists this item's accounts.
+    pub fn scope(&self) -> crate::directory::EntryScope {
+        match (&self.group, &self.base_dn) {
+            (Some(group), _) => crate::directory::EntryScope::Group(group.clone()),
+            (None, base) => crate::directory::EntryScope::Base(base.clone()),
+        }
+    }
+
+    /// Whether `account` belongs to this item: a member of its group, or under its base
+    /// DN (DNs compared without regard to case).
+    pub fn matches(&self, account: &crate::directory::DirectoryAccount) -> bool {
+        if let Some(group) = &self.group {
+            return account.groups.iter().any(|g| same_dn(g, group));
+        }
+        if let Some(base) = &self.base_dn {
+            let dn = normalise_dn(&account.dn);
+            let base = normalise_dn(base);
+            return dn == base || dn.ends_with(&format!(",{base}"));
+        }
+        false
+    }
+}
+
+/// A DN in lower case without the spaces around its commas.
+fn normalise_dn(dn: &str) -> String {
+    dn.split(',')
+        .map(|part| part.trim().to_lowercase())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn same_dn(a: &str, b: &str) -> bool {
+    normalise_dn(a) == normalise_dn(b)
 }

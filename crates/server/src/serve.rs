@@ -195,6 +195,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     });
 
     spawn_housekeeping(service.clone(), limits);
+    spawn_directory_jobs(service.clone(), &config, channels.email.clone());
     let users = store
         .list_users(1, None)
         .await
@@ -207,6 +208,86 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         tracing::info!("SQLite store closed");
     }
     Ok(())
+}
+
+/// How often a node looks for invitations to send, and whether a sync is due.
+const DIRECTORY_JOBS_TICK: Duration = Duration::from_secs(10);
+
+/// The jobs that keep users in step with the directory, each run by one node at a time
+/// (whichever holds its lease in the store): sending the invitations imports queued, and
+/// the `[[sync]]` every `sync_interval_minutes`.
+fn spawn_directory_jobs(
+    service: Arc<InProcessService>,
+    config: &Config,
+    email: Arc<dyn crate::channels::EmailChannel>,
+) {
+    use crate::service::directory_sync::{NoProgress, directory_source};
+    let items = config.sync.clone();
+    let source = match directory_source(config) {
+        Ok(source) => Some(source),
+        Err(e) => {
+            if !items.is_empty() {
+                tracing::warn!(error = %e, "[[sync]] items are configured but users cannot be synced");
+            }
+            None
+        }
+    };
+    let node = crate::store::new_id();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(DIRECTORY_JOBS_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let store = service.store().clone();
+            let now = service.now();
+            let due = matches!(store.due_invitations(1).await, Ok(d) if !d.is_empty());
+            if due && let Ok(true) = store.take_lease("invitations", &node, 600, now).await {
+                if let Err(e) = service.send_due_invitations(email.as_ref()).await {
+                    tracing::warn!(error = %e, "invitations could not be sent now");
+                }
+                let _ = store.release_lease("invitations", &node).await;
+            }
+            let Some(source) = source.as_ref().filter(|_| !items.is_empty()) else {
+                continue;
+            };
+            let interval = match store.settings().await {
+                Ok(s) if s.sync_interval_minutes > 0 => i64::from(s.sync_interval_minutes) * 60,
+                _ => continue,
+            };
+            // The lease outlives a sync that runs long; once the sync is done it is kept
+            // until the next one is due, so that the nodes sync once per interval between
+            // them.
+            let hold = (2 * interval).max(3600);
+            if !matches!(
+                store.take_lease("directory_sync", &node, hold, now).await,
+                Ok(true)
+            ) {
+                continue;
+            }
+            match service
+                .sync_users(
+                    "system:sync",
+                    source.as_ref(),
+                    &items,
+                    false,
+                    false,
+                    &NoProgress,
+                )
+                .await
+            {
+                Ok(summary) => {
+                    tracing::info!(summary = %summary.counts(), "directory sync done");
+                    if let Some(held) = summary.held_back_message() {
+                        tracing::warn!("{held}");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "the directory sync failed"),
+            }
+            let _ = store
+                .hold_lease_until("directory_sync", &node, service.now() + interval)
+                .await;
+        }
+    });
 }
 
 /// The console channel delivers nothing: said once at start, and loudly when the server

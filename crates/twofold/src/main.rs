@@ -1,6 +1,7 @@
 //! `twofold`: the server, and the commands that administer it.
 
 mod audit_line;
+mod users_import;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -48,6 +49,9 @@ enum Command {
     /// Add, list, show, change, delete and unlock users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Import users from a CSV file or the directory, and sync them with the directory.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -186,6 +190,49 @@ enum UserCommand {
     Unlock { username: String },
 }
 
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Import users: from a CSV file (columns username,email,phone,mobile_phone,language,
+    /// with a header row) or from the directory ([ldap]). A user already there is updated;
+    /// a new user with an email address is invited to the portal (settings.portal_url).
+    Import {
+        /// The CSV file to read.
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "ldap",
+            required_unless_present = "ldap"
+        )]
+        csv: Option<PathBuf>,
+        /// Read the users from the directory: the [[sync]] items, or --group.
+        #[arg(long)]
+        ldap: bool,
+        /// With --ldap: the members of this group only.
+        #[arg(long, value_name = "DN", requires = "ldap")]
+        group: Option<String>,
+        /// Say what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the [[sync]] items once: add and update users from the directory, disable those
+    /// who left it (and delete them after settings.sync_delete_after_days).
+    Sync {
+        /// Disable the users who left even when they are more than
+        /// settings.sync_removal_threshold.
+        #[arg(long)]
+        approve: bool,
+        /// Say what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Debug, Args)]
 struct SetArgs {
     username: String,
@@ -294,6 +341,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::User(cmd) => user_command(&config, cmd).await,
+        Command::Users(cmd) => users_command(&config, cmd).await,
         Command::Audit(cmd) => audit_command(&config, cmd).await,
         Command::Settings(cmd) => settings_command(&config, cmd).await,
         Command::Token(cmd) => token_command(&config, cmd).await,
@@ -516,6 +564,159 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+async fn users_command(config: &Config, cmd: UsersCommand) -> Result<()> {
+    use std::collections::HashMap;
+    use twofold_server::directory::EntryScope;
+    use twofold_server::service::directory_sync::directory_source;
+    use twofold_server::store::UserOrigin;
+    use users_import::{CliProgress, print_summary, read_csv};
+    let json_logs = config.log.format == twofold_server::config::LogFormat::Json;
+    let (summary, row_errors, lines, json) = match cmd {
+        UsersCommand::Import {
+            csv: Some(path),
+            dry_run,
+            json,
+            ..
+        } => {
+            let file = read_csv(&path)?;
+            let service = open_service(config).await?;
+            let lines: HashMap<String, usize> = file
+                .rows
+                .iter()
+                .map(|(line, row)| (row.username.clone(), *line))
+                .collect();
+            let entries: Vec<_> = file.rows.into_iter().map(|(_, row)| row).collect();
+            let progress = CliProgress::new(config, "importing");
+            let summary = service
+                .import_users(
+                    &actor(),
+                    &entries,
+                    UserOrigin::Csv,
+                    &config.sync,
+                    dry_run,
+                    &progress,
+                )
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "the import stopped: {e}; the users written so far stay, rerun to carry on"
+                    )
+                })?;
+            send_invitations(config, &service, &summary).await;
+            (summary, file.errors, lines, json || json_logs)
+        }
+        UsersCommand::Import {
+            group,
+            dry_run,
+            json,
+            ..
+        } => {
+            let source = directory_source(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let scopes: Vec<EntryScope> = match group {
+                Some(group) => vec![EntryScope::Group(group)],
+                None if config.sync.is_empty() => vec![EntryScope::Base(None)],
+                None => config.sync.iter().map(|item| item.scope()).collect(),
+            };
+            let mut entries = Vec::new();
+            for scope in &scopes {
+                entries.extend(
+                    source
+                        .entries(scope)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?,
+                );
+            }
+            let service = open_service(config).await?;
+            let progress = CliProgress::new(config, "importing");
+            let summary = service
+                .import_users(
+                    &actor(),
+                    &entries,
+                    UserOrigin::Ldap,
+                    &config.sync,
+                    dry_run,
+                    &progress,
+                )
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "the import stopped: {e}; the users written so far stay, rerun to carry on"
+                    )
+                })?;
+            send_invitations(config, &service, &summary).await;
+            (summary, Vec::new(), HashMap::new(), json || json_logs)
+        }
+        UsersCommand::Sync {
+            approve,
+            dry_run,
+            json,
+        } => {
+            let source = directory_source(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let service = open_service(config).await?;
+            let progress = CliProgress::new(config, "syncing");
+            let summary = service
+                .sync_users(
+                    &actor(),
+                    source.as_ref(),
+                    &config.sync,
+                    approve,
+                    dry_run,
+                    &progress,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            send_invitations(config, &service, &summary).await;
+            (summary, Vec::new(), HashMap::new(), json || json_logs)
+        }
+    };
+    print_summary(&summary, &row_errors, &lines, json);
+    let failed = row_errors.len() + summary.errors.len();
+    if failed > 0 {
+        bail!("{failed} users were not imported (see the errors above); the others were");
+    }
+    Ok(())
+}
+
+/// Sends the invitations an import queued, through the configured email channel. With the
+/// console channel they are left to `twofold serve`, whose development inbox shows them.
+async fn send_invitations(
+    config: &Config,
+    service: &InProcessService,
+    summary: &twofold_server::service::directory_sync::Summary,
+) {
+    if summary.invitations_queued == 0 {
+        return;
+    }
+    if config.channels.console_kinds().contains(&"email") {
+        println!(
+            "the console email channel delivers nothing from this command: `twofold serve` sends the invitations (see /dev/inbox)"
+        );
+        return;
+    }
+    let channels =
+        twofold_server::channels::Channels::from_config(&config.channels, Arc::new(SystemClock));
+    match service.send_due_invitations(channels.email.as_ref()).await {
+        Ok(round) => {
+            println!("invitations sent: {}", round.sent);
+            if round.deferred > 0 {
+                println!(
+                    "warning: {} invitations could not be sent now; `twofold serve` tries again",
+                    round.deferred
+                );
+            }
+            if round.given_up > 0 {
+                println!(
+                    "warning: {} invitations were refused by the email provider (see the log)",
+                    round.given_up
+                );
+            }
+        }
+        Err(e) => println!(
+            "warning: invitations could not be sent now ({e}); `twofold serve` tries again"
+        ),
     }
 }
 

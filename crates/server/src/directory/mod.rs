@@ -41,6 +41,9 @@ pub struct DirectoryAccount {
     /// The groups the account belongs to, by DN, where the directory says so
     /// (`memberOf`): `[[sync]]` items match on them.
     pub groups: Vec<String>,
+    /// The account's own DN (empty where the directory has none): `[[sync]]` items with
+    /// a `base_dn` match on it.
+    pub dn: String,
 }
 
 /// The part of a sign-in name that names the account, without the forms that only say

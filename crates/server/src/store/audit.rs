@@ -32,7 +32,7 @@ fn audit_from_row(row: &Row) -> Result<AuditRow, StoreError> {
 
 const COLUMNS: &str = "id, at, action, outcome, actor, subject, client_ip, user_agent, detail";
 
-fn insert_event(e: &AuditEvent) -> Query<'_> {
+pub(super) fn insert_event(e: &AuditEvent) -> Query<'_> {
     bind_event(
         query(
             "INSERT INTO audit_log (at, action, outcome, actor, subject, client_ip, user_agent, detail) \

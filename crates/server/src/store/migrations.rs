@@ -41,6 +41,11 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
         "one authentication",
         include_str!("../../migrations/sqlite/0006_one_authentication.sql"),
     ),
+    (
+        7,
+        "directory users",
+        include_str!("../../migrations/sqlite/0007_directory_users.sql"),
+    ),
 ];
 
 pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {

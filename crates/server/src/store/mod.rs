@@ -8,6 +8,7 @@ mod audit;
 mod authentications;
 mod bypasses;
 mod db;
+mod directory_users;
 mod lockouts;
 mod migrations;
 mod questions;
@@ -20,6 +21,7 @@ mod users;
 
 pub use audit::AuditRow;
 pub use bypasses::BypassRecord;
+pub use directory_users::{DirectoryUser, UserOrigin, Written};
 pub use lockouts::{Settled, VersionedLockout};
 pub use questions::QuestionRecord;
 pub use sdk::ServiceAccountRecord;

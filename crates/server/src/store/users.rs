@@ -19,6 +19,15 @@ pub struct UserRecord {
     pub pin_hash: Option<String>,
     /// When the user finished the enrolment wizard.
     pub enrolled_at: Option<UnixTime>,
+    pub mobile_phone: Option<String>,
+    /// Where the user came from: `local`, `ldap`, `csv` or `radius`.
+    pub source: String,
+    /// The directory's own id for the user (survives a rename).
+    pub external_id: Option<String>,
+    /// When a sync last found the user gone from the directory (`None` while present).
+    pub left_directory_at: Option<UnixTime>,
+    /// When the user was emailed the portal's address.
+    pub invited_at: Option<UnixTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,7 +65,7 @@ impl UserChanges {
 }
 
 pub(super) const COLUMNS: &str = "id, username, email, phone, language, password_hash, enabled, created_at, updated_at, \
-                       method, pin_hash, enrolled_at";
+                       method, pin_hash, enrolled_at, mobile_phone, source, external_id, left_directory_at, invited_at";
 
 pub(super) fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
@@ -72,6 +81,11 @@ pub(super) fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
         method: row.try_get("method")?,
         pin_hash: row.try_get("pin_hash")?,
         enrolled_at: row.try_get("enrolled_at")?,
+        mobile_phone: row.try_get("mobile_phone")?,
+        source: row.try_get("source")?,
+        external_id: row.try_get("external_id")?,
+        left_directory_at: row.try_get("left_directory_at")?,
+        invited_at: row.try_get("invited_at")?,
     })
 }
 

@@ -9,6 +9,7 @@ mod admin;
 mod authentications;
 mod cli;
 mod dev_inbox;
+mod directory_users;
 mod edges;
 mod factors;
 mod hygiene;
