@@ -53,6 +53,9 @@ pub struct Config {
     pub sdk: SdkConfig,
     /// Who delivers phone calls, text messages and emails.
     pub channels: ChannelsConfig,
+    /// `[radius]`: the RADIUS servers that check passwords when `primary_authentication`
+    /// is `radius`.
+    pub radius: Option<crate::directory::RadiusConfig>,
     /// Seeds for the settings kept in the store (applied on first start only).
     pub settings: BTreeMap<String, serde_json::Value>,
 }
@@ -342,6 +345,7 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             sdk: SdkConfig::default(),
             channels: ChannelsConfig::default(),
+            radius: None,
             settings: BTreeMap::new(),
         }
     }
@@ -446,6 +450,9 @@ impl Config {
                 "log.level = {:?}: {e}. Fix: use a level such as \"info\" or \"debug\".",
                 self.log.level
             )));
+        }
+        if let Some(radius) = &self.radius {
+            radius.check()?;
         }
         self.seed_settings()?;
         Ok(())

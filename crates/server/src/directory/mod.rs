@@ -8,14 +8,18 @@
 //!
 //! - [`LocalDirectory`]: argon2id hashes kept in the store (`primary_authentication =
 //!   "local"`).
+//! - [`RadiusDirectory`]: a PAP Access-Request to the operator's RADIUS servers
+//!   (`primary_authentication = "radius"`, configured by `[radius]`).
 //!
 //! A directory fails closed: when it cannot answer, it returns
 //! [`DirectoryError::Unavailable`], which signs nobody in and counts no failure against the
 //! user (the user did nothing wrong); it is never reported as a wrong password.
 
 mod local;
+pub mod radius;
 
 pub use local::LocalDirectory;
+pub use radius::{RadiusConfig, RadiusDirectory};
 
 use async_trait::async_trait;
 use twofold_engine::Username;
