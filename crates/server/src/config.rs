@@ -56,6 +56,8 @@ pub struct Config {
     /// `[radius]`: the RADIUS servers that check passwords when `primary_authentication`
     /// is `radius`.
     pub radius: Option<crate::directory::RadiusConfig>,
+    /// `[smtp]`: the SMTP server that sends emails when `channels.email = "smtp"`.
+    pub smtp: Option<crate::channels::SmtpConfig>,
     /// Seeds for the settings kept in the store (applied on first start only).
     pub settings: BTreeMap<String, serde_json::Value>,
 }
@@ -214,6 +216,8 @@ pub enum ChannelProvider {
     /// For development: messages go to the log and to `/dev/inbox`, never to anyone.
     #[default]
     Console,
+    /// Emails through the SMTP server of `[smtp]` (emails only).
+    Smtp,
 }
 
 /// `[channels]`: the provider of each kind of message.
@@ -346,6 +350,7 @@ impl Default for Config {
             sdk: SdkConfig::default(),
             channels: ChannelsConfig::default(),
             radius: None,
+            smtp: None,
             settings: BTreeMap::new(),
         }
     }
@@ -454,8 +459,28 @@ impl Config {
         if let Some(radius) = &self.radius {
             radius.check()?;
         }
+        self.check_channels()?;
         self.seed_settings()?;
         Ok(())
+    }
+
+    fn check_channels(&self) -> Result<(), ConfigError> {
+        for (key, provider) in [("voice", self.channels.voice), ("sms", self.channels.sms)] {
+            if provider == ChannelProvider::Smtp {
+                return Err(ConfigError(format!(
+                    "channels.{key} = \"smtp\": SMTP delivers emails only. Fix: use \"console\" for {key}."
+                )));
+            }
+        }
+        match (&self.smtp, self.channels.email) {
+            (None, ChannelProvider::Smtp) => Err(ConfigError(
+                "channels.email = \"smtp\" but the configuration has no [smtp] section. \
+                 Fix: add [smtp] with host and from (see twofold.example.toml)."
+                    .into(),
+            )),
+            (Some(smtp), _) => smtp.check(),
+            (None, _) => Ok(()),
+        }
     }
 
     /// The settings this file seeds, checked against the settings' own rules.
