@@ -813,17 +813,63 @@ mod tests {
         assert!(err.contains("`channels.sms` = \"twilio\""), "{err}");
         assert!(err.contains("console"), "{err}");
 
-        let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__EMAIL", "smtp")]))
+        let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__EMAIL", "sendgrid")]))
             .unwrap_err()
             .0;
         assert!(err.contains("channels.email"), "{err}");
-        assert!(err.contains("smtp"), "{err}");
+        assert!(err.contains("sendgrid"), "{err}");
         assert!(err.contains("TWOFOLD_CHANNELS__EMAIL"), "{err}");
         assert!(err.contains("console"), "{err}");
 
         let f = file("[channels]\npush = \"console\"\n");
         let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().0;
         assert!(err.contains("channels.push"), "{err}");
+    }
+
+    #[test]
+    fn email_through_smtp_needs_an_smtp_section_and_smtp_sends_nothing_else() {
+        let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__EMAIL", "smtp")]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("[smtp]") && err.contains("Fix:"), "{err}");
+        let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__VOICE", "smtp")]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("channels.voice = \"smtp\""), "{err}");
+        let f = file(
+            "[channels]\nemail = \"smtp\"\n[smtp]\nhost = \"smtp.example.com\"\nfrom = \"Twofold <mfa@example.com>\"\n",
+        );
+        let config = Config::load_from(Some(f.path()), env(&[])).unwrap();
+        let smtp = config.smtp.unwrap();
+        assert_eq!((smtp.port, smtp.timeout_seconds), (587, 10));
+        assert_eq!(smtp.security, crate::channels::SmtpSecurity::Starttls);
+    }
+
+    #[test]
+    fn a_radius_section_gets_its_defaults_and_a_bad_value_is_named() {
+        let f = file("[radius]\nservers = [\"127.0.0.1:1812\"]\nsecret = \"s3cret\"\n");
+        let radius = Config::load_from(Some(f.path()), env(&[]))
+            .unwrap()
+            .radius
+            .unwrap();
+        assert_eq!(
+            (
+                radius.timeout_seconds,
+                radius.retries,
+                radius.nas_identifier.as_str()
+            ),
+            (3, 1, "twofold")
+        );
+        let err = Config::load_from(Some(f.path()), env(&[("TWOFOLD_RADIUS__RETRIES", "50")]))
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("radius.retries = 50") && err.contains("Fix:"),
+            "{err}"
+        );
+        let f = file("[radius]\nservers = [\"127.0.0.1:1812\"]\nsecret = \"s\"\nport = 1812\n");
+        let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().0;
+        assert!(err.contains("port"), "{err}");
     }
 
     #[test]

@@ -159,13 +159,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| StartError::Database("the stored CSRF key is damaged".into()))?;
 
-    let mut service =
-        InProcessService::new(store.clone(), clock.clone(), open_keyring(&config)?)
-            .map_err(|e| StartError::Internal(e.to_string()))?
-            .with_attempt_limits(
-                config.limits.second_factor_per_user_per_minute,
-                config.limits.second_factor_per_ip_per_minute,
-            );
+    let mut service = InProcessService::new(store.clone(), clock.clone(), open_keyring(&config)?)
+        .map_err(|e| StartError::Internal(e.to_string()))?
+        .with_attempt_limits(
+            config.limits.second_factor_per_user_per_minute,
+            config.limits.second_factor_per_ip_per_minute,
+        );
     if let Some(directory) = build_directory(&config, &settings)? {
         service = service.with_directory(directory);
     }

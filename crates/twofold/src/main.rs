@@ -320,7 +320,9 @@ async fn email_test(config: &Config, address: &str) -> Result<()> {
     use twofold_server::config::ChannelProvider;
     let smtp = match (config.channels.email, &config.smtp) {
         (ChannelProvider::Smtp, Some(smtp)) => smtp,
-        (ChannelProvider::Smtp, None) => bail!("channels.email = \"smtp\" but there is no [smtp] section"),
+        (ChannelProvider::Smtp, None) => {
+            bail!("channels.email = \"smtp\" but there is no [smtp] section")
+        }
         (ChannelProvider::Console, _) => {
             println!(
                 "channels.email is \"console\": emails are not sent to anyone, the server writes them \

@@ -13,9 +13,9 @@ use crate::config::{ConfigError, Secret};
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -193,7 +193,8 @@ pub struct SmtpChannel {
 }
 
 impl SmtpChannel {
-    /// The channel `[smtp]` describes (checked, its files read).
+    /// The channel `[smtp]` describes (checked, its files read). Call it inside the Tokio
+    /// runtime: the connection pool starts a task.
     pub fn from_config(config: &SmtpConfig) -> Result<SmtpChannel, ConfigError> {
         config.check()?;
         let from = config.sender()?;
@@ -239,7 +240,11 @@ impl SmtpChannel {
                 self.server,
                 self.security.label()
             ),
-            None => format!("{} ({}, without signing in)", self.server, self.security.label()),
+            None => format!(
+                "{} ({}, without signing in)",
+                self.server,
+                self.security.label()
+            ),
         }
     }
 
@@ -411,8 +416,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_description_never_shows_the_password() {
+    #[tokio::test]
+    async fn the_description_never_shows_the_password() {
         let channel = SmtpChannel::from_config(&SmtpConfig {
             password: Some(Secret::new("hunter2-secret")),
             ..good()

@@ -426,8 +426,7 @@ impl RadiusDirectory {
         let deadline = Instant::now() + self.timeout;
         let mut buffer = vec![0u8; MAX_PACKET];
         loop {
-            let received = match tokio::time::timeout_at(deadline, socket.recv(&mut buffer)).await
-            {
+            let received = match tokio::time::timeout_at(deadline, socket.recv(&mut buffer)).await {
                 Err(_elapsed) => return Ok(None),
                 // ICMP port unreachable (nothing listens there) shows as ConnectionRefused.
                 Ok(Err(e)) => return Err(e),
@@ -571,10 +570,7 @@ mod tests {
             0x22, 0x7a,
         ];
         let hidden = hide_password(b"arctangent", SECRET, &authenticator);
-        assert_eq!(
-            hex::encode(hidden),
-            "0dbe708d93d413ce3196e43f782a0aee"
-        );
+        assert_eq!(hex::encode(hidden), "0dbe708d93d413ce3196e43f782a0aee");
     }
 
     #[test]
@@ -594,7 +590,10 @@ mod tests {
         let bytes = &request.bytes;
         assert_eq!(bytes[0], code::ACCESS_REQUEST);
         assert_eq!(bytes[1], 7);
-        assert_eq!(usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), bytes.len());
+        assert_eq!(
+            usize::from(u16::from_be_bytes([bytes[2], bytes[3]])),
+            bytes.len()
+        );
         assert_eq!(bytes[HEADER], attribute::MESSAGE_AUTHENTICATOR);
         let mut zeroed = bytes.clone();
         zeroed[HEADER + 2..HEADER + 18].fill(0);
@@ -786,7 +785,13 @@ mod tests {
                 answer(&request, code::ACCESS_ACCEPT, id, SECRET, false),
                 bad_mac,
                 bad_response,
-                answer(&request, code::ACCESS_ACCEPT, id.wrapping_add(1), SECRET, true),
+                answer(
+                    &request,
+                    code::ACCESS_ACCEPT,
+                    id.wrapping_add(1),
+                    SECRET,
+                    true,
+                ),
                 answer(&request, code::ACCESS_REJECT, id, SECRET, true),
             ]
         })
@@ -812,7 +817,13 @@ mod tests {
                 answer(&request, code::ACCESS_ACCEPT, id, SECRET, false),
                 bad_mac,
                 bad_response,
-                answer(&request, code::ACCESS_ACCEPT, id.wrapping_add(1), SECRET, true),
+                answer(
+                    &request,
+                    code::ACCESS_ACCEPT,
+                    id.wrapping_add(1),
+                    SECRET,
+                    true,
+                ),
             ]
         })
         .await;
@@ -820,7 +831,13 @@ mod tests {
         let alice = Username::parse("alice").unwrap();
         let outcome = radius.check_password(&alice, "guess").await;
         assert!(
-            matches!(outcome, Err(DirectoryError::Unavailable { directory: "radius", .. })),
+            matches!(
+                outcome,
+                Err(DirectoryError::Unavailable {
+                    directory: "radius",
+                    ..
+                })
+            ),
             "{outcome:?}"
         );
     }
@@ -838,7 +855,13 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(String::from_utf8_lossy(name).into_owned());
-            vec![answer(&request, code::ACCESS_ACCEPT, request.identifier, SECRET, true)]
+            vec![answer(
+                &request,
+                code::ACCESS_ACCEPT,
+                request.identifier,
+                SECRET,
+                true,
+            )]
         })
         .await;
         let radius = directory(vec![server.to_string()], 2, 0);
@@ -861,7 +884,13 @@ mod tests {
         let silent_address = silent.local_addr().unwrap();
         let second = answering_server(|bytes| {
             let request = received(bytes);
-            vec![answer(&request, code::ACCESS_ACCEPT, request.identifier, SECRET, true)]
+            vec![answer(
+                &request,
+                code::ACCESS_ACCEPT,
+                request.identifier,
+                SECRET,
+                true,
+            )]
         })
         .await;
         let radius = directory(vec![silent_address.to_string(), second.to_string()], 1, 0);

@@ -18,7 +18,10 @@ fn smtp_env(env: Env, server: &SmtpServer, password: &str, trust: bool) -> Env {
         .set("TWOFOLD_SMTP__FROM", FROM)
         .set("TWOFOLD_SMTP__TIMEOUT_SECONDS", "5");
     if trust {
-        env.set("TWOFOLD_SMTP__CA_FILE", &server.ca_file.display().to_string())
+        env.set(
+            "TWOFOLD_SMTP__CA_FILE",
+            &server.ca_file.display().to_string(),
+        )
     } else {
         env
     }
@@ -60,7 +63,10 @@ async fn email_test_delivers_through_smtp_with_starttls_and_sign_in() {
     assert_eq!(message.charset, "utf-8");
     assert!(message.message_id.ends_with("@example.com>"), "{message:?}");
     assert!(message.tls, "sent over STARTTLS");
-    assert!(message.body.contains("test email from Twofold"), "{message:?}");
+    assert!(
+        message.body.contains("test email from Twofold"),
+        "{message:?}"
+    );
     assert!(!out.contains(PASSWORD));
 }
 
@@ -72,7 +78,10 @@ async fn a_wrong_smtp_password_fails_naming_the_username_setting() {
     let env = smtp_env(env, &server, wrong, true);
     let (ok, out) = run(&env, "bob@example.com");
     assert!(!ok, "{out}");
-    assert!(out.contains("refused the sign-in as twofold-mailer"), "{out}");
+    assert!(
+        out.contains("refused the sign-in as twofold-mailer"),
+        "{out}"
+    );
     assert!(out.contains("smtp.username and smtp.password"), "{out}");
     assert!(!out.contains(wrong), "the password is never shown: {out}");
     assert!(server.received().is_empty());

@@ -180,8 +180,14 @@ fn try_start(dir: &Path, setup: &RadiusSetup, port: u16) -> Option<FreeRadius> {
     let log = Arc::new(Mutex::new(String::new()));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<bool>();
     for pipe in [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
     ]
     .into_iter()
     .flatten()

@@ -3,7 +3,7 @@
 //! cannot be heard (a wrong shared secret, unsigned answers, silence) makes sign-in
 //! unavailable without counting anything against the user.
 
-use crate::factors::{enrol_authenticator_app, sign_in_to_verify, post_code, sign_out};
+use crate::factors::{enrol_authenticator_app, post_code, sign_in_to_verify, sign_out};
 use crate::freeradius::{self, FreeRadius, RadiusSetup};
 use crate::support::*;
 use serde_json::{Value, json};

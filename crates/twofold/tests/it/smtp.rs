@@ -168,7 +168,10 @@ pub(crate) fn start(dir: &Path, username: &str, password: &str) -> SmtpServer {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("{} cannot run ({e}): scripts/test prepares it with aiosmtpd", python())
+                panic!(
+                    "{} cannot run ({e}): scripts/test prepares it with aiosmtpd",
+                    python()
+                )
             });
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
