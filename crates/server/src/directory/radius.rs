@@ -878,6 +878,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_password_longer_than_pap_allows_is_refused_without_asking() {
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = asked.clone();
+        let server = answering_server(move |bytes| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let request = received(bytes);
+            vec![answer(
+                &request,
+                code::ACCESS_ACCEPT,
+                request.identifier,
+                SECRET,
+                true,
+            )]
+        })
+        .await;
+        let radius = directory(vec![server.to_string()], 2, 0);
+        let alice = Username::parse("alice").unwrap();
+        let long = "p".repeat(MAX_PAP_PASSWORD + 1);
+        assert_eq!(
+            radius.check_password(&alice, &long).await,
+            Ok(DirectoryOutcome::Rejected)
+        );
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let longest = "p".repeat(MAX_PAP_PASSWORD);
+        assert!(matches!(
+            radius.check_password(&alice, &longest).await,
+            Ok(DirectoryOutcome::Accepted(_))
+        ));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
     async fn a_silent_first_server_hands_over_to_the_second() {
         // A socket that reads and never answers.
         let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
