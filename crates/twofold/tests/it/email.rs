@@ -148,3 +148,40 @@ async fn smtp_channel_settings_that_cannot_work_stop_with_the_fix() {
     let stderr = env.start_fails();
     assert!(stderr.contains("smtp.from"), "{stderr}");
 }
+
+#[tokio::test]
+async fn plain_smtp_to_another_host_is_warned_about_at_start() {
+    let env = Env::new(Backend::Sqlite)
+        .await
+        .set("TWOFOLD_CHANNELS__EMAIL", "smtp")
+        .set("TWOFOLD_SMTP__HOST", "192.0.2.25")
+        .set("TWOFOLD_SMTP__PORT", "25")
+        .set("TWOFOLD_SMTP__SECURITY", "none")
+        .set("TWOFOLD_SMTP__FROM", FROM);
+    let server = env.start();
+    let mut stderr = server.stderr();
+    for _ in 0..50 {
+        if stderr.contains("smtp.security") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        stderr = server.stderr();
+    }
+    assert!(stderr.contains("smtp.security = \"none\""), "{stderr}");
+    assert!(stderr.contains("192.0.2.25"), "{stderr}");
+
+    let local = Env::new(Backend::Sqlite)
+        .await
+        .set("TWOFOLD_CHANNELS__EMAIL", "smtp")
+        .set("TWOFOLD_SMTP__HOST", "127.0.0.1")
+        .set("TWOFOLD_SMTP__PORT", "25")
+        .set("TWOFOLD_SMTP__SECURITY", "none")
+        .set("TWOFOLD_SMTP__FROM", FROM);
+    let server = local.start();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !server.stderr().contains("smtp.security"),
+        "{}",
+        server.stderr()
+    );
+}
