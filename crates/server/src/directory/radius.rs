@@ -13,8 +13,13 @@
 //! a random Request Authenticator, NAS-Identifier. Servers are tried in order, each
 //! `1 + retries` times, each attempt waiting `timeout_seconds`; a packet that is not a valid
 //! answer to the request (another identifier, a wrong authenticator, no Message-Authenticator)
-//! is logged and ignored, and the wait goes on. No valid answer from any server is
+//! is logged and ignored, and the wait goes on. A server where nothing listens (ICMP port
+//! unreachable) ends its attempt at once. No valid answer from any server is
 //! [`DirectoryError::Unavailable`], never a wrong password.
+//!
+//! Each attempt sends from its own socket (a fresh source port, connected to the server), so
+//! concurrent sign-ins never share the 256 identifiers of one port, and only the server's
+//! address can answer.
 
 use super::{Directory, DirectoryAccount, DirectoryError, DirectoryOutcome, account_part};
 use crate::config::{ConfigError, Secret};
@@ -907,6 +912,39 @@ mod tests {
             Ok(DirectoryOutcome::Accepted(_))
         ));
         assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_first_server_where_nothing_listens_hands_over_without_waiting() {
+        let closed = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let second = answering_server(|bytes| {
+            let request = received(bytes);
+            vec![answer(
+                &request,
+                code::ACCESS_ACCEPT,
+                request.identifier,
+                SECRET,
+                true,
+            )]
+        })
+        .await;
+        // The closed port answers with ICMP port unreachable: no need to wait 5 s.
+        let radius = directory(vec![closed.to_string(), second.to_string()], 5, 1);
+        let alice = Username::parse("alice").unwrap();
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            radius.check_password(&alice, "right").await,
+            Ok(DirectoryOutcome::Accepted(_))
+        ));
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
