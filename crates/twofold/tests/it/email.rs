@@ -157,6 +157,8 @@ async fn plain_smtp_to_another_host_is_warned_about_at_start() {
         .set("TWOFOLD_SMTP__HOST", "192.0.2.25")
         .set("TWOFOLD_SMTP__PORT", "25")
         .set("TWOFOLD_SMTP__SECURITY", "none")
+        .set("TWOFOLD_SMTP__USERNAME", USERNAME)
+        .set("TWOFOLD_SMTP__PASSWORD", PASSWORD)
         .set("TWOFOLD_SMTP__FROM", FROM);
     let server = env.start();
     let mut stderr = server.stderr();
@@ -169,6 +171,8 @@ async fn plain_smtp_to_another_host_is_warned_about_at_start() {
     }
     assert!(stderr.contains("smtp.security = \"none\""), "{stderr}");
     assert!(stderr.contains("192.0.2.25"), "{stderr}");
+    assert!(stderr.contains("the SMTP password"), "{stderr}");
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
 
     let local = Env::new(Backend::Sqlite)
         .await
