@@ -776,29 +776,57 @@ mod tests {
         .unwrap()
     }
 
+    /// What an attacker on the path sends: Access-Accepts without a Message-Authenticator,
+    /// with a wrong one, with a wrong Response Authenticator, and for another identifier.
+    fn forged_accepts(request: &AccessRequest) -> Vec<Vec<u8>> {
+        let id = request.identifier;
+        let mut bad_mac = answer(request, code::ACCESS_ACCEPT, id, SECRET, true);
+        bad_mac[HEADER + 5] ^= 1;
+        let mut bad_response = answer(request, code::ACCESS_ACCEPT, id, SECRET, true);
+        bad_response[6] ^= 1;
+        vec![
+            answer(request, code::ACCESS_ACCEPT, id, SECRET, false),
+            bad_mac,
+            bad_response,
+            answer(
+                request,
+                code::ACCESS_ACCEPT,
+                id.wrapping_add(1),
+                SECRET,
+                true,
+            ),
+        ]
+    }
+
+    /// A server that accepts every request, signed as it should be.
+    async fn accepting_server() -> SocketAddr {
+        answering_server(|bytes| {
+            let request = received(bytes);
+            vec![answer(
+                &request,
+                code::ACCESS_ACCEPT,
+                request.identifier,
+                SECRET,
+                true,
+            )]
+        })
+        .await
+    }
+
     #[tokio::test]
     async fn forged_accepts_are_ignored_and_the_real_answer_is_read() {
         // The attacker's packets arrive first; the server's real Access-Reject comes last.
         let server = answering_server(|bytes| {
             let request = received(bytes);
-            let id = request.identifier;
-            let mut bad_mac = answer(&request, code::ACCESS_ACCEPT, id, SECRET, true);
-            bad_mac[HEADER + 5] ^= 1;
-            let mut bad_response = answer(&request, code::ACCESS_ACCEPT, id, SECRET, true);
-            bad_response[6] ^= 1;
-            vec![
-                answer(&request, code::ACCESS_ACCEPT, id, SECRET, false),
-                bad_mac,
-                bad_response,
-                answer(
-                    &request,
-                    code::ACCESS_ACCEPT,
-                    id.wrapping_add(1),
-                    SECRET,
-                    true,
-                ),
-                answer(&request, code::ACCESS_REJECT, id, SECRET, true),
-            ]
+            let mut packets = forged_accepts(&request);
+            packets.push(answer(
+                &request,
+                code::ACCESS_REJECT,
+                request.identifier,
+                SECRET,
+                true,
+            ));
+            packets
         })
         .await;
         let radius = directory(vec![server.to_string()], 2, 0);
@@ -811,27 +839,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_forged_accepts_leave_the_directory_unavailable() {
-        let server = answering_server(|bytes| {
-            let request = received(bytes);
-            let id = request.identifier;
-            let mut bad_mac = answer(&request, code::ACCESS_ACCEPT, id, SECRET, true);
-            bad_mac[HEADER + 5] ^= 1;
-            let mut bad_response = answer(&request, code::ACCESS_ACCEPT, id, SECRET, true);
-            bad_response[6] ^= 1;
-            vec![
-                answer(&request, code::ACCESS_ACCEPT, id, SECRET, false),
-                bad_mac,
-                bad_response,
-                answer(
-                    &request,
-                    code::ACCESS_ACCEPT,
-                    id.wrapping_add(1),
-                    SECRET,
-                    true,
-                ),
-            ]
-        })
-        .await;
+        let server = answering_server(|bytes| forged_accepts(&received(bytes))).await;
         let radius = directory(vec![server.to_string()], 1, 0);
         let alice = Username::parse("alice").unwrap();
         let outcome = radius.check_password(&alice, "guess").await;
@@ -921,17 +929,7 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let second = answering_server(|bytes| {
-            let request = received(bytes);
-            vec![answer(
-                &request,
-                code::ACCESS_ACCEPT,
-                request.identifier,
-                SECRET,
-                true,
-            )]
-        })
-        .await;
+        let second = accepting_server().await;
         // The closed port answers with ICMP port unreachable: no need to wait 5 s.
         let radius = directory(vec![closed.to_string(), second.to_string()], 5, 1);
         let alice = Username::parse("alice").unwrap();
@@ -952,17 +950,7 @@ mod tests {
         // A socket that reads and never answers.
         let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let silent_address = silent.local_addr().unwrap();
-        let second = answering_server(|bytes| {
-            let request = received(bytes);
-            vec![answer(
-                &request,
-                code::ACCESS_ACCEPT,
-                request.identifier,
-                SECRET,
-                true,
-            )]
-        })
-        .await;
+        let second = accepting_server().await;
         let radius = directory(vec![silent_address.to_string(), second.to_string()], 1, 0);
         let alice = Username::parse("alice").unwrap();
         assert!(matches!(

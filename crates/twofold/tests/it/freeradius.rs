@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -63,22 +62,6 @@ impl FreeRadius {
     }
 }
 
-/// A UDP port below 32768 that nothing uses now.
-pub(crate) fn free_udp_port() -> u16 {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-        ^ std::process::id().wrapping_mul(2_654_435_761);
-    for i in 0..2000u32 {
-        let port = 10_000 + ((seed.wrapping_add(i.wrapping_mul(7919))) % 22_000) as u16;
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free UDP port below 32768");
-}
-
 /// Starts FreeRADIUS under `dir` (a fresh directory of the test's), waits until it is ready.
 pub(crate) fn start(dir: &Path, setup: &RadiusSetup) -> FreeRadius {
     assert!(
@@ -86,7 +69,7 @@ pub(crate) fn start(dir: &Path, setup: &RadiusSetup) -> FreeRadius {
         "{BINARY} is missing: install the Debian packages freeradius and freeradius-utils (scripts/test does)"
     );
     for _ in 0..5 {
-        if let Some(server) = try_start(dir, setup, free_udp_port()) {
+        if let Some(server) = try_start(dir, setup, crate::ports::free_udp_port()) {
             return server;
         }
     }

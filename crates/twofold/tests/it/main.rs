@@ -19,6 +19,7 @@ mod multinode;
 mod operations;
 mod policy;
 mod portal;
+mod ports;
 mod radius;
 mod sdk;
 mod security;

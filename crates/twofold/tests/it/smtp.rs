@@ -8,7 +8,6 @@
 use crate::support::{make_test_ca, python};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -126,21 +125,7 @@ impl SmtpServer {
     }
 }
 
-/// A TCP port below 32768 that nothing listens on now.
-pub(crate) fn free_tcp_port() -> u16 {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-        ^ std::process::id().wrapping_mul(2_654_435_761);
-    for i in 0..2000u32 {
-        let port = 10_000 + ((seed.wrapping_add(i.wrapping_mul(7919))) % 22_000) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free TCP port below 32768");
-}
+pub(crate) use crate::ports::free_tcp_port;
 
 /// Starts aiosmtpd under `dir` with this username and password.
 pub(crate) fn start(dir: &Path, username: &str, password: &str) -> SmtpServer {
