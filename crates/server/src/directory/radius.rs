@@ -1,13 +1,13 @@
 //! RADIUS: passwords checked by the operator's RADIUS server with a PAP Access-Request
 //! (RFC 2865), `primary_authentication = "radius"`.
 //!
-//! The packet code is small and written here rather than taken from a crate: the RADIUS
-//! client crates on crates.io neither add nor check Message-Authenticator on every packet,
-//! and that check is the defence against forged answers (BlastRADIUS, CVE-2024-3596: an
-//! attacker on the path turns an Access-Reject into an Access-Accept by an MD5 collision on
-//! the Response Authenticator; the HMAC-MD5 Message-Authenticator, keyed with the shared
-//! secret, cannot be forged that way). So every request carries a Message-Authenticator as
-//! its first attribute, and every answer without a valid one is dropped as forged.
+//! The packet code is small and written here, so that the one check that matters is in
+//! plain sight: every answer must carry a valid Message-Authenticator. That check is the
+//! defence against forged answers (BlastRADIUS, CVE-2024-3596: an attacker on the path turns
+//! an Access-Reject into an Access-Accept by an MD5 collision on the Response Authenticator;
+//! the HMAC-MD5 Message-Authenticator, keyed with the shared secret, cannot be forged that
+//! way). So every request carries a Message-Authenticator as its first attribute, and every
+//! answer without a valid one is dropped as forged.
 //!
 //! A request: User-Name as the user typed it, User-Password hidden with the shared secret and
 //! a random Request Authenticator, NAS-Identifier. Servers are tried in order, each
