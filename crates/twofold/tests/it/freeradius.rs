@@ -20,8 +20,8 @@ pub(crate) struct RadiusSetup<'a> {
     pub users: &'a [(&'a str, &'a str)],
     /// The shared secret of the 127.0.0.1 client.
     pub secret: &'a str,
-    /// Add a Message-Authenticator to every answer. FreeRADIUS 3.2.1 does not on its own
-    /// (3.2.5 and later do): without it, a client that insists on one hears nothing valid.
+    /// Add a Message-Authenticator to every answer. FreeRADIUS 3.2.1 does not on its own:
+    /// without it, a client that insists on one hears nothing valid.
     pub signs_answers: bool,
 }
 
