@@ -53,6 +53,11 @@ pub struct Config {
     pub sdk: SdkConfig,
     /// Who delivers phone calls, text messages and emails.
     pub channels: ChannelsConfig,
+    /// `[radius]`: the RADIUS servers that check passwords when `primary_authentication`
+    /// is `radius`.
+    pub radius: Option<crate::directory::RadiusConfig>,
+    /// `[smtp]`: the SMTP server that sends emails when `channels.email = "smtp"`.
+    pub smtp: Option<crate::channels::SmtpConfig>,
     /// Seeds for the settings kept in the store (applied on first start only).
     pub settings: BTreeMap<String, serde_json::Value>,
     /// `[[sync]]`: which directory users an import or a sync brings in, each item with the
@@ -214,6 +219,8 @@ pub enum ChannelProvider {
     /// For development: messages go to the log and to `/dev/inbox`, never to anyone.
     #[default]
     Console,
+    /// Emails through the SMTP server of `[smtp]` (emails only).
+    Smtp,
 }
 
 /// `[channels]`: the provider of each kind of message.
@@ -345,6 +352,8 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             sdk: SdkConfig::default(),
             channels: ChannelsConfig::default(),
+            radius: None,
+            smtp: None,
             settings: BTreeMap::new(),
             sync: Vec::new(),
         }
@@ -451,12 +460,35 @@ impl Config {
                 self.log.level
             )));
         }
+        if let Some(radius) = &self.radius {
+            radius.check()?;
+        }
+        self.check_channels()?;
         self.seed_settings()?;
         for (index, item) in self.sync.iter().enumerate() {
             item.check()
                 .map_err(|e| ConfigError(format!("sync[{index}].{e}")))?;
         }
         Ok(())
+    }
+
+    fn check_channels(&self) -> Result<(), ConfigError> {
+        for (key, provider) in [("voice", self.channels.voice), ("sms", self.channels.sms)] {
+            if provider == ChannelProvider::Smtp {
+                return Err(ConfigError(format!(
+                    "channels.{key} = \"smtp\": SMTP delivers emails only. Fix: use \"console\" for {key}."
+                )));
+            }
+        }
+        match (&self.smtp, self.channels.email) {
+            (None, ChannelProvider::Smtp) => Err(ConfigError(
+                "channels.email = \"smtp\" but the configuration has no [smtp] section. \
+                 Fix: add [smtp] with host and from (see twofold.example.toml)."
+                    .into(),
+            )),
+            (Some(smtp), _) => smtp.check(),
+            (None, _) => Ok(()),
+        }
     }
 
     /// The settings this file seeds, checked against the settings' own rules.
@@ -789,17 +821,63 @@ mod tests {
         assert!(err.contains("`channels.sms` = \"twilio\""), "{err}");
         assert!(err.contains("console"), "{err}");
 
-        let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__EMAIL", "smtp")]))
+        let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__EMAIL", "sendgrid")]))
             .unwrap_err()
             .0;
         assert!(err.contains("channels.email"), "{err}");
-        assert!(err.contains("smtp"), "{err}");
+        assert!(err.contains("sendgrid"), "{err}");
         assert!(err.contains("TWOFOLD_CHANNELS__EMAIL"), "{err}");
         assert!(err.contains("console"), "{err}");
 
         let f = file("[channels]\npush = \"console\"\n");
         let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().0;
         assert!(err.contains("channels.push"), "{err}");
+    }
+
+    #[test]
+    fn email_through_smtp_needs_an_smtp_section_and_smtp_sends_nothing_else() {
+        let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__EMAIL", "smtp")]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("[smtp]") && err.contains("Fix:"), "{err}");
+        let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__VOICE", "smtp")]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("channels.voice = \"smtp\""), "{err}");
+        let f = file(
+            "[channels]\nemail = \"smtp\"\n[smtp]\nhost = \"smtp.example.com\"\nfrom = \"Twofold <mfa@example.com>\"\n",
+        );
+        let config = Config::load_from(Some(f.path()), env(&[])).unwrap();
+        let smtp = config.smtp.unwrap();
+        assert_eq!((smtp.port, smtp.timeout_seconds), (587, 10));
+        assert_eq!(smtp.security, crate::channels::SmtpSecurity::Starttls);
+    }
+
+    #[test]
+    fn a_radius_section_gets_its_defaults_and_a_bad_value_is_named() {
+        let f = file("[radius]\nservers = [\"127.0.0.1:1812\"]\nsecret = \"s3cret\"\n");
+        let radius = Config::load_from(Some(f.path()), env(&[]))
+            .unwrap()
+            .radius
+            .unwrap();
+        assert_eq!(
+            (
+                radius.timeout_seconds,
+                radius.retries,
+                radius.nas_identifier.as_str()
+            ),
+            (3, 1, "twofold")
+        );
+        let err = Config::load_from(Some(f.path()), env(&[("TWOFOLD_RADIUS__RETRIES", "50")]))
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("radius.retries = 50") && err.contains("Fix:"),
+            "{err}"
+        );
+        let f = file("[radius]\nservers = [\"127.0.0.1:1812\"]\nsecret = \"s\"\nport = 1812\n");
+        let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().0;
+        assert!(err.contains("port"), "{err}");
     }
 
     #[test]

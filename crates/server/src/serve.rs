@@ -2,6 +2,7 @@
 
 use crate::channels::{Channels, InboxEvents};
 use crate::config::{Config, ConfigError, DatabaseTarget};
+use crate::directory::Breaker;
 use crate::secrets::Keyring;
 use crate::service::InProcessService;
 use crate::store::{Backend, Store, StoreError};
@@ -159,20 +160,22 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| StartError::Database("the stored CSRF key is damaged".into()))?;
 
-    let service = Arc::new(
-        InProcessService::new(store.clone(), clock.clone(), open_keyring(&config)?)
-            .map_err(|e| StartError::Internal(e.to_string()))?
-            .with_attempt_limits(
-                config.limits.second_factor_per_user_per_minute,
-                config.limits.second_factor_per_ip_per_minute,
-            ),
-    );
+    let mut service = InProcessService::new(store.clone(), clock.clone(), open_keyring(&config)?)
+        .map_err(|e| StartError::Internal(e.to_string()))?
+        .with_attempt_limits(
+            config.limits.second_factor_per_user_per_minute,
+            config.limits.second_factor_per_ip_per_minute,
+        );
+    if let Some(directory) = build_directory(&config, &settings)? {
+        service = service.with_directory(directory);
+    }
+    let service = Arc::new(service);
     let limits = Arc::new(SignInLimits::new(
         config.limits.sign_in_per_ip_per_minute,
         config.limits.sign_in_per_username_per_minute,
     ));
     warn_about_unbuilt_directory(&settings);
-    let channels = Channels::from_config(&config.channels, clock.clone());
+    let channels = Channels::from_config(&config.channels, config.smtp.as_ref(), clock.clone())?;
     warn_about_console_channels(&config);
     let dev_inbox = channels.dev_inbox.clone().map(|inbox| DevInboxParts {
         events: Arc::new(InboxEvents::new(inbox.clone(), clock.clone())),
@@ -315,8 +318,39 @@ fn warn_about_console_channels(config: &Config) {
              and emails are not delivered, they go to the log and to /dev/inbox (served to this \
              machine only). Fix: for development, listen on a loopback address \
              (listen = \"127.0.0.1:8443\"); in production, set [channels] to a delivery provider \
-             (none is built into this version yet)"
+             (for email: channels.email = \"smtp\" with [smtp]; calls and text messages have no provider in this version yet)"
         );
+    }
+}
+
+/// The directory `primary_authentication` names, when it is not the local one.
+fn build_directory(
+    config: &Config,
+    settings: &twofold_engine::Settings,
+) -> Result<Option<Arc<dyn crate::directory::Directory>>, StartError> {
+    use twofold_engine::settings::PrimaryAuthentication;
+    match settings.primary_authentication {
+        PrimaryAuthentication::Radius => {
+            let radius = config.radius.as_ref().ok_or_else(|| {
+                ConfigError(
+                    "primary_authentication is \"radius\" but the configuration has no [radius] section. \
+                     Fix: add [radius] with servers and secret (see twofold.example.toml), or \
+                     `twofold settings set primary_authentication local`."
+                        .into(),
+                )
+            })?;
+            let directory = crate::directory::RadiusDirectory::from_config(radius)?;
+            tracing::info!(servers = ?radius.servers, "passwords are checked by RADIUS");
+            // Every server, every attempt, each its timeout: the longest a check can take.
+            let attempts = u32::try_from(radius.servers.len())
+                .unwrap_or(u32::MAX)
+                .saturating_mul(radius.retries.saturating_add(1));
+            let deadline = Duration::from_secs(radius.timeout_seconds)
+                .saturating_mul(attempts)
+                .saturating_add(Duration::from_secs(1));
+            Ok(Some(Arc::new(Breaker::new(Box::new(directory), deadline))))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -324,7 +358,7 @@ fn warn_about_console_channels(config: &Config) {
 /// checked against local accounts, as before.
 fn warn_about_unbuilt_directory(settings: &twofold_engine::Settings) {
     use twofold_engine::settings::PrimaryAuthentication;
-    if settings.primary_authentication != PrimaryAuthentication::Local {
+    if settings.primary_authentication == PrimaryAuthentication::Ldap {
         tracing::warn!(
             primary_authentication = ?settings.primary_authentication,
             "settings.primary_authentication names a directory this version does not have: \

@@ -70,6 +70,16 @@ enum Command {
     /// Manage the service accounts that call the Web Service SDK.
     #[command(subcommand, name = "service-account")]
     ServiceAccount(ServiceAccountCommand),
+    /// Check the email channel.
+    #[command(subcommand)]
+    Email(EmailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EmailCommand {
+    /// Send a short test email to ADDRESS through the configured email channel and say
+    /// what happened (exit code 1 when it was not sent).
+    Test { address: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -348,6 +358,54 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Questions(cmd) => questions_command(&config, cmd).await,
         Command::Key(cmd) => key_command(&config, cmd).await,
         Command::ServiceAccount(cmd) => service_account_command(&config, cmd).await,
+        Command::Email(EmailCommand::Test { address }) => email_test(&config, &address).await,
+    }
+}
+
+/// `twofold email test ADDRESS`.
+async fn email_test(config: &Config, address: &str) -> Result<()> {
+    use twofold_server::channels::{Email, EmailChannel, SmtpChannel};
+    use twofold_server::config::ChannelProvider;
+    let smtp = match (config.channels.email, &config.smtp) {
+        (ChannelProvider::Smtp, Some(smtp)) => smtp,
+        (ChannelProvider::Smtp, None) => {
+            bail!("channels.email = \"smtp\" but there is no [smtp] section")
+        }
+        (ChannelProvider::Console, _) => {
+            println!(
+                "channels.email is \"console\": emails are not sent to anyone, the server writes them \
+                 to its log and to /dev/inbox. Nothing was sent to {address}. To send real email, set \
+                 channels.email = \"smtp\" and an [smtp] section (see twofold.example.toml)."
+            );
+            return Ok(());
+        }
+    };
+    let channel = SmtpChannel::from_config(smtp).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let email = Email {
+        to: address.to_owned(),
+        subject: "Twofold test email".to_owned(),
+        text_body: format!(
+            "This is a test email from Twofold, sent with `twofold email test` through {}.\n\n\
+             If you can read it, Twofold can send emails.\n",
+            channel.describe()
+        ),
+    };
+    match channel.send_email(&email).await {
+        Ok(id) => {
+            println!(
+                "sent to {address} through {} (Message-ID {id})",
+                channel.describe()
+            );
+            Ok(())
+        }
+        Err(e) => bail!(
+            "the test email to {address} was not sent through {}: {}",
+            channel.describe(),
+            match e {
+                twofold_server::channels::DeliveryError::Permanent(m)
+                | twofold_server::channels::DeliveryError::Transient(m) => m,
+            }
+        ),
     }
 }
 
@@ -696,8 +754,19 @@ async fn send_invitations(
         );
         return;
     }
-    let channels =
-        twofold_server::channels::Channels::from_config(&config.channels, Arc::new(SystemClock));
+    let channels = match twofold_server::channels::Channels::from_config(
+        &config.channels,
+        config.smtp.as_ref(),
+        Arc::new(SystemClock),
+    ) {
+        Ok(channels) => channels,
+        Err(e) => {
+            println!(
+                "warning: invitations cannot be sent from here ({e}); `twofold serve` sends them"
+            );
+            return;
+        }
+    };
     match service.send_due_invitations(channels.email.as_ref()).await {
         Ok(round) => {
             println!("invitations sent: {}", round.sent);

@@ -11,14 +11,17 @@
 //!   the log and to a [`DevInbox`] held in memory, which `/dev/inbox` shows; there a
 //!   developer answers a call by typing digits and replies to a text message, and the
 //!   answers come back through [`InboundEvents`] as a provider's would.
+//! - [`smtp`]: emails through the operator's SMTP server (`email = "smtp"`, `[smtp]`).
 
 pub mod console;
 pub mod inbox;
+pub mod smtp;
 
 pub use console::{ConsoleChannel, InboxEvents};
 pub use inbox::{DevInbox, InboxAnswer, InboxEntry, InboxMessage};
+pub use smtp::{SmtpChannel, SmtpConfig, SmtpSecurity};
 
-use crate::config::{ChannelProvider, ChannelsConfig};
+use crate::config::{ChannelProvider, ChannelsConfig, ConfigError};
 use async_trait::async_trait;
 use std::sync::Arc;
 use twofold_engine::{Clock, Language};
@@ -164,25 +167,46 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// The channels `[channels]` names.
-    pub fn from_config(config: &ChannelsConfig, clock: Arc<dyn Clock>) -> Channels {
+    /// The channels `[channels]` names; `smtp` is `[smtp]`, needed when `email = "smtp"`.
+    pub fn from_config(
+        config: &ChannelsConfig,
+        smtp: Option<&SmtpConfig>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Channels, ConfigError> {
         let inbox = Arc::new(DevInbox::new(DevInbox::CAPACITY));
         let console = Arc::new(ConsoleChannel::new(inbox.clone(), clock));
+        let email_only = |key: &str| {
+            ConfigError(format!(
+                "channels.{key} = \"smtp\": SMTP delivers emails only. Fix: use \"console\" for {key}."
+            ))
+        };
         let voice: Arc<dyn VoiceChannel> = match config.voice {
             ChannelProvider::Console => console.clone(),
+            ChannelProvider::Smtp => return Err(email_only("voice")),
         };
         let sms: Arc<dyn TextChannel> = match config.sms {
             ChannelProvider::Console => console.clone(),
+            ChannelProvider::Smtp => return Err(email_only("sms")),
         };
         let email: Arc<dyn EmailChannel> = match config.email {
             ChannelProvider::Console => console.clone(),
+            ChannelProvider::Smtp => {
+                let smtp = smtp.ok_or_else(|| {
+                    ConfigError(
+                        "channels.email = \"smtp\" but the configuration has no [smtp] section. \
+                         Fix: add [smtp] with host and from (see twofold.example.toml)."
+                            .into(),
+                    )
+                })?;
+                Arc::new(SmtpChannel::from_config(smtp)?)
+            }
         };
-        Channels {
+        Ok(Channels {
             voice,
             sms,
             email,
             push: console,
             dev_inbox: config.uses_console().then_some(inbox),
-        }
+        })
     }
 }

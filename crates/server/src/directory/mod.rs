@@ -8,6 +8,8 @@
 //!
 //! - [`LocalDirectory`]: argon2id hashes kept in the store (`primary_authentication =
 //!   "local"`).
+//! - [`RadiusDirectory`]: a PAP Access-Request to the operator's RADIUS servers
+//!   (`primary_authentication = "radius"`, configured by `[radius]`).
 //!
 //! A directory fails closed: when it cannot answer, it returns
 //! [`DirectoryError::Unavailable`], which signs nobody in and counts no failure against the
@@ -15,10 +17,12 @@
 
 mod breaker;
 mod local;
+pub mod radius;
 
 pub use breaker::Breaker;
 
 pub use local::LocalDirectory;
+pub use radius::{RadiusConfig, RadiusDirectory};
 
 use async_trait::async_trait;
 use twofold_engine::Username;
