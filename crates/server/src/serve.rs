@@ -167,7 +167,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             config.limits.second_factor_per_ip_per_minute,
         );
     if let Some(directory) = build_directory(&config, &settings)? {
-        service = service.with_directory(directory);
+        service = service
+            .with_directory(directory)
+            .with_sync_items(config.sync.clone());
     }
     let service = Arc::new(service);
     let limits = Arc::new(SignInLimits::new(

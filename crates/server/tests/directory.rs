@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use twofold_engine::{Clock, DomainError, ManualClock, Settings, Username};
-use twofold_server::config::DatabaseTarget;
+use twofold_server::config::{DatabaseTarget, SyncItem};
 use twofold_server::directory::{
     Directory, DirectoryAccount, DirectoryError, DirectoryOutcome, account_part,
 };
@@ -19,6 +19,7 @@ use twofold_server::store::{Store, UserChanges};
 
 /// A directory that answers what the test tells it to, and counts the questions.
 struct FakeDirectory {
+    kind: &'static str,
     answer: Mutex<Result<DirectoryOutcome, DirectoryError>>,
     asked: AtomicUsize,
     /// The names it was asked about, as the user typed them.
@@ -28,6 +29,7 @@ struct FakeDirectory {
 impl FakeDirectory {
     fn answering(answer: Result<DirectoryOutcome, DirectoryError>) -> Arc<Self> {
         Arc::new(Self {
+            kind: "fake",
             answer: Mutex::new(answer),
             asked: AtomicUsize::new(0),
             logins: Mutex::new(Vec::new()),
@@ -46,7 +48,7 @@ impl FakeDirectory {
 #[async_trait]
 impl Directory for FakeDirectory {
     fn kind(&self) -> &'static str {
-        "fake"
+        self.kind
     }
 
     /// Like Active Directory, it accepts `CORP\alice` and `alice@corp.example`.
@@ -94,6 +96,22 @@ struct Setup {
 /// A service over a fresh SQLite store whose passwords are checked by a fake directory.
 /// `alice` exists in Twofold (without a local password: only the directory knows it).
 async fn setup(answer: Result<DirectoryOutcome, DirectoryError>, threshold: u32) -> Setup {
+    setup_with(
+        FakeDirectory::answering(answer),
+        Settings {
+            lockout_threshold: threshold,
+            ..Settings::default()
+        },
+        Vec::new(),
+    )
+    .await
+}
+
+async fn setup_with(
+    directory: Arc<FakeDirectory>,
+    settings: Settings,
+    items: Vec<SyncItem>,
+) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(
         &DatabaseTarget::Sqlite(dir.path().join("t.db")),
@@ -104,20 +122,11 @@ async fn setup(answer: Result<DirectoryOutcome, DirectoryError>, threshold: u32)
     .unwrap();
     store.migrate().await.unwrap();
     let clock = Arc::new(ManualClock::new(1_000_000));
-    store
-        .seed_settings(
-            &Settings {
-                lockout_threshold: threshold,
-                ..Settings::default()
-            },
-            clock.now(),
-        )
-        .await
-        .unwrap();
-    let directory = FakeDirectory::answering(answer);
+    store.seed_settings(&settings, clock.now()).await.unwrap();
     let service = InProcessService::new(store.clone(), clock, Keyring::for_tests([7; 32]))
         .unwrap()
-        .with_directory(directory.clone());
+        .with_directory(directory.clone())
+        .with_sync_items(items);
     service
         .add_user("test", "alice", None, None, None)
         .await
@@ -354,4 +363,120 @@ async fn every_form_of_a_windows_sign_in_name_counts_on_one_lockout_and_signs_in
         )
         .await;
     assert!(signed_in.is_ok(), "{signed_in:?}");
+}
+
+/// An LDAP-like directory that accepts `dora`, a member of the MFA group, whom Twofold does
+/// not hold yet.
+fn ldap_accepting_dora() -> Arc<FakeDirectory> {
+    Arc::new(FakeDirectory {
+        kind: "ldap",
+        answer: Mutex::new(Ok(DirectoryOutcome::Accepted(DirectoryAccount {
+            username: "dora".into(),
+            email: Some("dora@corp.example".into()),
+            language: Some("fr".into()),
+            unique_id: Some("4f1c1f52-8d0e-4a43-9d25-0c3a9b1e6b10".into()),
+            groups: vec!["cn=mfa-users,ou=groups,dc=corp,dc=example".into()],
+            dn: "uid=dora,ou=people,dc=corp,dc=example".into(),
+            ..Default::default()
+        }))),
+        asked: AtomicUsize::new(0),
+        logins: Mutex::new(Vec::new()),
+    })
+}
+
+fn item(group: &str, method: &str) -> SyncItem {
+    SyncItem {
+        group: Some(group.into()),
+        base_dn: None,
+        method: Some(method.into()),
+        language: None,
+    }
+}
+
+#[tokio::test]
+async fn a_directory_user_twofold_does_not_hold_is_created_at_first_sign_in_when_the_setting_says_so()
+ {
+    let items = vec![
+        item("cn=vpn,ou=groups,dc=corp,dc=example", "sms"),
+        item("CN=MFA-Users,OU=Groups,DC=corp,DC=example", "oath"),
+    ];
+    let on = Settings {
+        create_users_on_sign_in: true,
+        ..Settings::default()
+    };
+    let s = setup_with(ldap_accepting_dora(), on, items).await;
+    let progress = s
+        .service
+        .password_step("dora", "her directory password", &ClientContext::default())
+        .await;
+    assert!(progress.is_ok(), "{progress:?}");
+    let dora = s
+        .store
+        .user_by_username(&Username::parse("dora").unwrap())
+        .await
+        .unwrap()
+        .expect("dora was created");
+    assert_eq!(dora.source, "ldap");
+    assert_eq!(dora.email.as_deref(), Some("dora@corp.example"));
+    assert_eq!(dora.language.as_deref(), Some("fr"));
+    assert_eq!(
+        dora.method.as_deref(),
+        Some("oath"),
+        "the first matching item's method"
+    );
+    assert!(dora.password_hash.is_none(), "no password is kept");
+    let events = s.store.audit_tail(20).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "user_created" && e.subject.as_deref() == Some("dora")),
+        "the creation is audited"
+    );
+}
+
+#[tokio::test]
+async fn without_the_setting_or_outside_every_sync_item_nobody_is_created_at_sign_in() {
+    // The setting is off (the default).
+    let s = setup_with(ldap_accepting_dora(), Settings::default(), Vec::new()).await;
+    let refused = s
+        .service
+        .password_step("dora", "her directory password", &ClientContext::default())
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(ServiceError::Domain(DomainError::InvalidCredentials))
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        s.store
+            .user_by_username(&Username::parse("dora").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The setting is on, but the items say who belongs, and dora is in none of them.
+    let on = Settings {
+        create_users_on_sign_in: true,
+        ..Settings::default()
+    };
+    let s = setup_with(
+        ldap_accepting_dora(),
+        on,
+        vec![item("cn=vpn,ou=groups,dc=corp,dc=example", "oath")],
+    )
+    .await;
+    let refused = s
+        .service
+        .password_step("dora", "her directory password", &ClientContext::default())
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(
+        s.store
+            .user_by_username(&Username::parse("dora").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -174,6 +174,66 @@ fn checked_entry(
 }
 
 impl InProcessService {
+    /// `create_users_on_sign_in`: the directory accepted the password of an account Twofold
+    /// does not hold yet; it is added now, with the defaults of the first `[[sync]]` item
+    /// it matches, and goes on to enrol. A directory that lists its accounts (LDAP) adds
+    /// only accounts some item matches when there are items: the items say who belongs. A
+    /// directory that only checks passwords (RADIUS) cannot say, and its users are added
+    /// with no defaults. The local directory never adds anyone.
+    pub(super) async fn create_user_at_sign_in(
+        &self,
+        account: &DirectoryAccount,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let origin = match self.directory.kind() {
+            "ldap" => UserOrigin::Ldap,
+            "radius" => UserOrigin::Radius,
+            _ => return Ok(None),
+        };
+        let item = self.sync_items.iter().find(|item| item.matches(account));
+        if origin == UserOrigin::Ldap && item.is_none() && !self.sync_items.is_empty() {
+            tracing::info!(username = %account.username, "a directory user outside every [[sync]] item is not created at sign-in");
+            return Ok(None);
+        }
+        let user = match checked_entry(account, origin, item) {
+            Ok(user) => user,
+            Err(reason) => {
+                tracing::warn!(username = %account.username, %reason, "a directory user cannot be created at sign-in");
+                return Ok(None);
+            }
+        };
+        let actor = "system:sign-in";
+        let audit = |written: &Written| match written {
+            Written::Added(user) => Some(
+                self.done_by(AuditAction::UserCreated, actor)
+                    .subject(user.username.as_str())
+                    .detail(format!("at first sign-in, from {}", origin.as_str())),
+            ),
+            _ => None,
+        };
+        match self
+            .store
+            .write_directory_user(&user, self.clock.now(), false, &audit)
+            .await
+        {
+            Ok(Written::Added(user) | Written::Updated { user, .. } | Written::Unchanged(user)) => {
+                Ok(Some(user))
+            }
+            // Another node added them a moment ago, or the name belongs to another account.
+            Err(StoreError::Duplicate(reason)) => {
+                tracing::warn!(username = %account.username, %reason, "a directory user cannot be created at sign-in");
+                let Ok(name) = Username::parse(&user.username) else {
+                    return Ok(None);
+                };
+                Ok(self
+                    .store
+                    .user_by_username(&name)
+                    .await?
+                    .filter(|u| u.external_id == user.external_id))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes `entries` (from a file, or from a directory), each user whole or not at all.
     /// A user already in Twofold (by the directory's id, else by username) is updated, not
     /// added again; a new user gets the defaults of the first `items` entry they match and,

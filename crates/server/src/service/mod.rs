@@ -151,6 +151,8 @@ pub struct InProcessService {
     attempt_limits: AttemptLimits,
     /// Where passwords are checked (`primary_authentication`).
     directory: Arc<dyn Directory>,
+    /// `[[sync]]`: which directory users belong, and the defaults new ones get.
+    sync_items: Vec<crate::config::SyncItem>,
 }
 
 impl InProcessService {
@@ -179,7 +181,14 @@ impl InProcessService {
             accounts_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
             audit_writer: spawn_audit_writer(&store_for_writer),
             attempt_limits: AttemptLimits::default(),
+            sync_items: Vec::new(),
         })
+    }
+
+    /// The `[[sync]]` items: the defaults of users created at their first sign-in.
+    pub fn with_sync_items(mut self, items: Vec<crate::config::SyncItem>) -> Self {
+        self.sync_items = items;
+        self
     }
 
     /// Checks passwords in `directory` instead of the local accounts.
@@ -311,7 +320,12 @@ impl InProcessService {
         let user = match &outcome {
             DirectoryOutcome::Accepted(account) => {
                 let found = match Username::parse(&account.username) {
-                    Ok(username) => self.store.user_by_username(&username).await,
+                    Ok(username) => match self.store.user_by_username(&username).await {
+                        Ok(None) if settings.create_users_on_sign_in => {
+                            self.create_user_at_sign_in(account).await
+                        }
+                        other => other,
+                    },
                     Err(_) => Ok(None),
                 };
                 match found {
