@@ -206,16 +206,34 @@ async fn a_wrong_shared_secret_makes_sign_in_unavailable_and_counts_no_failure()
         let (status, problem) = sdk.start_authentication("carol", RADIUS_PASSWORD).await;
         let took = started.elapsed();
         assert_eq!(status, 503, "{problem}");
+        assert_eq!(problem["code"], "directory_unavailable", "{problem}");
         assert!(
             took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
             "about timeout_seconds x attempts (2 s): {took:?}"
         );
     }
+    // Three failures in a row open the breaker: the next sign-ins are refused at once,
+    // without waiting on (or hammering) a server that does not answer.
+    let started = Instant::now();
+    let (status, problem) = sdk.start_authentication("carol", RADIUS_PASSWORD).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (503, Some("directory_unavailable"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     let client = server.client();
     let portal = sign_in(&client, &server, "carol", RADIUS_PASSWORD).await;
-    assert_ne!(portal.status(), 303);
+    assert_eq!(portal.status(), 503);
     let page = portal.text().await.unwrap();
     assert!(!page.contains(WRONG_PASSWORD_MESSAGE), "{page}");
+    assert!(
+        page.contains("Sign-in is temporarily unavailable"),
+        "the portal says what is wrong: {page}"
+    );
 
     // Four refusals past a threshold of two, and the account is not locked.
     let shown = env.cli_ok(&["user", "show", "carol"], "");
