@@ -53,6 +53,8 @@ pub struct Config {
     pub sdk: SdkConfig,
     /// Who delivers phone calls, text messages and emails.
     pub channels: ChannelsConfig,
+    /// The LDAP directory or Active Directory (`primary_authentication = "ldap"`, imports).
+    pub ldap: Option<crate::directory::ldap::LdapConfig>,
     /// Seeds for the settings kept in the store (applied on first start only).
     pub settings: BTreeMap<String, serde_json::Value>,
 }
@@ -342,6 +344,7 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             sdk: SdkConfig::default(),
             channels: ChannelsConfig::default(),
+            ldap: None,
             settings: BTreeMap::new(),
         }
     }
@@ -446,6 +449,9 @@ impl Config {
                 "log.level = {:?}: {e}. Fix: use a level such as \"info\" or \"debug\".",
                 self.log.level
             )));
+        }
+        if let Some(ldap) = &self.ldap {
+            ldap.check()?;
         }
         self.seed_settings()?;
         Ok(())

@@ -8,13 +8,16 @@
 //!
 //! - [`LocalDirectory`]: argon2id hashes kept in the store (`primary_authentication =
 //!   "local"`).
+//! - [`LdapDirectory`]: an LDAP directory or Active Directory (`"ldap"`): a bind as the user.
 //!
 //! A directory fails closed: when it cannot answer, it returns
 //! [`DirectoryError::Unavailable`], which signs nobody in and counts no failure against the
 //! user (the user did nothing wrong); it is never reported as a wrong password.
 
+pub mod ldap;
 mod local;
 
+pub use ldap::LdapDirectory;
 pub use local::LocalDirectory;
 
 use async_trait::async_trait;
