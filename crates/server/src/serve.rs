@@ -159,14 +159,16 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| StartError::Database("the stored CSRF key is damaged".into()))?;
 
-    let service = Arc::new(
-        InProcessService::new(store.clone(), clock.clone(), open_keyring(&config)?)
-            .map_err(|e| StartError::Internal(e.to_string()))?
-            .with_attempt_limits(
-                config.limits.second_factor_per_user_per_minute,
-                config.limits.second_factor_per_ip_per_minute,
-            ),
-    );
+    let mut service = InProcessService::new(store.clone(), clock.clone(), open_keyring(&config)?)
+        .map_err(|e| StartError::Internal(e.to_string()))?
+        .with_attempt_limits(
+            config.limits.second_factor_per_user_per_minute,
+            config.limits.second_factor_per_ip_per_minute,
+        );
+    if let Some(directory) = configured_directory(&config, &settings)? {
+        service = service.with_directory(directory);
+    }
+    let service = Arc::new(service);
     let limits = Arc::new(SignInLimits::new(
         config.limits.sign_in_per_ip_per_minute,
         config.limits.sign_in_per_username_per_minute,
@@ -239,11 +241,34 @@ fn warn_about_console_channels(config: &Config) {
     }
 }
 
-/// `primary_authentication` other than `local` is stored but not built: passwords are
-/// checked against local accounts, as before.
+/// The directory `primary_authentication` names, when it is not the local accounts.
+fn configured_directory(
+    config: &Config,
+    settings: &twofold_engine::Settings,
+) -> Result<Option<Arc<dyn crate::directory::Directory>>, StartError> {
+    use twofold_engine::settings::PrimaryAuthentication;
+    match settings.primary_authentication {
+        PrimaryAuthentication::Ldap => {
+            let ldap = config.ldap.as_ref().ok_or_else(|| {
+                ConfigError(
+                    "settings.primary_authentication is \"ldap\" but the configuration has no [ldap] section: \
+                     nobody could sign in. Fix: add [ldap] with url, bind_dn, bind_password_file and base_dn \
+                     (see twofold.example.toml), or `twofold settings set primary_authentication local`"
+                        .into(),
+                )
+            })?;
+            let directory = crate::directory::LdapDirectory::from_config(ldap)?;
+            Ok(Some(Arc::new(directory)))
+        }
+        PrimaryAuthentication::Local | PrimaryAuthentication::Radius => Ok(None),
+    }
+}
+
+/// `primary_authentication = "radius"` is stored but not built: passwords are checked
+/// against local accounts, as before.
 fn warn_about_unbuilt_directory(settings: &twofold_engine::Settings) {
     use twofold_engine::settings::PrimaryAuthentication;
-    if settings.primary_authentication != PrimaryAuthentication::Local {
+    if settings.primary_authentication == PrimaryAuthentication::Radius {
         tracing::warn!(
             primary_authentication = ?settings.primary_authentication,
             "settings.primary_authentication names a directory this version does not have: \

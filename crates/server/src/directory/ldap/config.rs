@@ -158,7 +158,11 @@ impl LdapConfig {
                 ));
             }
         }
-        if self.group_dn.as_deref().is_some_and(|g| g.trim().is_empty()) {
+        if self
+            .group_dn
+            .as_deref()
+            .is_some_and(|g| g.trim().is_empty())
+        {
             return Err(bad(
                 "group_dn",
                 "",
@@ -304,7 +308,10 @@ mod tests {
         let mut c = valid();
         c.bind_password = None;
         c.bind_password_file = Some("/nonexistent/password".into());
-        assert!(refusal(c).starts_with("ldap.bind_password_file = /nonexistent/password: cannot be read"));
+        assert!(
+            refusal(c)
+                .starts_with("ldap.bind_password_file = /nonexistent/password: cannot be read")
+        );
 
         let mut c = valid();
         c.ca_file = Some("/nonexistent/ca.pem".into());

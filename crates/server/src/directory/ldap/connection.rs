@@ -46,14 +46,17 @@ impl Connector {
         what: &str,
         operation: impl Future<Output = Result<T, LdapError>>,
     ) -> Result<T, DirectoryError> {
-        match tokio::time::timeout(self.timeout, operation).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(unavailable(format!("{} ({what}): {e}", self.url))),
-            Err(_) => Err(unavailable(format!(
+        let too_slow = || {
+            unavailable(format!(
                 "{} did not answer {what} within {} s (ldap.timeout_seconds)",
                 self.url,
                 self.timeout.as_secs()
-            ))),
+            ))
+        };
+        match tokio::time::timeout(self.timeout, operation).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(LdapError::Timeout { .. })) | Err(_) => Err(too_slow()),
+            Ok(Err(e)) => Err(unavailable(format!("{} ({what}): {e}", self.url))),
         }
     }
 

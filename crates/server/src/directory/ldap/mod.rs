@@ -117,11 +117,7 @@ impl LdapDirectory {
         loop {
             let mut pooled = self
                 .pool
-                .take(
-                    &self.connector,
-                    &self.bind_dn,
-                    self.bind_password.expose(),
-                )
+                .take(&self.connector, &self.bind_dn, self.bind_password.expose())
                 .await?;
             let result = self
                 .connector
@@ -143,7 +139,10 @@ impl LdapDirectory {
                 // 32: noSuchObject, the base does not exist.
                 Ok(found) if found.1.rc == 32 => {
                     self.pool.put(pooled);
-                    tracing::error!(base, "the LDAP search base does not exist. Fix: check ldap.base_dn");
+                    tracing::error!(
+                        base,
+                        "the LDAP search base does not exist. Fix: check ldap.base_dn"
+                    );
                     return Ok(Vec::new());
                 }
                 Ok(found) => {
@@ -189,7 +188,11 @@ impl LdapDirectory {
             .ctrls
             .iter()
             .filter(|c| c.1.ctype == results::PASSWORD_POLICY_OID)
-            .find_map(|c| c.1.val.as_deref().and_then(results::password_policy_refusal));
+            .find_map(|c| {
+                c.1.val
+                    .as_deref()
+                    .and_then(results::password_policy_refusal)
+            });
         match result.rc {
             // A right password; the policy may still say it must be changed first.
             0 => Ok(policy),
@@ -415,10 +418,9 @@ impl UserSource for LdapDirectory {
         let any = self.user_filter.replace("{username}", "*");
         let (base, filter) = match scope {
             EntryScope::Base(base) => (base.as_deref().unwrap_or(&self.base_dn), any),
-            EntryScope::Group(group) => (
-                self.base_dn.as_str(),
-                self.within_group(any, Some(group)),
-            ),
+            EntryScope::Group(group) => {
+                (self.base_dn.as_str(), self.within_group(any, Some(group)))
+            }
         };
         let attributes = self.requested_attributes();
         let mut pooled = self
@@ -451,7 +453,9 @@ impl UserSource for LdapDirectory {
             let entry = SearchEntry::construct(entry);
             match self.account(&entry) {
                 Some(account) => accounts.push(account),
-                None => tracing::warn!(dn = %entry.dn, attribute = %self.attributes.username, "a directory entry without a username is left out"),
+                None => {
+                    tracing::warn!(dn = %entry.dn, attribute = %self.attributes.username, "a directory entry without a username is left out")
+                }
             }
         }
         let done = self

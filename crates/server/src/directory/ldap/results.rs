@@ -62,8 +62,22 @@ pub(super) fn guid_string(bytes: &[u8]) -> Option<String> {
     let b: &[u8; 16] = bytes.try_into().ok()?;
     Some(format!(
         "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13],
-        b[14], b[15]
+        b[3],
+        b[2],
+        b[1],
+        b[0],
+        b[5],
+        b[4],
+        b[7],
+        b[6],
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
     ))
 }
 
@@ -119,7 +133,9 @@ mod tests {
         );
         // a warning then an error
         assert_eq!(
-            password_policy_refusal(&[0x30, 0x09, 0xa0, 0x04, 0x81, 0x02, 0x00, 0x05, 0x81, 0x01, 0x02]),
+            password_policy_refusal(&[
+                0x30, 0x09, 0xa0, 0x04, 0x81, 0x02, 0x00, 0x05, 0x81, 0x01, 0x02
+            ]),
             Some(DirectoryOutcome::PasswordExpired)
         );
         assert_eq!(password_policy_refusal(&[0x30, 0x00]), None);
