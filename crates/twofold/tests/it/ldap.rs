@@ -513,3 +513,21 @@ async fn a_directory_that_hangs_costs_a_sign_in_at_most_the_timeout() {
     assert!(e.to_string().contains("did not answer"), "{e}");
     assert!(ldap.health().await.is_err());
 }
+
+#[tokio::test]
+async fn ldap_sign_in_without_a_usable_ldap_section_does_not_start() {
+    let env = Env::new(Backend::Sqlite)
+        .await
+        .set("TWOFOLD_SETTINGS__PRIMARY_AUTHENTICATION", "ldap");
+    let message = env.start_fails();
+    assert!(message.contains("no [ldap] section"), "{message}");
+
+    let directory = Slapd::new();
+    let mut env = Env::new(Backend::Sqlite).await;
+    for (key, value) in directory.twofold_env(false) {
+        env = env.set(&key, &value);
+    }
+    let message = env.set("TWOFOLD_LDAP__URL", "http://x").start_fails();
+    assert!(message.contains("ldap.url = \"http://x\""), "{message}");
+    assert!(message.contains("Fix:"), "{message}");
+}

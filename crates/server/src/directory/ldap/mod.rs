@@ -104,7 +104,7 @@ impl LdapDirectory {
         ]
     }
 
-    /// Runs `search` on a pooled service connection. A reused connection that fails (the
+    /// Searches on a pooled service connection. A reused connection that fails at once (the
     /// server restarted since) is dropped and the search tried once on a new one.
     async fn search(
         &self,
@@ -119,6 +119,7 @@ impl LdapDirectory {
                 .pool
                 .take(&self.connector, &self.bind_dn, self.bind_password.expose())
                 .await?;
+            let started = std::time::Instant::now();
             let result = self
                 .connector
                 .bounded(
@@ -151,7 +152,11 @@ impl LdapDirectory {
                         self.connector.url, found.1.rc, found.1.text
                     )));
                 }
-                Err(e) if pooled.reused && !retried => {
+                // A connection that broke fails at once; one that timed out is not tried
+                // again, so a hung server costs one timeout.
+                Err(e)
+                    if pooled.reused && !retried && started.elapsed() < self.connector.timeout =>
+                {
                     tracing::debug!(error = %e, "a pooled LDAP connection failed; trying a new one");
                     retried = true;
                 }
@@ -470,5 +475,51 @@ impl UserSource for LdapDirectory {
         }
         self.pool.put(pooled);
         Ok(accounts)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn directory(group: Option<&str>) -> LdapDirectory {
+        LdapDirectory::from_config(&LdapConfig {
+            url: "ldap://ldap.corp.example".into(),
+            starttls: false,
+            ca_file: None,
+            bind_dn: "cn=twofold,dc=corp,dc=example".into(),
+            bind_password: Some(Secret::new("service secret")),
+            bind_password_file: None,
+            base_dn: "dc=corp,dc=example".into(),
+            user_filter: DEFAULT_USER_FILTER.into(),
+            group_dn: group.map(str::to_owned),
+            timeout_seconds: 5,
+            pool_size: 4,
+            attributes: LdapAttributes::default(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_sign_in_name_is_a_value_in_the_filter_never_filter_syntax() {
+        let plain = directory(None);
+        assert_eq!(
+            plain.sign_in_filter("alice"),
+            "(&(objectClass=inetOrgPerson)(uid=alice))"
+        );
+        assert_eq!(
+            plain.sign_in_filter("*)(uid=*"),
+            "(&(objectClass=inetOrgPerson)(uid=\\2a\\29\\28uid=\\2a))"
+        );
+        assert_eq!(
+            plain.sign_in_filter("a\\b\0"),
+            "(&(objectClass=inetOrgPerson)(uid=a\\5cb\\00))"
+        );
+        let grouped = directory(Some("cn=MFA (all),ou=groups,dc=corp,dc=example"));
+        assert_eq!(
+            grouped.sign_in_filter("alice"),
+            "(&(&(objectClass=inetOrgPerson)(uid=alice))(memberOf=cn=MFA \\28all\\29,ou=groups,dc=corp,dc=example))"
+        );
     }
 }
