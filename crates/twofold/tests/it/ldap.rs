@@ -531,3 +531,24 @@ async fn ldap_sign_in_without_a_usable_ldap_section_does_not_start() {
     assert!(message.contains("ldap.url = \"http://x\""), "{message}");
     assert!(message.contains("Fix:"), "{message}");
 }
+
+#[tokio::test]
+async fn a_filter_that_finds_two_accounts_for_one_name_signs_nobody_in() {
+    let directory = Slapd::new();
+    let mut config = config(&directory);
+    // A misconfigured filter: every name also finds bob.
+    config.user_filter = "(&(objectClass=inetOrgPerson)(|(uid={username})(uid=bob)))".into();
+    let ldap = LdapDirectory::from_config(&config).unwrap();
+    assert_eq!(
+        ldap.check_password(&name("alice"), &password_of("alice"))
+            .await
+            .unwrap(),
+        DirectoryOutcome::Rejected
+    );
+    // Neither entry was bound with the password: only a DN that does not exist.
+    let binds = binds_after(&directory, 0);
+    assert!(
+        !binds.contains(&slapd::user_dn("alice")) && !binds.contains(&slapd::user_dn("bob")),
+        "{binds:?}"
+    );
+}
