@@ -58,6 +58,8 @@ pub struct Config {
     pub radius: Option<crate::directory::RadiusConfig>,
     /// `[smtp]`: the SMTP server that sends emails when `channels.email = "smtp"`.
     pub smtp: Option<crate::channels::SmtpConfig>,
+    /// The LDAP directory or Active Directory (`primary_authentication = "ldap"`, imports).
+    pub ldap: Option<crate::directory::ldap::LdapConfig>,
     /// Seeds for the settings kept in the store (applied on first start only).
     pub settings: BTreeMap<String, serde_json::Value>,
     /// `[[sync]]`: which directory users an import or a sync brings in, each item with the
@@ -354,6 +356,7 @@ impl Default for Config {
             channels: ChannelsConfig::default(),
             radius: None,
             smtp: None,
+            ldap: None,
             settings: BTreeMap::new(),
             sync: Vec::new(),
         }
@@ -464,6 +467,9 @@ impl Config {
             radius.check()?;
         }
         self.check_channels()?;
+        if let Some(ldap) = &self.ldap {
+            ldap.check()?;
+        }
         self.seed_settings()?;
         for (index, item) in self.sync.iter().enumerate() {
             item.check()

@@ -176,7 +176,6 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         config.limits.sign_in_per_ip_per_minute,
         config.limits.sign_in_per_username_per_minute,
     ));
-    warn_about_unbuilt_directory(&settings);
     let channels = Channels::from_config(&config.channels, config.smtp.as_ref(), clock.clone())?;
     warn_about_console_channels(&config);
     let dev_inbox = channels.dev_inbox.clone().map(|inbox| DevInboxParts {
@@ -352,21 +351,23 @@ fn build_directory(
                 .saturating_add(Duration::from_secs(1));
             Ok(Some(Arc::new(Breaker::new(Box::new(directory), deadline))))
         }
-        _ => Ok(None),
-    }
-}
-
-/// `primary_authentication` other than `local` is stored but not built: passwords are
-/// checked against local accounts, as before.
-fn warn_about_unbuilt_directory(settings: &twofold_engine::Settings) {
-    use twofold_engine::settings::PrimaryAuthentication;
-    if settings.primary_authentication == PrimaryAuthentication::Ldap {
-        tracing::warn!(
-            primary_authentication = ?settings.primary_authentication,
-            "settings.primary_authentication names a directory this version does not have: \
-             passwords are checked against local accounts. Fix: \
-             `twofold settings set primary_authentication local`"
-        );
+        PrimaryAuthentication::Ldap => {
+            let ldap = config.ldap.as_ref().ok_or_else(|| {
+                ConfigError(
+                    "settings.primary_authentication is \"ldap\" but the configuration has no [ldap] section: \
+                     nobody could sign in. Fix: add [ldap] with url, bind_dn, bind_password_file and base_dn \
+                     (see twofold.example.toml), or `twofold settings set primary_authentication local`"
+                        .into(),
+                )
+            })?;
+            let directory = crate::directory::LdapDirectory::from_config(ldap)?;
+            tracing::info!(url = %ldap.url, "passwords are checked by LDAP");
+            // Each operation has its own timeout; the whole check (a search, then a bind)
+            // is held to two of them, whatever happens inside.
+            let deadline = Duration::from_secs(ldap.timeout_seconds).saturating_mul(2);
+            Ok(Some(Arc::new(Breaker::new(Box::new(directory), deadline))))
+        }
+        PrimaryAuthentication::Local => Ok(None),
     }
 }
 

@@ -9,6 +9,9 @@
 //!     --ca-file data/tls/cert.pem --account bench --secret "$SECRET" \
 //!     --concurrency 32 --seconds 10 [--wrong] [--setup]
 //! ```
+//! `--password PW` sends that password with every start, so each verification checks a
+//! password too (the local store's or the directory's, as `primary_authentication` says);
+//! `--setup` then gives the users that local password.
 //! `--url` may be given once per node of a cluster: worker `w` then talks to node `w % n`.
 //! `--setup` creates the users and tokens first (the server needs
 //! `settings.allow_third_party_oath_token = true`, and for `--wrong` the highest lockout
@@ -38,6 +41,7 @@ struct Args {
     wrong: bool,
     setup: bool,
     users: usize,
+    password: Option<String>,
 }
 
 fn args() -> Args {
@@ -51,6 +55,7 @@ fn args() -> Args {
         wrong: false,
         setup: false,
         users: 64,
+        password: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,6 +70,7 @@ fn args() -> Args {
             "--users" => a.users = value().parse().expect("a number"),
             "--wrong" => a.wrong = true,
             "--setup" => a.setup = true,
+            "--password" => a.password = Some(value()),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -81,7 +87,7 @@ fn code(counter: u64) -> String {
     .unwrap()
 }
 
-async fn setup(client: &SdkClient, users: usize) {
+async fn setup(client: &SdkClient, users: usize, password: Option<String>) {
     let mut csv = String::from("serial,secret,type,digits,period_or_counter\n");
     for i in 0..users {
         csv.push_str(&format!("LOAD-{i},hex:{SECRET_HEX},hotp,6,0\n"));
@@ -101,7 +107,7 @@ async fn setup(client: &SdkClient, users: usize) {
                 username: username.clone(),
                 email: None,
                 phone: None,
-                password: None,
+                password: password.clone(),
                 language: None,
             })
             .await
@@ -157,7 +163,7 @@ async fn main() {
         .collect();
     let client = clients[0].clone();
     if a.setup {
-        setup(&client, a.users).await;
+        setup(&client, a.users, a.password.clone()).await;
     }
     let deadline = Instant::now() + Duration::from_secs(a.seconds);
     let counters: Arc<Vec<std::sync::atomic::AtomicU64>> = Arc::new(
@@ -186,6 +192,7 @@ async fn main() {
         let wrong = a.wrong;
         let users = a.users;
         let concurrency = a.concurrency;
+        let password = a.password.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
@@ -207,15 +214,21 @@ async fn main() {
                 let auth = client
                     .start_authentication(&AuthenticationStart {
                         username: format!("load{user}"),
-                        password: None,
+                        password: password.clone(),
                         method: None,
                         client_ip: None,
                         context: Default::default(),
                     })
                     .await;
-                let Ok(auth) = auth else {
-                    errors += 1;
-                    continue;
+                let auth = match auth {
+                    Ok(auth) => auth,
+                    Err(e) => {
+                        errors += 1;
+                        if errors < 3 {
+                            eprintln!("start refused: {e:?}");
+                        }
+                        continue;
+                    }
                 };
                 let otp = if wrong && !clearing {
                     "000000".to_owned()
@@ -266,7 +279,12 @@ async fn main() {
     };
     let per_second = all.len() as f64 / a.seconds as f64;
     println!(
-        "{} verifications, concurrency {}: {:.0} verifications/s ({:.0} requests/s), p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        "{}{} verifications, concurrency {}: {:.0} verifications/s ({:.0} requests/s), p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        if a.password.is_some() {
+            "password + "
+        } else {
+            ""
+        },
         if a.wrong { "wrong-code" } else { "successful" },
         a.concurrency,
         per_second,

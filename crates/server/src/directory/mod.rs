@@ -10,17 +10,20 @@
 //!   "local"`).
 //! - [`RadiusDirectory`]: a PAP Access-Request to the operator's RADIUS servers
 //!   (`primary_authentication = "radius"`, configured by `[radius]`).
+//! - [`LdapDirectory`]: an LDAP directory or Active Directory (`"ldap"`): a bind as the user.
 //!
 //! A directory fails closed: when it cannot answer, it returns
 //! [`DirectoryError::Unavailable`], which signs nobody in and counts no failure against the
 //! user (the user did nothing wrong); it is never reported as a wrong password.
 
 mod breaker;
+pub mod ldap;
 mod local;
 pub mod radius;
 
 pub use breaker::Breaker;
 
+pub use ldap::LdapDirectory;
 pub use local::LocalDirectory;
 pub use radius::{RadiusConfig, RadiusDirectory};
 

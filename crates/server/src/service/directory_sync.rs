@@ -106,6 +106,9 @@ pub enum RunError {
         "[ldap] is not configured: importing or syncing users from the directory needs it. Fix: add an [ldap] section (see twofold.example.toml)"
     )]
     NotConfigured,
+    /// `[ldap]` is there but cannot be used (the message names the key and the fix).
+    #[error("{0}")]
+    Config(String),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -126,8 +129,10 @@ impl From<DomainError> for RunError {
 pub fn directory_source(
     config: &crate::config::Config,
 ) -> Result<std::sync::Arc<dyn UserSource>, RunError> {
-    let _ = config; // [ldap]: LdapDirectory::from_config(config.ldap) once it exists.
-    Err(RunError::NotConfigured)
+    let ldap = config.ldap.as_ref().ok_or(RunError::NotConfigured)?;
+    let directory = crate::directory::LdapDirectory::from_config(ldap)
+        .map_err(|e| RunError::Config(e.to_string()))?;
+    Ok(std::sync::Arc::new(directory))
 }
 
 /// One entry checked, ready to write.
