@@ -4,11 +4,11 @@
 use crate::smtp::{self, SmtpServer};
 use crate::support::*;
 
-const USERNAME: &str = "twofold-mailer";
-const PASSWORD: &str = "mailer-password-7f3a";
+pub(crate) const USERNAME: &str = "twofold-mailer";
+pub(crate) const PASSWORD: &str = "mailer-password-7f3a";
 const FROM: &str = "Twofold <mfa@example.com>";
 
-fn smtp_env(env: Env, server: &SmtpServer, password: &str, trust: bool) -> Env {
+pub(crate) fn smtp_env(env: Env, server: &SmtpServer, password: &str, trust: bool) -> Env {
     let env = env
         .set("TWOFOLD_CHANNELS__EMAIL", "smtp")
         .set("TWOFOLD_SMTP__HOST", "127.0.0.1")

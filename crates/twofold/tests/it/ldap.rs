@@ -20,7 +20,7 @@ async fn env_with(directory: &Slapd, ldaps: bool, users: &[&str]) -> Env {
 }
 
 /// The same, with settings seeded before the first command opens the store.
-async fn env_with_settings(
+pub(crate) async fn env_with_settings(
     directory: &Slapd,
     ldaps: bool,
     users: &[&str],
@@ -61,7 +61,7 @@ fn refusals(env: &Env, subject: &str) -> Vec<String> {
 }
 
 /// Signs in at the portal and says whether the password step passed (on to enrolment).
-async fn password_accepted(server: &Server, user: &str, password: &str) -> bool {
+pub(crate) async fn password_accepted(server: &Server, user: &str, password: &str) -> bool {
     let client = server.client();
     let response = sign_in(&client, server, user, password).await;
     let passed = response.status() == 303 && location(&response) == "/enroll";

@@ -16,6 +16,7 @@ mod factors;
 mod freeradius;
 mod hygiene;
 mod ldap;
+mod ldap_users;
 mod lockout;
 mod multinode;
 mod operations;
