@@ -190,7 +190,21 @@ impl Directory for Breaker {
     }
 
     async fn health(&self) -> Result<(), DirectoryError> {
-        self.guarded(self.inner.health()).await
+        if self.inner.checks_health() {
+            return self.guarded(self.inner.health()).await;
+        }
+        // Nothing to ask: the directory is as the last sign-ins found it. (A probe that
+        // asked nothing must not close the breaker.)
+        match *self.circuit() {
+            Circuit::Closed { .. } => Ok(()),
+            Circuit::Open { .. } | Circuit::Probing { .. } => {
+                Err(self.unavailable("the last sign-ins found it not answering".to_owned()))
+            }
+        }
+    }
+
+    fn checks_health(&self) -> bool {
+        true
     }
 }
 
@@ -333,6 +347,26 @@ mod tests {
             breaker.check_password(&alice(), "pw").await,
             Ok(DirectoryOutcome::Rejected)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_directory_that_cannot_be_asked_is_reported_as_the_last_sign_ins_found_it() {
+        let (breaker, switch) = breaker();
+        assert_eq!(breaker.health().await, Ok(()));
+        switch.down.store(true, Ordering::SeqCst);
+        for _ in 0..Breaker::TRIPS_AFTER {
+            let _ = breaker.check_password(&alice(), "pw").await;
+        }
+        let asked = switch.asked.load(Ordering::SeqCst);
+        // Past the cool-down too: /readyz asks nothing and does not close the breaker.
+        tokio::time::advance(Breaker::FIRST_COOL_DOWN).await;
+        assert!(breaker.health().await.is_err());
+        assert!(breaker.health().await.is_err());
+        assert_eq!(switch.asked.load(Ordering::SeqCst), asked);
+        // The next sign-in probes; the directory is back, and so is the health.
+        switch.down.store(false, Ordering::SeqCst);
+        assert!(breaker.check_password(&alice(), "pw").await.is_ok());
+        assert_eq!(breaker.health().await, Ok(()));
     }
 
     #[tokio::test(start_paused = true)]

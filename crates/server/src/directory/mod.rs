@@ -130,10 +130,18 @@ pub trait Directory: Send + Sync + 'static {
         password: &str,
     ) -> Result<DirectoryOutcome, DirectoryError>;
 
-    /// Whether the directory answers now (for `/readyz`): an LDAP directory binds as its
-    /// service account. The local directory, kept in the store, always answers.
+    /// Whether the directory answers now (for `/readyz`): an LDAP directory reads its root
+    /// entry on a service connection. The local directory, kept in the store, always
+    /// answers.
     async fn health(&self) -> Result<(), DirectoryError> {
         Ok(())
+    }
+
+    /// Whether [`Directory::health`] asks the directory. A directory that cannot be asked
+    /// without a user's password (RADIUS) says no, and its health is what the last
+    /// sign-ins found (the [`Breaker`]'s state).
+    fn checks_health(&self) -> bool {
+        false
     }
 }
 

@@ -234,6 +234,14 @@ async fn a_wrong_shared_secret_makes_sign_in_unavailable_and_counts_no_failure()
         page.contains("Sign-in is temporarily unavailable"),
         "the portal says what is wrong: {page}"
     );
+    // /readyz reports what the sign-ins found: RADIUS cannot be asked without a password.
+    let ready = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(
+        ready,
+        json!({"status": "degraded", "store": "ok", "directory": "unavailable"})
+    );
 
     // Four refusals past a threshold of two, and the account is not locked.
     let shown = env.cli_ok(&["user", "show", "carol"], "");

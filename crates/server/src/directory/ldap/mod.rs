@@ -391,6 +391,10 @@ impl Directory for LdapDirectory {
         })
     }
 
+    fn checks_health(&self) -> bool {
+        true
+    }
+
     async fn health(&self) -> Result<(), DirectoryError> {
         let mut pooled = self
             .pool
