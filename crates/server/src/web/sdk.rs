@@ -589,7 +589,10 @@ fn with_common_problems(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openap
                     "429",
                     "Too many failed credentials from this address: wait a minute.",
                 ),
-                ("503", "The server cannot reach its store now: retry later."),
+                (
+                    "503",
+                    "The server cannot reach its store (`unavailable`), or the directory that checks passwords does not answer (`directory_unavailable`): retry later.",
+                ),
             ];
             if names_a_resource {
                 common.push(("404", "No such user or authentication (`user_not_found`, `authentication_not_found`)."));
