@@ -647,23 +647,8 @@ async fn users_command(config: &Config, cmd: UsersCommand) -> Result<()> {
                 .map(|(line, row)| (row.username.clone(), *line))
                 .collect();
             let entries: Vec<_> = file.rows.into_iter().map(|(_, row)| row).collect();
-            let progress = CliProgress::new(config, "importing");
-            let summary = service
-                .import_users(
-                    &actor(),
-                    &entries,
-                    UserOrigin::Csv,
-                    &config.sync,
-                    dry_run,
-                    &progress,
-                )
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "the import stopped: {e}; the users written so far stay, rerun to carry on"
-                    )
-                })?;
-            send_invitations(config, &service, &summary).await;
+            let summary =
+                import_entries(config, &service, &entries, UserOrigin::Csv, dry_run).await?;
             (summary, file.errors, lines, json || json_logs)
         }
         UsersCommand::Import {
@@ -679,32 +664,18 @@ async fn users_command(config: &Config, cmd: UsersCommand) -> Result<()> {
                 None => config.sync.iter().map(|item| item.scope()).collect(),
             };
             let mut entries = Vec::new();
+            // A user in two groups is listed twice: imported once.
+            let mut seen = std::collections::HashSet::new();
             for scope in &scopes {
-                entries.extend(
-                    source
-                        .entries(scope)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?,
-                );
+                let listed = source
+                    .entries(scope)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
+                entries.extend(listed.into_iter().filter(|e| seen.insert(e.dn.clone())));
             }
             let service = open_service(config).await?;
-            let progress = CliProgress::new(config, "importing");
-            let summary = service
-                .import_users(
-                    &actor(),
-                    &entries,
-                    UserOrigin::Ldap,
-                    &config.sync,
-                    dry_run,
-                    &progress,
-                )
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "the import stopped: {e}; the users written so far stay, rerun to carry on"
-                    )
-                })?;
-            send_invitations(config, &service, &summary).await;
+            let summary =
+                import_entries(config, &service, &entries, UserOrigin::Ldap, dry_run).await?;
             (summary, Vec::new(), HashMap::new(), json || json_logs)
         }
         UsersCommand::Sync {
@@ -736,6 +707,27 @@ async fn users_command(config: &Config, cmd: UsersCommand) -> Result<()> {
         bail!("{failed} users were not imported (see the errors above); the others were");
     }
     Ok(())
+}
+
+/// Imports `entries` with the command's progress, then sends the invitations it queued.
+async fn import_entries(
+    config: &Config,
+    service: &InProcessService,
+    entries: &[twofold_server::directory::DirectoryAccount],
+    origin: twofold_server::store::UserOrigin,
+    dry_run: bool,
+) -> Result<twofold_server::service::directory_sync::Summary> {
+    let progress = crate::users_import::CliProgress::new(config, "importing");
+    let summary = service
+        .import_users(&actor(), entries, origin, &config.sync, dry_run, &progress)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the import stopped: {e}; the users written so far stay, rerun to carry on"
+            )
+        })?;
+    send_invitations(config, service, &summary).await;
+    Ok(summary)
 }
 
 /// Sends the invitations an import queued, through the configured email channel. With the
