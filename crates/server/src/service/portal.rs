@@ -452,6 +452,17 @@ impl InProcessService {
             .await?
             .ok_or(ServiceError::Domain(DomainError::SessionEnded))?;
         let Some((waiting, _, _)) = loaded.challenge() else {
+            // The sign-in's authentication ended (denied, expired) between this request's
+            // arrival and its turn, under a concurrent answer: nothing is left to answer.
+            if let Some(ended) = loaded
+                .authentication
+                .as_ref()
+                .filter(|a| !matches!(a.state, State::Pending(_)))
+            {
+                return Err(
+                    DomainError::AuthenticationClosed(ended.state.name().to_owned()).into(),
+                );
+            }
             return Err(DomainError::WrongStep.into());
         };
         let answered = self.answer_authentication(waiting, answer, client).await?;
