@@ -164,6 +164,7 @@ fn form_post(path: &str, peer: &str, cookie: &str, body: &str) -> Request<Body> 
 
 fn call_with_code() -> PhoneCall {
     PhoneCall {
+        authentication_id: "a1".into(),
         to: "+33612345678".into(),
         extension: Some("890".into()),
         language: Language::En,
@@ -187,6 +188,7 @@ async fn the_inbox_shows_what_the_console_channel_sent_newest_first() {
     let text = app
         .console
         .send_text(&TextMessage {
+            authentication_id: None,
             to: "+33698765432".into(),
             body: "Twofold: reply with 271828 to sign in".into(),
             reply_expected: true,
@@ -252,6 +254,7 @@ async fn answering_a_call_and_replying_to_a_text_reach_the_application_and_show_
     let text = app
         .console
         .send_text(&TextMessage {
+            authentication_id: None,
             to: "+33698765432".into(),
             body: "Reply with 271828".into(),
             reply_expected: true,
@@ -305,6 +308,7 @@ async fn answers_without_the_csrf_token_or_with_bad_input_reach_nothing() {
     let text = app
         .console
         .send_text(&TextMessage {
+            authentication_id: None,
             to: "+33698765432".into(),
             body: "x".into(),
             reply_expected: true,

@@ -168,6 +168,7 @@ mod tests {
     async fn every_kind_of_message_lands_in_the_inbox_with_its_own_id() {
         let (console, inbox, _) = console();
         let call = PhoneCall {
+            authentication_id: "a1".into(),
             to: "+33612345678".into(),
             extension: Some("890".into()),
             language: Language::Fr,
@@ -182,6 +183,7 @@ mod tests {
             console.call(&call).await.unwrap(),
             console
                 .send_text(&TextMessage {
+                    authentication_id: None,
                     to: "+33612345678".into(),
                     body: "Your code: 123456".into(),
                     reply_expected: false,
@@ -214,6 +216,7 @@ mod tests {
             ids[0],
             console
                 .call(&PhoneCall {
+                    authentication_id: "a1".into(),
                     to: "+33612345678".into(),
                     extension: None,
                     language: Language::En,
@@ -231,6 +234,7 @@ mod tests {
         let events = InboxEvents::new(inbox.clone(), clock.clone());
         let call = console
             .call(&PhoneCall {
+                authentication_id: "a1".into(),
                 to: "+33612345678".into(),
                 extension: None,
                 language: Language::En,
@@ -241,6 +245,7 @@ mod tests {
             .unwrap();
         let text = console
             .send_text(&TextMessage {
+                authentication_id: None,
                 to: "+33698765432".into(),
                 body: "Reply with 123456".into(),
                 reply_expected: true,

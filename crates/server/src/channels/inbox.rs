@@ -111,6 +111,7 @@ mod tests {
 
     fn text(to: &str, body: &str) -> InboxMessage {
         InboxMessage::Text(TextMessage {
+            authentication_id: None,
             to: to.into(),
             body: body.into(),
             reply_expected: true,

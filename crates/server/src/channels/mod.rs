@@ -75,6 +75,9 @@ pub struct DigitsExpected {
 /// A phone call to place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhoneCall {
+    /// The authentication the call proves: a provider that asks the server what to say
+    /// (Twilio fetches its TwiML) names it in the webhook addresses it is given.
+    pub authentication_id: String,
     /// The number to call, in E.164 form (`+33612345678`).
     pub to: String,
     /// Digits to dial once the call is answered (`890`), if any.
@@ -90,6 +93,8 @@ pub struct PhoneCall {
 /// A text message (SMS) to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextMessage {
+    /// The authentication the message belongs to, if any (its status callback names it).
+    pub authentication_id: Option<String>,
     /// The number to text, in E.164 form.
     pub to: String,
     pub body: String,
