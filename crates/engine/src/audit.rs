@@ -41,6 +41,15 @@ pub enum AuditAction {
     UserLeftDirectory,
     /// An imported user was emailed the portal's address.
     InvitationSent,
+    /// A verification call was placed or a text sent (failure: refused by the limits or
+    /// the allowed countries, or the provider failed).
+    PhoneMessageSent,
+    /// A user's phone numbers changed.
+    PhoneChanged,
+    /// A user reported a sign-in as not theirs (a fraud code in a call): they are blocked.
+    FraudReported,
+    /// An administrator lifted a fraud block.
+    UserUnblocked,
 }
 
 impl AuditAction {
@@ -74,6 +83,10 @@ impl AuditAction {
             AuditAction::UsersSynced => "users_synced",
             AuditAction::UserLeftDirectory => "user_left_directory",
             AuditAction::InvitationSent => "invitation_sent",
+            AuditAction::PhoneMessageSent => "phone_message_sent",
+            AuditAction::PhoneChanged => "phone_changed",
+            AuditAction::FraudReported => "fraud_reported",
+            AuditAction::UserUnblocked => "user_unblocked",
         }
     }
 }

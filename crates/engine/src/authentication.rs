@@ -20,6 +20,7 @@
 
 use crate::clock::UnixTime;
 use crate::flow::{self, AttemptFacts, Challenge, NextStep, UserFactors, Via};
+use crate::phone_call::SmsMode;
 use crate::settings::Settings;
 use crate::step_up;
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,9 @@ pub enum Origin {
     StepUp,
     /// An application, through the Web Service SDK.
     Sdk,
+    /// A call or a text to a phone number the user is adding or changing, proving it
+    /// reaches them before it is stored.
+    PhoneCheck,
 }
 
 impl Origin {
@@ -52,6 +56,7 @@ impl Origin {
             Origin::Portal => "portal",
             Origin::StepUp => "step_up",
             Origin::Sdk => "sdk",
+            Origin::PhoneCheck => "phone_check",
         }
     }
 
@@ -60,6 +65,7 @@ impl Origin {
             "portal" => Some(Origin::Portal),
             "step_up" => Some(Origin::StepUp),
             "sdk" => Some(Origin::Sdk),
+            "phone_check" => Some(Origin::PhoneCheck),
             _ => None,
         }
     }
@@ -68,7 +74,7 @@ impl Origin {
     pub fn lifetime(self) -> i64 {
         match self {
             Origin::Portal => PORTAL_SECONDS,
-            Origin::StepUp | Origin::Sdk => ANSWER_SECONDS,
+            Origin::StepUp | Origin::Sdk | Origin::PhoneCheck => ANSWER_SECONDS,
         }
     }
 }
@@ -89,6 +95,9 @@ pub enum Step {
     PhoneCall,
     /// A two-way text message: the user replies with the code (and the PIN).
     TextReply,
+    /// A one-way text message: the user types its code in the page (or an application
+    /// sends it).
+    TextCode,
     /// A push to the authenticator app: approve, deny or "not me".
     MobileApp,
 }
@@ -102,6 +111,7 @@ impl Step {
             Step::Enroll => "enroll",
             Step::PhoneCall => "phone_call",
             Step::TextReply => "text_reply",
+            Step::TextCode => "text_code",
             Step::MobileApp => "mobile_app",
         }
     }
@@ -114,17 +124,29 @@ impl Step {
             "enroll" => Step::Enroll,
             "phone_call" => Step::PhoneCall,
             "text_reply" => Step::TextReply,
+            "text_code" => Step::TextCode,
             "mobile_app" => Step::MobileApp,
             _ => return None,
         })
     }
 
-    /// The step that puts `challenge` to the user (security questions not drawn yet).
-    pub fn of(challenge: Challenge) -> Step {
+    /// The step that puts `challenge` to the user (security questions not drawn yet; a
+    /// text message as `sms_mode` says).
+    pub fn of(challenge: Challenge, settings: &Settings) -> Step {
         match challenge {
             Challenge::Oath => Step::Oath,
             Challenge::SecurityQuestions => Step::SecurityQuestions { asked: Vec::new() },
+            Challenge::PhoneCall => Step::PhoneCall,
+            Challenge::Sms => match settings.sms_mode {
+                SmsMode::Otp => Step::TextCode,
+                SmsMode::TwoWay | SmsMode::TwoWayPin => Step::TextReply,
+            },
         }
+    }
+
+    /// Whether the step sends something to the user's phone (a call or a text).
+    pub fn goes_to_phone(&self) -> bool {
+        matches!(self, Step::PhoneCall | Step::TextReply | Step::TextCode)
     }
 
     /// The challenge this step puts, when it is one typed in a page or sent by an
@@ -133,7 +155,9 @@ impl Step {
         match self {
             Step::Oath => Some(Challenge::Oath),
             Step::SecurityQuestions { .. } => Some(Challenge::SecurityQuestions),
-            _ => None,
+            Step::PhoneCall => Some(Challenge::PhoneCall),
+            Step::TextReply | Step::TextCode => Some(Challenge::Sms),
+            Step::Enroll | Step::MobileApp => None,
         }
     }
 }
@@ -162,6 +186,11 @@ pub enum Reason {
     ProviderUnavailable,
     /// The caller cancelled it.
     Cancelled,
+    /// Too many calls or texts to this number, for this user, from this address, or in
+    /// all, this hour: none was sent.
+    RateLimited,
+    /// Calls and texts may not go to this number's country (`sms_allowed_countries`).
+    CountryNotAllowed,
 }
 
 impl Reason {
@@ -177,6 +206,8 @@ impl Reason {
             Reason::Undelivered => "undelivered",
             Reason::ProviderUnavailable => "provider_unavailable",
             Reason::Cancelled => "cancelled",
+            Reason::RateLimited => "rate_limited",
+            Reason::CountryNotAllowed => "country_not_allowed",
         }
     }
 
@@ -192,6 +223,8 @@ impl Reason {
             Reason::Undelivered,
             Reason::ProviderUnavailable,
             Reason::Cancelled,
+            Reason::RateLimited,
+            Reason::CountryNotAllowed,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
@@ -249,8 +282,13 @@ pub struct Authentication {
     /// What the application said the sign-in is for (JSON), shown to the user where a
     /// method can show it.
     pub context: Option<String>,
-    /// The phone or device it went to, for methods that go somewhere.
+    /// The phone or device it went to, for methods that go somewhere (a phone number in
+    /// E.164).
     pub channel: Option<String>,
+    /// The provider's id of the call or the message (Twilio's sid).
+    pub message_id: Option<String>,
+    /// The keyed hash of the code a text message carried, so that any node can check it.
+    pub code_hash: Option<String>,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
     /// When an approved authentication was used (a session signed in with it); it is used
@@ -287,6 +325,7 @@ pub fn offered(
 ) -> Vec<Challenge> {
     let mut choices = match origin {
         Origin::StepUp => step_up::provable(settings, factors),
+        Origin::PhoneCheck => Vec::new(),
         Origin::Portal | Origin::Sdk => {
             let mut c: Vec<Challenge> = flow::primary_challenge(factors).into_iter().collect();
             for f in flow::fallbacks(settings, factors, current) {
@@ -320,6 +359,15 @@ pub fn start(
     wanted: Option<Challenge>,
 ) -> Result<State, StartRefusal> {
     let first = match origin {
+        // The number is being proved, not the user: the call or the text it asked for.
+        Origin::PhoneCheck => {
+            return match wanted {
+                Some(c @ (Challenge::PhoneCall | Challenge::Sms)) => {
+                    Ok(State::Pending(Step::of(c, settings)))
+                }
+                _ => Err(StartRefusal::MethodNotOffered),
+            };
+        }
         Origin::StepUp => match step_up::provable(settings, factors).first() {
             Some(c) => NextStep::Verify(*c),
             // Nothing a sign-in would ask for: nothing to prove again.
@@ -344,7 +392,7 @@ pub fn start(
                 Some(c) if offered(origin, settings, factors, Some(primary)).contains(&c) => c,
                 Some(_) => return Err(StartRefusal::MethodNotOffered),
             };
-            Ok(State::Pending(Step::of(challenge)))
+            Ok(State::Pending(Step::of(challenge, settings)))
         }
     }
 }
@@ -366,13 +414,20 @@ pub enum AppAnswer {
     NotMe,
 }
 
-/// A provider's report that a call or a message did not reach the user.
+/// Why a call or a message did not reach the user: the provider's report, or the server's
+/// own refusal to send it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderFailure {
     Busy,
     NoAnswer,
     Undelivered,
     Unavailable,
+    /// The call was cancelled before it was answered.
+    Canceled,
+    /// The sending limits were reached (nothing was sent).
+    RateLimited,
+    /// The number's country is not allowed (nothing was sent).
+    CountryNotAllowed,
 }
 
 /// Something that happened to an authentication.
@@ -388,6 +443,8 @@ pub enum Event {
     CallDigits(Check),
     /// A reply to a two-way text message, checked (the code, and the PIN).
     TextReply(Check),
+    /// The code of a one-way text message, typed or sent, and checked.
+    TextCode(Check),
     /// The authenticator app answered.
     App(AppAnswer),
     /// The user reported the authentication as not theirs (fraud code during a call).
@@ -429,16 +486,27 @@ pub enum Transition {
     Refused(Refusal),
 }
 
+/// How many answers `step` accepts before the authentication is denied: a call asks for
+/// the PIN at most `call_pin_attempts` times.
+pub fn answer_limit(step: &Step, settings: &Settings) -> u32 {
+    match step {
+        Step::PhoneCall => u32::from(settings.call_pin_attempts).clamp(1, MAX_ANSWERS),
+        _ => MAX_ANSWERS,
+    }
+}
+
 /// Whether an answer of this kind (`step` name) may be checked now. The server counts it
-/// against the authentication (atomically, before checking it) only when this says yes.
+/// against the authentication (atomically, before checking it, up to [`answer_limit`])
+/// only when this says yes.
 pub fn may_answer(
     authentication: &Authentication,
     answering: &Step,
     now: UnixTime,
+    settings: &Settings,
 ) -> Result<(), Refusal> {
     match authentication.state_at(now) {
         State::Pending(step) if step.name() == answering.name() => {
-            if authentication.attempts >= MAX_ANSWERS {
+            if authentication.attempts >= answer_limit(&step, settings) {
                 Err(Refusal::Closed("denied"))
             } else {
                 Ok(())
@@ -455,22 +523,26 @@ fn answered_step(event: &Event) -> Option<(&'static str, Check)> {
         Event::SecurityAnswers(c) => Some(("security_answers", *c)),
         Event::CallDigits(c) => Some(("phone_call", *c)),
         Event::TextReply(c) => Some(("text_reply", *c)),
+        Event::TextCode(c) => Some(("text_code", *c)),
         _ => None,
     }
 }
 
 /// Whether the user can prove `step` at all: a right answer to a step the user holds no
-/// factor for never approves.
-fn holds(step: &Step, settings: &Settings, factors: &UserFactors) -> bool {
+/// factor for never approves. A phone check proves the number it called, not yet the
+/// user's.
+fn holds(origin: Origin, step: &Step, settings: &Settings, factors: &UserFactors) -> bool {
     match step {
+        Step::PhoneCall | Step::TextReply | Step::TextCode if origin == Origin::PhoneCheck => true,
         Step::Oath => factors.has_oath_token,
         Step::SecurityQuestions { asked } => {
             !asked.is_empty()
                 && factors.security_answers >= usize::from(settings.security_questions_required)
         }
-        // The methods that go to a phone or a device are enrolled methods: the server only
-        // starts them for a user who has the phone or the device.
-        Step::PhoneCall | Step::TextReply | Step::MobileApp => factors.enrolled,
+        Step::PhoneCall | Step::TextReply | Step::TextCode => factors.has_phone,
+        // The app is an enrolled method: the server only starts it for a user who has a
+        // device.
+        Step::MobileApp => factors.enrolled,
         Step::Enroll => false,
     }
 }
@@ -481,7 +553,7 @@ fn via_of(step: &Step, factors: &UserFactors) -> Via {
         Step::Oath => flow::via(Challenge::Oath, factors),
         Step::SecurityQuestions { .. } => Via::SecurityQuestions,
         Step::PhoneCall => Via::PhoneCall,
-        Step::TextReply => Via::TextMessage,
+        Step::TextReply | Step::TextCode => Via::TextMessage,
         Step::MobileApp => Via::MobileApp,
         Step::Enroll => Via::Enrollment,
     }
@@ -525,7 +597,7 @@ pub fn apply(
             return Transition::Refused(Refusal::WrongStep);
         }
         return match check {
-            Check::Right if holds(step, settings, factors) => moved(
+            Check::Right if holds(authentication.origin, step, settings, factors) => moved(
                 proved(
                     authentication.origin,
                     via_of(step, factors),
@@ -535,7 +607,7 @@ pub fn apply(
                 attempts,
             ),
             // Right, for a factor the user does not hold: counted like a wrong one.
-            Check::Right | Check::Wrong if attempts < MAX_ANSWERS => {
+            Check::Right | Check::Wrong if attempts < answer_limit(step, settings) => {
                 moved(authentication.state.clone(), attempts)
             }
             Check::Right | Check::Wrong => moved(
@@ -557,10 +629,14 @@ pub fn apply(
     }
     match event {
         Event::App(answer) => match (step, answer) {
-            (Step::MobileApp, AppAnswer::Approve) if holds(step, settings, factors) => moved(
-                proved(authentication.origin, Via::MobileApp, settings, factors),
-                attempts,
-            ),
+            (Step::MobileApp, AppAnswer::Approve)
+                if holds(authentication.origin, step, settings, factors) =>
+            {
+                moved(
+                    proved(authentication.origin, Via::MobileApp, settings, factors),
+                    attempts,
+                )
+            }
             (Step::MobileApp, AppAnswer::Approve | AppAnswer::Deny) => moved(
                 State::Denied {
                     reason: Reason::Declined,
@@ -571,17 +647,22 @@ pub fn apply(
             _ => Transition::Refused(Refusal::WrongStep),
         },
         Event::FraudReported => match step {
-            Step::PhoneCall | Step::TextReply | Step::MobileApp => moved(State::Fraud, attempts),
+            Step::PhoneCall | Step::TextReply | Step::TextCode | Step::MobileApp => {
+                moved(State::Fraud, attempts)
+            }
             _ => Transition::Refused(Refusal::WrongStep),
         },
         Event::ProviderFailed(failure) => match step {
-            Step::PhoneCall | Step::TextReply | Step::MobileApp => moved(
+            Step::PhoneCall | Step::TextReply | Step::TextCode | Step::MobileApp => moved(
                 State::Denied {
                     reason: match failure {
                         ProviderFailure::Busy => Reason::Busy,
                         ProviderFailure::NoAnswer => Reason::NoAnswer,
                         ProviderFailure::Undelivered => Reason::Undelivered,
                         ProviderFailure::Unavailable => Reason::ProviderUnavailable,
+                        ProviderFailure::Canceled => Reason::Cancelled,
+                        ProviderFailure::RateLimited => Reason::RateLimited,
+                        ProviderFailure::CountryNotAllowed => Reason::CountryNotAllowed,
                     },
                 },
                 attempts,
@@ -598,7 +679,7 @@ pub fn apply(
             if !offered(authentication.origin, settings, factors, current).contains(wanted) {
                 return Transition::Refused(Refusal::NotOffered);
             }
-            moved(State::Pending(Step::of(*wanted)), attempts)
+            moved(State::Pending(Step::of(*wanted, settings)), attempts)
         }
         Event::QuestionsDrawn(ids) => match step {
             Step::SecurityQuestions { asked } if asked.is_empty() && !ids.is_empty() => moved(
@@ -632,7 +713,8 @@ pub fn apply(
         | Event::Code(_)
         | Event::SecurityAnswers(_)
         | Event::CallDigits(_)
-        | Event::TextReply(_) => Transition::Refused(Refusal::WrongStep),
+        | Event::TextReply(_)
+        | Event::TextCode(_) => Transition::Refused(Refusal::WrongStep),
     }
 }
 

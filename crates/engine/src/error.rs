@@ -76,6 +76,14 @@ pub enum DomainError {
     StepUpRequired,
     #[error("the session has ended or is not at this step; sign in again")]
     SessionEnded,
+    #[error(
+        "this account is blocked after a fraud report until {until}; ask your administrator to unblock it"
+    )]
+    FraudBlocked { until: UnixTime },
+    #[error(transparent)]
+    Phone(#[from] crate::phone::PhoneError),
+    #[error("the webhook is not for a pending call or message, or was taken already")]
+    WebhookRefused,
 }
 
 impl DomainError {
@@ -117,6 +125,9 @@ impl DomainError {
             DomainError::InvalidRequest(_) => "invalid_request",
             DomainError::StepUpRequired => "step_up_required",
             DomainError::SessionEnded => "session_ended",
+            DomainError::FraudBlocked { .. } => "fraud_blocked",
+            DomainError::Phone(e) => e.code(),
+            DomainError::WebhookRefused => "webhook_refused",
         }
     }
 }

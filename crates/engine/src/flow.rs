@@ -20,6 +20,10 @@ pub struct UserFactors {
     pub has_oath_token: bool,
     pub security_answers: usize,
     pub has_pin: bool,
+    /// The user has a primary phone number.
+    pub has_phone: bool,
+    /// The user has a backup phone number too.
+    pub has_backup_phone: bool,
 }
 
 /// A second-factor challenge the portal can put to the user.
@@ -28,6 +32,10 @@ pub struct UserFactors {
 pub enum Challenge {
     Oath,
     SecurityQuestions,
+    /// A call to the user's phone.
+    PhoneCall,
+    /// A text message to the user's phone (a code to type, or to reply with).
+    Sms,
 }
 
 /// How a sign-in was completed (audited, and it decides the session's lifetime).
@@ -135,6 +143,8 @@ pub fn after_password(settings: &Settings, factors: &UserFactors, facts: Attempt
 pub fn primary_challenge(factors: &UserFactors) -> Option<Challenge> {
     match factors.method {
         Some(Method::Oath) | None if factors.has_oath_token => Some(Challenge::Oath),
+        Some(Method::PhoneCall) if factors.has_phone => Some(Challenge::PhoneCall),
+        Some(Method::Sms) if factors.has_phone => Some(Challenge::Sms),
         _ => None,
     }
 }
@@ -184,6 +194,8 @@ pub fn via(challenge: Challenge, factors: &UserFactors) -> Via {
         Challenge::Oath if primary_challenge(factors) == Some(Challenge::Oath) => Via::Oath,
         Challenge::Oath => Via::OathFallback,
         Challenge::SecurityQuestions => Via::SecurityQuestions,
+        Challenge::PhoneCall => Via::PhoneCall,
+        Challenge::Sms => Via::TextMessage,
     }
 }
 
@@ -203,14 +215,19 @@ pub fn session_limit_seconds(settings: &Settings, via: Via) -> i64 {
 #[serde(rename_all = "snake_case")]
 pub enum EnrollmentStep {
     Method,
+    /// The phone numbers, verified by a call or a text (phone-call and text-message users).
+    Phone,
     Oath,
     Pin,
     SecurityQuestions,
 }
 
+/// The methods this version can put to a user (the mobile app comes later).
+pub const IMPLEMENTED: [Method; 3] = [Method::Oath, Method::PhoneCall, Method::Sms];
+
 /// The methods this version can enrol, among those the settings allow.
 pub fn enrollable_methods(settings: &Settings) -> Vec<Method> {
-    let implemented = [Method::Oath];
+    let implemented = IMPLEMENTED;
     let allowed: Vec<Method> = if settings.allow_method_selection {
         settings
             .selectable_methods
@@ -233,11 +250,16 @@ pub fn next_enrollment_step(settings: &Settings, factors: &UserFactors) -> Optio
     let methods = enrollable_methods(settings);
     let method = match factors.method {
         Some(m) if methods.contains(&m) => m,
+        // A method an administrator chose stands when users may not choose theirs.
+        Some(m) if !settings.allow_method_selection && IMPLEMENTED.contains(&m) => m,
         Some(_) | None if methods.len() > 1 => return Some(EnrollmentStep::Method),
         _ => methods.first().copied().unwrap_or(Method::Oath),
     };
     if method == Method::Oath && !factors.has_oath_token {
         return Some(EnrollmentStep::Oath);
+    }
+    if matches!(method, Method::PhoneCall | Method::Sms) && !factors.has_phone {
+        return Some(EnrollmentStep::Phone);
     }
     if settings.pin_required && !factors.has_pin {
         return Some(EnrollmentStep::Pin);
@@ -313,6 +335,8 @@ mod tests {
             has_oath_token: true,
             security_answers: 4,
             has_pin: false,
+            has_phone: false,
+            has_backup_phone: false,
         }
     }
 
@@ -496,6 +520,8 @@ mod tests {
                     has_oath_token: true,
                     security_answers: 0,
                     has_pin: false,
+                    has_phone: false,
+                    has_backup_phone: false,
                 };
                 let answers_only = UserFactors {
                     has_oath_token: false,
@@ -589,7 +615,10 @@ mod tests {
 
     #[test]
     fn enrolment_steps_follow_what_is_missing() {
-        let mut settings = Settings::default();
+        let mut settings = Settings {
+            selectable_methods: vec![Method::Oath],
+            ..Settings::default()
+        };
         let mut user = UserFactors::default();
         assert_eq!(
             next_enrollment_step(&settings, &user),
@@ -610,6 +639,53 @@ mod tests {
         );
         user.security_answers = 4;
         assert_eq!(next_enrollment_step(&settings, &user), None);
+    }
+
+    #[test]
+    fn phone_users_enrol_a_phone_and_prove_it_by_call_or_text() {
+        let settings = Settings::default();
+        let new_user = UserFactors::default();
+        // Several methods to choose from: the wizard asks which first.
+        assert_eq!(
+            next_enrollment_step(&settings, &new_user),
+            Some(EnrollmentStep::Method)
+        );
+        for (method, challenge) in [
+            (Method::PhoneCall, Challenge::PhoneCall),
+            (Method::Sms, Challenge::Sms),
+        ] {
+            let mut user = UserFactors {
+                method: Some(method),
+                ..UserFactors::default()
+            };
+            assert_eq!(
+                next_enrollment_step(&settings, &user),
+                Some(EnrollmentStep::Phone)
+            );
+            assert_eq!(primary_challenge(&user), None, "no phone: nothing to call");
+            user.has_phone = true;
+            assert_eq!(next_enrollment_step(&settings, &user), None);
+            assert_eq!(primary_challenge(&user), Some(challenge));
+            assert_eq!(
+                after_password(&settings, &user, AttemptFacts::default()),
+                NextStep::Verify(challenge)
+            );
+        }
+        // An administrator's choice stands when users may not choose.
+        let no_choice = Settings {
+            allow_method_selection: false,
+            ..Settings::default()
+        };
+        let caller = UserFactors {
+            method: Some(Method::PhoneCall),
+            ..UserFactors::default()
+        };
+        assert_eq!(
+            next_enrollment_step(&no_choice, &caller),
+            Some(EnrollmentStep::Phone)
+        );
+        // The mobile app is not available yet: never offered.
+        assert!(!enrollable_methods(&settings).contains(&Method::MobileApp));
     }
 
     #[test]

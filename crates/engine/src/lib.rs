@@ -14,6 +14,8 @@ pub mod language;
 pub mod lockout;
 pub mod oath;
 pub mod password;
+pub mod phone;
+pub mod phone_call;
 pub mod pin;
 pub mod settings;
 pub mod sign_in;

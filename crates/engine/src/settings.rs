@@ -6,6 +6,7 @@
 
 use crate::language::Language;
 use crate::lockout::LockoutPolicy;
+pub use crate::phone_call::SmsMode;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -122,6 +123,60 @@ pub struct Settings {
     pub sync_removal_threshold: u32,
     /// Users who left the directory are disabled at once, and deleted this many days later.
     pub sync_delete_after_days: u32,
+    /// The organisation's name, as calls and text messages say it.
+    pub organisation_name: String,
+    /// The country of phone numbers typed without their country code (`FR`, `US`); empty:
+    /// numbers must be written with it (`+33 …`).
+    pub default_region: String,
+    /// Phone calls: `standard` (press `#` to approve) or `pin` (type the PIN, then `#`).
+    /// With `pin_required`, calls ask for the PIN whatever this says.
+    pub phone_call_mode: PhoneCallMode,
+    /// Text messages: `otp` (the user types the code in the page), `two_way` (the user
+    /// replies with the code) or `two_way_pin` (the code followed by the PIN).
+    pub sms_mode: SmsMode,
+    /// How long a code sent by text message may be used, in seconds (60 to 900).
+    pub sms_code_seconds: u32,
+    /// Wrong PINs one call accepts before it says goodbye and the sign-in is denied (1 to 5).
+    pub call_pin_attempts: u8,
+    /// Typed during a call and followed by `#`, this reports fraud (1 to 4 digits; empty:
+    /// no fraud code).
+    pub fraud_code: String,
+    /// A fraud report blocks the user for this many days, or until an administrator
+    /// unblocks them (1 to 3650).
+    pub fraud_block_days: u32,
+    /// Who is emailed when a user reports fraud.
+    pub fraud_alert_emails: Vec<String>,
+    /// The countries (two-letter codes, `FR`) calls and texts may go to; empty: all.
+    pub sms_allowed_countries: Vec<String>,
+    /// Calls and texts to one number in an hour, at most.
+    pub phone_sends_per_number_hour: u32,
+    /// Calls and texts for one user in an hour, at most.
+    pub phone_sends_per_user_hour: u32,
+    /// Calls and texts asked from one address in an hour, at most.
+    pub phone_sends_per_address_hour: u32,
+    /// Calls and texts in an hour, for everyone together, at most.
+    pub phone_sends_per_hour: u32,
+}
+
+/// How a verification call is approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneCallMode {
+    #[default]
+    Standard,
+    Pin,
+}
+
+impl Settings {
+    /// Whether calls ask for the PIN.
+    pub fn call_needs_pin(&self) -> bool {
+        self.pin_required || self.phone_call_mode == PhoneCallMode::Pin
+    }
+
+    /// Whether text replies carry the PIN.
+    pub fn text_needs_pin(&self) -> bool {
+        self.sms_mode == SmsMode::TwoWayPin
+    }
 }
 
 // The upper limits of the settings that bound how much an attacker gets (security review,
@@ -185,6 +240,20 @@ impl Default for Settings {
             sync_interval_minutes: 60,
             sync_removal_threshold: 5,
             sync_delete_after_days: 30,
+            organisation_name: "Twofold".into(),
+            default_region: String::new(),
+            phone_call_mode: PhoneCallMode::Standard,
+            sms_mode: SmsMode::Otp,
+            sms_code_seconds: 300,
+            call_pin_attempts: 3,
+            fraud_code: "0".into(),
+            fraud_block_days: 90,
+            fraud_alert_emails: Vec::new(),
+            sms_allowed_countries: Vec::new(),
+            phone_sends_per_number_hour: 5,
+            phone_sends_per_user_hour: 10,
+            phone_sends_per_address_hour: 20,
+            phone_sends_per_hour: 1000,
         }
     }
 }
@@ -345,6 +414,66 @@ impl Settings {
             0,
             3650,
         )?;
+        range("sms_code_seconds", self.sms_code_seconds.into(), 60, 900)?;
+        range("call_pin_attempts", self.call_pin_attempts.into(), 1, 5)?;
+        range("fraud_block_days", self.fraud_block_days.into(), 1, 3650)?;
+        for (key, value) in [
+            (
+                "phone_sends_per_number_hour",
+                self.phone_sends_per_number_hour,
+            ),
+            ("phone_sends_per_user_hour", self.phone_sends_per_user_hour),
+            (
+                "phone_sends_per_address_hour",
+                self.phone_sends_per_address_hour,
+            ),
+            ("phone_sends_per_hour", self.phone_sends_per_hour),
+        ] {
+            range(key, value.into(), 1, 1_000_000)?;
+        }
+        if self.fraud_code.len() > 4 || !self.fraud_code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(SettingError {
+                key: "fraud_code".into(),
+                value: format!("{:?}", self.fraud_code),
+                fix: "use 1 to 4 digits (\"0\"), or \"\" for no fraud code".into(),
+            });
+        }
+        if !self.default_region.is_empty()
+            && crate::phone::check_region(&self.default_region).as_deref()
+                != Ok(self.default_region.as_str())
+        {
+            return Err(SettingError {
+                key: "default_region".into(),
+                value: format!("{:?}", self.default_region),
+                fix: "use a country's two-letter code in capitals (\"FR\", \"US\"), or \"\"".into(),
+            });
+        }
+        for country in &self.sms_allowed_countries {
+            if crate::phone::check_region(country).as_deref() != Ok(country.as_str()) {
+                return Err(SettingError {
+                    key: "sms_allowed_countries".into(),
+                    value: format!("{country:?}"),
+                    fix: "list countries by their two-letter codes in capitals ([\"FR\", \"BE\"])"
+                        .into(),
+                });
+            }
+        }
+        for email in &self.fraud_alert_emails {
+            if crate::contact::check_email(email).is_err() {
+                return Err(SettingError {
+                    key: "fraud_alert_emails".into(),
+                    value: format!("{email:?}"),
+                    fix: "list email addresses ([\"security@example.com\"])".into(),
+                });
+            }
+        }
+        if self.organisation_name.trim().is_empty() || self.organisation_name.chars().count() > 40 {
+            return Err(SettingError {
+                key: "organisation_name".into(),
+                value: format!("{:?}", self.organisation_name),
+                fix: "use 1 to 40 characters; texts and calls say it (\"Contoso\")".into(),
+            });
+        }
         if self.one_time_bypass_seconds > self.one_time_bypass_max_seconds {
             return Err(SettingError {
                 key: "one_time_bypass_seconds".into(),

@@ -72,6 +72,8 @@ mod tests {
             has_oath_token: true,
             security_answers: 0,
             has_pin: false,
+            has_phone: false,
+            has_backup_phone: false,
         }
     }
 

@@ -276,9 +276,14 @@ pub struct AuthenticationStart {
     /// Checked when given; leave out when your application checked the password itself.
     #[serde(default)]
     pub password: Option<String>,
-    /// `oath` or `security_questions`; the user's own method by default.
+    /// `oath`, `security_questions`, `phone_call` or `sms`; the user's own method by
+    /// default.
     #[serde(default)]
     pub method: Option<String>,
+    /// For `phone_call` and `sms`: `primary` (the default) or `backup`, the phone the call or
+    /// text goes to.
+    #[serde(default)]
+    pub phone: Option<String>,
     /// The end user's address, for trusted ranges and the audit log.
     #[serde(default)]
     pub client_ip: Option<String>,
@@ -294,7 +299,10 @@ pub struct Authentication {
     /// `pending`, `approved`, `denied`, `expired` or `fraud`.
     pub state: String,
     pub username: String,
-    /// While pending: `otp` or `security_answers` — what `/answer` expects.
+    /// While pending, what finishes it: `otp` or `security_answers` (what `/answer`
+    /// expects), `text_code` (the code of the text message sent, through `/answer` as
+    /// `otp`), or `phone_call` and `text_reply` (the user answers the call or replies to
+    /// the text; poll until it is decided).
     pub next: Option<String>,
     /// The questions to answer when `next` is `security_answers`.
     pub questions: Vec<SecurityQuestion>,

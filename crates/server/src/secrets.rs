@@ -295,6 +295,33 @@ impl Keyring {
         Ok(plaintext)
     }
 
+    /// A keyed hash of a short-lived secret (a text message's code): `<key id>:<hex>`,
+    /// HMAC-SHA256 under a key derived from the current key, so that a copy of the store
+    /// alone does not reveal the code. `context` binds it to its record.
+    pub fn code_hash(&self, context: &[u8], code: &[u8]) -> Result<String, SecretsError> {
+        let key = self
+            .keys
+            .get(&self.current)
+            .ok_or_else(|| self.unknown_key(&self.current))?;
+        Ok(format!(
+            "{}:{}",
+            self.current,
+            hex::encode(code_mac(key, context, code))
+        ))
+    }
+
+    /// Whether `code` is the one [`Keyring::code_hash`] hashed (compared in constant time).
+    pub fn code_matches(&self, hash: &str, context: &[u8], code: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some((id, hex_mac)) = hash.rsplit_once(':') else {
+            return false;
+        };
+        let (Some(key), Ok(stored)) = (self.keys.get(id), hex::decode(hex_mac)) else {
+            return false;
+        };
+        code_mac(key, context, code).ct_eq(&stored[..]).into()
+    }
+
     /// The id of the key that sealed `sealed`, if it is a sealed value.
     pub fn key_id_of(sealed: &str) -> Option<&str> {
         split_sealed(sealed).ok().map(|(id, _)| id)
@@ -695,6 +722,24 @@ fn warn_if_not_private(path: &Path, expected: u32) {
     }
     #[cfg(not(unix))]
     let _ = (path, expected);
+}
+
+/// HMAC-SHA256 of `context ‖ 0 ‖ code` under a key derived from `key` for this purpose only.
+fn code_mac(key: &[u8; KEY_LEN], context: &[u8], code: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let derived = Sha256::new()
+        .chain_update(b"twofold code hash v1")
+        .chain_update(key)
+        .finalize();
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&derived) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length.
+        Err(_) => return [0u8; 32],
+    };
+    mac.update(context);
+    mac.update(&[0]);
+    mac.update(code);
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

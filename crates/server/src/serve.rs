@@ -1,10 +1,11 @@
 //! `twofold serve`: everything on one host.
 
-use crate::channels::{Channels, InboxEvents};
+use crate::channels::Channels;
 use crate::config::{Config, ConfigError, DatabaseTarget};
 use crate::directory::Breaker;
 use crate::secrets::Keyring;
 use crate::service::InProcessService;
+use crate::service::inbound::ConsoleInbound;
 use crate::store::{Backend, Store, StoreError};
 use crate::telemetry::{self, LogGuard};
 use crate::tls::{self, CertificateOrigin};
@@ -160,8 +161,10 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| StartError::Database("the stored CSRF key is damaged".into()))?;
 
+    let channels = Channels::from_config(&config.channels, config.smtp.as_ref(), clock.clone())?;
     let mut service = InProcessService::new(store.clone(), clock.clone(), open_keyring(&config)?)
         .map_err(|e| StartError::Internal(e.to_string()))?
+        .with_channels(channels.clone())
         .with_attempt_limits(
             config.limits.second_factor_per_user_per_minute,
             config.limits.second_factor_per_ip_per_minute,
@@ -176,10 +179,10 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         config.limits.sign_in_per_ip_per_minute,
         config.limits.sign_in_per_username_per_minute,
     ));
-    let channels = Channels::from_config(&config.channels, config.smtp.as_ref(), clock.clone())?;
     warn_about_console_channels(&config);
+    // The inbox's answers go to the service as a provider's webhooks would.
     let dev_inbox = channels.dev_inbox.clone().map(|inbox| DevInboxParts {
-        events: Arc::new(InboxEvents::new(inbox.clone(), clock.clone())),
+        events: Arc::new(ConsoleInbound::new(service.clone(), inbox.clone())),
         inbox,
     });
     let app = web::router(WebParts {
@@ -536,6 +539,11 @@ fn spawn_housekeeping(service: Arc<InProcessService>, limits: Arc<SignInLimits>)
                 Ok(n) if n > 0 => tracing::debug!(removed = n, "old authentications removed"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not remove old authentications"),
+            }
+            // Sends count for an hour and a webhook is replayed within minutes: a day is
+            // plenty for both.
+            if let Err(e) = service.store().delete_old_phone_records(before).await {
+                tracing::warn!(error = %e, "could not remove old phone records");
             }
         }
     });

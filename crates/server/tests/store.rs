@@ -1138,6 +1138,8 @@ on_both!(
             client_ip: Some("198.51.100.7".into()),
             context: Some(r#"{"application":"vpn"}"#.into()),
             channel: None,
+            message_id: None,
+            code_hash: None,
             created_at: 100,
             expires_at: 400,
             consumed_at: None,

@@ -1,4 +1,5 @@
 use super::*;
+use crate::phone_call::SmsMode;
 use crate::settings::Method;
 use std::net::IpAddr;
 
@@ -22,6 +23,8 @@ fn enrolled() -> UserFactors {
         has_oath_token: true,
         security_answers: 4,
         has_pin: false,
+        has_phone: true,
+        has_backup_phone: false,
     }
 }
 
@@ -37,6 +40,8 @@ fn pending(step: Step, origin: Origin) -> Authentication {
         client_ip: None,
         context: None,
         channel: None,
+        message_id: None,
+        code_hash: None,
         created_at: NOW - 10,
         expires_at: NOW + 100,
         consumed_at: None,
@@ -205,11 +210,14 @@ fn every_state_and_event_pair_moves_as_the_table_says() {
                         // Out-of-band steps may fall back to a code or the questions, and
                         // the wizard of a user holding a factor by now proves it first.
                         _ => Transition::Moved {
-                            state: State::Pending(Step::of(if event_name == "switch otp" {
-                                Challenge::Oath
-                            } else {
-                                Challenge::SecurityQuestions
-                            })),
+                            state: State::Pending(Step::of(
+                                if event_name == "switch otp" {
+                                    Challenge::Oath
+                                } else {
+                                    Challenge::SecurityQuestions
+                                },
+                                &settings,
+                            )),
                             attempts: 1,
                         },
                     }
@@ -286,7 +294,7 @@ fn the_fifth_wrong_answer_denies_the_authentication() {
     );
     // No sixth answer is checked at all.
     assert_eq!(
-        may_answer(&a, &Step::Oath, NOW),
+        may_answer(&a, &Step::Oath, NOW, &settings),
         Err(Refusal::Closed("denied"))
     );
     let q = pending(Step::SecurityQuestions { asked: asked() }, Origin::Sdk);
@@ -312,13 +320,18 @@ fn the_fifth_wrong_answer_denies_the_authentication() {
 #[test]
 fn an_answer_is_checked_only_for_the_step_it_waits_on_and_before_its_expiry() {
     let a = pending(Step::Oath, Origin::Sdk);
-    assert_eq!(may_answer(&a, &Step::Oath, NOW), Ok(()));
+    assert_eq!(may_answer(&a, &Step::Oath, NOW, &settings()), Ok(()));
     assert_eq!(
-        may_answer(&a, &Step::SecurityQuestions { asked: asked() }, NOW),
+        may_answer(
+            &a,
+            &Step::SecurityQuestions { asked: asked() },
+            NOW,
+            &settings()
+        ),
         Err(Refusal::WrongStep)
     );
     assert_eq!(
-        may_answer(&a, &Step::Oath, a.expires_at),
+        may_answer(&a, &Step::Oath, a.expires_at, &settings()),
         Err(Refusal::Closed("expired"))
     );
     let approved = Authentication {
@@ -326,7 +339,7 @@ fn an_answer_is_checked_only_for_the_step_it_waits_on_and_before_its_expiry() {
         ..a
     };
     assert_eq!(
-        may_answer(&approved, &Step::Oath, NOW),
+        may_answer(&approved, &Step::Oath, NOW, &settings()),
         Err(Refusal::Closed("approved"))
     );
 }
@@ -677,4 +690,157 @@ fn stored_names_read_back() {
     }
     assert_eq!(Reason::parse("busy"), Some(Reason::Busy));
     assert_eq!(Reason::parse("nonsense"), None);
+}
+
+#[test]
+fn a_phone_user_is_called_or_texted_as_sms_mode_says() {
+    let phone_user = UserFactors {
+        method: Some(Method::PhoneCall),
+        has_oath_token: false,
+        ..enrolled()
+    };
+    let s = settings();
+    assert_eq!(
+        start(Origin::Sdk, &s, &phone_user, AttemptFacts::default(), None),
+        Ok(State::Pending(Step::PhoneCall))
+    );
+    let texter = UserFactors {
+        method: Some(Method::Sms),
+        ..phone_user.clone()
+    };
+    assert_eq!(
+        start(Origin::Sdk, &s, &texter, AttemptFacts::default(), None),
+        Ok(State::Pending(Step::TextCode))
+    );
+    let two_way = Settings {
+        sms_mode: SmsMode::TwoWayPin,
+        ..settings()
+    };
+    assert_eq!(
+        start(
+            Origin::Sdk,
+            &two_way,
+            &texter,
+            AttemptFacts::default(),
+            None
+        ),
+        Ok(State::Pending(Step::TextReply))
+    );
+    // Without a phone, a phone method is never put to the user.
+    let no_phone = UserFactors {
+        has_phone: false,
+        ..texter
+    };
+    assert_ne!(
+        start(Origin::Sdk, &s, &no_phone, AttemptFacts::default(), None),
+        Ok(State::Pending(Step::TextCode))
+    );
+}
+
+#[test]
+fn a_call_denies_after_call_pin_attempts_wrong_pins() {
+    let s = Settings {
+        call_pin_attempts: 3,
+        ..settings()
+    };
+    let f = enrolled();
+    let mut a = pending(Step::PhoneCall, Origin::Sdk);
+    for attempt in 1..=2 {
+        a.attempts = attempt;
+        assert_eq!(may_answer(&a, &Step::PhoneCall, NOW, &s), Ok(()));
+        assert_eq!(
+            apply(&a, &Event::CallDigits(Check::Wrong), NOW, &s, &f),
+            Transition::Moved {
+                state: State::Pending(Step::PhoneCall),
+                attempts: attempt
+            }
+        );
+    }
+    a.attempts = 3;
+    assert_eq!(
+        apply(&a, &Event::CallDigits(Check::Wrong), NOW, &s, &f),
+        Transition::Moved {
+            state: State::Denied {
+                reason: Reason::InvalidCode
+            },
+            attempts: 3
+        }
+    );
+    assert_eq!(
+        may_answer(&a, &Step::PhoneCall, NOW, &s),
+        Err(Refusal::Closed("denied"))
+    );
+}
+
+#[test]
+fn phone_steps_end_in_approval_fraud_or_the_reason_the_page_shows() {
+    let s = settings();
+    let f = enrolled();
+    let call = pending(Step::PhoneCall, Origin::Sdk);
+    assert_eq!(
+        apply(&call, &Event::CallDigits(Check::Right), NOW, &s, &f),
+        Transition::Moved {
+            state: State::Approved {
+                via: Via::PhoneCall
+            },
+            attempts: 1
+        }
+    );
+    assert_eq!(
+        apply(&call, &Event::FraudReported, NOW, &s, &f),
+        Transition::Moved {
+            state: State::Fraud,
+            attempts: 1
+        }
+    );
+    for (failure, reason) in [
+        (ProviderFailure::Busy, Reason::Busy),
+        (ProviderFailure::NoAnswer, Reason::NoAnswer),
+        (ProviderFailure::Canceled, Reason::Cancelled),
+        (ProviderFailure::RateLimited, Reason::RateLimited),
+        (
+            ProviderFailure::CountryNotAllowed,
+            Reason::CountryNotAllowed,
+        ),
+    ] {
+        assert_eq!(
+            apply(&call, &Event::ProviderFailed(failure), NOW, &s, &f),
+            Transition::Moved {
+                state: State::Denied { reason },
+                attempts: 1
+            }
+        );
+        assert_eq!(Reason::parse(reason.as_str()), Some(reason));
+    }
+    let text = pending(Step::TextCode, Origin::Sdk);
+    assert_eq!(
+        apply(&text, &Event::TextCode(Check::Right), NOW, &s, &f),
+        Transition::Moved {
+            state: State::Approved {
+                via: Via::TextMessage
+            },
+            attempts: 1
+        }
+    );
+    // A code typed for a call, or call keys for a text: the wrong step, never approval.
+    assert_eq!(
+        apply(&text, &Event::CallDigits(Check::Right), NOW, &s, &f),
+        Transition::Refused(Refusal::WrongStep)
+    );
+    assert_eq!(
+        apply(&call, &Event::Code(Check::Right), NOW, &s, &f),
+        Transition::Refused(Refusal::WrongStep)
+    );
+    // A right answer from a user who has no phone (removed meanwhile) never approves.
+    let phoneless = UserFactors {
+        has_phone: false,
+        ..f
+    };
+    assert!(matches!(
+        apply(&call, &Event::CallDigits(Check::Right), NOW, &s, &phoneless),
+        Transition::Moved {
+            state: State::Pending(_),
+            ..
+        }
+    ));
 }

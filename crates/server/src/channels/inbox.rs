@@ -24,6 +24,8 @@ pub enum InboxAnswer {
     Digits { at: UnixTime, digits: String },
     /// A text message sent back from the number a text went to.
     Reply { at: UnixTime, body: String },
+    /// What the server said back: the call's next words, or its text reply.
+    Said { at: UnixTime, text: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -172,6 +172,19 @@ pub struct Channels {
 }
 
 impl Channels {
+    /// Every kind to the console, with an inbox of its own.
+    pub fn console(clock: Arc<dyn Clock>) -> Channels {
+        let inbox = Arc::new(DevInbox::new(DevInbox::CAPACITY));
+        let console = Arc::new(ConsoleChannel::new(inbox.clone(), clock));
+        Channels {
+            voice: console.clone(),
+            sms: console.clone(),
+            email: console.clone(),
+            push: console,
+            dev_inbox: Some(inbox),
+        }
+    }
+
     /// The channels `[channels]` names; `smtp` is `[smtp]`, needed when `email = "smtp"`.
     pub fn from_config(
         config: &ChannelsConfig,

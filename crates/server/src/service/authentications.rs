@@ -8,12 +8,12 @@
 //! any event and two answers at once cannot both count.
 
 use super::factors::factors_with;
+use super::telephony::PhoneTarget;
 use super::{ClientContext, InProcessService, ServiceError};
 use crate::store::{UserRecord, new_id};
 use twofold_engine::audit::{AuditAction, AuditOutcome};
 use twofold_engine::authentication::{
-    self, Authentication, Check, Event, MAX_ANSWERS, Origin, Refusal, StartRefusal, State, Step,
-    Transition,
+    self, Authentication, Check, Event, Origin, Refusal, StartRefusal, State, Step, Transition,
 };
 use twofold_engine::flow::{AttemptFacts, Challenge, UserFactors, Via};
 use twofold_engine::{DomainError, Settings};
@@ -21,15 +21,41 @@ use twofold_engine::{DomainError, Settings};
 /// An answer typed in a page or sent by an application.
 #[derive(Debug, Clone)]
 pub(super) enum Answer {
-    Otp { code: String, pin: Option<String> },
+    Otp {
+        code: String,
+        pin: Option<String>,
+    },
     SecurityAnswers(Vec<(String, String)>),
+    /// The code of a one-way text message, typed in a page or sent by an application.
+    TextCode(String),
+    /// A reply to a two-way text message: its code, and the PIN when replies carry it.
+    TextReply {
+        code: String,
+        pin: Option<String>,
+    },
+    /// The keys typed during a call: the right key (`#`), and the PIN in PIN mode.
+    Call {
+        keys_right: bool,
+        pin: Option<String>,
+    },
 }
 
 impl Answer {
+    /// A code typed for an authentication waiting on a text message's code is that code.
+    fn for_state(self, state: &State) -> Answer {
+        match (self, state) {
+            (Answer::Otp { code, .. }, State::Pending(Step::TextCode)) => Answer::TextCode(code),
+            (answer, _) => answer,
+        }
+    }
+
     fn step(&self) -> Step {
         match self {
             Answer::Otp { .. } => Step::Oath,
             Answer::SecurityAnswers(_) => Step::SecurityQuestions { asked: Vec::new() },
+            Answer::TextCode(_) => Step::TextCode,
+            Answer::TextReply { .. } => Step::TextReply,
+            Answer::Call { .. } => Step::PhoneCall,
         }
     }
 
@@ -37,6 +63,9 @@ impl Answer {
         match self {
             Answer::Otp { .. } => Event::Code(check),
             Answer::SecurityAnswers(_) => Event::SecurityAnswers(check),
+            Answer::TextCode(_) => Event::TextCode(check),
+            Answer::TextReply { .. } => Event::TextReply(check),
+            Answer::Call { .. } => Event::CallDigits(check),
         }
     }
 }
@@ -93,6 +122,7 @@ impl InProcessService {
         client: &ClientContext,
         wanted: Option<Challenge>,
         context: Option<String>,
+        phone: PhoneTarget,
     ) -> Result<Authentication, ServiceError> {
         let settings = self.settings_now().await?;
         let now = self.clock.now();
@@ -100,7 +130,7 @@ impl InProcessService {
         let factors = factors_with(user, known.has_active_token, known.security_answers);
         // A step-up proves a factor again: no trusted address or bypass stands in for it.
         let bypass = match origin {
-            Origin::StepUp => None,
+            Origin::StepUp | Origin::PhoneCheck => None,
             Origin::Portal | Origin::Sdk => known.bypass_id,
         };
         let mut facts = AttemptFacts {
@@ -154,6 +184,8 @@ impl InProcessService {
             client_ip: client.ip.map(|ip| ip.to_string()),
             context,
             channel: None,
+            message_id: None,
+            code_hash: None,
             created_at: now,
             expires_at: now + origin.lifetime(),
             consumed_at: None,
@@ -165,8 +197,14 @@ impl InProcessService {
         {
             a.state = state;
         }
+        let outgoing = self
+            .prepare_phone(&mut a, user, &settings, &phone, client)
+            .await?;
         self.store.create_authentication(&a).await?;
-        Ok(a)
+        match outgoing {
+            Some(outgoing) => self.send_to_phone(a, outgoing).await,
+            None => Ok(a),
+        }
     }
 
     /// The questions to draw for an authentication that asks for security answers and has
@@ -229,12 +267,48 @@ impl InProcessService {
             if let Some(asked) = self.questions_to_draw(&moved).await? {
                 moved.state = State::Pending(Step::SecurityQuestions { asked });
             }
+            let to_phone = matches!(&moved.state, State::Pending(step) if step.goes_to_phone())
+                && moved.state != a.state;
+            if to_phone {
+                // Switched to a call or a text: it goes out now, as for a new authentication.
+                return self.switch_to_phone(a, moved, &user, &settings).await;
+            }
             if self.store.move_authentication(&a, &moved.state).await? {
                 return Ok(moved);
             }
             a = self.reread(&a.id).await?;
         }
         Err(busy())
+    }
+
+    /// Moves `a` to the phone step of `moved`: the call or text is prepared (number, limits,
+    /// code), stored with the new state, then sent.
+    async fn switch_to_phone(
+        &self,
+        a: Authentication,
+        mut moved: Authentication,
+        user: &UserRecord,
+        settings: &Settings,
+    ) -> Result<Authentication, ServiceError> {
+        let client = ClientContext {
+            ip: a.client_ip.as_deref().and_then(|ip| ip.parse().ok()),
+            ..ClientContext::default()
+        };
+        let outgoing = self
+            .prepare_phone(&mut moved, user, settings, &PhoneTarget::Primary, &client)
+            .await?;
+        if !self
+            .store
+            .move_authentication_with_delivery(&a, &moved)
+            .await?
+        {
+            return Err(busy());
+        }
+        match outgoing {
+            // Boxed: sending may deny it, which moves it again.
+            Some(outgoing) => Box::pin(self.send_to_phone(moved, outgoing)).await,
+            None => Ok(moved),
+        }
     }
 
     /// Answers an authentication: counts the answer against it (before the check, so that
@@ -251,11 +325,14 @@ impl InProcessService {
         client: &ClientContext,
     ) -> Result<Authentication, ServiceError> {
         let now = self.clock.now();
-        authentication::may_answer(a, &answer.step(), now).map_err(refusal_error)?;
+        let answer = answer.for_state(&a.state);
+        let settings = self.settings_now().await?;
+        authentication::may_answer(a, &answer.step(), now, &settings).map_err(refusal_error)?;
         self.limit_attempts(&a.user_id, client.ip)?;
+        let limit = authentication::answer_limit(&answer.step(), &settings);
         let Some(reserved) = self
             .store
-            .reserve_authentication_attempt(&a.id, MAX_ANSWERS, now)
+            .reserve_authentication_attempt(&a.id, limit, now)
             .await?
         else {
             // Its answers are all spent (or it ended meanwhile). When the user's account is
@@ -285,6 +362,27 @@ impl InProcessService {
                 };
                 self.check_answers(&a.user_id, &asked, given, client).await
             }
+            Answer::TextCode(code) => {
+                self.check_phone_answer(&reserved, Some(code), None, Via::TextMessage, client)
+                    .await
+            }
+            Answer::TextReply { code, pin } => {
+                self.check_phone_answer(
+                    &reserved,
+                    Some(code),
+                    pin.as_deref(),
+                    Via::TextMessage,
+                    client,
+                )
+                .await
+            }
+            Answer::Call {
+                keys_right: false, ..
+            } => Err(DomainError::InvalidCode.into()),
+            Answer::Call { pin, .. } => {
+                self.check_phone_answer(&reserved, None, pin.as_deref(), Via::PhoneCall, client)
+                    .await
+            }
         };
         let (check, error) = match checked {
             Ok(_) => (Check::Right, None),
@@ -305,7 +403,6 @@ impl InProcessService {
             }
         };
         let event = answer.event(check);
-        let settings = self.settings_now().await?;
         // Only a right answer depends on what the user holds (a wrong one counts, whatever).
         let factors = match check {
             Check::Right => self.decision_inputs(&self.user(&a.user_id).await?).await?.1,

@@ -130,6 +130,8 @@ pub(super) fn factors_with(user: &UserRecord, has_oath_token: bool, answers: usi
         has_oath_token,
         security_answers: answers,
         has_pin: user.pin_hash.is_some(),
+        has_phone: user.phone.is_some(),
+        has_backup_phone: user.backup_phone.is_some(),
     }
 }
 

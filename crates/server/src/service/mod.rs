@@ -12,6 +12,7 @@ pub(crate) mod blocking;
 mod bypass;
 pub mod directory_sync;
 mod factors;
+pub mod inbound;
 pub mod invitations;
 mod oath;
 mod operations;
@@ -19,12 +20,17 @@ pub mod portal;
 mod questions;
 pub mod remote;
 mod sdk;
+pub mod telephony;
 
 pub use attempts::AttemptLimits;
 pub use factors::{DEFAULT_QUESTIONS, FactorsView, QuestionView, SoftwareEnrollment, TokenSummary};
 pub use operations::MfaService;
-pub use portal::{PortalSession, SessionView, SignInOutcome, Stage, Verification};
+pub use portal::{
+    PhoneCheck, PhoneInput, PhoneWait, PortalSession, SessionView, SignInOutcome, Stage,
+    Verification,
+};
 pub use sdk::{PORTAL_ROLE, SDK_ROLE, ServiceAccountSecret};
+pub use telephony::{CallTurn, DeliveryStatus, PhoneChoice, PhoneTarget};
 
 use crate::directory::{Directory, DirectoryOutcome, LocalDirectory};
 use crate::secrets::Keyring;
@@ -153,6 +159,8 @@ pub struct InProcessService {
     directory: Arc<dyn Directory>,
     /// `[[sync]]`: which directory users belong, and the defaults new ones get.
     sync_items: Vec<crate::config::SyncItem>,
+    /// Where calls, texts and emails go (`[channels]`).
+    channels: crate::channels::Channels,
 }
 
 impl InProcessService {
@@ -163,6 +171,7 @@ impl InProcessService {
     ) -> Result<Self, ServiceError> {
         let hasher = PasswordHasher::new().map_err(|e| ServiceError::Internal(e.to_string()))?;
         let store_for_writer = store.clone();
+        let clock_for_channels = clock.clone();
         let hashing = blocking::BlockingPool::per_core();
         let directory = Arc::new(LocalDirectory::new(
             store.clone(),
@@ -182,7 +191,19 @@ impl InProcessService {
             audit_writer: spawn_audit_writer(&store_for_writer),
             attempt_limits: AttemptLimits::default(),
             sync_items: Vec::new(),
+            channels: crate::channels::Channels::console(clock_for_channels),
         })
+    }
+
+    /// Sends calls, texts and emails through `channels` (by default, all to the console).
+    pub fn with_channels(mut self, channels: crate::channels::Channels) -> Self {
+        self.channels = channels;
+        self
+    }
+
+    /// The channels calls, texts and emails go through.
+    pub fn channels(&self) -> &crate::channels::Channels {
+        &self.channels
     }
 
     /// The `[[sync]]` items: the defaults of users created at their first sign-in.
@@ -364,6 +385,11 @@ impl InProcessService {
             return Err(e.into());
         };
         self.release_attempt(name.as_str()).await?;
+        // Told only after the right password: a guess learns nothing of the block.
+        if let Err(e) = not_fraud_blocked(&user, now) {
+            self.audit(failure(name.as_str(), "fraud_blocked")).await;
+            return Err(e.into());
+        }
         self.audit(
             AuditEvent::new(
                 now,
@@ -609,6 +635,14 @@ fn clean_phone(value: Option<String>) -> Result<Option<String>, DomainError> {
         twofold_engine::contact::check_phone(phone)?;
     }
     Ok(value)
+}
+
+/// Refuses a user blocked by a fraud report, until the block ends.
+fn not_fraud_blocked(user: &UserRecord, now: UnixTime) -> Result<(), DomainError> {
+    match user.fraud_blocked_until {
+        Some(until) if until > now => Err(DomainError::FraudBlocked { until }),
+        _ => Ok(()),
+    }
 }
 
 fn language_of(user: &UserRecord) -> Option<Language> {

@@ -11,6 +11,7 @@
 //!
 //! So an operation is written twice: here, and in the function that does it.
 
+use super::portal::{PhoneCheck, PhoneInput, PhoneWait};
 use super::remote::{PortalReply, RemoteService};
 use super::{
     ClientContext, FactorsView, InProcessService, PortalSession, Profile, QuestionView,
@@ -19,6 +20,7 @@ use super::{
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use twofold_engine::flow::Challenge;
+use twofold_engine::settings::Method;
 use twofold_engine::{Language, Settings, UnixTime};
 
 /// How an argument travels: borrowed by the caller, owned on the wire.
@@ -41,6 +43,18 @@ impl ToWire<Option<String>> for Option<&str> {
 impl ToWire<Vec<(String, String)>> for &[(String, String)] {
     fn to_wire(self) -> Vec<(String, String)> {
         self.to_vec()
+    }
+}
+
+impl ToWire<PhoneInput> for &PhoneInput {
+    fn to_wire(self) -> PhoneInput {
+        self.clone()
+    }
+}
+
+impl ToWire<Option<PhoneInput>> for Option<&PhoneInput> {
+    fn to_wire(self) -> Option<PhoneInput> {
+        self.cloned()
     }
 }
 
@@ -76,6 +90,18 @@ impl<'a> AsArg<'a, Option<&'a str>> for Option<String> {
 impl<'a> AsArg<'a, &'a [(String, String)]> for Vec<(String, String)> {
     fn as_arg(&'a self) -> &'a [(String, String)] {
         self
+    }
+}
+
+impl<'a> AsArg<'a, &'a PhoneInput> for PhoneInput {
+    fn as_arg(&'a self) -> &'a PhoneInput {
+        self
+    }
+}
+
+impl<'a> AsArg<'a, Option<&'a PhoneInput>> for Option<PhoneInput> {
+    fn as_arg(&'a self) -> Option<&'a PhoneInput> {
+        self.as_ref()
     }
 }
 
@@ -252,6 +278,28 @@ portal_operations! {
     ) -> () = portal_set_security_answers;
     /// Ends the wizard when nothing is missing any more; the session is signed in.
     fn complete_enrollment(session: &str => String, client: &ClientContext => ClientContext) -> PortalSession = portal_complete_enrollment;
+    /// Where the session's call or text stands (the waiting page polls it); once approved,
+    /// the session moves on with a new token.
+    /// Without `finish`, it only reads (for the page's script).
+    fn phone_wait(session: &str => String, finish: bool => bool) -> PhoneWait = portal_phone_wait;
+    /// Sends the session's call or text again, to the backup phone.
+    fn use_backup_phone(session: &str => String, client: &ClientContext => ClientContext) -> () = portal_use_backup_phone;
+    /// Starts proving new phone numbers with a call or a text (`method`) to the primary one.
+    fn begin_phone_check(
+        session: &str => String,
+        method: Method => Method,
+        primary: &PhoneInput => PhoneInput,
+        backup: Option<&PhoneInput> => Option<PhoneInput>,
+        client: &ClientContext => ClientContext,
+    ) -> PhoneCheck = portal_begin_phone_check;
+    /// Where the phone check stands; the numbers are stored once it is answered.
+    fn phone_check(session: &str => String, client: &ClientContext => ClientContext) -> PhoneCheck = portal_phone_check;
+    /// The code of the text a phone check sent, typed in the page.
+    fn phone_check_code(
+        session: &str => String,
+        code: &str => String,
+        client: &ClientContext => ClientContext,
+    ) -> PhoneCheck = portal_phone_check_code;
     /// Starts a one-time bypass; returns when it expires.
     fn start_bypass(
         session: &str => String,

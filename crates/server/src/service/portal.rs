@@ -20,6 +20,7 @@
 
 use super::authentications::Answer;
 use super::factors::{FactorsView, QuestionView, SoftwareEnrollment};
+use super::telephony::PhoneTarget;
 use super::{ClientContext, InProcessService, MfaService, Profile, ServiceError};
 use crate::store::{SessionRecord, UserRecord};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,7 @@ use sha2::{Digest, Sha256};
 use twofold_engine::audit::{AuditAction, AuditEvent};
 use twofold_engine::authentication::{self, Authentication, Event, Origin, State, Step};
 use twofold_engine::flow::{self, Challenge, Via};
+use twofold_engine::settings::Method;
 use twofold_engine::step_up::{self, FactorChange};
 use twofold_engine::{DomainError, Language, Settings, UnixTime};
 
@@ -81,6 +83,9 @@ struct SessionData {
     /// A step-up under way: its authentication.
     #[serde(default)]
     step_up: Option<String>,
+    /// New phone numbers waiting to be proved.
+    #[serde(default)]
+    phone_check: Option<PendingPhones>,
 }
 
 /// What a portal may know of its session.
@@ -109,6 +114,66 @@ pub enum SignInOutcome {
     Started(PortalSession),
     /// The password was right, but the user has no second factor and may not enrol.
     ContactAdministrator,
+    /// The password was right, but the call or the text could not go to the user's phone
+    /// (`reason`: the authentication's, `rate_limited`, `provider_unavailable`, …).
+    PhoneNotReached {
+        reason: String,
+    },
+}
+
+/// Where a sign-in (or a step-up) waiting on a call or a text stands, for the page that
+/// waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum PhoneWait {
+    /// Still waiting: the call is ringing or the reply has not come.
+    Waiting {
+        /// `phone_call`, `text_reply` or `text_code`.
+        step: String,
+        /// The number, masked (`+33 6 •• •• •• 78`).
+        sent_to: Option<String>,
+    },
+    /// Decided (approved or not), and asked without `finish`: nothing changed yet.
+    Decided,
+    /// Approved: the session moved on (signed in, the wizard's next step, or the change
+    /// confirmed).
+    Done(PortalSession),
+    /// It ended without approval: `state` (`denied`, `expired`, `fraud`) and the reason.
+    Ended {
+        state: String,
+        reason: Option<String>,
+    },
+}
+
+/// A phone number as a form gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneInput {
+    pub number: String,
+    #[serde(default)]
+    pub extension: Option<String>,
+}
+
+/// Phone numbers waiting for a call or a text to prove the first reaches the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PendingPhones {
+    authentication: String,
+    method: Method,
+    primary: twofold_engine::phone::Phone,
+    backup: Option<twofold_engine::phone::Phone>,
+}
+
+/// Where a phone check stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum PhoneCheck {
+    /// Calling or texting the new number; `step` as in [`PhoneWait::Waiting`].
+    Waiting { step: String, sent_to: String },
+    /// The number is proved and stored.
+    Saved,
+    /// It was not proved (`reason`); nothing was stored.
+    Failed { reason: String },
+    /// No check is under way.
+    None,
 }
 
 /// What the second-factor page shows.
@@ -124,6 +189,12 @@ pub struct Verification {
     pub others: Vec<Challenge>,
     /// A signed-in user confirming a change, not a sign-in.
     pub step_up: bool,
+    /// For a call or a text: the number it went to, masked.
+    pub sent_to: Option<String>,
+    /// For a call or a two-way text: the page waits (and polls) instead of asking.
+    pub waiting: bool,
+    /// The user has a backup phone the call or text may go to instead.
+    pub backup_phone: bool,
 }
 
 /// What the store keeps in place of a session token.
@@ -178,6 +249,29 @@ impl Loaded {
     }
 }
 
+/// An authentication a call or a text decided (approved, denied, fraud, or expired while
+/// ringing) that its session has not taken yet: the session keeps it until its page reads
+/// the outcome ([`InProcessService::portal_phone_wait`]).
+fn decided_by_phone(a: &Authentication, now: UnixTime) -> bool {
+    a.channel.is_some()
+        && a.consumed_at.is_none()
+        && a.origin != Origin::PhoneCheck
+        && !a.state_at(now).is_pending()
+}
+
+/// The challenge a call or a text put, for an authentication it decided.
+fn decided_challenge(a: &Authentication) -> Option<Challenge> {
+    if a.channel.is_none() || a.consumed_at.is_some() || a.state.is_pending() {
+        return None;
+    }
+    Some(match a.state {
+        State::Approved {
+            via: Via::TextMessage,
+        } => Challenge::Sms,
+        _ => Challenge::PhoneCall,
+    })
+}
+
 /// The view of a session, or `None` when its sign-in's authentication is not at a step a
 /// page can show.
 fn view_of(data: &SessionData, authentication: Option<&Authentication>) -> Option<SessionView> {
@@ -185,8 +279,12 @@ fn view_of(data: &SessionData, authentication: Option<&Authentication>) -> Optio
         State::Pending(step) => Some(step),
         _ => None,
     });
+    let decided = authentication.and_then(decided_challenge);
     let (stage, step_up) = match (data.signed_in, pending) {
-        (Some(via), step) => (Stage::SignedIn { via }, step.and_then(Step::challenge)),
+        (Some(via), step) => (
+            Stage::SignedIn { via },
+            step.and_then(Step::challenge).or(decided),
+        ),
         (None, Some(Step::Enroll)) => (Stage::Enroll, None),
         (None, Some(step)) => {
             let asked = match step {
@@ -201,7 +299,16 @@ fn view_of(data: &SessionData, authentication: Option<&Authentication>) -> Optio
                 None,
             )
         }
-        (None, None) => return None,
+        (None, None) => match decided {
+            Some(challenge) => (
+                Stage::Verify {
+                    challenge,
+                    asked: Vec::new(),
+                },
+                None,
+            ),
+            None => return None,
+        },
     };
     Some(SessionView {
         username: data.username.clone(),
@@ -220,11 +327,13 @@ enum Needs {
 }
 
 impl InProcessService {
-    /// Reads the session behind `token` and the authentication it waits on; `None` when there
-    /// is none or it has ended (an ended one is deleted). A sign-in whose authentication
-    /// ended (denied after too many wrong answers, expired) ends with it; a step-up that
-    /// ended is dropped.
-    async fn load(&self, token: &str) -> Result<Option<Loaded>, ServiceError> {
+    /// Reads the session behind `token` and the authentication it waits on, however that
+    /// ended; `None` when there is no valid session (an invalid one is deleted).
+    async fn peek(
+        &self,
+        token: &str,
+    ) -> Result<Option<(String, SessionRecord, SessionData, Option<Authentication>)>, ServiceError>
+    {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
@@ -239,7 +348,7 @@ impl InProcessService {
         let valid = now < expiry(record.created_at, record.last_seen_at, &settings)
             && now < record.expires_at
             && data.as_ref().is_some_and(|d| now < d.max_until);
-        let Some(mut data) = data.filter(|_| valid) else {
+        let Some(data) = data.filter(|_| valid) else {
             self.store.delete_session(&id_hash).await?;
             return Ok(None);
         };
@@ -249,9 +358,24 @@ impl InProcessService {
                 .store
                 .authentication(id)
                 .await?
-                .filter(|a| a.user_id == record.user_id && a.state_at(now).is_pending()),
+                .filter(|a| a.user_id == record.user_id),
             None => None,
         };
+        Ok(Some((id_hash, record, data, authentication)))
+    }
+
+    /// Reads the session behind `token` and the authentication it waits on; `None` when there
+    /// is none or it has ended (an ended one is deleted). A sign-in whose authentication
+    /// ended (denied after too many wrong answers, expired) ends with it; a step-up that
+    /// ended is dropped.
+    async fn load(&self, token: &str) -> Result<Option<Loaded>, ServiceError> {
+        let Some((id_hash, record, mut data, raw)) = self.peek(token).await? else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let waits_on = data.step_up.clone().or(data.authentication.clone());
+        let authentication =
+            raw.filter(|a| a.state_at(now).is_pending() || decided_by_phone(a, now));
         if authentication.is_none() && waits_on.is_some() {
             if data.signed_in.is_some() {
                 data.step_up = None;
@@ -371,6 +495,7 @@ impl InProcessService {
                                 &ClientContext::default(),
                                 None,
                                 None,
+                                PhoneTarget::Primary,
                             )
                             .await?;
                         if started.state.is_pending() {
@@ -496,6 +621,7 @@ impl InProcessService {
                 client,
                 None,
                 None,
+                PhoneTarget::Primary,
             )
             .await?;
         let settings = self.settings().await?;
@@ -509,6 +635,7 @@ impl InProcessService {
             next: next.map(str::to_owned),
             proved_at: None,
             step_up: None,
+            phone_check: None,
         };
         let waiting = match &started.state {
             State::Approved { via } => {
@@ -522,6 +649,11 @@ impl InProcessService {
             State::Pending(_) => {
                 data.authentication = Some(started.id.clone());
                 Some(&started)
+            }
+            State::Denied { reason } if *reason != authentication::Reason::NotEnrolled => {
+                return Ok(SignInOutcome::PhoneNotReached {
+                    reason: reason.as_str().to_owned(),
+                });
             }
             _ => return Ok(SignInOutcome::ContactAdministrator),
         };
@@ -613,13 +745,21 @@ impl InProcessService {
                     })
                     .collect();
             }
+            Challenge::PhoneCall | Challenge::Sms => {}
         }
+        let step = waiting.state.clone();
         Ok(Verification {
             challenge,
             questions,
             digits,
             others,
             step_up: loaded.signed_in(),
+            sent_to: waiting
+                .channel
+                .as_deref()
+                .map(twofold_engine::phone::masked),
+            waiting: matches!(step, State::Pending(Step::PhoneCall | Step::TextReply)),
+            backup_phone: factors.has_backup_phone,
         })
     }
 
@@ -792,6 +932,258 @@ impl InProcessService {
         let (loaded, _) = self.for_change(token).await?;
         self.begin_bypass(&loaded.record.user_id, seconds, client)
             .await
+    }
+}
+
+/// The portal's operations for calls and texts: the page that waits, the backup phone, and
+/// proving a new phone number.
+impl InProcessService {
+    /// Where the session's call or text stands: still waiting, approved (the session moves
+    /// on), or ended without approval (the sign-in ends; a step-up is dropped).
+    pub(super) async fn portal_phone_wait(
+        &self,
+        token: &str,
+        finish: bool,
+    ) -> Result<PhoneWait, ServiceError> {
+        let Some((id_hash, record, mut data, raw)) = self.peek(token).await? else {
+            return Err(DomainError::SessionEnded.into());
+        };
+        let Some(a) = raw else {
+            return Err(DomainError::WrongStep.into());
+        };
+        let now = self.clock.now();
+        match a.state_at(now) {
+            State::Pending(step) if step.goes_to_phone() => Ok(PhoneWait::Waiting {
+                step: step.name().to_owned(),
+                sent_to: a.channel.as_deref().map(twofold_engine::phone::masked),
+            }),
+            State::Pending(_) => Err(DomainError::WrongStep.into()),
+            _ if !finish => Ok(PhoneWait::Decided),
+            State::Approved { .. } => {
+                let loaded = Loaded {
+                    id_hash,
+                    record,
+                    data,
+                    authentication: None,
+                };
+                if loaded.signed_in() {
+                    let user = self.user(&loaded.record.user_id).await?;
+                    if let State::Approved { via } = a.state {
+                        self.audit(self.step_up_event(&user, &ClientContext::default(), via))
+                            .await;
+                    }
+                }
+                self.proved(loaded, a).await.map(PhoneWait::Done)
+            }
+            ended => {
+                let reason = match &ended {
+                    State::Denied { reason } => Some(reason.as_str().to_owned()),
+                    _ => None,
+                };
+                if data.signed_in.is_some() {
+                    data.step_up = None;
+                    let json = serde_json::to_string(&data)
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    self.store.update_session_data(&id_hash, &json).await?;
+                } else {
+                    self.store.delete_session(&id_hash).await?;
+                }
+                Ok(PhoneWait::Ended {
+                    state: ended.name().to_owned(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Sends the session's call or text again, to the user's backup phone.
+    pub(super) async fn portal_use_backup_phone(
+        &self,
+        token: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let loaded = self
+            .load(token)
+            .await?
+            .ok_or(ServiceError::Domain(DomainError::SessionEnded))?;
+        let Some(a) = loaded.authentication.clone() else {
+            return Err(DomainError::WrongStep.into());
+        };
+        if !matches!(&a.state, State::Pending(step) if step.goes_to_phone()) {
+            return Err(DomainError::WrongStep.into());
+        }
+        let user = self.user(&a.user_id).await?;
+        let settings = self.settings_now().await?;
+        let mut moved = a.clone();
+        let outgoing = self
+            .prepare_phone(&mut moved, &user, &settings, &PhoneTarget::Backup, client)
+            .await?;
+        if !self
+            .store
+            .move_authentication_with_delivery(&a, &moved)
+            .await?
+        {
+            return Err(ServiceError::Unavailable(
+                "the sign-in is being answered elsewhere; try again".into(),
+            ));
+        }
+        moved.version = a.version + 1;
+        if let Some(outgoing) = outgoing {
+            self.send_to_phone(moved, outgoing).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts proving new phone numbers (the wizard's phone step, or a change on the account
+    /// page): a call or a text (`method`) to the new primary number. They are stored, with
+    /// the method, once it is answered ([`InProcessService::portal_phone_check`]).
+    pub(super) async fn portal_begin_phone_check(
+        &self,
+        token: &str,
+        method: Method,
+        primary: &PhoneInput,
+        backup: Option<&PhoneInput>,
+        client: &ClientContext,
+    ) -> Result<PhoneCheck, ServiceError> {
+        let (mut loaded, user) = self.for_change(token).await?;
+        let settings = self.settings_now().await?;
+        let challenge = match method {
+            Method::PhoneCall => Challenge::PhoneCall,
+            Method::Sms => Challenge::Sms,
+            Method::Oath | Method::MobileApp => {
+                return Err(DomainError::InvalidRequest(
+                    "a phone is proved by a call or a text".into(),
+                )
+                .into());
+            }
+        };
+        if settings.allow_method_selection
+            && !flow::enrollable_methods(&settings).contains(&method)
+            && user.method.as_deref() != Some(super::factors::method_tag(method))
+        {
+            return Err(DomainError::InvalidRequest("that method is not offered".into()).into());
+        }
+        let region = Some(settings.default_region.as_str()).filter(|r| !r.is_empty());
+        let primary =
+            twofold_engine::phone::parse(&primary.number, primary.extension.as_deref(), region)
+                .map_err(DomainError::from)?;
+        let backup = match backup.filter(|b| !b.number.trim().is_empty()) {
+            Some(b) => Some(
+                twofold_engine::phone::parse(&b.number, b.extension.as_deref(), region)
+                    .map_err(DomainError::from)?,
+            ),
+            None => None,
+        };
+        let started = self
+            .begin_authentication(
+                &user,
+                Origin::PhoneCheck,
+                PORTAL_STARTER.to_owned(),
+                client,
+                Some(challenge),
+                None,
+                PhoneTarget::Number(primary.clone()),
+            )
+            .await?;
+        let view = phone_check_view(&started, &primary.number);
+        if started.state.is_pending() {
+            loaded.data.phone_check = Some(PendingPhones {
+                authentication: started.id,
+                method,
+                primary,
+                backup,
+            });
+            self.save(&loaded).await?;
+        }
+        Ok(view)
+    }
+
+    /// Where the session's phone check stands; once the call or text is answered, the
+    /// numbers and the method are stored (and the session counts as having proved a second
+    /// factor).
+    pub(super) async fn portal_phone_check(
+        &self,
+        token: &str,
+        client: &ClientContext,
+    ) -> Result<PhoneCheck, ServiceError> {
+        let mut loaded = self.require(token, Needs::SignedInOrEnrolling).await?;
+        let Some(pending) = loaded.data.phone_check.clone() else {
+            return Ok(PhoneCheck::None);
+        };
+        let a = self
+            .store
+            .authentication(&pending.authentication)
+            .await?
+            .filter(|a| a.user_id == loaded.record.user_id && a.origin == Origin::PhoneCheck)
+            .ok_or(ServiceError::Domain(DomainError::WrongStep))?;
+        let view = phone_check_view(&a, &pending.primary.number);
+        if !matches!(a.state, State::Approved { .. }) {
+            if !a.state_at(self.clock.now()).is_pending() {
+                loaded.data.phone_check = None;
+                self.save(&loaded).await?;
+            }
+            return Ok(view);
+        }
+        if !self
+            .store
+            .consume_authentication(&a.id, self.clock.now())
+            .await?
+        {
+            return Err(DomainError::SessionEnded.into());
+        }
+        let user = self.user(&loaded.record.user_id).await?;
+        self.store_phones(
+            &user,
+            Some(pending.method),
+            &pending.primary,
+            pending.backup.as_ref(),
+            client,
+        )
+        .await?;
+        loaded.data.phone_check = None;
+        self.after_change(loaded, true).await?;
+        Ok(PhoneCheck::Saved)
+    }
+}
+
+impl InProcessService {
+    /// The code of the text a phone check sent (one-way texts), typed in the page.
+    pub(super) async fn portal_phone_check_code(
+        &self,
+        token: &str,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<PhoneCheck, ServiceError> {
+        let loaded = self.require(token, Needs::SignedInOrEnrolling).await?;
+        let Some(pending) = loaded.data.phone_check.clone() else {
+            return Ok(PhoneCheck::None);
+        };
+        let a = self
+            .store
+            .authentication(&pending.authentication)
+            .await?
+            .filter(|a| a.user_id == loaded.record.user_id && a.origin == Origin::PhoneCheck)
+            .ok_or(ServiceError::Domain(DomainError::WrongStep))?;
+        self.answer_authentication(&a, Answer::TextCode(code.to_owned()), client)
+            .await?;
+        self.portal_phone_check(token, client).await
+    }
+}
+
+/// The view of a phone check's authentication.
+fn phone_check_view(a: &Authentication, number: &str) -> PhoneCheck {
+    match &a.state {
+        State::Pending(step) => PhoneCheck::Waiting {
+            step: step.name().to_owned(),
+            sent_to: twofold_engine::phone::display(number),
+        },
+        State::Approved { .. } => PhoneCheck::Saved,
+        State::Denied { reason } => PhoneCheck::Failed {
+            reason: reason.as_str().to_owned(),
+        },
+        other => PhoneCheck::Failed {
+            reason: other.name().to_owned(),
+        },
     }
 }
 

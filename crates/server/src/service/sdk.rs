@@ -2,6 +2,7 @@
 //! authentication started through the SDK follows exactly the portal's state machine.
 
 use super::authentications::Answer;
+use super::telephony::PhoneChoice;
 use super::{ClientContext, InProcessService, ServiceError};
 use crate::store::{
     ServiceAccountRecord, StoreError, TokenKind, TokenStatus, UserChanges, UserRecord,
@@ -531,10 +532,19 @@ impl InProcessService {
             None => None,
             Some("oath") => Some(Challenge::Oath),
             Some("security_questions") => Some(Challenge::SecurityQuestions),
+            Some("phone_call") => Some(Challenge::PhoneCall),
+            Some("sms") => Some(Challenge::Sms),
             Some(other) => {
                 return Err(invalid(format!(
-                    "method {other:?}: use oath or security_questions"
+                    "method {other:?}: use oath, security_questions, phone_call or sms"
                 )));
+            }
+        };
+        let phone = match body.phone.as_deref() {
+            None | Some("primary") => PhoneChoice::Primary,
+            Some("backup") => PhoneChoice::Backup,
+            Some(other) => {
+                return Err(invalid(format!("phone {other:?}: use primary or backup")));
             }
         };
         let user = match &body.password {
@@ -549,6 +559,7 @@ impl InProcessService {
                 if !user.enabled {
                     return Err(DomainError::InvalidCredentials.into());
                 }
+                super::not_fraud_blocked(&user, self.clock.now())?;
                 let lockout = self.store.lockout(&user.username).await?;
                 let policy = self.settings_now().await?.lockout_policy();
                 twofold_engine::sign_in::may_attempt(
@@ -571,6 +582,7 @@ impl InProcessService {
                 &client,
                 wanted,
                 context,
+                phone.into(),
             )
             .await?;
         self.authentication_view(&started).await

@@ -10,7 +10,8 @@ use twofold_engine::authentication::{Authentication, Origin, Reason, State, Step
 use twofold_engine::flow::Via;
 
 const COLUMNS: &str = "id, user_id, username, origin, started_by, state, next, asked, via, reason, \
-     attempts, client_ip, context, channel, created_at, expires_at, consumed_at, version";
+     attempts, client_ip, context, channel, created_at, expires_at, consumed_at, version, \
+     message_id, code_hash";
 
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("authentication {what} {value:?}"))
@@ -60,6 +61,8 @@ fn from_row(row: &Row) -> Result<Authentication, StoreError> {
         client_ip: row.try_get("client_ip")?,
         context: row.try_get("context")?,
         channel: row.try_get("channel")?,
+        message_id: row.try_get("message_id")?,
+        code_hash: row.try_get("code_hash")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         consumed_at: row.try_get("consumed_at")?,
@@ -99,7 +102,7 @@ impl Store {
         let (state, next, asked, via, reason) = columns(&a.state);
         query(format!(
             "INSERT INTO authentications ({COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
         ))
         .bind(&a.id)
         .bind(&a.user_id)
@@ -119,6 +122,8 @@ impl Store {
         .bind(a.expires_at)
         .bind(a.consumed_at)
         .bind(a.version)
+        .bind(a.message_id.as_deref())
+        .bind(a.code_hash.as_deref())
         .execute(&self.db)
         .await?;
         Ok(())
@@ -153,6 +158,34 @@ impl Store {
         .bind(reason)
         .bind(&a.id)
         .bind(a.version)
+        .execute(&self.db)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Like [`Store::move_authentication`], storing with the state where the authentication
+    /// now goes (the phone number), the hash of its text's code and its expiry.
+    pub async fn move_authentication_with_delivery(
+        &self,
+        a: &Authentication,
+        moved: &Authentication,
+    ) -> Result<bool, StoreError> {
+        let (state, next, asked, via, reason) = columns(&moved.state);
+        let done = query(
+            "UPDATE authentications SET state = $1, next = $2, asked = $3, via = $4, reason = $5, \
+             channel = $8, code_hash = $9, expires_at = $10, message_id = NULL, \
+             version = version + 1 WHERE id = $6 AND version = $7",
+        )
+        .bind(state)
+        .bind(next)
+        .bind(asked)
+        .bind(via)
+        .bind(reason)
+        .bind(&a.id)
+        .bind(a.version)
+        .bind(moved.channel.as_deref())
+        .bind(moved.code_hash.as_deref())
+        .bind(moved.expires_at)
         .execute(&self.db)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -208,6 +241,52 @@ impl Store {
         .execute(&self.db)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Records the provider's id of the call or message an authentication sent.
+    pub async fn set_authentication_message_id(
+        &self,
+        id: &str,
+        message_id: &str,
+    ) -> Result<(), StoreError> {
+        query("UPDATE authentications SET message_id = $2 WHERE id = $1")
+            .bind(id)
+            .bind(message_id)
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// The authentication whose call or message the provider knows as `message_id`.
+    pub async fn authentication_by_message_id(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<Authentication>, StoreError> {
+        let row = query(format!(
+            "SELECT {COLUMNS} FROM authentications WHERE message_id = $1 \
+             ORDER BY created_at DESC LIMIT 1"
+        ))
+        .bind(message_id)
+        .fetch_optional(&self.db)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// The newest pending authentication waiting for a text reply from `number`.
+    pub async fn pending_text_reply_from(
+        &self,
+        number: &str,
+        now: UnixTime,
+    ) -> Result<Option<Authentication>, StoreError> {
+        let row = query(format!(
+            "SELECT {COLUMNS} FROM authentications WHERE channel = $1 AND state = 'pending' \
+             AND next = 'text_reply' AND expires_at > $2 ORDER BY created_at DESC LIMIT 1"
+        ))
+        .bind(number)
+        .bind(now)
+        .fetch_optional(&self.db)
+        .await?;
+        row.as_ref().map(from_row).transpose()
     }
 
     /// Forgets authentications that ended before `before`.

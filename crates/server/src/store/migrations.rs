@@ -46,6 +46,11 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
         "directory users",
         include_str!("../../migrations/sqlite/0007_directory_users.sql"),
     ),
+    (
+        8,
+        "phones",
+        include_str!("../../migrations/sqlite/0008_phones.sql"),
+    ),
 ];
 
 pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {

@@ -28,6 +28,13 @@ pub struct UserRecord {
     pub left_directory_at: Option<UnixTime>,
     /// When the user was emailed the portal's address.
     pub invited_at: Option<UnixTime>,
+    /// Digits dialled once a call to `phone` is answered.
+    pub extension: Option<String>,
+    /// A second number (E.164), for when the first cannot be reached.
+    pub backup_phone: Option<String>,
+    pub backup_extension: Option<String>,
+    /// A fraud report blocks sign-ins until then.
+    pub fraud_blocked_until: Option<UnixTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +56,10 @@ pub struct UserChanges {
     pub method: Option<Option<String>>,
     pub pin_hash: Option<Option<String>>,
     pub enrolled_at: Option<Option<UnixTime>>,
+    pub extension: Option<Option<String>>,
+    pub backup_phone: Option<Option<String>>,
+    pub backup_extension: Option<Option<String>>,
+    pub fraud_blocked_until: Option<Option<UnixTime>>,
 }
 
 impl UserChanges {
@@ -61,11 +72,16 @@ impl UserChanges {
             && self.method.is_none()
             && self.pin_hash.is_none()
             && self.enrolled_at.is_none()
+            && self.extension.is_none()
+            && self.backup_phone.is_none()
+            && self.backup_extension.is_none()
+            && self.fraud_blocked_until.is_none()
     }
 }
 
 pub(super) const COLUMNS: &str = "id, username, email, phone, language, password_hash, enabled, created_at, updated_at, \
-                       method, pin_hash, enrolled_at, mobile_phone, source, external_id, left_directory_at, invited_at";
+                       method, pin_hash, enrolled_at, mobile_phone, source, external_id, left_directory_at, invited_at, \
+                       extension, backup_phone, backup_extension, fraud_blocked_until";
 
 pub(super) fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
@@ -86,6 +102,10 @@ pub(super) fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
         external_id: row.try_get("external_id")?,
         left_directory_at: row.try_get("left_directory_at")?,
         invited_at: row.try_get("invited_at")?,
+        extension: row.try_get("extension")?,
+        backup_phone: row.try_get("backup_phone")?,
+        backup_extension: row.try_get("backup_extension")?,
+        fraud_blocked_until: row.try_get("fraud_blocked_until")?,
     })
 }
 
@@ -222,9 +242,16 @@ impl Store {
         let method = changes.method.unwrap_or(current.method);
         let pin_hash = changes.pin_hash.unwrap_or(current.pin_hash);
         let enrolled_at = changes.enrolled_at.unwrap_or(current.enrolled_at);
+        let extension = changes.extension.unwrap_or(current.extension);
+        let backup_phone = changes.backup_phone.unwrap_or(current.backup_phone);
+        let backup_extension = changes.backup_extension.unwrap_or(current.backup_extension);
+        let fraud_blocked_until = changes
+            .fraud_blocked_until
+            .unwrap_or(current.fraud_blocked_until);
         let done = query(
             "UPDATE users SET email = $1, phone = $2, language = $3, password_hash = $4, enabled = $5, updated_at = $6, \
-             method = $8, pin_hash = $9, enrolled_at = $10 WHERE id = $7",
+             method = $8, pin_hash = $9, enrolled_at = $10, extension = $11, backup_phone = $12, \
+             backup_extension = $13, fraud_blocked_until = $14 WHERE id = $7",
         )
         .bind(email)
         .bind(phone)
@@ -236,6 +263,10 @@ impl Store {
         .bind(method)
         .bind(pin_hash)
         .bind(enrolled_at)
+        .bind(extension)
+        .bind(backup_phone)
+        .bind(backup_extension)
+        .bind(fraud_blocked_until)
         .execute(&self.db)
         .await?;
         if done.rows_affected() == 0 {

@@ -213,6 +213,11 @@ fn view(entry: &InboxEntry, t: &super::i18n::Translator) -> EntryView {
                 format_time(*at),
                 t.t1("inbox-replied", "body", body)
             ),
+            InboxAnswer::Said { at, text } => format!(
+                "{} · {}",
+                format_time(*at),
+                t.t1("inbox-said", "text", text)
+            ),
         })
         .collect();
     EntryView {

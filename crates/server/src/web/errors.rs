@@ -34,6 +34,8 @@ pub fn status_of(error: &DomainError) -> StatusCode {
         | DomainError::AccountDisabled
         | DomainError::PasswordExpired
         | DomainError::HardwareTokensDisabled
+        | DomainError::FraudBlocked { .. }
+        | DomainError::WebhookRefused
         | DomainError::Bypass(BypassError::NotAllowed) => StatusCode::FORBIDDEN,
         // A serial is looked up in the token inventory like a username among the users:
         // not there is 404, as the SDK has always answered.
@@ -58,6 +60,7 @@ pub fn status_of(error: &DomainError) -> StatusCode {
         )
         | DomainError::Username(_)
         | DomainError::Contact(_)
+        | DomainError::Phone(_)
         | DomainError::InvalidSetting(_)
         | DomainError::MalformedCode { .. }
         | DomainError::Pin(_)

@@ -111,6 +111,12 @@ impl Env {
         );
         vars.insert("TWOFOLD_LISTEN".to_owned(), "127.0.0.1:0".to_owned());
         vars.insert("TWOFOLD_LOG__LEVEL".to_owned(), "warn".to_owned());
+        // The wizard's tests enrol an authenticator app without choosing among methods;
+        // the phone tests set the methods they need.
+        vars.insert(
+            "TWOFOLD_SETTINGS__SELECTABLE_METHODS".to_owned(),
+            r#"["oath"]"#.to_owned(),
+        );
         if backend == Backend::Postgres {
             vars.insert(
                 "TWOFOLD_DATABASE__URL".to_owned(),

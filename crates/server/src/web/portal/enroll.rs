@@ -85,6 +85,7 @@ async fn enroll_get(
     };
     let to = match factors.next_enrollment {
         Some(EnrollmentStep::Oath | EnrollmentStep::Method) => "/enroll/oath",
+        Some(EnrollmentStep::Phone) => "/enroll/phone",
         Some(EnrollmentStep::Pin) => "/enroll/pin",
         Some(EnrollmentStep::SecurityQuestions) => "/enroll/questions",
         None => {

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use twofold_engine::answers::AnswerError;
 use twofold_engine::flow::BypassError;
 use twofold_engine::password::MAX_PASSWORD_CHARS;
+use twofold_engine::phone::PhoneError;
 use twofold_engine::pin::PinError;
 use twofold_engine::{DomainError, PasswordError};
 
@@ -95,6 +96,17 @@ fn text(t: &Translator, error: &DomainError, step: Step) -> String {
         | DomainError::AuthenticationNotFound
         | DomainError::InvalidRequest(_) => t.t("error-refused"),
         DomainError::AuthenticationClosed(_) => t.t("sign-in-over"),
+        DomainError::FraudBlocked { until } => {
+            t.t1("sign-in-fraud-blocked", "until", &format_time(*until))
+        }
+        DomainError::Phone(p) => match p {
+            PhoneError::NotANumber(_) => t.t("phone-not-a-number"),
+            PhoneError::NoCountry(_) => t.t("phone-needs-country"),
+            PhoneError::Invalid(_, country) => t.t1("phone-invalid", "country", country),
+            PhoneError::Extension(_) => t.t("phone-extension"),
+            PhoneError::Region(_) => t.t("error-refused"),
+        },
+        DomainError::WebhookRefused => t.t("error-refused"),
     }
 }
 

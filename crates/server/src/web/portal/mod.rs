@@ -25,6 +25,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/account") }))
         .route("/static/style.css", get(stylesheet))
+        .route("/static/wait.js", get(wait_script))
         .merge(sign_in::routes())
         .merge(account::routes())
         .merge(language::routes())
@@ -39,6 +40,17 @@ async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../../static/style.css"),
+    )
+        .into_response()
+}
+
+async fn wait_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../../static/wait.js"),
     )
         .into_response()
 }

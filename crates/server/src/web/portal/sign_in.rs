@@ -128,6 +128,10 @@ async fn sign_in_post(
         SignInOutcome::ContactAdministrator => {
             return again(StatusCode::FORBIDDEN, t.t("sign-in-not-enrolled"));
         }
+        SignInOutcome::PhoneNotReached { reason } => {
+            let message = super::verify::phone_ended_message(&t, "denied", Some(&reason));
+            return again(StatusCode::SERVICE_UNAVAILABLE, message);
+        }
     };
     let language = session.view.language;
     let mut response = super::moved_to(&session, &landing(&session));

@@ -1,0 +1,28 @@
+// The pages that wait for a call or a text: asks the form's status address every two
+// seconds and submits the form once the call or text is decided. Without JavaScript the
+// form's button does the same.
+(function () {
+  'use strict';
+  var form = document.querySelector('form[data-status-url]');
+  if (!form) {
+    return;
+  }
+  var url = form.getAttribute('data-status-url');
+  function poll() {
+    fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      })
+      .then(function (status) {
+        if (status && status.decided) {
+          form.submit();
+        } else {
+          window.setTimeout(poll, 2000);
+        }
+      })
+      .catch(function () {
+        window.setTimeout(poll, 5000);
+      });
+  }
+  window.setTimeout(poll, 2000);
+})();
