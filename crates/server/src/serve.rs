@@ -176,7 +176,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         config.limits.sign_in_per_ip_per_minute,
         config.limits.sign_in_per_username_per_minute,
     ));
-    let channels = Channels::from_config(&config.channels, config.smtp.as_ref(), clock.clone())?;
+    let channels = Channels::from_config(
+        &config.channels,
+        config.smtp.as_ref(),
+        config.twilio.as_ref(),
+        clock.clone(),
+    )?;
     warn_about_console_channels(&config);
     let dev_inbox = channels.dev_inbox.clone().map(|inbox| DevInboxParts {
         events: Arc::new(InboxEvents::new(inbox.clone(), clock.clone())),
