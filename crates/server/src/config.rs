@@ -863,6 +863,49 @@ mod tests {
     }
 
     #[test]
+    fn calls_and_texts_through_twilio_need_a_twilio_section_and_twilio_sends_no_email() {
+        let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__VOICE", "twilio")]))
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("channels.voice = \"twilio\"") && err.contains("[twilio]"),
+            "{err}"
+        );
+        let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__EMAIL", "twilio")]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("channels.email = \"twilio\""), "{err}");
+        let token = file("0123456789abcdef0123456789abcdef\n");
+        let f = file(&format!(
+            "[channels]\nvoice = \"twilio\"\nsms = \"twilio\"\n[twilio]\n\
+             account_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+             auth_token_file = {:?}\nfrom = \"+15005550006\"\n\
+             public_url = \"https://mfa.example.com\"\n",
+            token.path().display().to_string()
+        ));
+        let config = Config::load_from(Some(f.path()), env(&[])).unwrap();
+        let twilio = config.twilio.unwrap();
+        assert_eq!(twilio.api_base(), "https://api.twilio.com");
+        assert_eq!(twilio.timeout_seconds, 10);
+        assert_eq!(
+            twilio.read_auth_token().unwrap().expose(),
+            "0123456789abcdef0123456789abcdef"
+        );
+        // The environment overrides a key of the section, and a misspelt key is named.
+        let err = Config::load_from(
+            Some(f.path()),
+            env(&[("TWOFOLD_TWILIO__API_BASE", "http://api.twilio.com")]),
+        )
+        .unwrap_err()
+        .0;
+        assert!(err.contains("twilio.api_base"), "{err}");
+        let err = Config::load_from(Some(f.path()), env(&[("TWOFOLD_TWILIO__AUTH_TOKN", "x")]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("twilio.auth_tokn"), "{err}");
+    }
+
+    #[test]
     fn email_through_smtp_needs_an_smtp_section_and_smtp_sends_nothing_else() {
         let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__EMAIL", "smtp")]))
             .unwrap_err()
