@@ -903,6 +903,13 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(err.contains("twilio.auth_tokn"), "{err}");
+        // A phone number in the environment stays a phone number.
+        let config = Config::load_from(
+            Some(f.path()),
+            env(&[("TWOFOLD_TWILIO__FROM", "+33612345678")]),
+        )
+        .unwrap();
+        assert_eq!(config.twilio.unwrap().from.as_deref(), Some("+33612345678"));
     }
 
     #[test]

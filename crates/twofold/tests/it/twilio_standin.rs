@@ -461,6 +461,28 @@ impl TwilioStandIn {
         }
     }
 
+    /// Waits for a text message to `number` to be accepted; the request that sent it (the
+    /// latest one).
+    pub async fn wait_for_text_to(&self, number: &str, timeout: Duration) -> ApiRequest {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let sent = self
+                .messages()
+                .into_iter()
+                .filter(|m| m.sid.is_some() && m.get("To") == Some(number))
+                .next_back();
+            if let Some(message) = sent {
+                return message;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no text to {number} within {timeout:?}; requests: {:?}",
+                self.requests()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits for the call `sid` to end; its transcript.
     pub async fn wait_call_done(&self, sid: &str, timeout: Duration) -> Transcript {
         let deadline = Instant::now() + timeout;

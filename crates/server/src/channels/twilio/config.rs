@@ -18,6 +18,7 @@ pub struct TwilioConfig {
     /// A file holding the auth token; wins over `auth_token`.
     pub auth_token_file: Option<PathBuf>,
     /// The Twilio number calls and texts come from, in E.164 form (`+33612345678`).
+    #[serde(deserialize_with = "phone_number")]
     pub from: Option<String>,
     /// A messaging service that chooses the sender of texts (`MG…`), used when `from` is
     /// not set.
@@ -159,6 +160,21 @@ impl TwilioConfig {
     pub fn webhook_url(&self, path: &str) -> String {
         format!("{}/{}", self.public_url(), path.trim_start_matches('/'))
     }
+}
+
+/// A phone number as a string, or as the number an environment variable's value
+/// `+15005550006` is read as (its `+` given back).
+fn phone_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Text(String),
+        Digits(u64),
+    }
+    Ok(Option::<Number>::deserialize(d)?.map(|n| match n {
+        Number::Text(text) => text,
+        Number::Digits(digits) => format!("+{digits}"),
+    }))
 }
 
 /// `+` then 2 to 15 digits, the first not 0.

@@ -63,6 +63,12 @@ impl TwilioChannel {
             .map_err(|e| {
                 ConfigError(format!("[twilio]: the HTTP client cannot be set up ({e})."))
             })?;
+        tracing::info!(
+            account_sid = %config.account_sid.trim(),
+            api_base = %config.api_base(),
+            public_url = %config.public_url(),
+            "Twilio channel: calls and texts through the Twilio account; webhooks under public_url/hooks/twilio/"
+        );
         Ok(TwilioChannel {
             http,
             api_base: config.api_base().to_owned(),
