@@ -2,6 +2,7 @@
 //! of webhooks that checks every signature with the product's own check: each side
 //! checks the other.
 
+use crate::support::{Backend, Env};
 use crate::twilio_standin::{CallEvent, CallScenario, TextScenario, TwilioStandIn};
 use axum::Router;
 use axum::body::Bytes;
@@ -637,6 +638,8 @@ async fn text_status_callbacks_and_inbound_texts_are_signed_as_twilio_signs() {
         .send_text(&text(Some("au_2"), "+33612345679"))
         .await
         .unwrap();
+    let sent = stand_in.wait_for_text_to("+33612345678", WAIT).await;
+    assert_eq!(sent.sid.as_deref(), Some(delivered.as_str()));
     let posted = stand_in.wait_message_done(delivered.as_str(), WAIT).await;
     let statuses: Vec<&str> = posted.iter().map(|p| p.message_status.as_str()).collect();
     assert_eq!(statuses, ["sent", "delivered"]);
@@ -691,4 +694,61 @@ async fn text_status_callbacks_and_inbound_texts_are_signed_as_twilio_signs() {
         .post_with_signature(&site.url("/hooks/twilio/sms"), &changed, Some(&signature))
         .await;
     assert_eq!(status, 403);
+}
+
+fn twilio_env(env: Env, api_base: &str) -> Env {
+    env.set("TWOFOLD_CHANNELS__VOICE", "twilio")
+        .set("TWOFOLD_CHANNELS__SMS", "twilio")
+        .set("TWOFOLD_TWILIO__ACCOUNT_SID", SID)
+        .set("TWOFOLD_TWILIO__AUTH_TOKEN", TOKEN)
+        .set("TWOFOLD_TWILIO__FROM", FROM)
+        .set("TWOFOLD_TWILIO__API_BASE", api_base)
+        .set("TWOFOLD_TWILIO__PUBLIC_URL", "https://mfa.example.com")
+}
+
+#[tokio::test]
+async fn serve_refuses_twilio_settings_that_cannot_work_and_names_the_fix() {
+    let env = twilio_env(Env::new(Backend::Sqlite).await, "http://api.twilio.com");
+    let err = env.start_fails();
+    assert!(
+        err.contains("twilio.api_base") && err.contains("Fix:"),
+        "{err}"
+    );
+    assert!(!err.contains(TOKEN), "{err}");
+
+    let env = Env::new(Backend::Sqlite)
+        .await
+        .set("TWOFOLD_CHANNELS__SMS", "twilio");
+    let err = env.start_fails();
+    assert!(err.contains("[twilio]") && err.contains("Fix:"), "{err}");
+
+    let env = twilio_env(Env::new(Backend::Sqlite).await, "https://api.twilio.com")
+        .set("TWOFOLD_CHANNELS__EMAIL", "twilio");
+    let err = env.start_fails();
+    assert!(err.contains("channels.email = \"twilio\""), "{err}");
+
+    let env = twilio_env(Env::new(Backend::Sqlite).await, "https://api.twilio.com")
+        .set("TWOFOLD_TWILIO__PUBLIC_URL", "http://mfa.example.com");
+    let err = env.start_fails();
+    assert!(err.contains("twilio.public_url"), "{err}");
+}
+
+#[tokio::test]
+async fn serve_starts_with_calls_and_texts_through_twilio_and_keeps_the_token_out_of_its_log() {
+    let stand_in = TwilioStandIn::start(SID, TOKEN).await;
+    let env = twilio_env(Env::new(Backend::Sqlite).await, &stand_in.api_base())
+        .set("TWOFOLD_LOG__LEVEL", "debug");
+    let server = env.start();
+    let log = format!("{}{}", server.banner, server.stderr());
+    assert!(log.contains("Twilio channel"), "{log}");
+    assert!(log.contains(SID), "{log}");
+    assert!(!log.contains(TOKEN), "{log}");
+    // Email still goes to the console, so the development inbox is still served.
+    let inbox = server
+        .client()
+        .get(server.url("/dev/inbox"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inbox.status(), 200);
 }
