@@ -43,6 +43,8 @@ impl Received {
 
 struct SiteState {
     base: String,
+    /// The address webhooks are signed over: `base`, or the public one in front of it.
+    signed_base: String,
     token: String,
     documents: HashMap<String, String>,
     received: Mutex<Vec<Received>>,
@@ -64,9 +66,20 @@ impl Drop for Site {
 
 impl Site {
     async fn start(token: &str, documents: &[(&str, &str)]) -> Site {
+        Site::start_behind(token, None, documents).await
+    }
+
+    /// A site behind `public_base` (a load balancer's address): it checks signatures over
+    /// that address, as a node behind one must.
+    async fn start_behind(
+        token: &str,
+        public_base: Option<&str>,
+        documents: &[(&str, &str)],
+    ) -> Site {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(SiteState {
+            signed_base: public_base.map_or_else(|| base.clone(), str::to_owned),
             base,
             token: token.to_owned(),
             documents: documents
@@ -121,7 +134,7 @@ async fn site_webhook(
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let full_url = format!("{}{path_and_query}", state.base);
+    let full_url = format!("{}{path_and_query}", state.signed_base);
     let signature_valid = signature::is_valid(&state.token, &full_url, &params, header);
     state.received.lock().unwrap().push(Received {
         path: uri.path().to_owned(),
@@ -751,4 +764,70 @@ async fn serve_starts_with_calls_and_texts_through_twilio_and_keeps_the_token_ou
         .await
         .unwrap();
     assert_eq!(inbox.status(), 200);
+}
+
+#[tokio::test]
+async fn webhooks_behind_a_load_balancer_are_signed_over_the_public_address_whichever_node_gets_them()
+ {
+    let stand_in = TwilioStandIn::start(SID, TOKEN).await;
+    let public = "https://mfa.example.test";
+    let documents = [
+        ("/hooks/twilio/voice/au_5", VOICE),
+        ("/hooks/twilio/gather/au_5", GATHERED),
+    ];
+    let node_a = Site::start_behind(TOKEN, Some(public), &documents).await;
+    let node_b = Site::start_behind(TOKEN, Some(public), &documents).await;
+    stand_in.route(
+        public,
+        &[node_a.base().to_owned(), node_b.base().to_owned()],
+    );
+    stand_in.on_call(
+        "+33612345678",
+        CallScenario::Answer {
+            keys: vec!["1234#".into()],
+        },
+    );
+    let twilio = channel(&config(&stand_in, public));
+
+    let id = twilio
+        .call(&phone_call("au_5", "+33612345678", None))
+        .await
+        .unwrap();
+    let transcript = stand_in.wait_call_done(id.as_str(), WAIT).await;
+
+    assert_eq!(transcript.gathered(), [("1234".to_owned(), "#".to_owned())]);
+    assert!(transcript.hung_up());
+    assert!(
+        transcript.webhook_statuses().iter().all(|s| *s == 200),
+        "{transcript:?}"
+    );
+    let (a, b) = (node_a.received(), node_b.received());
+    assert_eq!(a.len() + b.len(), 6);
+    assert!(!a.is_empty() && !b.is_empty(), "{a:?} {b:?}");
+    assert!(a.iter().chain(&b).all(|r| r.signature_valid));
+    let webhooks = stand_in.webhooks();
+    assert!(
+        webhooks.iter().all(|w| w.url.starts_with(public)),
+        "{webhooks:?}"
+    );
+    assert!(
+        webhooks
+            .iter()
+            .all(|w| w.sent_to.starts_with(node_a.base()) || w.sent_to.starts_with(node_b.base())),
+        "{webhooks:?}"
+    );
+
+    // A node that checks the signature over its own address instead of the public one
+    // refuses Twilio's webhooks.
+    let inner_only = Site::start(TOKEN, &documents).await;
+    stand_in.route(public, &[inner_only.base().to_owned()]);
+    let (status, _) = stand_in
+        .send_inbound_text(
+            &format!("{public}/hooks/twilio/sms"),
+            "+33612345678",
+            FROM,
+            "123456",
+        )
+        .await;
+    assert_eq!(status, 403);
 }

@@ -228,8 +228,29 @@ struct Injected {
     message: String,
 }
 
+/// A public address served by nodes behind a load balancer.
+struct Route {
+    public_base: String,
+    nodes: Vec<String>,
+    next: usize,
+}
+
+/// A request the stand-in sent to a webhook.
+#[derive(Debug, Clone)]
+pub(crate) struct WebhookPost {
+    /// The address requested and signed (the public one).
+    pub url: String,
+    /// Where the request went (a node's address, when a route applies).
+    pub sent_to: String,
+    pub params: Vec<(String, String)>,
+    /// The server's answer (0: none).
+    pub status: u16,
+}
+
 #[derive(Default)]
 struct Recorded {
+    routes: Vec<Route>,
+    webhooks: Vec<WebhookPost>,
     requests: Vec<ApiRequest>,
     failures: VecDeque<Injected>,
     call_scenarios: HashMap<String, CallScenario>,
@@ -410,6 +431,31 @@ impl TwilioStandIn {
     pub fn on_text(&self, number: &str, scenario: TextScenario) {
         let mut recorded = self.inner.recorded.lock().unwrap();
         recorded.text_scenarios.insert(number.to_owned(), scenario);
+    }
+
+    /// Sends requests to addresses under `public_base` to `nodes` in turn, as a load
+    /// balancer in front of them would, while signing the public address, as Twilio does:
+    /// `route("https://mfa.example.test", &[node_a.base, node_b.base])`. This also lets
+    /// `twilio.public_url` be set before the server's port is known.
+    pub fn route(&self, public_base: &str, nodes: &[String]) {
+        let mut recorded = self.inner.recorded.lock().unwrap();
+        recorded
+            .routes
+            .retain(|r| r.public_base != public_base.trim_end_matches('/'));
+        recorded.routes.push(Route {
+            public_base: public_base.trim_end_matches('/').to_owned(),
+            nodes: nodes
+                .iter()
+                .map(|n| n.trim_end_matches('/').to_owned())
+                .collect(),
+            next: 0,
+        });
+    }
+
+    /// Every request sent to a webhook so far (the TwiML, gathers, status callbacks,
+    /// inbound texts, attack posts), in order.
+    pub fn webhooks(&self) -> Vec<WebhookPost> {
+        self.inner.recorded.lock().unwrap().webhooks.clone()
     }
 
     /// How long a created call waits before it starts (150 ms unless set).
@@ -625,9 +671,10 @@ impl Inner {
         params: &[(String, String)],
         signature: Option<&str>,
     ) -> (u16, String) {
+        let sent_to = self.route(url);
         let mut request = self
             .http
-            .post(url)
+            .post(&sent_to)
             .header("content-type", "application/x-www-form-urlencoded")
             .header("user-agent", "TwilioProxy/1.1")
             .header("i-twilio-idempotency-token", self.new_sid("ID"))
@@ -635,13 +682,37 @@ impl Inner {
         if let Some(signature) = signature {
             request = request.header("x-twilio-signature", signature);
         }
-        match request.send().await {
+        let (status, body) = match request.send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
                 (status, response.text().await.unwrap_or_default())
             }
             Err(e) => (0, format!("no answer: {e}")),
+        };
+        self.recorded.lock().unwrap().webhooks.push(WebhookPost {
+            url: url.to_owned(),
+            sent_to,
+            params: params.to_vec(),
+            status,
+        });
+        (status, body)
+    }
+
+    /// Where a request to `url` goes: through the first route whose public address starts
+    /// it, to the route's next node; else to `url` itself.
+    fn route(&self, url: &str) -> String {
+        let mut recorded = self.recorded.lock().unwrap();
+        for route in &mut recorded.routes {
+            if let Some(rest) = url.strip_prefix(&route.public_base)
+                && (rest.is_empty() || rest.starts_with(['/', '?']))
+                && !route.nodes.is_empty()
+            {
+                let node = &route.nodes[route.next % route.nodes.len()];
+                route.next += 1;
+                return format!("{node}{rest}");
+            }
         }
+        url.to_owned()
     }
 
     async fn post_signed(&self, url: &str, params: &[(String, String)]) -> (u16, String) {
