@@ -515,8 +515,7 @@ impl TwilioStandIn {
             let sent = self
                 .messages()
                 .into_iter()
-                .filter(|m| m.sid.is_some() && m.get("To") == Some(number))
-                .next_back();
+                .rfind(|m| m.sid.is_some() && m.get("To") == Some(number));
             if let Some(message) = sent {
                 return message;
             }
