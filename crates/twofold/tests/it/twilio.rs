@@ -411,6 +411,62 @@ async fn an_unreachable_twilio_api_is_a_transient_failure_after_three_tries() {
 }
 
 #[tokio::test]
+async fn any_answer_from_the_twilio_api_is_described_never_a_panic() {
+    let stand_in = TwilioStandIn::start(SID, TOKEN).await;
+    let twilio = channel(&config(&stand_in, "https://mfa.example.com"));
+    let call = phone_call("au_1", "+33612345678", None);
+
+    // A proxy's HTML page for a 502, three times: the API is unavailable.
+    for _ in 0..3 {
+        stand_in.answer_next_request_with(
+            502,
+            "text/html",
+            "<html><body>Bad Gateway</body></html>",
+        );
+    }
+    let err = twilio.call(&call).await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert!(err.to_string().contains("Bad Gateway"), "{err}");
+
+    // Refusals whose body is not Twilio's error answer.
+    for (status, content_type, body, expected) in [
+        (
+            400,
+            "application/json",
+            r#"{"code": 212"#,
+            "not Twilio's error answer",
+        ),
+        (400, "text/plain", "", "(empty body)"),
+        (404, "text/html", "<h1>Not Found</h1>\u{0}\n", "Not Found"),
+        (201, "application/json", "", "without the sid"),
+        (
+            201,
+            "application/json",
+            r#"{"sid": "CA12"#,
+            "without the sid",
+        ),
+        (
+            200,
+            "text/html",
+            "<html>captive portal</html>",
+            "captive portal",
+        ),
+    ] {
+        stand_in.answer_next_request_with(status, content_type, body);
+        let err = twilio.call(&call).await.unwrap_err();
+        assert!(!err.is_transient(), "{status} {body:?}: {err:?}");
+        assert!(
+            err.to_string().contains(expected),
+            "{status} {body:?}: {err}"
+        );
+    }
+    // A huge body is cut short in the message.
+    stand_in.answer_next_request_with(400, "text/plain", &"x".repeat(100_000));
+    let err = twilio.call(&call).await.unwrap_err();
+    assert!(err.to_string().len() < 500, "{}", err.to_string().len());
+}
+
+#[tokio::test]
 async fn wrong_twilio_credentials_are_a_permanent_failure_naming_the_keys() {
     let stand_in = TwilioStandIn::start(SID, TOKEN).await;
     let mut config = config(&stand_in, "https://mfa.example.com");

@@ -222,10 +222,19 @@ pub(crate) struct MessageStatusPosted {
 
 /// A failure the REST API answers instead of doing its work.
 #[derive(Debug, Clone)]
-struct Injected {
-    status: u16,
-    code: u32,
-    message: String,
+enum Injected {
+    /// Twilio's error JSON.
+    Twilio {
+        status: u16,
+        code: u32,
+        message: String,
+    },
+    /// Any body (a proxy's HTML page, a truncated answer).
+    Raw {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
 }
 
 /// A public address served by nodes behind a load balancer.
@@ -402,12 +411,23 @@ impl TwilioStandIn {
     pub fn fail_next_requests(&self, n: usize, http_status: u16, twilio_code: u32, message: &str) {
         let mut recorded = self.inner.recorded.lock().unwrap();
         for _ in 0..n {
-            recorded.failures.push_back(Injected {
+            recorded.failures.push_back(Injected::Twilio {
                 status: http_status,
                 code: twilio_code,
                 message: message.to_owned(),
             });
         }
+    }
+
+    /// The next request to the REST API gets `http_status` with `body` as it is (an HTML
+    /// page from a proxy, an empty or truncated answer) and does nothing.
+    pub fn answer_next_request_with(&self, http_status: u16, content_type: &str, body: &str) {
+        let mut recorded = self.inner.recorded.lock().unwrap();
+        recorded.failures.push_back(Injected::Raw {
+            status: http_status,
+            content_type: content_type.to_owned(),
+            body: body.to_owned(),
+        });
     }
 
     /// While unreachable, new connections are closed at once and requests on connections
@@ -788,8 +808,22 @@ fn answer(
         return fail(503, 20503, "Service Unavailable");
     }
     let injected = inner.recorded.lock().unwrap().failures.pop_front();
-    if let Some(f) = injected {
-        return fail(f.status, f.code, &f.message);
+    match injected {
+        Some(Injected::Twilio {
+            status,
+            code,
+            message,
+        }) => return fail(status, code, &message),
+        Some(Injected::Raw {
+            status,
+            content_type,
+            body,
+        }) => {
+            let code = StatusCode::from_u16(status).unwrap();
+            let response = (code, [("content-type", content_type)], body).into_response();
+            return (response, status, None);
+        }
+        None => {}
     }
     let authenticated = request
         .basic_credentials()
