@@ -173,6 +173,9 @@ pub struct Channels {
     pub push: Arc<dyn PushChannel>,
     /// The development inbox, while any channel is the console.
     pub dev_inbox: Option<Arc<DevInbox>>,
+    /// The Twilio channel, while calls or texts go through Twilio: its auth token and
+    /// public address check the webhooks' signatures.
+    pub twilio: Option<Arc<TwilioChannel>>,
 }
 
 impl Channels {
@@ -237,6 +240,7 @@ impl Channels {
             email,
             push: console,
             dev_inbox: config.uses_console().then_some(inbox),
+            twilio: twilio_channel,
         })
     }
 }
@@ -251,4 +255,67 @@ pub fn twilio_sends_no_email() -> ConfigError {
         "channels.email = \"twilio\": Twilio places calls and sends texts, not emails. Fix: use \"smtp\" (with [smtp]) or \"console\" for email."
             .into(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use twofold_engine::SystemClock;
+
+    fn twilio() -> TwilioConfig {
+        TwilioConfig {
+            account_sid: "AC0123456789abcdef0123456789abcdef".into(),
+            auth_token: Some(Secret::new("token")),
+            from: Some("+15005550006".into()),
+            public_url: "https://mfa.example.com".into(),
+            ..TwilioConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_and_texts_go_through_twilio_when_channels_say_so() {
+        let config = ChannelsConfig {
+            voice: ChannelProvider::Twilio,
+            sms: ChannelProvider::Console,
+            email: ChannelProvider::Console,
+        };
+        let channels =
+            Channels::from_config(&config, None, Some(&twilio()), Arc::new(SystemClock)).unwrap();
+        assert_eq!(channels.voice.provider(), "twilio");
+        assert_eq!(channels.sms.provider(), "console");
+        let twilio_channel = channels.twilio.unwrap();
+        assert_eq!(twilio_channel.public_url(), "https://mfa.example.com");
+
+        let channels = Channels::from_config(
+            &ChannelsConfig::default(),
+            None,
+            Some(&twilio()),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        assert!(
+            channels.twilio.is_none(),
+            "an unused [twilio] builds nothing"
+        );
+
+        let err = Channels::from_config(&config, None, None, Arc::new(SystemClock))
+            .err()
+            .unwrap();
+        assert!(err.0.contains("[twilio]"), "{err}");
+        let mut without_from = twilio();
+        without_from.from = None;
+        let err = Channels::from_config(&config, None, Some(&without_from), Arc::new(SystemClock))
+            .err()
+            .unwrap();
+        assert!(err.0.contains("twilio.from"), "{err}");
+        let email = ChannelsConfig {
+            email: ChannelProvider::Twilio,
+            ..ChannelsConfig::default()
+        };
+        let err = Channels::from_config(&email, None, Some(&twilio()), Arc::new(SystemClock))
+            .err()
+            .unwrap();
+        assert!(err.0.contains("channels.email = \"twilio\""), "{err}");
+    }
 }

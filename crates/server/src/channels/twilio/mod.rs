@@ -95,6 +95,23 @@ impl TwilioChannel {
         format!("{}/{}", self.public_url, path.trim_start_matches('/'))
     }
 
+    /// Whether `signature` (the `X-Twilio-Signature` header) is Twilio's for a POST of
+    /// `params` to the webhook at `path_and_query` under `public_url` (as
+    /// [`signature::is_valid`]).
+    pub fn verify_webhook(
+        &self,
+        path_and_query: &str,
+        params: &[(String, String)],
+        signature: &str,
+    ) -> bool {
+        signature::is_valid(
+            self.auth_token.expose(),
+            &self.webhook_url(path_and_query),
+            params,
+            signature,
+        )
+    }
+
     /// The parameters of the request that creates `call`.
     pub fn call_parameters(
         &self,
@@ -494,6 +511,19 @@ mod tests {
         }
         let long = "x".repeat(10_000);
         assert!(twilio_error(long.as_bytes()).chars().count() < 200);
+    }
+
+    #[test]
+    fn a_webhook_is_verified_over_the_public_url_and_its_path() {
+        let channel = channel(Some("+15005550006"), None);
+        let params = vec![pair("Digits", "1234"), pair("CallSid", "CA1")];
+        let url = "https://mfa.example.com/hooks/twilio/voice/au_1?attempt=2";
+        let header = signature::signature("s3cr3t-value", url, &params);
+        assert!(channel.verify_webhook("/hooks/twilio/voice/au_1?attempt=2", &params, &header));
+        assert!(!channel.verify_webhook("/hooks/twilio/voice/au_2?attempt=2", &params, &header));
+        assert!(!channel.verify_webhook("/hooks/twilio/voice/au_1", &params, &header));
+        let other = signature::signature("another-token", url, &params);
+        assert!(!channel.verify_webhook("/hooks/twilio/voice/au_1?attempt=2", &params, &other));
     }
 
     #[test]
