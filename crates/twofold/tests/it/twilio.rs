@@ -491,6 +491,103 @@ async fn wrong_twilio_credentials_are_a_permanent_failure_naming_the_keys() {
     assert!(calls[0].sid.is_none());
 }
 
+#[tokio::test]
+async fn the_stand_in_refuses_what_twilio_refuses_with_twilios_codes() {
+    let stand_in = TwilioStandIn::start(SID, TOKEN).await;
+    let http = reqwest::Client::new();
+    let calls = format!(
+        "{}/2010-04-01/Accounts/{SID}/Calls.json",
+        stand_in.api_base()
+    );
+    let messages = format!(
+        "{}/2010-04-01/Accounts/{SID}/Messages.json",
+        stand_in.api_base()
+    );
+    let post = |url: String, user: &str, password: &str, form: &[(&str, &str)]| {
+        let request = http.post(url).basic_auth(user, Some(password)).form(form);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body["code"].as_u64().unwrap_or(0), body)
+        }
+    };
+    let call = [
+        ("To", "+33612345678"),
+        ("From", FROM),
+        ("Url", "https://mfa.example.com/hooks/twilio/voice/au_1"),
+    ];
+    let without = |name: &str| -> Vec<(&str, &str)> {
+        call.iter().copied().filter(|(k, _)| *k != name).collect()
+    };
+    let cases: Vec<(String, &str, &str, Vec<(&str, &str)>, u16, u64)> = vec![
+        (calls.clone(), SID, "wrong", call.to_vec(), 401, 20003),
+        (calls.clone(), "ACother", TOKEN, call.to_vec(), 401, 20003),
+        (
+            calls.replace(SID, "AC0000"),
+            SID,
+            TOKEN,
+            call.to_vec(),
+            404,
+            20404,
+        ),
+        (calls.clone(), SID, TOKEN, without("To"), 400, 21201),
+        (calls.clone(), SID, TOKEN, without("From"), 400, 21213),
+        (calls.clone(), SID, TOKEN, without("Url"), 400, 21205),
+        (
+            messages.clone(),
+            SID,
+            TOKEN,
+            vec![("From", FROM), ("Body", "hi")],
+            400,
+            21604,
+        ),
+        (
+            messages.clone(),
+            SID,
+            TOKEN,
+            vec![("To", "+33612345678"), ("Body", "hi")],
+            400,
+            21603,
+        ),
+        (
+            messages.clone(),
+            SID,
+            TOKEN,
+            vec![("To", "+33612345678"), ("From", FROM)],
+            400,
+            21602,
+        ),
+        (
+            messages.clone(),
+            SID,
+            TOKEN,
+            vec![("To", "12"), ("From", FROM), ("Body", "hi")],
+            400,
+            21211,
+        ),
+    ];
+    for (url, user, password, form, status, code) in cases {
+        let (got_status, got_code, body) = post(url.clone(), user, password, &form).await;
+        assert_eq!(
+            (got_status, got_code),
+            (status, code),
+            "{url} {form:?}: {body}"
+        );
+        assert_eq!(
+            body["more_info"],
+            format!("https://www.twilio.com/docs/errors/{code}"),
+            "{body}"
+        );
+    }
+    assert!(stand_in.requests().iter().all(|r| r.sid.is_none()));
+    let (status, _, body) = post(calls.clone(), SID, TOKEN, &call).await;
+    assert_eq!(status, 201);
+    assert_eq!(body["status"], "queued");
+    assert_eq!(body["to"], "+33612345678");
+    assert_eq!(body["from"], FROM);
+}
+
 const VOICE: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
 <Response>
   <Gather action="/hooks/twilio/gather/au_5" method="POST" numDigits="10" finishOnKey="#" timeout="8" actionOnEmptyResult="true">
