@@ -58,6 +58,9 @@ pub struct Config {
     pub radius: Option<crate::directory::RadiusConfig>,
     /// `[smtp]`: the SMTP server that sends emails when `channels.email = "smtp"`.
     pub smtp: Option<crate::channels::SmtpConfig>,
+    /// `[twilio]`: the Twilio account that places calls and sends texts when
+    /// `channels.voice` or `channels.sms` is `"twilio"`.
+    pub twilio: Option<crate::channels::TwilioConfig>,
     /// The LDAP directory or Active Directory (`primary_authentication = "ldap"`, imports).
     pub ldap: Option<crate::directory::ldap::LdapConfig>,
     /// Seeds for the settings kept in the store (applied on first start only).
@@ -223,6 +226,8 @@ pub enum ChannelProvider {
     Console,
     /// Emails through the SMTP server of `[smtp]` (emails only).
     Smtp,
+    /// Phone calls and text messages through the Twilio account of `[twilio]`.
+    Twilio,
 }
 
 /// `[channels]`: the provider of each kind of message.
@@ -356,6 +361,7 @@ impl Default for Config {
             channels: ChannelsConfig::default(),
             radius: None,
             smtp: None,
+            twilio: None,
             ldap: None,
             settings: BTreeMap::new(),
             sync: Vec::new(),
@@ -482,9 +488,25 @@ impl Config {
         for (key, provider) in [("voice", self.channels.voice), ("sms", self.channels.sms)] {
             if provider == ChannelProvider::Smtp {
                 return Err(ConfigError(format!(
-                    "channels.{key} = \"smtp\": SMTP delivers emails only. Fix: use \"console\" for {key}."
+                    "channels.{key} = \"smtp\": SMTP delivers emails only. Fix: use \"console\" or \"twilio\" for {key}."
                 )));
             }
+        }
+        if self.channels.email == ChannelProvider::Twilio {
+            return Err(crate::channels::twilio_sends_no_email());
+        }
+        let voice = self.channels.voice == ChannelProvider::Twilio;
+        let sms = self.channels.sms == ChannelProvider::Twilio;
+        match &self.twilio {
+            None if voice || sms => {
+                return Err(ConfigError(format!(
+                    "channels.{} = \"twilio\" but the configuration has no [twilio] section. \
+                     Fix: add [twilio] with account_sid, auth_token_file, from and public_url (see twofold.example.toml).",
+                    if voice { "voice" } else { "sms" }
+                )));
+            }
+            Some(twilio) => twilio.check(voice, sms)?,
+            None => {}
         }
         match (&self.smtp, self.channels.email) {
             (None, ChannelProvider::Smtp) => Err(ConfigError(
@@ -822,9 +844,9 @@ mod tests {
 
     #[test]
     fn an_unknown_channel_provider_names_the_key_the_value_and_the_choices() {
-        let f = file("[channels]\nsms = \"twilio\"\n");
+        let f = file("[channels]\nsms = \"vonage\"\n");
         let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().0;
-        assert!(err.contains("`channels.sms` = \"twilio\""), "{err}");
+        assert!(err.contains("`channels.sms` = \"vonage\""), "{err}");
         assert!(err.contains("console"), "{err}");
 
         let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__EMAIL", "sendgrid")]))
@@ -838,6 +860,56 @@ mod tests {
         let f = file("[channels]\npush = \"console\"\n");
         let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().0;
         assert!(err.contains("channels.push"), "{err}");
+    }
+
+    #[test]
+    fn calls_and_texts_through_twilio_need_a_twilio_section_and_twilio_sends_no_email() {
+        let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__VOICE", "twilio")]))
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("channels.voice = \"twilio\"") && err.contains("[twilio]"),
+            "{err}"
+        );
+        let err = Config::load_from(None, env(&[("TWOFOLD_CHANNELS__EMAIL", "twilio")]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("channels.email = \"twilio\""), "{err}");
+        let token = file("0123456789abcdef0123456789abcdef\n");
+        let f = file(&format!(
+            "[channels]\nvoice = \"twilio\"\nsms = \"twilio\"\n[twilio]\n\
+             account_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+             auth_token_file = {:?}\nfrom = \"+15005550006\"\n\
+             public_url = \"https://mfa.example.com\"\n",
+            token.path().display().to_string()
+        ));
+        let config = Config::load_from(Some(f.path()), env(&[])).unwrap();
+        let twilio = config.twilio.unwrap();
+        assert_eq!(twilio.api_base(), "https://api.twilio.com");
+        assert_eq!(twilio.timeout_seconds, 10);
+        assert_eq!(
+            twilio.read_auth_token().unwrap().expose(),
+            "0123456789abcdef0123456789abcdef"
+        );
+        // The environment overrides a key of the section, and a misspelt key is named.
+        let err = Config::load_from(
+            Some(f.path()),
+            env(&[("TWOFOLD_TWILIO__API_BASE", "http://api.twilio.com")]),
+        )
+        .unwrap_err()
+        .0;
+        assert!(err.contains("twilio.api_base"), "{err}");
+        let err = Config::load_from(Some(f.path()), env(&[("TWOFOLD_TWILIO__AUTH_TOKN", "x")]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("twilio.auth_tokn"), "{err}");
+        // A phone number in the environment stays a phone number.
+        let config = Config::load_from(
+            Some(f.path()),
+            env(&[("TWOFOLD_TWILIO__FROM", "+33612345678")]),
+        )
+        .unwrap();
+        assert_eq!(config.twilio.unwrap().from.as_deref(), Some("+33612345678"));
     }
 
     #[test]

@@ -161,7 +161,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| StartError::Database("the stored CSRF key is damaged".into()))?;
 
-    let channels = Channels::from_config(&config.channels, config.smtp.as_ref(), clock.clone())?;
+    let channels = Channels::from_config(
+        &config.channels,
+        config.smtp.as_ref(),
+        config.twilio.as_ref(),
+        clock.clone(),
+    )?;
     let mut service = InProcessService::new(store.clone(), clock.clone(), open_keyring(&config)?)
         .map_err(|e| StartError::Internal(e.to_string()))?
         .with_channels(channels.clone())

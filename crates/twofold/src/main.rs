@@ -371,6 +371,9 @@ async fn email_test(config: &Config, address: &str) -> Result<()> {
         (ChannelProvider::Smtp, None) => {
             bail!("channels.email = \"smtp\" but there is no [smtp] section")
         }
+        (ChannelProvider::Twilio, _) => {
+            bail!("channels.email = \"twilio\": Twilio sends no emails; use \"smtp\"")
+        }
         (ChannelProvider::Console, _) => {
             println!(
                 "channels.email is \"console\": emails are not sent to anyone, the server writes them \
@@ -749,6 +752,7 @@ async fn send_invitations(
     let channels = match twofold_server::channels::Channels::from_config(
         &config.channels,
         config.smtp.as_ref(),
+        config.twilio.as_ref(),
         Arc::new(SystemClock),
     ) {
         Ok(channels) => channels,

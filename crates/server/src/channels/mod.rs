@@ -12,14 +12,18 @@
 //!   developer answers a call by typing digits and replies to a text message, and the
 //!   answers come back through [`InboundEvents`] as a provider's would.
 //! - [`smtp`]: emails through the operator's SMTP server (`email = "smtp"`, `[smtp]`).
+//! - [`twilio`]: phone calls and text messages through Twilio (`voice = "twilio"`,
+//!   `sms = "twilio"`, `[twilio]`).
 
 pub mod console;
 pub mod inbox;
 pub mod smtp;
+pub mod twilio;
 
 pub use console::{ConsoleChannel, InboxEvents};
 pub use inbox::{DevInbox, InboxAnswer, InboxEntry, InboxMessage};
 pub use smtp::{SmtpChannel, SmtpConfig, SmtpSecurity};
+pub use twilio::{TwilioChannel, TwilioConfig};
 
 use crate::config::{ChannelProvider, ChannelsConfig, ConfigError};
 use async_trait::async_trait;
@@ -169,6 +173,9 @@ pub struct Channels {
     pub push: Arc<dyn PushChannel>,
     /// The development inbox, while any channel is the console.
     pub dev_inbox: Option<Arc<DevInbox>>,
+    /// The Twilio channel, while calls or texts go through Twilio: its auth token and
+    /// public address check the webhooks' signatures.
+    pub twilio: Option<Arc<TwilioChannel>>,
 }
 
 impl Channels {
@@ -182,32 +189,54 @@ impl Channels {
             email: console.clone(),
             push: console,
             dev_inbox: Some(inbox),
+            twilio: None,
         }
     }
 
-    /// The channels `[channels]` names; `smtp` is `[smtp]`, needed when `email = "smtp"`.
+    /// The channels `[channels]` names; `smtp` is `[smtp]`, needed when `email = "smtp"`;
+    /// `twilio` is `[twilio]`, needed when `voice` or `sms` is `"twilio"`.
     pub fn from_config(
         config: &ChannelsConfig,
         smtp: Option<&SmtpConfig>,
+        twilio: Option<&TwilioConfig>,
         clock: Arc<dyn Clock>,
     ) -> Result<Channels, ConfigError> {
         let inbox = Arc::new(DevInbox::new(DevInbox::CAPACITY));
         let console = Arc::new(ConsoleChannel::new(inbox.clone(), clock));
         let email_only = |key: &str| {
             ConfigError(format!(
-                "channels.{key} = \"smtp\": SMTP delivers emails only. Fix: use \"console\" for {key}."
+                "channels.{key} = \"smtp\": SMTP delivers emails only. Fix: use \"console\" or \"twilio\" for {key}."
             ))
         };
-        let voice: Arc<dyn VoiceChannel> = match config.voice {
-            ChannelProvider::Console => console.clone(),
-            ChannelProvider::Smtp => return Err(email_only("voice")),
+        let uses_twilio = |provider| provider == ChannelProvider::Twilio;
+        let twilio_channel = if uses_twilio(config.voice) || uses_twilio(config.sms) {
+            let twilio = twilio.ok_or_else(|| {
+                ConfigError(
+                    "channels.voice or channels.sms = \"twilio\" but the configuration has no [twilio] section. \
+                     Fix: add [twilio] with account_sid, auth_token_file, from and public_url (see twofold.example.toml)."
+                        .into(),
+                )
+            })?;
+            twilio.check(uses_twilio(config.voice), uses_twilio(config.sms))?;
+            Some(Arc::new(TwilioChannel::from_config(twilio)?))
+        } else {
+            None
         };
-        let sms: Arc<dyn TextChannel> = match config.sms {
-            ChannelProvider::Console => console.clone(),
-            ChannelProvider::Smtp => return Err(email_only("sms")),
+        let voice: Arc<dyn VoiceChannel> = match (config.voice, &twilio_channel) {
+            (ChannelProvider::Console, _) => console.clone(),
+            (ChannelProvider::Twilio, Some(twilio)) => twilio.clone(),
+            (ChannelProvider::Twilio, None) => return Err(twilio_missing()),
+            (ChannelProvider::Smtp, _) => return Err(email_only("voice")),
+        };
+        let sms: Arc<dyn TextChannel> = match (config.sms, &twilio_channel) {
+            (ChannelProvider::Console, _) => console.clone(),
+            (ChannelProvider::Twilio, Some(twilio)) => twilio.clone(),
+            (ChannelProvider::Twilio, None) => return Err(twilio_missing()),
+            (ChannelProvider::Smtp, _) => return Err(email_only("sms")),
         };
         let email: Arc<dyn EmailChannel> = match config.email {
             ChannelProvider::Console => console.clone(),
+            ChannelProvider::Twilio => return Err(twilio_sends_no_email()),
             ChannelProvider::Smtp => {
                 let smtp = smtp.ok_or_else(|| {
                     ConfigError(
@@ -225,6 +254,82 @@ impl Channels {
             email,
             push: console,
             dev_inbox: config.uses_console().then_some(inbox),
+            twilio: twilio_channel,
         })
+    }
+}
+
+fn twilio_missing() -> ConfigError {
+    ConfigError("[twilio] is needed by [channels] but was not set up.".into())
+}
+
+/// `email = "twilio"`: Twilio's channels here are calls and texts.
+pub fn twilio_sends_no_email() -> ConfigError {
+    ConfigError(
+        "channels.email = \"twilio\": Twilio places calls and sends texts, not emails. Fix: use \"smtp\" (with [smtp]) or \"console\" for email."
+            .into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use twofold_engine::SystemClock;
+
+    fn twilio() -> TwilioConfig {
+        TwilioConfig {
+            account_sid: "AC0123456789abcdef0123456789abcdef".into(),
+            auth_token: Some(Secret::new("token")),
+            from: Some("+15005550006".into()),
+            public_url: "https://mfa.example.com".into(),
+            ..TwilioConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_and_texts_go_through_twilio_when_channels_say_so() {
+        let config = ChannelsConfig {
+            voice: ChannelProvider::Twilio,
+            sms: ChannelProvider::Console,
+            email: ChannelProvider::Console,
+        };
+        let channels =
+            Channels::from_config(&config, None, Some(&twilio()), Arc::new(SystemClock)).unwrap();
+        assert_eq!(channels.voice.provider(), "twilio");
+        assert_eq!(channels.sms.provider(), "console");
+        let twilio_channel = channels.twilio.unwrap();
+        assert_eq!(twilio_channel.public_url(), "https://mfa.example.com");
+
+        let channels = Channels::from_config(
+            &ChannelsConfig::default(),
+            None,
+            Some(&twilio()),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        assert!(
+            channels.twilio.is_none(),
+            "an unused [twilio] builds nothing"
+        );
+
+        let err = Channels::from_config(&config, None, None, Arc::new(SystemClock))
+            .err()
+            .unwrap();
+        assert!(err.0.contains("[twilio]"), "{err}");
+        let mut without_from = twilio();
+        without_from.from = None;
+        let err = Channels::from_config(&config, None, Some(&without_from), Arc::new(SystemClock))
+            .err()
+            .unwrap();
+        assert!(err.0.contains("twilio.from"), "{err}");
+        let email = ChannelsConfig {
+            email: ChannelProvider::Twilio,
+            ..ChannelsConfig::default()
+        };
+        let err = Channels::from_config(&email, None, Some(&twilio()), Arc::new(SystemClock))
+            .err()
+            .unwrap();
+        assert!(err.0.contains("channels.email = \"twilio\""), "{err}");
     }
 }

@@ -29,3 +29,5 @@ mod security;
 mod slapd;
 mod smtp;
 mod start;
+mod twilio;
+mod twilio_standin;
