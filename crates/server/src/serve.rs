@@ -204,6 +204,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         sdk: Some(service.clone()),
         tls: config.tls.enabled,
         dev_inbox,
+        twilio: channels.twilio.clone(),
     });
 
     spawn_housekeeping(service.clone(), limits);
@@ -431,6 +432,7 @@ pub async fn portal(config: Config) -> Result<(), StartError> {
         sdk: None,
         tls: config.tls.enabled,
         dev_inbox: None,
+        twilio: None,
     });
     let banner = vec![format!(
         "  MFA server:  {server_url} (through the Web Service SDK)"

@@ -104,6 +104,7 @@ async fn app(with_inbox: bool) -> App {
             inbox: inbox.clone(),
             events,
         }),
+        twilio: None,
     });
     App {
         router,

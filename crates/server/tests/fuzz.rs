@@ -83,6 +83,7 @@ impl App {
                 sdk: Some(service),
                 tls: true,
                 dev_inbox: None,
+                twilio: None,
             });
             use base64::Engine;
             let basic = format!(

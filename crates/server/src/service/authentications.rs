@@ -70,6 +70,28 @@ impl Answer {
     }
 }
 
+/// What a caller may ask of a new authentication beyond the user's own method.
+#[derive(Debug, Clone)]
+pub(super) struct StartOptions {
+    /// A challenge the caller asked for (an application choosing security questions, a
+    /// phone check's call or text); it must be one the user can answer now.
+    pub wanted: Option<Challenge>,
+    /// What the application said the sign-in is for (JSON).
+    pub context: Option<String>,
+    /// Where a call or a text goes.
+    pub phone: PhoneTarget,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        Self {
+            wanted: None,
+            context: None,
+            phone: PhoneTarget::Primary,
+        }
+    }
+}
+
 /// The error a refused event reports.
 pub(super) fn refusal_error(refusal: Refusal) -> ServiceError {
     match refusal {
@@ -120,10 +142,13 @@ impl InProcessService {
         origin: Origin,
         started_by: String,
         client: &ClientContext,
-        wanted: Option<Challenge>,
-        context: Option<String>,
-        phone: PhoneTarget,
+        options: StartOptions,
     ) -> Result<Authentication, ServiceError> {
+        let StartOptions {
+            wanted,
+            context,
+            phone,
+        } = options;
         let settings = self.settings_now().await?;
         let now = self.clock.now();
         let known = self.store.sign_in_facts(&user.id, now).await?;

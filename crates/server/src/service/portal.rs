@@ -18,7 +18,7 @@
 //! step: once the user holds a factor (enrolled elsewhere in the meantime), it must prove it
 //! like any sign-in. A change of factors ends every other session of the user.
 
-use super::authentications::Answer;
+use super::authentications::{Answer, StartOptions};
 use super::factors::{FactorsView, QuestionView, SoftwareEnrollment};
 use super::telephony::PhoneTarget;
 use super::{ClientContext, InProcessService, MfaService, Profile, ServiceError};
@@ -493,9 +493,7 @@ impl InProcessService {
                                 Origin::StepUp,
                                 PORTAL_STARTER.to_owned(),
                                 &ClientContext::default(),
-                                None,
-                                None,
-                                PhoneTarget::Primary,
+                                StartOptions::default(),
                             )
                             .await?;
                         if started.state.is_pending() {
@@ -619,9 +617,7 @@ impl InProcessService {
                 Origin::Portal,
                 PORTAL_STARTER.to_owned(),
                 client,
-                None,
-                None,
-                PhoneTarget::Primary,
+                StartOptions::default(),
             )
             .await?;
         let settings = self.settings().await?;
@@ -1080,9 +1076,11 @@ impl InProcessService {
                 Origin::PhoneCheck,
                 PORTAL_STARTER.to_owned(),
                 client,
-                Some(challenge),
-                None,
-                PhoneTarget::Number(primary.clone()),
+                StartOptions {
+                    wanted: Some(challenge),
+                    context: None,
+                    phone: PhoneTarget::Number(primary.clone()),
+                },
             )
             .await?;
         let view = phone_check_view(&started, &primary.number);

@@ -2,6 +2,7 @@
 //! authentication started through the SDK follows exactly the portal's state machine.
 
 use super::authentications::Answer;
+use super::authentications::StartOptions;
 use super::telephony::PhoneChoice;
 use super::{ClientContext, InProcessService, ServiceError};
 use crate::store::{
@@ -290,10 +291,10 @@ impl InProcessService {
     ) -> Result<sdk::User, ServiceError> {
         let method = match body.method.as_deref() {
             None => None,
-            Some("oath") => Some(Some("oath".to_owned())),
+            Some(m @ ("oath" | "phone_call" | "sms")) => Some(Some(m.to_owned())),
             Some(other) => {
                 return Err(invalid(format!(
-                    "method {other:?}: this server enrols `oath`"
+                    "method {other:?}: use oath, phone_call or sms"
                 )));
             }
         };
@@ -580,9 +581,11 @@ impl InProcessService {
                 Origin::Sdk,
                 caller(&client),
                 &client,
-                wanted,
-                context,
-                phone.into(),
+                StartOptions {
+                    wanted,
+                    context,
+                    phone: phone.into(),
+                },
             )
             .await?;
         self.authentication_view(&started).await
@@ -666,8 +669,14 @@ impl InProcessService {
                         .collect(),
                 )
             }
-            (Step::Oath, _) => {
+            (Step::TextCode, sdk::AuthenticationAnswer::Otp(otp)) => Answer::TextCode(otp.otp),
+            (Step::Oath | Step::TextCode, _) => {
                 return Err(invalid("this authentication expects {\"otp\": \"…\"}"));
+            }
+            (Step::PhoneCall | Step::TextReply, _) => {
+                return Err(invalid(
+                    "the user answers this authentication on their phone: poll it until it is decided",
+                ));
             }
             _ => {
                 return Err(invalid(

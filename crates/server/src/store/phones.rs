@@ -82,6 +82,15 @@ impl Store {
         }
     }
 
+    /// Hands a webhook back (it could not be processed): the provider's retry is taken.
+    pub async fn release_webhook(&self, key: &str) -> Result<(), StoreError> {
+        query("DELETE FROM webhook_receipts WHERE key = $1")
+            .bind(key)
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Forgets sends and webhook receipts older than `before`.
     pub async fn delete_old_phone_records(&self, before: UnixTime) -> Result<u64, StoreError> {
         let sends = query("DELETE FROM phone_sends WHERE at < $1")

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod dev_inbox;
 mod errors;
+pub mod hooks;
 pub mod i18n;
 mod ops;
 mod portal;
@@ -60,6 +61,9 @@ pub struct WebParts {
     /// Serve the development inbox (`/dev/inbox`): only while a console channel is
     /// configured.
     pub dev_inbox: Option<dev_inbox::DevInboxParts>,
+    /// Serve Twilio's webhooks (`/hooks/twilio/…`): only while calls or texts go through
+    /// Twilio.
+    pub twilio: Option<Arc<crate::channels::TwilioChannel>>,
 }
 
 impl AppState {
@@ -91,6 +95,10 @@ pub fn router(parts: WebParts) -> Router {
         }),
     };
     let request_id = HeaderName::from_static("x-request-id");
+    let hook_routes = match (&parts.sdk, parts.twilio) {
+        (Some(service), Some(twilio)) => hooks::routes(service.clone(), twilio),
+        _ => Router::new(),
+    };
     let sdk_routes = match parts.sdk {
         Some(service) => sdk::router(sdk::SdkState::new(
             state.clone(),
@@ -108,6 +116,7 @@ pub fn router(parts: WebParts) -> Router {
         .fallback(errors::not_found)
         .with_state(state.clone())
         .merge(sdk_routes)
+        .merge(hook_routes)
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
         .layer(middleware::from_fn_with_state(

@@ -29,5 +29,6 @@ mod security;
 mod slapd;
 mod smtp;
 mod start;
+mod telephony;
 mod twilio;
 mod twilio_standin;
