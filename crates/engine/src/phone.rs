@@ -21,10 +21,12 @@ pub enum PhoneError {
     #[error("{0:?} is not a phone number: use digits, with the country code (+33 6 12 34 56 78)")]
     NotANumber(String),
     #[error(
-        "{0:?} has no country code: write it with one (+33 6 12 34 56 78), or ask your administrator to set default_region"
+        "the phone number {0:?} has no country code: write it with one (+33 6 12 34 56 78), or set default_region"
     )]
     NoCountry(String),
-    #[error("{0:?} cannot be a valid phone number in {1}: check the digits and the country code")]
+    #[error(
+        "{0:?} cannot be a valid phone number in {1}: check the digits and the country code"
+    )]
     Invalid(String, String),
     #[error("the extension {0:?} must be 1 to {EXTENSION_MAX} digits")]
     Extension(String),
@@ -69,6 +71,21 @@ fn region_id(region: Option<&str>) -> Option<country::Id> {
         .and_then(|r| country::Id::from_str(&r.to_ascii_uppercase()).ok())
 }
 
+/// Digits and what people put between them (`+`, spaces, dashes, dots, brackets,
+/// slashes), then an optional extension (`x890`, `ext. 890`, `;ext=890`): never letters
+/// standing for digits, which no one types for their own phone.
+fn plausible(input: &str) -> bool {
+    let lower = input.to_ascii_lowercase();
+    let number = ["ext.", "ext", ";ext=", "x"]
+        .iter()
+        .find_map(|mark| lower.split_once(mark).map(|(n, _)| n))
+        .unwrap_or(&lower);
+    number.chars().any(|c| c.is_ascii_digit())
+        && number
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')' | '/'))
+}
+
 fn digits_only(s: &str) -> bool {
     !s.is_empty() && s.len() <= EXTENSION_MAX && s.bytes().all(|b| b.is_ascii_digit())
 }
@@ -81,7 +98,7 @@ pub fn parse(
     default_region: Option<&str>,
 ) -> Result<Phone, PhoneError> {
     let input = input.trim();
-    if input.is_empty() || input.len() > 64 || input.chars().any(char::is_control) {
+    if input.is_empty() || input.len() > 64 || !plausible(input) {
         return Err(PhoneError::NotANumber(input.to_owned()));
     }
     let region = region_id(default_region);
@@ -215,6 +232,11 @@ mod tests {
             Err(PhoneError::NotANumber(_))
         ));
         assert!(parse("+1 555\n0100", None, None).is_err());
+        // Letters are not digits, even where a keypad would say so.
+        assert!(matches!(
+            parse("+1 800 FLOWERS", None, None),
+            Err(PhoneError::NotANumber(_))
+        ));
     }
 
     #[test]

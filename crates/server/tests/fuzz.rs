@@ -149,12 +149,12 @@ const SDK_BODIES: &[(&str, &str, &str)] = &[
     (
         "POST",
         "/sdk/v1/users",
-        r#"{"username":"fuzz1","email":"fuzz@example.com","phone":"+15551234567","password":"correct horse battery","language":"fr"}"#,
+        r#"{"username":"fuzz1","email":"fuzz@example.com","phone":"+12015550123","password":"correct horse battery","language":"fr"}"#,
     ),
     (
         "PATCH",
         "/sdk/v1/users/alice",
-        r#"{"email":null,"phone":"+15551234567","language":"en","enabled":true,"method":"oath"}"#,
+        r#"{"email":null,"phone":"+12015550123","language":"en","enabled":true,"method":"oath"}"#,
     ),
     ("PUT", "/sdk/v1/users/alice/pin", r#"{"pin":"482913"}"#),
     (

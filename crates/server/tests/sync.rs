@@ -87,6 +87,7 @@ fn directory_user(username: &str, external_id: Option<&str>, email: &str) -> Dir
         external_id: external_id.map(str::to_owned),
         email: Some(email.into()),
         phone: None,
+        extension: None,
         mobile_phone: None,
         language: None,
         method: None,

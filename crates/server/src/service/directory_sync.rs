@@ -140,13 +140,17 @@ fn checked_entry(
     account: &DirectoryAccount,
     origin: UserOrigin,
     item: Option<&SyncItem>,
+    region: &str,
 ) -> Result<DirectoryUser, String> {
     let username = Username::parse(&account.username)
         .map_err(|e| format!("username {:?}: {e}", account.username))?;
     let email = clean_email(account.email.clone()).map_err(|e| format!("email: {e}"))?;
-    let phone = clean_phone(account.phone.clone()).map_err(|e| format!("phone: {e}"))?;
-    let mobile_phone =
-        clean_phone(account.mobile_phone.clone()).map_err(|e| format!("mobile_phone: {e}"))?;
+    let phone = clean_phone(account.phone.clone(), region).map_err(|e| format!("phone: {e}"))?;
+    let mobile_phone = clean_phone(account.mobile_phone.clone(), region)
+        .map_err(|e| format!("mobile_phone: {e}"))?
+        .map(|p| p.number);
+    let extension = phone.as_ref().and_then(|p| p.extension.clone());
+    let phone = phone.map(|p| p.number);
     let language = match account.language.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(tag) => match Language::from_tag(tag) {
@@ -171,6 +175,7 @@ fn checked_entry(
         external_id: unique_id,
         email,
         phone,
+        extension,
         mobile_phone,
         language: language.or_else(|| item.and_then(|i| i.language.clone())),
         method: item.and_then(|i| i.method.clone()),
@@ -199,7 +204,8 @@ impl InProcessService {
             tracing::info!(username = %account.username, "a directory user outside every [[sync]] item is not created at sign-in");
             return Ok(None);
         }
-        let user = match checked_entry(account, origin, item) {
+        let region = self.store.settings().await?.default_region;
+        let user = match checked_entry(account, origin, item, &region) {
             Ok(user) => user,
             Err(reason) => {
                 tracing::warn!(username = %account.username, %reason, "a directory user cannot be created at sign-in");
@@ -302,7 +308,7 @@ impl InProcessService {
         };
         progress.start(entries.len() as u64);
         for (account, item) in entries {
-            let result = match checked_entry(account, origin, *item) {
+            let result = match checked_entry(account, origin, *item, &settings.default_region) {
                 Ok(mut user) => {
                     user.invite = can_invite && !dry_run;
                     self.store

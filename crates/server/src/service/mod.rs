@@ -420,8 +420,11 @@ impl InProcessService {
         password: Option<&str>,
     ) -> Result<UserRecord, ServiceError> {
         let username = Username::parse(username).map_err(DomainError::from)?;
+        let region = self.settings_now().await?.default_region;
         // Checked before the (slow) password hash.
-        let (email, phone) = (clean_email(email)?, clean_phone(phone)?);
+        let (email, phone) = (clean_email(email)?, clean_phone(phone, &region)?);
+        let extension = phone.as_ref().and_then(|p| p.extension.clone());
+        let phone = phone.map(|p| p.number);
         let password_hash = match password {
             Some(p) => Some(self.hash_new_password(p).await?),
             None => None,
@@ -437,6 +440,16 @@ impl InProcessService {
             Ok(u) => u,
             Err(StoreError::Conflict(_)) => return Err(DomainError::UserExists.into()),
             Err(e) => return Err(e.into()),
+        };
+        let user = match extension {
+            Some(extension) => {
+                let changes = UserChanges {
+                    extension: Some(Some(extension)),
+                    ..UserChanges::default()
+                };
+                self.store.update_user(&username, changes, now).await?
+            }
+            None => user,
         };
         self.audit(
             AuditEvent::new(now, AuditAction::UserCreated, AuditOutcome::Success, actor)
@@ -488,7 +501,13 @@ impl InProcessService {
     ) -> Result<UserRecord, ServiceError> {
         let username = Username::parse(username).map_err(DomainError::from)?;
         changes.email = changes.email.map(clean_email).transpose()?;
-        changes.phone = changes.phone.map(clean_phone).transpose()?;
+        if let Some(phone) = changes.phone.take() {
+            let region = self.settings_now().await?.default_region;
+            let phone = clean_phone(phone, &region)?;
+            // A number given again replaces its extension (`x890` written after it).
+            changes.extension = Some(phone.as_ref().and_then(|p| p.extension.clone()));
+            changes.phone = Some(phone.map(|p| p.number));
+        }
         if let Some(p) = new_password {
             changes.password_hash = Some(Some(self.hash_new_password(p).await?));
         }
@@ -628,13 +647,20 @@ fn clean_email(value: Option<String>) -> Result<Option<String>, DomainError> {
     Ok(value)
 }
 
-/// A trimmed phone number, `None` for an empty one; refused when it cannot be one.
-fn clean_phone(value: Option<String>) -> Result<Option<String>, DomainError> {
-    let value = clean_optional(value);
-    if let Some(phone) = &value {
-        twofold_engine::contact::check_phone(phone)?;
+/// A phone number read in E.164 (with the extension written after it, `x890`), `None`
+/// for an empty one; refused when it cannot be one. `region` is the `default_region`
+/// setting, for numbers written without their country code.
+fn clean_phone(
+    value: Option<String>,
+    region: &str,
+) -> Result<Option<twofold_engine::phone::Phone>, DomainError> {
+    match clean_optional(value) {
+        None => Ok(None),
+        Some(number) => {
+            let region = Some(region).filter(|r| !r.is_empty());
+            Ok(Some(twofold_engine::phone::parse(&number, None, region)?))
+        }
     }
-    Ok(value)
 }
 
 /// Refuses a user blocked by a fraud report, until the block ends.

@@ -43,6 +43,8 @@ pub struct DirectoryUser {
     /// stored one as it is (a phone number the user gave in the portal is kept).
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// Digits dialled after `phone` answers (`x890` in the directory).
+    pub extension: Option<String>,
     pub mobile_phone: Option<String>,
     pub language: Option<String>,
     /// The primary method a new user gets; an existing user keeps theirs.
@@ -240,6 +242,7 @@ async fn write_in(tx: &mut Tx, user: &DirectoryUser, now: UnixTime) -> Result<Wr
     for (name, field, value) in [
         ("email", &mut next.email, &user.email),
         ("phone", &mut next.phone, &user.phone),
+        ("extension", &mut next.extension, &user.extension),
         ("mobile_phone", &mut next.mobile_phone, &user.mobile_phone),
         ("language", &mut next.language, &user.language),
     ] {
@@ -267,8 +270,8 @@ async fn write_in(tx: &mut Tx, user: &DirectoryUser, now: UnixTime) -> Result<Wr
     }
     let result = query(
         "UPDATE users SET username = $2, email = $3, phone = $4, mobile_phone = $5, language = $6, \
-         external_id = $7, source = $8, left_directory_at = $9, enabled = $10, updated_at = $11 \
-         WHERE id = $1",
+         external_id = $7, source = $8, left_directory_at = $9, enabled = $10, updated_at = $11, \
+         extension = $12 WHERE id = $1",
     )
     .bind(&next.id)
     .bind(&next.username)
@@ -281,6 +284,7 @@ async fn write_in(tx: &mut Tx, user: &DirectoryUser, now: UnixTime) -> Result<Wr
     .bind(next.left_directory_at)
     .bind(bool_int(next.enabled))
     .bind(now)
+    .bind(&next.extension)
     .execute(&mut *tx)
     .await;
     match result {
@@ -305,8 +309,8 @@ async fn add(tx: &mut Tx, user: &DirectoryUser, now: UnixTime) -> Result<Written
     let invite = user.invite && user.email.is_some();
     let result = query(format!(
         "INSERT INTO users (id, username, email, phone, mobile_phone, language, password_hash, enabled, \
-         created_at, updated_at, method, source, external_id, invitation_due) \
-         VALUES ($1, $2, $3, $4, $5, $6, NULL, 1, $7, $7, $8, $9, $10, $11) RETURNING {COLUMNS}",
+         created_at, updated_at, method, source, external_id, invitation_due, extension) \
+         VALUES ($1, $2, $3, $4, $5, $6, NULL, 1, $7, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}",
     ))
     .bind(&id)
     .bind(&user.username)
@@ -319,6 +323,7 @@ async fn add(tx: &mut Tx, user: &DirectoryUser, now: UnixTime) -> Result<Written
     .bind(user.origin.as_str())
     .bind(&user.external_id)
     .bind(bool_int(invite))
+    .bind(&user.extension)
     .fetch_one(&mut *tx)
     .await;
     match result {

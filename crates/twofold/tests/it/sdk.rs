@@ -404,12 +404,12 @@ async fn user_lifecycle(backend: Backend) {
         .await
         .expect(200);
     assert_eq!(changed.body["email"], Value::Null);
-    assert_eq!(changed.body["phone"], "+44 20 7946 0000");
+    assert_eq!(changed.body["phone"], "+442079460000");
     assert_eq!(changed.body["language"], "fr", "left out: unchanged");
     assert_eq!(changed.body["enabled"], false);
     let read = sdk.get("/sdk/v1/users/alice").await.expect(200);
     assert_eq!(read.body["email"], Value::Null, "the clearing was stored");
-    assert_eq!(read.body["phone"], "+44 20 7946 0000");
+    assert_eq!(read.body["phone"], "+442079460000");
     let changed = sdk
         .patch(
             "/sdk/v1/users/alice",
@@ -418,7 +418,7 @@ async fn user_lifecycle(backend: Backend) {
         .await
         .expect(200);
     assert_eq!(changed.body["language"], Value::Null);
-    assert_eq!(changed.body["phone"], "+44 20 7946 0000");
+    assert_eq!(changed.body["phone"], "+442079460000");
     sdk.patch("/sdk/v1/users/alice", json!({ "language": "de" }))
         .await
         .problem(400, "invalid_setting");
@@ -761,16 +761,20 @@ async fn an_email_or_phone_that_cannot_be_one_gets_400_naming_the_field() {
     let read = sdk.get("/sdk/v1/users/alice").await.expect(200);
     assert_eq!(read.body["email"], Value::Null, "nothing was changed");
     assert_eq!(read.body["phone"], Value::Null, "nothing was changed");
-    // What people type is kept as typed.
+    // A national number needs its country (no default_region here).
+    sdk.patch("/sdk/v1/users/alice", json!({ "phone": "(201) 555-0123" }))
+        .await
+        .names("phone_needs_country", "country code");
+    // Spaces are trimmed; a number is kept in E.164, however it was written.
     let changed = sdk
         .patch(
             "/sdk/v1/users/alice",
-            json!({ "email": " alice@example.com ", "phone": "(555) 010-0100" }),
+            json!({ "email": " alice@example.com ", "phone": "+1 (201) 555-0123" }),
         )
         .await
         .expect(200);
     assert_eq!(changed.body["email"], "alice@example.com");
-    assert_eq!(changed.body["phone"], "(555) 010-0100");
+    assert_eq!(changed.body["phone"], "+12015550123");
 }
 
 #[tokio::test]
