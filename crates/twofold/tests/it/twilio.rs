@@ -520,7 +520,8 @@ async fn the_stand_in_refuses_what_twilio_refuses_with_twilios_codes() {
     let without = |name: &str| -> Vec<(&str, &str)> {
         call.iter().copied().filter(|(k, _)| *k != name).collect()
     };
-    let cases: Vec<(String, &str, &str, Vec<(&str, &str)>, u16, u64)> = vec![
+    type Case<'a> = (String, &'a str, &'a str, Vec<(&'a str, &'a str)>, u16, u64);
+    let cases: Vec<Case> = vec![
         (calls.clone(), SID, "wrong", call.to_vec(), 401, 20003),
         (calls.clone(), "ACother", TOKEN, call.to_vec(), 401, 20003),
         (
