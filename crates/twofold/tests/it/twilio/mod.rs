@@ -123,6 +123,10 @@ async fn an_extension_is_dialled_after_the_call_is_answered() {
         .unwrap();
 
     assert_eq!(stand_in.calls()[0].get("SendDigits"), Some("wwww890"));
+    assert_eq!(
+        stand_in.wait_for_call_to("+33612345678", WAIT).await,
+        id.as_str()
+    );
     let transcript = stand_in.wait_call_done(id.as_str(), WAIT).await;
     let answered = transcript
         .events

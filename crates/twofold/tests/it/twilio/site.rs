@@ -101,9 +101,7 @@ async fn site_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let params = crate::twilio_standin::parse_form(&body);
     let path_and_query = uri
         .path_and_query()
         .map(|p| p.as_str().to_owned())

@@ -35,7 +35,7 @@ pub(crate) use transcript::{
     ApiRequest, CallEvent, CallScenario, MessageStatusPosted, TextScenario, Transcript,
 };
 use wire::{form_body, webhook_client};
-pub(crate) use wire::{pairs, twilio_signature};
+pub(crate) use wire::{pairs, parse_form, twilio_signature};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -347,57 +347,35 @@ impl TwilioStandIn {
 
     /// Waits for a call to `number` to be created; its sid.
     pub async fn wait_for_call_to(&self, number: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(sid) = self.call_sids_to(number).pop() {
-                return sid;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no call to {number} within {timeout:?}; requests: {:?}",
-                self.requests()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until(
+            timeout,
+            || self.call_sids_to(number).pop(),
+            || format!("no call to {number}; requests: {:?}", self.requests()),
+        )
+        .await
     }
 
     /// Waits for a text message to `number` to be accepted; the request that sent it (the
     /// latest one).
     pub async fn wait_for_text_to(&self, number: &str, timeout: Duration) -> ApiRequest {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let sent = self
-                .messages()
+        let sent = || {
+            self.messages()
                 .into_iter()
-                .rfind(|m| m.sid.is_some() && m.get("To") == Some(number));
-            if let Some(message) = sent {
-                return message;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no text to {number} within {timeout:?}; requests: {:?}",
-                self.requests()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+                .rfind(|m| m.sid.is_some() && m.get("To") == Some(number))
+        };
+        wait_until(timeout, sent, || {
+            format!("no text to {number}; requests: {:?}", self.requests())
+        })
+        .await
     }
 
     /// Waits for the call `sid` to end; its transcript.
     pub async fn wait_call_done(&self, sid: &str, timeout: Duration) -> Transcript {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let transcript = self.transcript(sid);
-            if let Some(t) = &transcript
-                && t.done
-            {
-                return t.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the call {sid} did not end within {timeout:?}: {transcript:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let ended = || self.transcript(sid).filter(|t| t.done);
+        wait_until(timeout, ended, || {
+            format!("the call {sid} did not end: {:?}", self.transcript(sid))
+        })
+        .await
     }
 
     /// The status callbacks posted so far for the text message `sid`.
@@ -416,21 +394,18 @@ impl TwilioStandIn {
         sid: &str,
         timeout: Duration,
     ) -> Vec<MessageStatusPosted> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let done = {
-                let recorded = self.inner.recorded.lock().unwrap();
-                recorded.message_done.get(sid).copied().unwrap_or(false)
-            };
-            if done {
-                return self.message_statuses(sid);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the text {sid} did not finish within {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let done = || {
+            let done = self
+                .inner
+                .recorded
+                .lock()
+                .unwrap()
+                .message_done
+                .get(sid)
+                .copied();
+            done.unwrap_or(false).then(|| self.message_statuses(sid))
+        };
+        wait_until(timeout, done, || format!("the text {sid} did not finish")).await
     }
 
     /// Posts an inbound text message from `from` to `to` to `url` (the server's inbound
@@ -494,6 +469,22 @@ impl TwilioStandIn {
     /// The signature Twilio would send for a POST of `params` to `url`.
     pub fn sign(&self, url: &str, params: &[(String, String)]) -> String {
         twilio_signature(&self.inner.auth_token, url, params)
+    }
+}
+
+/// Polls `found` until it gives something, or fails the test after `timeout` with `what`.
+async fn wait_until<T>(
+    timeout: Duration,
+    found: impl Fn() -> Option<T>,
+    what: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = found() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "within {timeout:?}: {}", what());
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -25,9 +25,7 @@ pub(super) async fn rest_api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let params = parse_form(&body);
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
