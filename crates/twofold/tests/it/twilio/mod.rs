@@ -531,4 +531,19 @@ async fn serve_starts_with_calls_and_texts_through_twilio_and_keeps_the_token_ou
         .await
         .unwrap();
     assert_eq!(inbox.status(), 200);
+
+    // The stand-in reaches the server over its self-signed HTTPS, through a public address
+    // routed to it: whatever the server answers, it answered.
+    stand_in.route("https://mfa.example.test", &[server.base.clone()]);
+    let (status, body) = stand_in
+        .send_inbound_text(
+            "https://mfa.example.test/hooks/twilio/sms",
+            "+33612345678",
+            FROM,
+            "1",
+        )
+        .await;
+    assert_ne!(status, 0, "{body}");
+    let sent = stand_in.webhooks().pop().unwrap();
+    assert!(sent.sent_to.starts_with(&server.base), "{sent:?}");
 }
