@@ -534,7 +534,10 @@ async fn serve_starts_with_calls_and_texts_through_twilio_and_keeps_the_token_ou
 
     // The stand-in reaches the server over its self-signed HTTPS, through a public address
     // routed to it: whatever the server answers, it answered.
-    stand_in.route("https://mfa.example.test", &[server.base.clone()]);
+    stand_in.route(
+        "https://mfa.example.test",
+        std::slice::from_ref(&server.base),
+    );
     let (status, body) = stand_in
         .send_inbound_text(
             "https://mfa.example.test/hooks/twilio/sms",
