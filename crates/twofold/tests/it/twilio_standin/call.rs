@@ -264,6 +264,10 @@ fn gather(verb: &Element, typed: &str) -> Option<(String, String)> {
 
 /// `target` resolved against the current document's `base`.
 fn resolve(base: &str, target: &str) -> String {
+    // An absolute address is requested (and signed) exactly as written.
+    if target.starts_with("https://") || target.starts_with("http://") {
+        return target.to_owned();
+    }
     match url::Url::parse(base).and_then(|b| b.join(target)) {
         Ok(url) => url.to_string(),
         Err(_) => target.to_owned(),
