@@ -203,7 +203,7 @@ async fn the_portal_on_its_own_host_has_no_inbox() {
 #[tokio::test]
 async fn an_unknown_channel_provider_stops_the_start_naming_the_key_the_value_and_the_choices() {
     for (key, value, name) in [
-        ("TWOFOLD_CHANNELS__VOICE", "twilio", "channels.voice"),
+        ("TWOFOLD_CHANNELS__VOICE", "vonage", "channels.voice"),
         ("TWOFOLD_CHANNELS__EMAIL", "sendgrid", "channels.email"),
     ] {
         let env = Env::new(Backend::Sqlite).await.set(key, value);

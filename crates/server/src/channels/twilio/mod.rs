@@ -217,7 +217,7 @@ impl TwilioChannel {
             }
         }
         Err(DeliveryError::Transient(format!(
-            "Twilio could not {what} ({} attempts at {}): {last_problem}",
+            "Twilio's API cannot be reached for {what} ({} attempts at {}): {last_problem}",
             RETRY_DELAYS.len() + 1,
             self.api_base
         )))
@@ -259,7 +259,7 @@ impl TwilioChannel {
             ));
         }
         Attempt::Refused(format!(
-            "Twilio refused to {what} (HTTP {}): {}",
+            "Twilio refused {what} (HTTP {}): {}",
             status.as_u16(),
             twilio_error(&body)
         ))
@@ -280,7 +280,7 @@ impl VoiceChannel for TwilioChannel {
 
     async fn call(&self, call: &PhoneCall) -> Result<MessageId, DeliveryError> {
         let params = self.call_parameters(call)?;
-        let what = format!("call {}", call.to);
+        let what = format!("the call to {}", call.to);
         let id = self.create("Calls", &what, &params).await?;
         tracing::info!(provider = "twilio", call_sid = %id, authentication_id = %call.authentication_id, "call created");
         Ok(id)
@@ -295,7 +295,7 @@ impl TextChannel for TwilioChannel {
 
     async fn send_text(&self, message: &TextMessage) -> Result<MessageId, DeliveryError> {
         let params = self.message_parameters(message)?;
-        let what = format!("send a text to {}", message.to);
+        let what = format!("the text to {}", message.to);
         let id = self.create("Messages", &what, &params).await?;
         tracing::info!(provider = "twilio", message_sid = %id, "text message created");
         Ok(id)

@@ -1,6 +1,12 @@
-//! The Twilio channel against the Twilio stand-in, and the stand-in against a small site
-//! of webhooks that checks every signature with the product's own check: each side
-//! checks the other.
+//! The Twilio channel against the Twilio stand-in (its REST requests, its failures), and
+//! `twofold serve` with `[twilio]`. `webhooks`: the stand-in against a small site of
+//! webhooks that checks every signature with the product's own check: each side checks
+//! the other.
+
+mod site;
+mod webhooks;
+
+use site::Site;
 
 use crate::support::{Backend, Env};
 use crate::twilio_standin::{CallEvent, CallScenario, TextScenario, TwilioStandIn};
@@ -23,132 +29,6 @@ const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "f00dfeedf00dfeedf00dfeedf00dfeed";
 const FROM: &str = "+15005550006";
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A webhook received by the [`Site`].
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    params: Vec<(String, String)>,
-    signature_valid: bool,
-}
-
-impl Received {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-struct SiteState {
-    base: String,
-    /// The address webhooks are signed over: `base`, or the public one in front of it.
-    signed_base: String,
-    token: String,
-    documents: HashMap<String, String>,
-    received: Mutex<Vec<Received>>,
-}
-
-/// A site standing for the server's webhooks: it checks `X-Twilio-Signature` with the
-/// product's `signature::is_valid` over `base` + the path, answers 403 to a bad one, and
-/// serves the TwiML documents it was given (by path); other paths get an empty answer.
-struct Site {
-    state: Arc<SiteState>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl Site {
-    async fn start(token: &str, documents: &[(&str, &str)]) -> Site {
-        Site::start_behind(token, None, documents).await
-    }
-
-    /// A site behind `public_base` (a load balancer's address): it checks signatures over
-    /// that address, as a node behind one must.
-    async fn start_behind(
-        token: &str,
-        public_base: Option<&str>,
-        documents: &[(&str, &str)],
-    ) -> Site {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(SiteState {
-            signed_base: public_base.map_or_else(|| base.clone(), str::to_owned),
-            base,
-            token: token.to_owned(),
-            documents: documents
-                .iter()
-                .map(|(path, xml)| ((*path).to_owned(), (*xml).to_owned()))
-                .collect(),
-            received: Mutex::new(Vec::new()),
-        });
-        let app = Router::new()
-            .fallback(site_webhook)
-            .with_state(state.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Site { state, server }
-    }
-
-    fn base(&self) -> &str {
-        &self.state.base
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.state.base)
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.state.received.lock().unwrap().clone()
-    }
-
-    fn received_at(&self, prefix: &str) -> Vec<Received> {
-        self.received()
-            .into_iter()
-            .filter(|r| r.path.starts_with(prefix))
-            .collect()
-    }
-}
-
-async fn site_webhook(
-    State(state): State<Arc<SiteState>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let path_and_query = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    let header = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let full_url = format!("{}{path_and_query}", state.signed_base);
-    let signature_valid = signature::is_valid(&state.token, &full_url, &params, header);
-    state.received.lock().unwrap().push(Received {
-        path: uri.path().to_owned(),
-        params,
-        signature_valid,
-    });
-    if !signature_valid {
-        return StatusCode::FORBIDDEN.into_response();
-    }
-    match state.documents.get(uri.path()) {
-        Some(xml) => ([("content-type", "text/xml")], xml.clone()).into_response(),
-        None => ([("content-type", "text/xml")], "<Response/>").into_response(),
-    }
-}
 
 fn config(stand_in: &TwilioStandIn, public_url: &str) -> TwilioConfig {
     TwilioConfig {
@@ -243,6 +123,10 @@ async fn an_extension_is_dialled_after_the_call_is_answered() {
         .unwrap();
 
     assert_eq!(stand_in.calls()[0].get("SendDigits"), Some("wwww890"));
+    assert_eq!(
+        stand_in.wait_for_call_to("+33612345678", WAIT).await,
+        id.as_str()
+    );
     let transcript = stand_in.wait_call_done(id.as_str(), WAIT).await;
     let answered = transcript
         .events
@@ -331,7 +215,10 @@ async fn twilios_error_answer_becomes_a_permanent_failure_naming_the_code() {
     let DeliveryError::Permanent(message) = &err else {
         panic!("expected a permanent failure: {err:?}");
     };
-    assert!(message.contains("+0612"), "{message}");
+    assert!(
+        message.starts_with("Twilio refused the call to +0612 (HTTP 400): 21211 "),
+        "{message}"
+    );
     assert!(message.contains("21211"), "{message}");
     assert!(
         message.contains("https://www.twilio.com/docs/errors/21211"),
@@ -520,7 +407,8 @@ async fn the_stand_in_refuses_what_twilio_refuses_with_twilios_codes() {
     let without = |name: &str| -> Vec<(&str, &str)> {
         call.iter().copied().filter(|(k, _)| *k != name).collect()
     };
-    let cases: Vec<(String, &str, &str, Vec<(&str, &str)>, u16, u64)> = vec![
+    type Case<'a> = (String, &'a str, &'a str, Vec<(&'a str, &'a str)>, u16, u64);
+    let cases: Vec<Case> = vec![
         (calls.clone(), SID, "wrong", call.to_vec(), 401, 20003),
         (calls.clone(), "ACother", TOKEN, call.to_vec(), 401, 20003),
         (
@@ -588,280 +476,6 @@ async fn the_stand_in_refuses_what_twilio_refuses_with_twilios_codes() {
     assert_eq!(body["from"], FROM);
 }
 
-const VOICE: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
-<Response>
-  <Gather action="/hooks/twilio/gather/au_5" method="POST" numDigits="10" finishOnKey="#" timeout="8" actionOnEmptyResult="true">
-    <Say language="fr-FR">Tapez votre code puis dièse.</Say>
-  </Gather>
-  <Say language="fr-FR">Rien entendu.</Say>
-</Response>"##;
-
-const GATHERED: &str = r##"<Response><Say language="fr-FR">Merci &amp; au revoir.</Say><Pause length="1"/><Hangup/><Say>never said</Say></Response>"##;
-
-#[tokio::test]
-async fn the_stand_in_follows_twiml_with_signatures_the_product_accepts() {
-    let stand_in = TwilioStandIn::start(SID, TOKEN).await;
-    let site = Site::start(
-        TOKEN,
-        &[
-            ("/hooks/twilio/voice/au_5", VOICE),
-            ("/hooks/twilio/gather/au_5", GATHERED),
-        ],
-    )
-    .await;
-    stand_in.on_call(
-        "+33612345678",
-        CallScenario::Answer {
-            keys: vec!["1234#9".into()],
-        },
-    );
-    let twilio = channel(&config(&stand_in, site.base()));
-
-    let id = twilio
-        .call(&phone_call("au_5", "+33612345678", None))
-        .await
-        .unwrap();
-    let transcript = stand_in.wait_call_done(id.as_str(), WAIT).await;
-
-    assert_eq!(
-        transcript.said(),
-        [
-            (
-                "fr-FR".to_owned(),
-                "Tapez votre code puis dièse.".to_owned()
-            ),
-            ("fr-FR".to_owned(), "Merci & au revoir.".to_owned()),
-        ]
-    );
-    assert_eq!(transcript.gathered(), [("1234".to_owned(), "#".to_owned())]);
-    assert!(transcript.hung_up());
-    assert_eq!(
-        transcript.call_statuses(),
-        ["initiated", "ringing", "in-progress", "completed"]
-    );
-    assert!(
-        transcript.webhook_statuses().iter().all(|s| *s == 200),
-        "{transcript:?}"
-    );
-
-    // Every webhook was signed as the product checks it.
-    let received = site.received();
-    assert_eq!(received.len(), 6, "{received:?}");
-    assert!(received.iter().all(|r| r.signature_valid), "{received:?}");
-    let voice = &site.received_at("/hooks/twilio/voice/")[0];
-    for (name, value) in [
-        ("AccountSid", SID),
-        ("CallSid", id.as_str()),
-        ("CallStatus", "in-progress"),
-        ("Direction", "outbound-api"),
-        ("From", FROM),
-        ("To", "+33612345678"),
-        ("Called", "+33612345678"),
-        ("Caller", FROM),
-        ("ApiVersion", "2010-04-01"),
-    ] {
-        assert_eq!(voice.get(name), Some(value), "{name}: {voice:?}");
-    }
-    let gathered = &site.received_at("/hooks/twilio/gather/")[0];
-    assert_eq!(gathered.get("Digits"), Some("1234"));
-    assert_eq!(gathered.get("FinishedOnKey"), Some("#"));
-    let completed = site
-        .received_at("/hooks/twilio/call-status/")
-        .into_iter()
-        .find(|r| r.get("CallStatus") == Some("completed"))
-        .unwrap();
-    assert!(completed.get("CallDuration").is_some(), "{completed:?}");
-
-    // The check the site makes is a real one: the same webhook with one digit changed, or
-    // signed with another token, is refused.
-    let mut forged = gathered.params.clone();
-    for (name, value) in &mut forged {
-        if name == "Digits" {
-            *value = "0".into();
-        }
-    }
-    let url = site.url("/hooks/twilio/gather/au_5");
-    let original_signature = stand_in.sign(&url, &gathered.params);
-    let (status, _) = stand_in
-        .post_with_signature(&url, &forged, Some(&original_signature))
-        .await;
-    assert_eq!(status, 403);
-    let other = TwilioStandIn::start(SID, "another-token").await;
-    let (status, _) = other.post_signed(&url, &gathered.params).await;
-    assert_eq!(status, 403);
-    let (status, _) = stand_in
-        .post_with_signature(&url, &gathered.params, None)
-        .await;
-    assert_eq!(status, 403);
-    let (status, _) = stand_in.post_signed(&url, &gathered.params).await;
-    assert_eq!(status, 200);
-}
-
-const FIRST: &str = r##"<Response>
-  <Gather action="/hooks/twilio/gather/au_6" finishOnKey="#"><Say>Press pound.</Say></Gather>
-  <Say>Nothing pressed.</Say>
-  <Redirect>/hooks/twilio/second/au_6</Redirect>
-</Response>"##;
-
-const SECOND: &str = r##"<Response>
-  <Gather action="gather-empty" numDigits="1" finishOnKey="" actionOnEmptyResult="true"><Say>Press one.</Say></Gather>
-</Response>"##;
-
-const AFTER_EMPTY: &str = r##"<Response><Say>Silence heard.</Say></Response>"##;
-
-#[tokio::test]
-async fn a_gather_that_gets_only_the_finish_key_or_silence_falls_through_unless_asked_to_post() {
-    let stand_in = TwilioStandIn::start(SID, TOKEN).await;
-    let site = Site::start(
-        TOKEN,
-        &[
-            ("/hooks/twilio/voice/au_6", FIRST),
-            ("/hooks/twilio/second/au_6", SECOND),
-            ("/hooks/twilio/second/gather-empty", AFTER_EMPTY),
-        ],
-    )
-    .await;
-    // "#" alone at a gather finishing on "#" is no input for Twilio: the call goes on with
-    // the next verb. Then silence at a gather with actionOnEmptyResult posts empty Digits.
-    stand_in.on_call(
-        "+33612345678",
-        CallScenario::Answer {
-            keys: vec!["#".into(), "".into()],
-        },
-    );
-    let twilio = channel(&config(&stand_in, site.base()));
-    let id = twilio
-        .call(&phone_call("au_6", "+33612345678", None))
-        .await
-        .unwrap();
-    let transcript = stand_in.wait_call_done(id.as_str(), WAIT).await;
-
-    assert_eq!(
-        transcript.said_text(),
-        "Press pound. Nothing pressed. Press one. Silence heard."
-    );
-    assert_eq!(transcript.gathered(), [(String::new(), String::new())]);
-    assert!(transcript.events.contains(&CallEvent::GatherFellThrough));
-    assert!(site.received_at("/hooks/twilio/gather/").is_empty());
-    let empty = &site.received_at("/hooks/twilio/second/gather-empty")[0];
-    assert_eq!(empty.get("Digits"), Some(""));
-    assert!(empty.signature_valid);
-}
-
-#[tokio::test]
-async fn a_busy_or_unanswered_call_posts_only_its_status() {
-    let stand_in = TwilioStandIn::start(SID, TOKEN).await;
-    let site = Site::start(TOKEN, &[]).await;
-    stand_in.on_call("+33600000001", CallScenario::Busy);
-    stand_in.on_call("+33600000002", CallScenario::NoAnswer);
-    stand_in.on_call("+33600000003", CallScenario::Failed);
-    let twilio = channel(&config(&stand_in, site.base()));
-
-    let mut statuses = Vec::new();
-    for (n, to) in ["+33600000001", "+33600000002", "+33600000003"]
-        .iter()
-        .enumerate()
-    {
-        let id = twilio
-            .call(&phone_call(&format!("au_{n}"), to, None))
-            .await
-            .unwrap();
-        let transcript = stand_in.wait_call_done(id.as_str(), WAIT).await;
-        assert!(
-            !transcript
-                .events
-                .iter()
-                .any(|e| matches!(e, CallEvent::Fetched { .. })),
-            "{transcript:?}"
-        );
-        statuses.push(transcript.call_statuses());
-    }
-    assert_eq!(
-        statuses,
-        [
-            vec!["initiated", "busy"],
-            vec!["initiated", "ringing", "no-answer"],
-            vec!["failed"],
-        ]
-    );
-    let received = site.received_at("/hooks/twilio/call-status/au_0");
-    assert!(received.iter().all(|r| r.signature_valid));
-    assert_eq!(received.last().unwrap().get("CallStatus"), Some("busy"));
-}
-
-#[tokio::test]
-async fn text_status_callbacks_and_inbound_texts_are_signed_as_twilio_signs() {
-    let stand_in = TwilioStandIn::start(SID, TOKEN).await;
-    let site = Site::start(TOKEN, &[]).await;
-    stand_in.on_text("+33612345679", TextScenario::Undelivered);
-    let twilio = channel(&config(&stand_in, site.base()));
-
-    let delivered = twilio
-        .send_text(&text(Some("au_1"), "+33612345678"))
-        .await
-        .unwrap();
-    let undelivered = twilio
-        .send_text(&text(Some("au_2"), "+33612345679"))
-        .await
-        .unwrap();
-    let sent = stand_in.wait_for_text_to("+33612345678", WAIT).await;
-    assert_eq!(sent.sid.as_deref(), Some(delivered.as_str()));
-    let posted = stand_in.wait_message_done(delivered.as_str(), WAIT).await;
-    let statuses: Vec<&str> = posted.iter().map(|p| p.message_status.as_str()).collect();
-    assert_eq!(statuses, ["sent", "delivered"]);
-    assert!(posted.iter().all(|p| p.status == 200));
-    let posted = stand_in.wait_message_done(undelivered.as_str(), WAIT).await;
-    let last = posted.last().unwrap();
-    assert_eq!(last.message_status, "undelivered");
-    assert_eq!(last.error_code.as_deref(), Some("30003"));
-    let received = site.received_at("/hooks/twilio/message-status/au_2");
-    assert_eq!(received.len(), 2);
-    assert!(received.iter().all(|r| r.signature_valid));
-    assert_eq!(received[1].get("ErrorCode"), Some("30003"));
-    assert_eq!(received[1].get("MessageSid"), Some(undelivered.as_str()));
-
-    let (status, _) = stand_in
-        .send_inbound_text(
-            &site.url("/hooks/twilio/sms"),
-            "+33612345678",
-            FROM,
-            "123456",
-        )
-        .await;
-    assert_eq!(status, 200);
-    let inbound = &site.received_at("/hooks/twilio/sms")[0];
-    assert!(inbound.signature_valid);
-    for (name, value) in [
-        ("From", "+33612345678"),
-        ("To", FROM),
-        ("Body", "123456"),
-        ("AccountSid", SID),
-        ("NumMedia", "0"),
-        ("NumSegments", "1"),
-    ] {
-        assert_eq!(inbound.get(name), Some(value), "{name}");
-    }
-    assert_eq!(inbound.get("MessageSid"), inbound.get("SmsSid"));
-    // A replayed inbound text carries the same signature: only the server's own memory of
-    // what it handled can refuse it; a changed body cannot be signed without the token.
-    let params = stand_in.inbound_text_params("+33612345678", FROM, "123456");
-    let signature = stand_in.sign(&site.url("/hooks/twilio/sms"), &params);
-    let changed: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| {
-            if k == "Body" {
-                (k.clone(), "654321".into())
-            } else {
-                (k.clone(), v.clone())
-            }
-        })
-        .collect();
-    let (status, _) = stand_in
-        .post_with_signature(&site.url("/hooks/twilio/sms"), &changed, Some(&signature))
-        .await;
-    assert_eq!(status, 403);
-}
-
 fn twilio_env(env: Env, api_base: &str) -> Env {
     env.set("TWOFOLD_CHANNELS__VOICE", "twilio")
         .set("TWOFOLD_CHANNELS__SMS", "twilio")
@@ -917,70 +531,22 @@ async fn serve_starts_with_calls_and_texts_through_twilio_and_keeps_the_token_ou
         .await
         .unwrap();
     assert_eq!(inbox.status(), 200);
-}
 
-#[tokio::test]
-async fn webhooks_behind_a_load_balancer_are_signed_over_the_public_address_whichever_node_gets_them()
- {
-    let stand_in = TwilioStandIn::start(SID, TOKEN).await;
-    let public = "https://mfa.example.test";
-    let documents = [
-        ("/hooks/twilio/voice/au_5", VOICE),
-        ("/hooks/twilio/gather/au_5", GATHERED),
-    ];
-    let node_a = Site::start_behind(TOKEN, Some(public), &documents).await;
-    let node_b = Site::start_behind(TOKEN, Some(public), &documents).await;
+    // The stand-in reaches the server over its self-signed HTTPS, through a public address
+    // routed to it: whatever the server answers, it answered.
     stand_in.route(
-        public,
-        &[node_a.base().to_owned(), node_b.base().to_owned()],
+        "https://mfa.example.test",
+        std::slice::from_ref(&server.base),
     );
-    stand_in.on_call(
-        "+33612345678",
-        CallScenario::Answer {
-            keys: vec!["1234#".into()],
-        },
-    );
-    let twilio = channel(&config(&stand_in, public));
-
-    let id = twilio
-        .call(&phone_call("au_5", "+33612345678", None))
-        .await
-        .unwrap();
-    let transcript = stand_in.wait_call_done(id.as_str(), WAIT).await;
-
-    assert_eq!(transcript.gathered(), [("1234".to_owned(), "#".to_owned())]);
-    assert!(transcript.hung_up());
-    assert!(
-        transcript.webhook_statuses().iter().all(|s| *s == 200),
-        "{transcript:?}"
-    );
-    let (a, b) = (node_a.received(), node_b.received());
-    assert_eq!(a.len() + b.len(), 6);
-    assert!(!a.is_empty() && !b.is_empty(), "{a:?} {b:?}");
-    assert!(a.iter().chain(&b).all(|r| r.signature_valid));
-    let webhooks = stand_in.webhooks();
-    assert!(
-        webhooks.iter().all(|w| w.url.starts_with(public)),
-        "{webhooks:?}"
-    );
-    assert!(
-        webhooks
-            .iter()
-            .all(|w| w.sent_to.starts_with(node_a.base()) || w.sent_to.starts_with(node_b.base())),
-        "{webhooks:?}"
-    );
-
-    // A node that checks the signature over its own address instead of the public one
-    // refuses Twilio's webhooks.
-    let inner_only = Site::start(TOKEN, &documents).await;
-    stand_in.route(public, &[inner_only.base().to_owned()]);
-    let (status, _) = stand_in
+    let (status, body) = stand_in
         .send_inbound_text(
-            &format!("{public}/hooks/twilio/sms"),
+            "https://mfa.example.test/hooks/twilio/sms",
             "+33612345678",
             FROM,
-            "123456",
+            "1",
         )
         .await;
-    assert_eq!(status, 403);
+    assert_ne!(status, 0, "{body}");
+    let sent = stand_in.webhooks().pop().unwrap();
+    assert!(sent.sent_to.starts_with(&server.base), "{sent:?}");
 }
