@@ -24,9 +24,7 @@ pub enum PhoneError {
         "the phone number {0:?} has no country code: write it with one (+33 6 12 34 56 78), or set default_region"
     )]
     NoCountry(String),
-    #[error(
-        "{0:?} cannot be a valid phone number in {1}: check the digits and the country code"
-    )]
+    #[error("{0:?} cannot be a valid phone number in {1}: check the digits and the country code")]
     Invalid(String, String),
     #[error("the extension {0:?} must be 1 to {EXTENSION_MAX} digits")]
     Extension(String),
@@ -80,7 +78,8 @@ fn plausible(input: &str) -> bool {
         .iter()
         .find_map(|mark| lower.split_once(mark).map(|(n, _)| n))
         .unwrap_or(&lower);
-    number.chars().any(|c| c.is_ascii_digit())
+    // E.164 allows 15 digits; a national prefix (0, 00, 011) adds a few.
+    (3..=18).contains(&number.chars().filter(char::is_ascii_digit).count())
         && number
             .chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')' | '/'))
