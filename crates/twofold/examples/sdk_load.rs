@@ -216,6 +216,7 @@ async fn main() {
                         username: format!("load{user}"),
                         password: password.clone(),
                         method: None,
+                        phone: None,
                         client_ip: None,
                         context: Default::default(),
                     })

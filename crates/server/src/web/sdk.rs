@@ -914,9 +914,18 @@ async fn create_bypass(
 }
 
 /// Starts an authentication: the portal's state machine (password, trusted IPs, bypass,
-/// lockout), then what is needed next.
+/// lockout), then what is needed next. With `"method": "phone_call"` or `"sms"` a call or a
+/// text goes to the user's phone (`"phone": "backup"`: the backup phone), and `next` is
+/// `phone_call`, `text_reply` (poll until decided) or `text_code` (send the text's code to
+/// `/answer` as `otp`). A call or text refused before it is sent (the hourly limits, the
+/// allowed countries) denies the authentication at once, with `reason` `rate_limited` or
+/// `country_not_allowed`.
 #[utoipa::path(post, path = "/sdk/v1/authentications", request_body = sdk::AuthenticationStart, tag = "authentications",
-    responses((status = 201, body = sdk::Authentication), (status = 401, body = sdk::Problem), (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`): without a password, the username is looked up."), (status = 423, body = sdk::Problem)))]
+    responses((status = 201, body = sdk::Authentication),
+        (status = 400, body = sdk::Problem, description = "An unknown `method` or `phone`, a method the user cannot use now, or `\"phone\": \"backup\"` for a user without a backup phone (`invalid_request`)."),
+        (status = 401, body = sdk::Problem),
+        (status = 403, body = sdk::Problem, description = "The user is blocked after a fraud report (`fraud_blocked`), or sign-ins are turned off (`sign_in_disabled`)."),
+        (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`): without a password, the username is looked up."), (status = 423, body = sdk::Problem)))]
 async fn start_authentication(
     State(state): State<SdkState>,
     caller: SdkCaller,
@@ -946,9 +955,14 @@ async fn get_authentication(
     ))
 }
 
-/// Answers an authentication with an OTP or security answers.
+/// Answers an authentication with an OTP (`next` is `otp`, or `text_code`: the code of the
+/// text message) or security answers (`next` is `security_answers`). One that waits on a
+/// call or a reply to a text (`phone_call`, `text_reply`) is not answered here: poll it.
 #[utoipa::path(post, path = "/sdk/v1/authentications/{id}/answer", params(("id" = String, Path, description = "The authentication's id, as returned when it was started.")), request_body = sdk::AuthenticationAnswer, tag = "authentications",
-    responses((status = 200, body = sdk::Authentication), (status = 401, body = sdk::Problem), (status = 409, body = sdk::Problem)))]
+    responses((status = 200, body = sdk::Authentication),
+        (status = 400, body = sdk::Problem, description = "The answer does not fit `next` (`invalid_request`), or a code of the wrong length (`invalid_code_format`)."),
+        (status = 401, body = sdk::Problem, description = "A wrong code or wrong answers (`invalid_code`, `wrong_answers`)."),
+        (status = 409, body = sdk::Problem, description = "The authentication is decided already (`authentication_closed`), or the code was used before (`code_already_used`).")))]
 async fn answer_authentication(
     State(state): State<SdkState>,
     caller: SdkCaller,

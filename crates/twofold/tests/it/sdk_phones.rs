@@ -645,6 +645,37 @@ async fn the_backup_phone_gets_the_text_when_asked_for() {
         .await
         .expect(200);
     assert_eq!(approved.body["state"], json!("approved"));
+
+    // A user without a backup phone is told so; nothing is sent.
+    run.sdk
+        .post("/sdk/v1/users", json!({"username": "bob"}))
+        .await
+        .expect(201);
+    run.sdk
+        .put(
+            "/sdk/v1/users/bob/phones",
+            json!({"primary": {"number": "+44 7700 900123"}}),
+        )
+        .await
+        .expect(200);
+    run.sdk
+        .put("/sdk/v1/users/bob/method", json!({"method": "sms"}))
+        .await
+        .expect(200);
+    let refused = run
+        .sdk
+        .post(
+            "/sdk/v1/authentications",
+            json!({"username": "bob", "method": "sms", "phone": "backup"}),
+        )
+        .await;
+    let detail = refused.problem(400, "invalid_request");
+    assert!(detail.contains("backup"), "{detail}");
+    let (entries, html) = inbox(&run.server).await;
+    assert!(
+        !entries.iter().any(|e| e.title.contains("+447700900123")),
+        "{html}"
+    );
 }
 
 // ---- fraud block ----
