@@ -654,7 +654,7 @@ async fn the_backup_phone_gets_the_text_when_asked_for() {
     run.sdk
         .put(
             "/sdk/v1/users/bob/phones",
-            json!({"primary": {"number": "+44 7700 900123"}}),
+            json!({"primary": {"number": "+33 6 98 76 54 32"}}),
         )
         .await
         .expect(200);
@@ -673,7 +673,7 @@ async fn the_backup_phone_gets_the_text_when_asked_for() {
     assert!(detail.contains("backup"), "{detail}");
     let (entries, html) = inbox(&run.server).await;
     assert!(
-        !entries.iter().any(|e| e.title.contains("+447700900123")),
+        !entries.iter().any(|e| e.title.contains("+33698765432")),
         "{html}"
     );
 }
