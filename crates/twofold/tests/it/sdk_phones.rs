@@ -364,11 +364,11 @@ async fn unknown_fields_in_a_phones_or_method_body_are_refused_and_nothing_chang
     set_ada_phones(&run.sdk).await;
     let before = ada(&run.sdk).await;
     let attacks = [
-        json!({"primary": {"number": "+44 7700 900123", "verified": true}}),
-        json!({"primary": {"number": "+44 7700 900123"}, "method": "sms"}),
-        json!({"primary": {"number": "+44 7700 900123"}, "username": "root"}),
-        json!({"primary": {"number": "+44 7700 900123"}, "backup": {"number": "+44 7700 900124", "owner": "eve"}}),
-        json!({"backup": {"number": "+44 7700 900123"}}),
+        json!({"primary": {"number": "+33 6 98 76 54 32", "verified": true}}),
+        json!({"primary": {"number": "+33 6 98 76 54 32"}, "method": "sms"}),
+        json!({"primary": {"number": "+33 6 98 76 54 32"}, "username": "root"}),
+        json!({"primary": {"number": "+33 6 98 76 54 32"}, "backup": {"number": "+33 6 98 76 54 33", "owner": "eve"}}),
+        json!({"backup": {"number": "+33 6 98 76 54 32"}}),
         json!({}),
     ];
     for body in attacks {
@@ -382,7 +382,7 @@ async fn unknown_fields_in_a_phones_or_method_body_are_refused_and_nothing_chang
         .sdk
         .put(
             "/sdk/v1/users/ada/method",
-            json!({"method": "sms", "phone": "+44 7700 900123"}),
+            json!({"method": "sms", "phone": "+33 6 98 76 54 32"}),
         )
         .await;
     reply.problem(400, "invalid_body");
