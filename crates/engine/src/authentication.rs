@@ -390,6 +390,13 @@ pub fn start(
                 None => primary,
                 Some(c) if c == primary => c,
                 Some(c) if offered(origin, settings, factors, Some(primary)).contains(&c) => c,
+                // An application may call or text any user who has a phone, whatever their
+                // own method.
+                Some(c @ (Challenge::PhoneCall | Challenge::Sms))
+                    if origin == Origin::Sdk && factors.has_phone =>
+                {
+                    c
+                }
                 Some(_) => return Err(StartRefusal::MethodNotOffered),
             };
             Ok(State::Pending(Step::of(challenge, settings)))

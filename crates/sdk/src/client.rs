@@ -350,6 +350,37 @@ impl SdkClient {
         }
         self.call::<_, ()>(Method::GET, &path, None).await
     }
+    /// Sets both phones at once (`primary: None` clears both); returns the user.
+    pub async fn set_phones(&self, username: &str, body: &PhonesSet) -> Result<User, SdkError> {
+        self.call(
+            Method::PUT,
+            &format!("users/{}/phones", seg(username)),
+            Some(body),
+        )
+        .await
+    }
+    /// Sets the primary method; returns the user.
+    pub async fn set_method(
+        &self,
+        username: &str,
+        method: crate::Method,
+    ) -> Result<User, SdkError> {
+        self.call(
+            Method::PUT,
+            &format!("users/{}/method", seg(username)),
+            Some(&MethodSet { method }),
+        )
+        .await
+    }
+    /// Lifts a fraud block (nothing happens when there is none).
+    pub async fn unblock(&self, username: &str) -> Result<(), SdkError> {
+        self.call_empty::<()>(
+            Method::POST,
+            &format!("users/{}/unblock", seg(username)),
+            None,
+        )
+        .await
+    }
     pub async fn set_pin(&self, username: &str, pin: &str) -> Result<(), SdkError> {
         self.call_empty(
             Method::PUT,

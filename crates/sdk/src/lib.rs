@@ -61,6 +61,20 @@ pub struct UserView {
     /// Locked until an administrator unlocks the user.
     #[serde(default)]
     pub hard_locked: bool,
+    /// The extension dialled once a call to `phone` is answered.
+    #[serde(default)]
+    pub extension: Option<String>,
+    /// The backup phone, in E.164 (`+33612345678`).
+    #[serde(default)]
+    pub backup_phone: Option<String>,
+    #[serde(default)]
+    pub backup_extension: Option<String>,
+    /// The primary method: `phone_call`, `sms`, `mobile_app` or `oath`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Blocked after a fraud report until this time (unblock to lift it sooner).
+    #[serde(default)]
+    pub fraud_blocked_until: Option<i64>,
 }
 
 /// A user with their second factors, as `GET /sdk/v1/users/{username}` returns it.
@@ -68,12 +82,23 @@ pub struct UserView {
 pub struct User {
     pub username: String,
     pub email: Option<String>,
+    /// The primary phone, in E.164 (`+33612345678`) once set through
+    /// `PUT /sdk/v1/users/{username}/phones`.
     pub phone: Option<String>,
+    /// The extension dialled once a call to `phone` is answered (digits).
+    #[serde(default)]
+    pub extension: Option<String>,
+    /// The backup phone, in E.164.
+    #[serde(default)]
+    pub backup_phone: Option<String>,
+    /// The extension of the backup phone.
+    #[serde(default)]
+    pub backup_extension: Option<String>,
     pub language: Option<String>,
     pub enabled: bool,
     pub has_password: bool,
     pub has_pin: bool,
-    /// The primary method: `oath` (phone call, SMS and mobile app come later).
+    /// The primary method: `phone_call`, `sms`, `mobile_app` or `oath`.
     pub method: Option<String>,
     /// Whether the user finished enrolment.
     pub enrolled: bool,
@@ -89,6 +114,11 @@ pub struct User {
     pub hard_locked: bool,
     /// When the user's unused one-time bypass expires.
     pub bypass_until: Option<i64>,
+    /// Blocked after a fraud report (a fraud code typed during a verification call) until
+    /// this time: no sign-in, no call, no text. `POST /sdk/v1/users/{username}/unblock`
+    /// lifts it sooner.
+    #[serde(default)]
+    pub fraud_blocked_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -160,6 +190,66 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// A phone number as a person writes it, with its extension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneNumber {
+    /// With its country code (`+33 6 12 34 56 78`), or national (`06 12 34 56 78`) when
+    /// the `default_region` setting names the country. Stored in E.164.
+    #[schema(example = "+33 6 12 34 56 78")]
+    pub number: String,
+    /// Up to 10 digits, dialled once the call is answered; an extension written after the
+    /// number (`x890`) is read too.
+    #[serde(default)]
+    #[schema(example = "890")]
+    pub extension: Option<String>,
+}
+
+/// `PUT /sdk/v1/users/{username}/phones`: both phones at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhonesSet {
+    /// The primary phone; `null` clears both phones.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[schema(required = true)]
+    pub primary: Option<PhoneNumber>,
+    /// The backup phone (`null` or left out: none).
+    #[serde(default)]
+    pub backup: Option<PhoneNumber>,
+}
+
+/// A primary method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// A call to the primary phone: the user answers and presses `#`.
+    PhoneCall,
+    /// A text message to the primary phone.
+    Sms,
+    /// A push to the authenticator app (not available in this version).
+    MobileApp,
+    /// An authenticator app or a hardware token.
+    Oath,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::PhoneCall => "phone_call",
+            Method::Sms => "sms",
+            Method::MobileApp => "mobile_app",
+            Method::Oath => "oath",
+        }
+    }
+}
+
+/// `PUT /sdk/v1/users/{username}/method`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MethodSet {
+    pub method: Method,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -296,7 +386,8 @@ pub struct AuthenticationStart {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Authentication {
     pub id: String,
-    /// `pending`, `approved`, `denied`, `expired` or `fraud`.
+    /// `pending`, `approved`, `denied`, `expired` or `fraud` (the user typed the fraud
+    /// code during the call: the sign-in was not theirs, and they are blocked).
     pub state: String,
     pub username: String,
     /// While pending, what finishes it: `otp` or `security_answers` (what `/answer`
@@ -308,7 +399,11 @@ pub struct Authentication {
     pub questions: Vec<SecurityQuestion>,
     /// How the authentication was approved.
     pub via: Option<String>,
-    /// Why it was denied (a stable code such as `not_enrolled`).
+    /// Why it was denied, a stable code: `not_enrolled`, `invalid_code`, `wrong_answers`,
+    /// `user_locked`, `declined`, `busy` and `no_answer` (the call), `undelivered` (the
+    /// call or text could not reach the phone), `provider_unavailable`, `cancelled`,
+    /// `rate_limited` (too many calls or texts this hour: none was sent),
+    /// `country_not_allowed` (the number's country is not in `sms_allowed_countries`).
     pub reason: Option<String>,
     pub expires_at: i64,
 }

@@ -198,6 +198,9 @@ enum UserCommand {
     Delete { username: String },
     /// Release a lockout now.
     Unlock { username: String },
+    /// Lift a fraud block (a user who typed the fraud code during a verification call is
+    /// blocked for settings.fraud_block_days).
+    Unblock { username: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -250,10 +253,38 @@ struct SetArgs {
     email: Option<String>,
     #[arg(long)]
     clear_email: bool,
-    #[arg(long, conflicts_with = "clear_phone")]
+    /// The primary phone: with its country code (+33 6 12 34 56 78), or national when
+    /// settings.default_region names the country; stored in E.164. Without --extension,
+    /// the new number has none (unless written after it: "+1 555 0100 x890").
+    #[arg(long, value_name = "NUMBER", conflicts_with = "clear_phone")]
     phone: Option<String>,
+    /// The extension dialled once a call to the primary phone is answered (1 to 10 digits).
+    #[arg(long, value_name = "DIGITS", conflicts_with = "clear_phone")]
+    extension: Option<String>,
+    /// Remove both phones (refused while the method is phone_call or sms).
     #[arg(long)]
     clear_phone: bool,
+    /// The backup phone, read like --phone.
+    #[arg(
+        long,
+        value_name = "NUMBER",
+        conflicts_with_all = ["clear_phone", "clear_backup_phone"]
+    )]
+    backup_phone: Option<String>,
+    /// The extension of the backup phone.
+    #[arg(
+        long,
+        value_name = "DIGITS",
+        conflicts_with_all = ["clear_phone", "clear_backup_phone"]
+    )]
+    backup_extension: Option<String>,
+    /// Remove the backup phone.
+    #[arg(long)]
+    clear_backup_phone: bool,
+    /// The primary method: phone_call, sms or oath (phone_call and sms need a phone, oath
+    /// an active OATH token).
+    #[arg(long, value_name = "METHOD")]
+    method: Option<String>,
     /// The user's language: en or fr.
     #[arg(long)]
     language: Option<String>,
@@ -529,7 +560,15 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
             } else {
                 println!("username:  {}", v.username);
                 println!("email:     {}", v.email.as_deref().unwrap_or("-"));
-                println!("phone:     {}", v.phone.as_deref().unwrap_or("-"));
+                println!(
+                    "phone:     {}",
+                    shown_phone(v.phone.as_deref(), v.extension.as_deref())
+                );
+                println!(
+                    "backup:    {}",
+                    shown_phone(v.backup_phone.as_deref(), v.backup_extension.as_deref())
+                );
+                println!("method:    {}", v.method.as_deref().unwrap_or("-"));
                 println!("language:  {}", v.language.as_deref().unwrap_or("-"));
                 println!(
                     "password:  {}",
@@ -553,6 +592,14 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
                     ),
                     None => println!("locked:    no"),
                 }
+                match v.fraud_blocked_until {
+                    Some(t) => println!(
+                        "blocked:   after a fraud report, until {} (lift with `twofold user unblock {}`)",
+                        format_time(t),
+                        v.username
+                    ),
+                    None => println!("blocked:   no"),
+                }
             }
             Ok(())
         }
@@ -566,18 +613,20 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
                 twofold_engine::PasswordHasher::check_new(p)
                     .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
             }
+            let method = args.method.as_deref().map(parse_method).transpose()?;
+            let phones_given = args.phone.is_some()
+                || args.extension.is_some()
+                || args.clear_phone
+                || args.backup_phone.is_some()
+                || args.backup_extension.is_some()
+                || args.clear_backup_phone;
             let changes = UserChanges {
                 email: if args.clear_email {
                     Some(None)
                 } else {
-                    args.email.map(Some)
+                    args.email.clone().map(Some)
                 },
-                phone: if args.clear_phone {
-                    Some(None)
-                } else {
-                    args.phone.map(Some)
-                },
-                language: args.language.map(Some),
+                language: args.language.clone().map(Some),
                 password_hash: if args.clear_password {
                     Some(None)
                 } else {
@@ -592,14 +641,59 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
                 },
                 ..UserChanges::default()
             };
-            if changes.is_empty() && password.is_none() {
+            if changes.is_empty() && password.is_none() && !phones_given && method.is_none() {
                 bail!("nothing to change; see `twofold user set --help`");
             }
             let service = service(config).await?;
-            let user = service
-                .update_user(&actor(), &args.username, changes, password.as_deref())
+            let cannot = |e: &dyn std::fmt::Display| {
+                anyhow::anyhow!(
+                    "cannot change {:?}: {e}; nothing was changed",
+                    args.username
+                )
+            };
+            let current = service
+                .find_user(&args.username)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot change {:?}: {e}", args.username))?;
+                .map_err(|e| cannot(&e))?;
+            // Every value is checked before anything is stored.
+            let phones = if phones_given {
+                Some(new_phones(&service, &current, &args).await?)
+            } else {
+                None
+            };
+            let mut user = current;
+            if !changes.is_empty() || password.is_some() {
+                user = service
+                    .update_user(&actor(), &args.username, changes, password.as_deref())
+                    .await
+                    .map_err(|e| cannot(&e))?;
+            }
+            let client = twofold_server::service::ClientContext {
+                actor: Some(actor()),
+                ..Default::default()
+            };
+            if let Some((primary, backup)) = phones {
+                user = service
+                    .set_user_phones(&user.username, primary.as_ref(), backup.as_ref(), &client)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot change the phones of {:?}: {e}", user.username)
+                    })?;
+            }
+            if let Some(method) = method {
+                user = service
+                    .set_user_method(&user.username, method, &client)
+                    .await
+                    .map_err(|e| match e {
+                        twofold_server::service::ServiceError::Domain(
+                            twofold_engine::DomainError::NotEnrolled,
+                        ) => anyhow::anyhow!(
+                            "--method: {}",
+                            twofold_server::service::phones::missing_for(method)
+                        ),
+                        e => anyhow::anyhow!("--method: {e}"),
+                    })?;
+            }
             println!("updated user {}", user.username);
             Ok(())
         }
@@ -610,6 +704,19 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot delete {username:?}: {e}"))?;
             println!("deleted user {username}");
+            Ok(())
+        }
+        UserCommand::Unblock { username } => {
+            let service = service(config).await?;
+            let was_blocked = service
+                .unblock_user(&actor(), &username)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot unblock {username:?}: {e}"))?;
+            if was_blocked {
+                println!("unblocked {username}");
+            } else {
+                println!("{username} was not blocked");
+            }
             Ok(())
         }
         UserCommand::Unlock { username } => {
@@ -800,7 +907,132 @@ fn view(u: &UserRecord, lock: Option<twofold_engine::lockout::Lock>) -> twofold_
             _ => None,
         },
         hard_locked: lock == Some(Lock::UntilReleased),
+        extension: u.extension.clone(),
+        backup_phone: u.backup_phone.clone(),
+        backup_extension: u.backup_extension.clone(),
+        method: u.method.clone(),
+        fraud_blocked_until: u.fraud_blocked_until.filter(|until| *until > now()),
     }
+}
+
+fn now() -> i64 {
+    SystemClock.now()
+}
+
+/// A stored phone as `user show` prints it: `+33 6 12 34 56 78 ext. 890`.
+fn shown_phone(number: Option<&str>, extension: Option<&str>) -> String {
+    match (number, extension) {
+        (None, _) => "-".to_owned(),
+        (Some(n), None) => twofold_engine::phone::display(n),
+        (Some(n), Some(e)) => format!("{} ext. {e}", twofold_engine::phone::display(n)),
+    }
+}
+
+/// `--method`: the methods an administrator may set.
+fn parse_method(text: &str) -> Result<twofold_engine::settings::Method> {
+    use twofold_engine::settings::Method;
+    match text.trim() {
+        "phone_call" => Ok(Method::PhoneCall),
+        "sms" => Ok(Method::Sms),
+        "oath" => Ok(Method::Oath),
+        "mobile_app" => bail!("--method mobile_app: not available in this version"),
+        other => bail!("--method {other:?}: use phone_call, sms or oath"),
+    }
+}
+
+type PhoneEntry = twofold_server::service::phones::PhoneEntry;
+
+/// The phones `user set` stores: the flags given over the user's current phones, each read
+/// now (with settings.default_region) so that a bad one names its flag and changes nothing.
+async fn new_phones(
+    service: &InProcessService,
+    user: &UserRecord,
+    args: &SetArgs,
+) -> Result<(Option<PhoneEntry>, Option<PhoneEntry>)> {
+    use twofold_server::service::MfaService;
+    if args.clear_phone {
+        if let Some(method @ ("phone_call" | "sms")) = user.method.as_deref() {
+            bail!(
+                "--clear-phone: the method of {} is {method}, which needs a phone; choose another with --method first",
+                user.username
+            );
+        }
+        return Ok((None, None));
+    }
+    let settings = service
+        .settings()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let region = Some(settings.default_region.as_str()).filter(|r| !r.is_empty());
+    // A new number comes with its own extension (or none); an extension alone changes the
+    // current number's.
+    let pick = |number: &Option<String>,
+                extension: &Option<String>,
+                current: Option<&String>,
+                current_extension: Option<&String>|
+     -> Option<PhoneEntry> {
+        match (number, extension) {
+            (Some(n), e) => Some(PhoneEntry {
+                number: n.clone(),
+                extension: e.clone(),
+            }),
+            (None, Some(e)) => current.map(|n| PhoneEntry {
+                number: n.clone(),
+                extension: Some(e.clone()),
+            }),
+            (None, None) => current.map(|n| PhoneEntry {
+                number: n.clone(),
+                extension: current_extension.cloned(),
+            }),
+        }
+    };
+    let check = |entry: &PhoneEntry, number_flag: &str, extension_flag: &str| -> Result<()> {
+        match twofold_engine::phone::parse(&entry.number, entry.extension.as_deref(), region) {
+            Ok(_) => Ok(()),
+            Err(e @ twofold_engine::phone::PhoneError::Extension(_)) => {
+                bail!("{extension_flag}: {e}; nothing was changed")
+            }
+            Err(e) => bail!("{number_flag}: {e}; nothing was changed"),
+        }
+    };
+    let primary = pick(
+        &args.phone,
+        &args.extension,
+        user.phone.as_ref(),
+        user.extension.as_ref(),
+    );
+    let backup = if args.clear_backup_phone {
+        None
+    } else {
+        pick(
+            &args.backup_phone,
+            &args.backup_extension,
+            user.backup_phone.as_ref(),
+            user.backup_extension.as_ref(),
+        )
+    };
+    match &primary {
+        Some(p) => check(p, "--phone", "--extension")?,
+        None if args.extension.is_some() => {
+            bail!(
+                "--extension: {} has no phone; give --phone too",
+                user.username
+            )
+        }
+        None if backup.is_some() => {
+            bail!("--backup-phone: a backup phone needs a primary phone; give --phone too")
+        }
+        None => {}
+    }
+    match &backup {
+        Some(b) => check(b, "--backup-phone", "--backup-extension")?,
+        None if args.backup_extension.is_some() => bail!(
+            "--backup-extension: {} has no backup phone; give --backup-phone too",
+            user.username
+        ),
+        None => {}
+    }
+    Ok((primary, backup))
 }
 
 fn format_time(at: i64) -> String {

@@ -844,3 +844,44 @@ fn phone_steps_end_in_approval_fraud_or_the_reason_the_page_shows() {
         }
     ));
 }
+
+#[test]
+fn an_application_may_call_or_text_any_user_with_a_phone() {
+    let s = settings();
+    let oath_user = enrolled();
+    assert_eq!(
+        start(
+            Origin::Sdk,
+            &s,
+            &oath_user,
+            AttemptFacts::default(),
+            Some(Challenge::PhoneCall)
+        ),
+        Ok(State::Pending(Step::PhoneCall))
+    );
+    // Not in the portal (its fallbacks are the settings'), and never without a phone.
+    assert_eq!(
+        start(
+            Origin::Portal,
+            &s,
+            &oath_user,
+            AttemptFacts::default(),
+            Some(Challenge::Sms)
+        ),
+        Err(StartRefusal::MethodNotOffered)
+    );
+    let phoneless = UserFactors {
+        has_phone: false,
+        ..enrolled()
+    };
+    assert_eq!(
+        start(
+            Origin::Sdk,
+            &s,
+            &phoneless,
+            AttemptFacts::default(),
+            Some(Challenge::Sms)
+        ),
+        Err(StartRefusal::MethodNotOffered)
+    );
+}

@@ -16,6 +16,7 @@ pub mod inbound;
 pub mod invitations;
 mod oath;
 mod operations;
+pub mod phones;
 pub mod portal;
 mod questions;
 pub mod remote;
@@ -29,7 +30,7 @@ pub use portal::{
     PhoneCheck, PhoneInput, PhoneWait, PortalSession, SessionView, SignInOutcome, Stage,
     Verification,
 };
-pub use sdk::{PORTAL_ROLE, SDK_ROLE, ServiceAccountSecret};
+pub use sdk::{PORTAL_ROLE, SDK_ROLE, ServiceAccountSecret, engine_method};
 pub use telephony::{CallTurn, DeliveryStatus, PhoneChoice, PhoneTarget};
 
 use crate::directory::{Directory, DirectoryOutcome, LocalDirectory};

@@ -3,6 +3,7 @@
 
 use super::authentications::Answer;
 use super::authentications::StartOptions;
+use super::phones::PhoneEntry;
 use super::telephony::PhoneChoice;
 use super::{ClientContext, InProcessService, ServiceError};
 use crate::store::{
@@ -14,6 +15,7 @@ use twofold_engine::audit::AuditAction;
 use twofold_engine::authentication::{Authentication, Origin, State, Step};
 use twofold_engine::flow::{self, Challenge};
 use twofold_engine::oath::{Algorithm, OathKind, OathParams};
+use twofold_engine::settings::Method;
 use twofold_engine::token_import::{self, PskcKey};
 use twofold_engine::{DomainError, Language, Username};
 use twofold_sdk as sdk;
@@ -211,6 +213,9 @@ impl InProcessService {
             username: user.username.clone(),
             email: user.email.clone(),
             phone: user.phone.clone(),
+            extension: user.extension.clone(),
+            backup_phone: user.backup_phone.clone(),
+            backup_extension: user.backup_extension.clone(),
             language: user.language.clone(),
             enabled: user.enabled,
             has_password: user.password_hash.is_some(),
@@ -223,7 +228,40 @@ impl InProcessService {
             locked_until,
             hard_locked,
             bypass_until,
+            fraud_blocked_until: user.fraud_blocked_until.filter(|until| *until > now),
         })
+    }
+
+    /// `PUT /sdk/v1/users/{username}/phones`.
+    pub async fn sdk_set_phones(
+        &self,
+        username: &str,
+        body: sdk::PhonesSet,
+        client: &ClientContext,
+    ) -> Result<sdk::User, ServiceError> {
+        let entry = |p: sdk::PhoneNumber| PhoneEntry {
+            number: p.number,
+            extension: p.extension,
+        };
+        let primary = body.primary.map(entry);
+        let backup = body.backup.map(entry);
+        let user = self
+            .set_user_phones(username, primary.as_ref(), backup.as_ref(), client)
+            .await?;
+        self.user_view(&user).await
+    }
+
+    /// `PUT /sdk/v1/users/{username}/method`.
+    pub async fn sdk_set_method(
+        &self,
+        username: &str,
+        method: sdk::Method,
+        client: &ClientContext,
+    ) -> Result<sdk::User, ServiceError> {
+        let user = self
+            .set_user_method(username, engine_method(method), client)
+            .await?;
+        self.user_view(&user).await
     }
 
     pub async fn sdk_list_users(
@@ -660,6 +698,14 @@ impl InProcessService {
                 code: otp.otp,
                 pin: otp.pin,
             },
+            (Step::TextCode, sdk::AuthenticationAnswer::Otp(otp)) => {
+                if otp.pin.is_some() {
+                    return Err(invalid(
+                        "the code of a text message is sent alone: {\"otp\": \"…\"}",
+                    ));
+                }
+                Answer::TextCode(otp.otp)
+            }
             (Step::SecurityQuestions { .. }, sdk::AuthenticationAnswer::Answers(given)) => {
                 Answer::SecurityAnswers(
                     given
@@ -669,13 +715,12 @@ impl InProcessService {
                         .collect(),
                 )
             }
-            (Step::TextCode, sdk::AuthenticationAnswer::Otp(otp)) => Answer::TextCode(otp.otp),
             (Step::Oath | Step::TextCode, _) => {
                 return Err(invalid("this authentication expects {\"otp\": \"…\"}"));
             }
             (Step::PhoneCall | Step::TextReply, _) => {
                 return Err(invalid(
-                    "the user answers this authentication on their phone: poll it until it is decided",
+                    "this authentication is answered on the phone (the call, or a reply to the text): poll it until it is decided",
                 ));
             }
             _ => {
@@ -727,6 +772,16 @@ impl InProcessService {
                 ))
             })?;
         self.import_tokens(actor, &tokens).await
+    }
+}
+
+/// The engine's method for the SDK's.
+pub fn engine_method(method: sdk::Method) -> Method {
+    match method {
+        sdk::Method::PhoneCall => Method::PhoneCall,
+        sdk::Method::Sms => Method::Sms,
+        sdk::Method::MobileApp => Method::MobileApp,
+        sdk::Method::Oath => Method::Oath,
     }
 }
 

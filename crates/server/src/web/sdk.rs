@@ -519,6 +519,9 @@ fn operations() -> OpenApiRouter<SdkState> {
         .routes(routes!(create_user, list_users))
         .routes(routes!(get_user, patch_user, delete_user))
         .routes(routes!(set_pin))
+        .routes(routes!(set_phones))
+        .routes(routes!(set_method))
+        .routes(routes!(unblock_user))
         .routes(routes!(enroll_oath))
         .routes(routes!(verify_oath))
         .routes(routes!(security_questions))
@@ -745,6 +748,75 @@ async fn set_pin(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Sets the user's phones, as an administrator: the numbers are read with the
+/// `default_region` setting and stored in E.164; no call or text is made. `"primary": null`
+/// clears both phones. Ends the user's portal sessions.
+#[utoipa::path(put, path = "/sdk/v1/users/{username}/phones", params(("username" = String, Path, description = "The user's username.")), request_body = sdk::PhonesSet, tag = "users",
+    responses((status = 200, body = sdk::User),
+        (status = 400, body = sdk::Problem, description = "A number that is not a phone number, or cannot be valid in its country (`invalid_phone`); a number without its country code while `default_region` is not set (`phone_needs_country`); an extension that is not 1 to 10 digits (`invalid_extension`); a field that is unknown or misspelt (`invalid_body`); the phones cleared while the user's method needs one, or a backup without a primary (`invalid_request`). Nothing is changed."),
+        (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`).")))]
+async fn set_phones(
+    State(state): State<SdkState>,
+    caller: SdkCaller,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(body): SdkJson<sdk::PhonesSet>,
+) -> SdkResult<Json<sdk::User>> {
+    Ok(Json(
+        state
+            .service
+            .sdk_set_phones(&username, body, &caller.context())
+            .await?,
+    ))
+}
+
+/// Sets the user's primary method. `phone_call` and `sms` need a phone, `oath` an active
+/// OATH token; `mobile_app` is not available in this version. Ends the user's portal
+/// sessions.
+#[utoipa::path(put, path = "/sdk/v1/users/{username}/method", params(("username" = String, Path, description = "The user's username.")), request_body = sdk::MethodSet, tag = "users",
+    responses((status = 200, body = sdk::User),
+        (status = 400, body = sdk::Problem, description = "`mobile_app`, not available in this version (`invalid_request`), or an unknown method (`invalid_body`)."),
+        (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`)."),
+        (status = 409, body = sdk::Problem, description = "The user lacks what the method needs: a phone for `phone_call` and `sms`, an active OATH token for `oath` (`not_enrolled`; the detail says which).")))]
+async fn set_method(
+    State(state): State<SdkState>,
+    caller: SdkCaller,
+    SdkPath(username): SdkPath<String>,
+    SdkJson(body): SdkJson<sdk::MethodSet>,
+) -> SdkResult<Json<sdk::User>> {
+    match state
+        .service
+        .sdk_set_method(&username, body.method, &caller.context())
+        .await
+    {
+        Ok(user) => Ok(Json(user)),
+        Err(crate::service::ServiceError::Domain(twofold_engine::DomainError::NotEnrolled)) => {
+            Err(ProblemResponse::new(
+                StatusCode::CONFLICT,
+                "not_enrolled",
+                crate::service::phones::missing_for(crate::service::engine_method(body.method)),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Lifts a fraud block: the user may sign in, and be called or texted, again. Audited
+/// (`user_unblocked`); a user who is not blocked is left as is.
+#[utoipa::path(post, path = "/sdk/v1/users/{username}/unblock", params(("username" = String, Path, description = "The user's username.")), tag = "users",
+    responses((status = 204, description = "The user is not blocked (any more)."),
+        (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`).")))]
+async fn unblock_user(
+    State(state): State<SdkState>,
+    caller: SdkCaller,
+    SdkPath(username): SdkPath<String>,
+) -> SdkResult<StatusCode> {
+    state
+        .service
+        .unblock_user(&caller.actor(), &username)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Enrols an authenticator app (returns the otpauth URI and a QR code), or associates a
 /// hardware token by serial.
 #[utoipa::path(post, path = "/sdk/v1/users/{username}/oath", params(("username" = String, Path, description = "The user's username.")), request_body = sdk::OathEnroll, tag = "oath",
@@ -842,9 +914,18 @@ async fn create_bypass(
 }
 
 /// Starts an authentication: the portal's state machine (password, trusted IPs, bypass,
-/// lockout), then what is needed next.
+/// lockout), then what is needed next. With `"method": "phone_call"` or `"sms"` a call or a
+/// text goes to the user's phone (`"phone": "backup"`: the backup phone), and `next` is
+/// `phone_call`, `text_reply` (poll until decided) or `text_code` (send the text's code to
+/// `/answer` as `otp`). A call or text refused before it is sent (the hourly limits, the
+/// allowed countries) denies the authentication at once, with `reason` `rate_limited` or
+/// `country_not_allowed`.
 #[utoipa::path(post, path = "/sdk/v1/authentications", request_body = sdk::AuthenticationStart, tag = "authentications",
-    responses((status = 201, body = sdk::Authentication), (status = 401, body = sdk::Problem), (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`): without a password, the username is looked up."), (status = 423, body = sdk::Problem)))]
+    responses((status = 201, body = sdk::Authentication),
+        (status = 400, body = sdk::Problem, description = "An unknown `method` or `phone`, a method the user cannot use now, or `\"phone\": \"backup\"` for a user without a backup phone (`invalid_request`)."),
+        (status = 401, body = sdk::Problem),
+        (status = 403, body = sdk::Problem, description = "The user is blocked after a fraud report (`fraud_blocked`), or sign-ins are turned off (`sign_in_disabled`)."),
+        (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`): without a password, the username is looked up."), (status = 423, body = sdk::Problem)))]
 async fn start_authentication(
     State(state): State<SdkState>,
     caller: SdkCaller,
@@ -874,9 +955,14 @@ async fn get_authentication(
     ))
 }
 
-/// Answers an authentication with an OTP or security answers.
+/// Answers an authentication with an OTP (`next` is `otp`, or `text_code`: the code of the
+/// text message) or security answers (`next` is `security_answers`). One that waits on a
+/// call or a reply to a text (`phone_call`, `text_reply`) is not answered here: poll it.
 #[utoipa::path(post, path = "/sdk/v1/authentications/{id}/answer", params(("id" = String, Path, description = "The authentication's id, as returned when it was started.")), request_body = sdk::AuthenticationAnswer, tag = "authentications",
-    responses((status = 200, body = sdk::Authentication), (status = 401, body = sdk::Problem), (status = 409, body = sdk::Problem)))]
+    responses((status = 200, body = sdk::Authentication),
+        (status = 400, body = sdk::Problem, description = "The answer does not fit `next` (`invalid_request`), or a code of the wrong length (`invalid_code_format`)."),
+        (status = 401, body = sdk::Problem, description = "A wrong code or wrong answers (`invalid_code`, `wrong_answers`)."),
+        (status = 409, body = sdk::Problem, description = "The authentication is decided already (`authentication_closed`), or the code was used before (`code_already_used`).")))]
 async fn answer_authentication(
     State(state): State<SdkState>,
     caller: SdkCaller,

@@ -25,6 +25,7 @@ mod portal;
 mod ports;
 mod radius;
 mod sdk;
+mod sdk_phones;
 mod security;
 mod slapd;
 mod smtp;
