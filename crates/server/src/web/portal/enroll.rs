@@ -9,6 +9,7 @@ use super::extract::Admit;
 use super::{CsrfForm, Fields, PageContext, Stage, Visitor, field, render};
 use crate::service::{QuestionView, SoftwareEnrollment};
 use crate::web::client::Client;
+use crate::web::i18n::Translator;
 use crate::web::{AppState, WebError};
 use askama::Template;
 use axum::Router;
@@ -17,7 +18,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use twofold_engine::answers::QUESTIONS_PER_USER;
-use crate::web::i18n::Translator;
 use twofold_engine::flow::{self, EnrollmentStep};
 use twofold_engine::oath::OathKind;
 use twofold_engine::settings::Method;
@@ -213,12 +213,19 @@ async fn method_post(
     let chosen = field(&form, "method").and_then(parse_method);
     match chosen.filter(|m| offered_methods(&visitor).contains(m)) {
         Some(Method::Oath) => Ok(visitor.finish(Redirect::to("/enroll/oath"))),
-        Some(m @ (Method::PhoneCall | Method::Sms)) => Ok(visitor.finish(Redirect::to(
-            &format!("/enroll/phone?method={}", method_value(m)),
-        ))),
+        Some(m @ (Method::PhoneCall | Method::Sms)) => Ok(visitor.finish(Redirect::to(&format!(
+            "/enroll/phone?method={}",
+            method_value(m)
+        )))),
         _ => {
             let message = visitor.t().t("method-choose");
-            method_page(&state, &visitor, StatusCode::BAD_REQUEST, Some(message), None)
+            method_page(
+                &state,
+                &visitor,
+                StatusCode::BAD_REQUEST,
+                Some(message),
+                None,
+            )
         }
     }
 }

@@ -84,10 +84,15 @@ fn non_empty(s: &str) -> Option<String> {
 
 /// The phone method a page is for: the one asked for when the user may enrol it (or has
 /// it already), else the user's own phone method, else the only phone method offered.
-fn phone_method(visitor: &Enrolling, asked: Option<&str>, current: Option<Method>) -> Option<Method> {
+fn phone_method(
+    visitor: &Enrolling,
+    asked: Option<&str>,
+    current: Option<Method>,
+) -> Option<Method> {
     let offered = flow::enrollable_methods(&visitor.settings);
-    let allowed =
-        |m: Method| matches!(m, Method::PhoneCall | Method::Sms) && (offered.contains(&m) || current == Some(m));
+    let allowed = |m: Method| {
+        matches!(m, Method::PhoneCall | Method::Sms) && (offered.contains(&m) || current == Some(m))
+    };
     if let Some(asked) = asked.filter(|a| !a.is_empty()) {
         return parse_method(asked).filter(|m| allowed(*m));
     }
@@ -229,7 +234,13 @@ async fn phone_post(
     let backup = form.backup();
     match state
         .service()
-        .begin_phone_check(&visitor.id, method, &form.primary(), backup.as_ref(), &client)
+        .begin_phone_check(
+            &visitor.id,
+            method,
+            &form.primary(),
+            backup.as_ref(),
+            &client,
+        )
         .await
     {
         Ok(check) => outcome(&state, &visitor, check, form, None).await,
@@ -349,9 +360,7 @@ async fn outcome(
                     let region =
                         Some(visitor.settings.default_region.as_str()).filter(|r| !r.is_empty());
                     let typed = phone::parse(&form.number, None, region).ok();
-                    if decided == Some("saved")
-                        && typed.is_some_and(|p| Some(p.number) == stored)
-                    {
+                    if decided == Some("saved") && typed.is_some_and(|p| Some(p.number) == stored) {
                         Ok(visitor.finish(done(visitor.mode, "phone")))
                     } else {
                         form_page(
@@ -376,10 +385,12 @@ pub(super) fn check_failed_message(t: &Translator, reason: &str) -> String {
         "no_answer" => t.t("phone-check-no-answer"),
         "expired" => t.t("phone-check-expired"),
         "invalid_code" => t.t("phone-check-wrong"),
-        "fraud" | "undelivered" | "provider_unavailable" | "rate_limited"
-        | "country_not_allowed" | "user_locked" => {
-            super::verify::phone_ended_message(t, reason, Some(reason))
-        }
+        "fraud"
+        | "undelivered"
+        | "provider_unavailable"
+        | "rate_limited"
+        | "country_not_allowed"
+        | "user_locked" => super::verify::phone_ended_message(t, reason, Some(reason)),
         _ => t.t("phone-check-denied"),
     }
 }
