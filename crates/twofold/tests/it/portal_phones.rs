@@ -772,3 +772,180 @@ async fn the_phone_pages_speak_french_to_a_french_browser() {
         call.html
     );
 }
+
+#[tokio::test]
+async fn a_phone_form_without_its_csrf_token_is_refused_and_calls_nobody() {
+    let env = phone_env(Backend::Sqlite).await;
+    env.add_user("gina", PASSWORD);
+    let server = env.start();
+    let client = server.client();
+    let inbox = Inbox::new(&server);
+    choose_method(&client, &server, "gina", "phone_call").await;
+    // A page on another site posting the form in the user's browser: no token.
+    let forged = client
+        .post(server.url("/enroll/phone"))
+        .form(&[("method", "phone_call"), ("number", OTHER_NUMBER)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let html = inbox.page(&server).await;
+    assert!(
+        html.contains("id=\"inbox-empty\""),
+        "nothing was called: {html}"
+    );
+}
+
+#[tokio::test]
+async fn someone_with_only_the_password_cannot_put_their_own_number_on_the_account() {
+    let env = phone_env(Backend::Sqlite).await;
+    env.add_user("hugo", PASSWORD);
+    let server = env.start();
+    let client = server.client();
+    let inbox = Inbox::new(&server);
+    let seen = enrol_by_phone_call(&client, &server, &inbox, "hugo").await;
+    finish_wizard(&client, &server).await;
+    sign_out(&client, &server).await;
+
+    // The attacker knows the password: the sign-in waits for a call to Hugo's phone.
+    let attacker = server.client();
+    let response = sign_in(&attacker, &server, "hugo", PASSWORD).await;
+    assert_eq!(location(&response), "/verify");
+    let page = get_html(&attacker, &server, "/verify").await;
+    let token = form_token(&page, "/verify/phone");
+    for path in ["/enroll/phone", "/enroll/phone/code", "/enroll/phone/check"] {
+        let tried = attacker
+            .post(server.url(path))
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("method", "phone_call"),
+                ("number", OTHER_NUMBER),
+                ("code", "123456"),
+                ("outcome", "saved"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tried.status(), 303, "{path}");
+        assert_eq!(
+            location(&tried),
+            "/verify",
+            "{path}: sent back to the second factor"
+        );
+    }
+    let status = attacker
+        .get(server.url("/enroll/phone/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&status), "/verify");
+    let html = inbox.page(&server).await;
+    for entry in entries(&html) {
+        assert!(
+            !entry.html.contains(OTHER_E164),
+            "the attacker's number was called: {}",
+            entry.html
+        );
+    }
+    assert_eq!(
+        entries(&html)
+            .iter()
+            .filter(|e| !seen.contains(&e.id))
+            .count(),
+        1,
+        "only the sign-in's call to Hugo's own phone: {html}"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_outcome_does_not_make_the_account_page_say_an_unproved_number_is_saved() {
+    let env = phone_env(Backend::Sqlite).await;
+    env.add_user("iris", PASSWORD);
+    let server = env.start();
+    let client = server.client();
+    let inbox = Inbox::new(&server);
+    enrol_by_phone_call(&client, &server, &inbox, "iris").await;
+    finish_wizard(&client, &server).await;
+    let form = get_html(&client, &server, "/enroll/phone?method=phone_call").await;
+    // No check under way, and the form says "saved" for a number never called.
+    let forged = client
+        .post(server.url("/enroll/phone/check"))
+        .form(&[
+            ("csrf_token", form_token(&form, "/enroll/phone").as_str()),
+            ("method", "phone_call"),
+            ("number", OTHER_NUMBER),
+            ("outcome", "saved"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 200, "the form again, not the account page");
+    let html = forged.text().await.unwrap();
+    assert!(html.contains("action=\"/enroll/phone\""), "{html}");
+    let account = get_html(&client, &server, "/account").await;
+    assert!(
+        account.contains(&format!("id=\"profile-phone\">{NUMBER}<")),
+        "{account}"
+    );
+}
+
+#[tokio::test]
+async fn a_new_number_whose_call_gets_three_wrong_pins_is_not_stored_and_the_form_says_why() {
+    let env = phone_env(Backend::Sqlite)
+        .await
+        .set("TWOFOLD_SETTINGS__PIN_REQUIRED", "true");
+    env.add_user("jack", PASSWORD);
+    let server = env.start();
+    let client = server.client();
+    let inbox = Inbox::new(&server);
+    let seen = enrol_by_phone_call(&client, &server, &inbox, "jack").await;
+    let pin_page = get_html(&client, &server, "/enroll/pin").await;
+    let set = client
+        .post(server.url("/enroll/pin"))
+        .form(&[
+            ("csrf_token", form_token(&pin_page, "/enroll/pin").as_str()),
+            ("pin", "482915"),
+            ("pin_confirm", "482915"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&set), "/enroll");
+    finish_wizard(&client, &server).await;
+
+    let form = get_html(&client, &server, "/enroll/phone?method=phone_call").await;
+    let waiting = post_phone(
+        &client,
+        &server,
+        &form,
+        OTHER_NUMBER,
+        &[("extension", "42")],
+    )
+    .await;
+    let waiting = waiting.text().await.unwrap();
+    let call = inbox.newest(&server, "call-", &seen).await;
+    assert!(call.html.contains(OTHER_E164), "{}", call.html);
+    for _ in 0..3 {
+        inbox.answer(&server, &call.id, "111111#").await;
+    }
+    let ended = post_check(&client, &server, &waiting, None).await;
+    assert_eq!(ended.status(), 200);
+    let html = ended.text().await.unwrap();
+    assert!(
+        html.contains("id=\"enroll-error\">The PIN or code was wrong too many times. Try again."),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("value=\"{OTHER_NUMBER}\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains("value=\"42\""),
+        "the extension is kept: {html}"
+    );
+    let account = get_html(&client, &server, "/account").await;
+    assert!(
+        account.contains(&format!("id=\"profile-phone\">{NUMBER}<")),
+        "the old number stays: {account}"
+    );
+}
