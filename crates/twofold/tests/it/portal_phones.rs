@@ -92,27 +92,41 @@ fn entries(html: &str) -> Vec<Entry> {
     found
 }
 
-/// The developer's view of `/dev/inbox` (a browser of their own).
-struct Inbox {
+/// The developer's view of `/dev/inbox` (a browser of their own), on the server that places
+/// the calls (behind the portal, in the split deployment).
+struct Inbox<'a> {
     client: reqwest::Client,
+    server: &'a Server,
 }
 
-impl Inbox {
-    fn new(server: &Server) -> Inbox {
+impl<'a> Inbox<'a> {
+    fn new(server: &'a Server) -> Inbox<'a> {
         Inbox {
             client: server.client(),
+            server,
         }
     }
 
-    async fn page(&self, server: &Server) -> String {
-        get_html(&self.client, server, "/dev/inbox").await
+    /// The inbox of the server behind a portal of its own (its certificate from the test CA).
+    fn behind(env: &Env, portal: &'a Server) -> Inbox<'a> {
+        Inbox {
+            client: client_trusting(&env.dir.path().join("test-ca/ca.pem"), true),
+            server: portal
+                .behind
+                .as_deref()
+                .expect("the server behind the portal"),
+        }
+    }
+
+    async fn page(&self) -> String {
+        get_html(&self.client, self.server, "/dev/inbox").await
     }
 
     /// The newest entry whose id starts with `kind` (`call-`, `text-`) other than those in
     /// `seen`, waiting a little for it to arrive.
-    async fn newest(&self, server: &Server, kind: &str, seen: &[String]) -> Entry {
+    async fn newest(&self, kind: &str, seen: &[String]) -> Entry {
         for _ in 0..50 {
-            let html = self.page(server).await;
+            let html = self.page().await;
             if let Some(entry) = entries(&html)
                 .into_iter()
                 .find(|e| e.id.starts_with(kind) && !seen.contains(&e.id))
@@ -121,19 +135,16 @@ impl Inbox {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!(
-            "no new {kind} entry in /dev/inbox:\n{}",
-            self.page(server).await
-        );
+        panic!("no new {kind} entry in /dev/inbox:\n{}", self.page().await);
     }
 
     /// Answers the call `id` by pressing `digits`.
-    async fn answer(&self, server: &Server, id: &str, digits: &str) {
-        let html = self.page(server).await;
+    async fn answer(&self, id: &str, digits: &str) {
+        let html = self.page().await;
         let token = form_token(&html, &format!("/dev/inbox/{id}/answer"));
         let answered = self
             .client
-            .post(server.url(&format!("/dev/inbox/{id}/answer")))
+            .post(self.server.url(&format!("/dev/inbox/{id}/answer")))
             .form(&[("csrf_token", token.as_str()), ("digits", digits)])
             .send()
             .await
@@ -283,7 +294,7 @@ async fn finish_wizard(client: &reqwest::Client, server: &Server) {
 async fn enrol_by_phone_call(
     client: &reqwest::Client,
     server: &Server,
-    inbox: &Inbox,
+    inbox: &Inbox<'_>,
     user: &str,
 ) -> Vec<String> {
     let form = choose_method(client, server, user, "phone_call").await;
@@ -298,7 +309,7 @@ async fn enrol_by_phone_call(
         "{waiting}"
     );
 
-    let call = inbox.newest(server, "call-", &[]).await;
+    let call = inbox.newest("call-", &[]).await;
     assert!(call.html.contains(NUMBER_E164), "{}", call.html);
     // Not answered yet: the button finds it still calling, and nothing is stored.
     let still = post_check(client, server, &waiting, None).await;
@@ -310,7 +321,7 @@ async fn enrol_by_phone_call(
         "no method stored before the call is answered"
     );
 
-    inbox.answer(server, &call.id, "#").await;
+    inbox.answer(&call.id, "#").await;
     let saved = post_check(client, server, &waiting, None).await;
     assert_eq!(
         saved.status(),
@@ -327,7 +338,7 @@ async fn enrol_by_phone_call(
 async fn sign_in_by_phone_call(
     client: &reqwest::Client,
     server: &Server,
-    inbox: &Inbox,
+    inbox: &Inbox<'_>,
     user: &str,
     seen: &mut Vec<String>,
 ) {
@@ -335,9 +346,9 @@ async fn sign_in_by_phone_call(
     assert_eq!(location(&response), "/verify");
     let page = get_html(client, server, "/verify").await;
     assert!(page.contains("Calling +33 6 •• •• •• 78…"), "{page}");
-    let call = inbox.newest(server, "call-", seen).await;
+    let call = inbox.newest("call-", seen).await;
     seen.push(call.id.clone());
-    inbox.answer(server, &call.id, "#").await;
+    inbox.answer(&call.id, "#").await;
     let token = form_token(&page, "/verify/phone");
     let signed = client
         .post(server.url("/verify/phone"))
@@ -349,12 +360,16 @@ async fn sign_in_by_phone_call(
     assert_eq!(location(&signed), "/account");
 }
 
-async fn phone_call_enrolment_then_sign_in(backend: Backend) {
-    let env = phone_env(backend).await;
+async fn phone_call_enrolment_then_sign_in(backend: Backend, split: bool) {
+    let env = topology(phone_env(backend).await, split);
     env.add_user("alice", PASSWORD);
     let server = env.start();
     let client = server.client();
-    let inbox = Inbox::new(&server);
+    let inbox = if split {
+        Inbox::behind(&env, &server)
+    } else {
+        Inbox::new(&server)
+    };
     let mut seen = enrol_by_phone_call(&client, &server, &inbox, "alice").await;
     finish_wizard(&client, &server).await;
     let account = get_html(&client, &server, "/account").await;
@@ -374,13 +389,18 @@ async fn phone_call_enrolment_then_sign_in(backend: Backend) {
 
 #[tokio::test]
 async fn a_new_user_enrols_by_phone_call_and_signs_in_with_a_call_answered_with_pound_on_sqlite() {
-    phone_call_enrolment_then_sign_in(Backend::Sqlite).await;
+    phone_call_enrolment_then_sign_in(Backend::Sqlite, false).await;
 }
 
 #[tokio::test]
 async fn a_new_user_enrols_by_phone_call_and_signs_in_with_a_call_answered_with_pound_on_postgres()
 {
-    phone_call_enrolment_then_sign_in(Backend::Postgres).await;
+    phone_call_enrolment_then_sign_in(Backend::Postgres, false).await;
+}
+
+#[tokio::test]
+async fn a_new_user_enrols_by_phone_call_and_signs_in_through_a_portal_on_its_own_host() {
+    phone_call_enrolment_then_sign_in(Backend::Sqlite, true).await;
 }
 
 #[tokio::test]
@@ -399,7 +419,7 @@ async fn a_new_user_enrols_by_text_message_typing_the_texted_code_and_signs_in_t
         page.contains(&format!("We texted a code to {NUMBER}. Type it here.")),
         "{page}"
     );
-    let text = inbox.newest(&server, "text-", &[]).await;
+    let text = inbox.newest("text-", &[]).await;
     assert!(text.html.contains(NUMBER_E164), "{}", text.html);
     let code = texted_code(&text);
 
@@ -454,7 +474,7 @@ async fn a_new_user_enrols_by_text_message_typing_the_texted_code_and_signs_in_t
     assert_eq!(location(&response), "/verify");
     let verify = get_html(&client, &server, "/verify").await;
     assert!(verify.contains("We texted a code to"), "{verify}");
-    let text = inbox.newest(&server, "text-", &[text.id]).await;
+    let text = inbox.newest("text-", &[text.id]).await;
     let code = texted_code(&text);
     let signed = post_code(&client, &server, &verify, &code).await;
     assert_eq!(signed.status(), 303);
@@ -494,7 +514,7 @@ async fn with_pins_required_the_call_asks_for_the_pin_again_after_a_wrong_one_an
     let response = sign_in(&client, &server, "carol", PASSWORD).await;
     assert_eq!(location(&response), "/verify");
     let page = get_html(&client, &server, "/verify").await;
-    let call = inbox.newest(&server, "call-", &seen).await;
+    let call = inbox.newest("call-", &seen).await;
     seen.push(call.id.clone());
     assert!(
         call.html
@@ -502,8 +522,8 @@ async fn with_pins_required_the_call_asks_for_the_pin_again_after_a_wrong_one_an
         "{}",
         call.html
     );
-    inbox.answer(&server, &call.id, "111111#").await;
-    let again = inbox.page(&server).await;
+    inbox.answer(&call.id, "111111#").await;
+    let again = inbox.page().await;
     let entry = entries(&again)
         .into_iter()
         .find(|e| e.id == call.id)
@@ -523,7 +543,7 @@ async fn with_pins_required_the_call_asks_for_the_pin_again_after_a_wrong_one_an
     assert_eq!(waiting.status(), 200, "a wrong PIN does not sign in");
     assert!(waiting.text().await.unwrap().contains("Calling"));
 
-    inbox.answer(&server, &call.id, "482915#").await;
+    inbox.answer(&call.id, "482915#").await;
     let signed = client
         .post(server.url("/verify/phone"))
         .form(&[("csrf_token", token.as_str())])
@@ -590,7 +610,7 @@ async fn a_number_that_is_not_a_phone_is_refused_next_to_its_field_kept_and_noth
         .unwrap();
     assert_eq!(forged.status(), 400);
 
-    let html = inbox.page(&server).await;
+    let html = inbox.page().await;
     assert!(
         html.contains("id=\"inbox-empty\""),
         "nothing was called: {html}"
@@ -626,7 +646,7 @@ async fn changing_the_phone_on_the_account_page_calls_the_new_number_and_stores_
         waiting.contains(&format!("Calling {OTHER_NUMBER}…")),
         "{waiting}"
     );
-    let call = inbox.newest(&server, "call-", &seen).await;
+    let call = inbox.newest("call-", &seen).await;
     assert!(
         call.html.contains(OTHER_E164),
         "the new number is called: {}",
@@ -650,7 +670,7 @@ async fn changing_the_phone_on_the_account_page_calls_the_new_number_and_stores_
         "the old number until the new one answers: {account}"
     );
 
-    inbox.answer(&server, &call.id, "#").await;
+    inbox.answer(&call.id, "#").await;
     let status: serde_json::Value = client
         .get(server.url("/enroll/phone/status"))
         .send()
@@ -764,7 +784,7 @@ async fn the_phone_pages_speak_french_to_a_french_browser() {
         waiting.contains("J&#39;ai répondu : continuer"),
         "{waiting}"
     );
-    let call = inbox.newest(&server, "call-", &[]).await;
+    let call = inbox.newest("call-", &[]).await;
     assert!(
         call.html
             .contains("Pour approuver, appuyez sur la touche dièse."),
@@ -789,7 +809,7 @@ async fn a_phone_form_without_its_csrf_token_is_refused_and_calls_nobody() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 403);
-    let html = inbox.page(&server).await;
+    let html = inbox.page().await;
     assert!(
         html.contains("id=\"inbox-empty\""),
         "nothing was called: {html}"
@@ -839,7 +859,7 @@ async fn someone_with_only_the_password_cannot_put_their_own_number_on_the_accou
         .await
         .unwrap();
     assert_eq!(location(&status), "/verify");
-    let html = inbox.page(&server).await;
+    let html = inbox.page().await;
     for entry in entries(&html) {
         assert!(
             !entry.html.contains(OTHER_E164),
@@ -923,10 +943,10 @@ async fn a_new_number_whose_call_gets_three_wrong_pins_is_not_stored_and_the_for
     )
     .await;
     let waiting = waiting.text().await.unwrap();
-    let call = inbox.newest(&server, "call-", &seen).await;
+    let call = inbox.newest("call-", &seen).await;
     assert!(call.html.contains(OTHER_E164), "{}", call.html);
     for _ in 0..3 {
-        inbox.answer(&server, &call.id, "111111#").await;
+        inbox.answer(&call.id, "111111#").await;
     }
     let ended = post_check(&client, &server, &waiting, None).await;
     assert_eq!(ended.status(), 200);
