@@ -1,10 +1,13 @@
 // End-to-end test of the user portal in a real headless Chromium.
 //
 // It starts `twofold serve` on 127.0.0.1 (port 0) with a throwaway data directory, adds a user
-// with a local password, and then walks the pages as a person would: sign in, scan the QR code
-// of the authenticator-app enrolment (a screenshot decoded by zbarimg, not the HTML's secret),
-// type the code `oathtool` computes, choose four security questions, sign out, sign in again
-// with a fresh code, see a replayed code refused, and fall back to the security questions.
+// with a local password, and then walks the pages as a person would: sign in, choose the
+// authenticator app on the method page, scan the QR code of its enrolment (a screenshot decoded
+// by zbarimg, not the HTML's secret), type the code `oathtool` computes, choose four security
+// questions, sign out, sign in again with a fresh code, see a replayed code refused, and fall
+// back to the security questions. A second test enrols a phone with a call of the console
+// channel, answered in /dev/inbox, and signs in with another call: the waiting pages move on
+// by themselves (their script polls).
 //
 // Peers (Debian packages, installed by scripts/test): chromium, oathtool, zbar-tools.
 // Browser driver: npm playwright-core (tests/browser/package.json); no browser is downloaded.
@@ -195,49 +198,91 @@ async function waitForNextStep(period) {
   await sleep(Math.ceil((next - now) * 1000));
 }
 
-test('a user enrols an authenticator app and security questions, then signs in with them', { timeout: 180_000 }, async (t) => {
-  const started = Date.now();
-  const work = mkdtempSync(join(tmpdir(), 'twofold-browser-'));
+/**
+ * Adds the user, starts `twofold serve` (with `extraEnv`) and a headless Chromium on a
+ * profile in `work`. Returns { server, context, page, base }; `state` gets them as they come,
+ * so that the caller's `finally` can stop what was started.
+ */
+async function startPortal(t, work, state, extraEnv = {}) {
   const dataDir = join(work, 'data');
   const profileDir = join(work, 'chromium-profile');
   mkdirSync(dataDir);
   mkdirSync(profileDir);
-  let server = null;
-  let context = null;
-  let page = null;
+  const bin = twofoldBinary();
+  const env = { ...twofoldEnv(dataDir), ...extraEnv };
+  const added = spawnSync(bin, ['user', 'add', USERNAME, '--password-stdin'], {
+    env,
+    input: `${PASSWORD}\n`,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.equal(added.status, 0, `twofold user add failed:\n${added.stdout}\n${added.stderr}`);
+  state.server = await startServer(bin, env);
+  // Should the test runner give up on this test (its timeout), still stop the server.
+  const { child } = state.server;
+  process.once('exit', () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  const base = state.server.url;
+  t.diagnostic(`portal at ${base}`);
+  state.context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    // The server's certificate is self-signed, generated in the data directory.
+    ignoreHTTPSErrors: true,
+    locale: 'en-GB',
+    viewport: { width: 1000, height: 900 },
+  });
+  state.context.setDefaultTimeout(15_000);
+  state.page = state.context.pages()[0] ?? (await state.context.newPage());
+  return base;
+}
+
+/** What a failed test leaves behind to look at; then stops the browser and the server. */
+async function cleanUp(work, state, failed) {
+  const { server, context, page } = state;
+  if (failed) {
+    const saved = [];
+    if (page && !page.isClosed()) {
+      try {
+        const shot = join(work, 'failure.png');
+        await page.screenshot({ path: shot, fullPage: true, timeout: 10_000 });
+        saved.push(`screenshot: ${shot}`);
+        const html = join(work, 'failure.html');
+        writeFileSync(html, await page.content());
+        saved.push(`page HTML:  ${html} (of ${page.url()})`);
+      } catch (err) {
+        saved.push(`(could not save the page: ${err.message})`);
+      }
+    }
+    console.error(`\n--- the browser test failed; kept ${work}`);
+    for (const line of saved) console.error(`  ${line}`);
+    if (server) console.error(`--- twofold serve's stderr:\n${server.stderr()}`);
+  }
+  if (context) await context.close().catch(() => {});
+  if (server) await stopServer(server);
+  if (!failed) rmSync(work, { recursive: true, force: true });
+}
+
+/** On the method page, chooses `label` and goes on. */
+async function chooseMethod(page, label) {
+  await expectPage(page, '/enroll/method', "Choose how to confirm it's you");
+  await page.getByLabel(label, { exact: true }).check();
+  await submit(page, page.locator('form[action="/enroll/method"] button[type="submit"]'));
+}
+
+test('a user enrols an authenticator app and security questions, then signs in with them', { timeout: 180_000 }, async (t) => {
+  const started = Date.now();
+  const work = mkdtempSync(join(tmpdir(), 'twofold-browser-'));
+  const state = {};
   let failed = true;
   try {
-    // 1. The server, with one user who has a local password.
-    const bin = twofoldBinary();
-    const env = twofoldEnv(dataDir);
-    const added = spawnSync(bin, ['user', 'add', USERNAME, '--password-stdin'], {
-      env,
-      input: `${PASSWORD}\n`,
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
-    assert.equal(added.status, 0, `twofold user add failed:\n${added.stdout}\n${added.stderr}`);
-    server = await startServer(bin, env);
-    // Should the test runner give up on this test (its timeout), still stop the server.
-    const { child } = server;
-    process.once('exit', () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
-    const base = server.url;
-    t.diagnostic(`portal at ${base}`);
+    // 1. The server, with one user who has a local password; the browser.
+    const base = await startPortal(t, work, state);
+    const { page } = state;
 
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_FLAGS,
-      // The server's certificate is self-signed, generated in the data directory.
-      ignoreHTTPSErrors: true,
-      locale: 'en-GB',
-      viewport: { width: 1000, height: 900 },
-    });
-    context.setDefaultTimeout(15_000);
-    page = context.pages()[0] ?? (await context.newPage());
-
-    // 2. Sign in: a user without a method is sent to enrol an authenticator app.
+    // 2. Sign in: a user without a method chooses one, here the authenticator app.
     await signIn(page, base);
+    await chooseMethod(page, 'Authenticator app');
     await expectPage(page, '/enroll/oath', 'Add an authenticator app');
     // Showing the page changes nothing: the key is made when the user asks for it.
     assert.equal(await page.locator('figure#qr').count(), 0, 'no key before the user starts the enrolment');
@@ -338,26 +383,80 @@ test('a user enrols an authenticator app and security questions, then signs in w
     failed = false;
     t.diagnostic(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {
-    if (failed) {
-      const saved = [];
-      if (page && !page.isClosed()) {
-        try {
-          const shot = join(work, 'failure.png');
-          await page.screenshot({ path: shot, fullPage: true, timeout: 10_000 });
-          saved.push(`screenshot: ${shot}`);
-          const html = join(work, 'failure.html');
-          writeFileSync(html, await page.content());
-          saved.push(`page HTML:  ${html} (of ${page.url()})`);
-        } catch (err) {
-          saved.push(`(could not save the page: ${err.message})`);
-        }
-      }
-      console.error(`\n--- the browser test failed; kept ${work}`);
-      for (const line of saved) console.error(`  ${line}`);
-      if (server) console.error(`--- twofold serve's stderr:\n${server.stderr()}`);
+    await cleanUp(work, state, failed);
+  }
+});
+
+/**
+ * In the /dev/inbox tab, answers the newest call not in `seen` by pressing `digits`; returns
+ * its id. Waits a little for the call to arrive.
+ */
+async function answerNewestCall(inbox, baseUrl, digits, seen) {
+  for (let tries = 0; tries < 50; tries += 1) {
+    await inbox.goto(new URL('/dev/inbox', baseUrl).href);
+    await expectPage(inbox, '/dev/inbox', 'Development inbox');
+    const ids = await inbox.locator('ol > li[id^="call-"]').evaluateAll((items) => items.map((li) => li.id));
+    const id = ids.find((candidate) => !seen.includes(candidate));
+    if (id) {
+      const entry = inbox.locator(`li[id="${id}"]`);
+      await entry.getByLabel(/keys pressed/).fill(digits);
+      await submit(inbox, entry.getByRole('button', { name: 'Answer the call', exact: true }));
+      seen.push(id);
+      return id;
     }
-    if (context) await context.close().catch(() => {});
-    if (server) await stopServer(server);
-    if (!failed) rmSync(work, { recursive: true, force: true });
+    await sleep(200);
+  }
+  throw new Error(`no new call in /dev/inbox:\n${await inbox.content()}`);
+}
+
+test('a user enrols a phone with a call answered in /dev/inbox, then signs in with another call', { timeout: 180_000 }, async (t) => {
+  const started = Date.now();
+  const work = mkdtempSync(join(tmpdir(), 'twofold-browser-'));
+  const state = {};
+  let failed = true;
+  try {
+    const base = await startPortal(t, work, state);
+    const { page } = state;
+    const calls = [];
+
+    // 1. Sign in, choose phone calls, type the number, and ask to be called.
+    await signIn(page, base);
+    await chooseMethod(page, 'Phone call');
+    await expectPage(page, '/enroll/phone', 'Your phone');
+    await expectAutocomplete(page, '#number', 'tel');
+    assert.equal(await page.locator('#number').getAttribute('type'), 'tel', 'the number field is type="tel"');
+    await page.getByLabel('Phone number', { exact: true }).fill('+33 6 12 34 56 78');
+    await submit(page, page.getByRole('button', { name: 'Call me now', exact: true }));
+    await expectPage(page, '/enroll/phone', 'Your phone');
+    assert.match(await page.locator('#phone-status').textContent(), /Calling \+33 6 12 34 56 78…/);
+
+    // 2. The developer answers the call in /dev/inbox (another tab) with the pound key; the
+    //    waiting page's script sees it and goes on by itself, to the security questions.
+    const inbox = await state.context.newPage();
+    await answerNewestCall(inbox, base, '#', calls);
+    await page.waitForURL((url) => url.pathname === '/enroll/questions', { timeout: 20_000 });
+    await expectPage(page, '/enroll/questions', 'Choose your security questions');
+    for (let i = 1; i <= 4; i += 1) {
+      await page.fill(`#answer-${i}`, ANSWERS[i - 1]);
+    }
+    await submit(page, page.locator('form[action="/enroll/questions"] button[type="submit"]'));
+    await expectPage(page, '/account', 'Your account');
+    assert.equal((await page.locator('#profile-method').textContent()).trim(), 'Phone call');
+    assert.equal((await page.locator('#profile-phone').textContent()).trim(), '+33 6 12 34 56 78');
+
+    // 3. Sign out and in again: the phone rings, the answer signs in without a click.
+    await signOut(page);
+    await signIn(page, base);
+    await expectPage(page, '/verify', "Verify it's you");
+    assert.match(await page.locator('#phone-status').textContent(), /Calling \+33 6 •• •• •• 78…/);
+    await answerNewestCall(inbox, base, '#', calls);
+    await page.waitForURL((url) => url.pathname === '/account', { timeout: 20_000 });
+    await expectPage(page, '/account', 'Your account');
+    assert.equal((await page.locator('#profile-username').textContent()).trim(), USERNAME);
+
+    failed = false;
+    t.diagnostic(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  } finally {
+    await cleanUp(work, state, failed);
   }
 });

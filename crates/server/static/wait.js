@@ -1,6 +1,7 @@
 // The pages that wait for a call or a text: asks the form's status address every two
 // seconds and submits the form once the call or text is decided. Without JavaScript the
-// form's button does the same.
+// form's button does the same. When the status names an outcome and the form has an
+// `outcome` field, the form carries it.
 (function () {
   'use strict';
   var form = document.querySelector('form[data-status-url]');
@@ -15,6 +16,10 @@
       })
       .then(function (status) {
         if (status && status.decided) {
+          var outcome = form.querySelector('input[name="outcome"]');
+          if (outcome && status.outcome) {
+            outcome.value = status.outcome;
+          }
           form.submit();
         } else {
           window.setTimeout(poll, 2000);

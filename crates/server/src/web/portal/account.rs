@@ -13,6 +13,8 @@ use axum::http::StatusCode;
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use twofold_engine::flow;
+use twofold_engine::settings::Method;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -31,6 +33,13 @@ struct AccountTemplate {
     username: String,
     email: String,
     phone: String,
+    backup_phone: String,
+    method: String,
+    /// The user's phone method, when they have one ("Change phone numbers" keeps it).
+    phone_method: Option<&'static str>,
+    /// Users may change their method (to a phone method; the authenticator app has its
+    /// own link).
+    change_method: bool,
     language: String,
     member_since: String,
     token: String,
@@ -76,7 +85,30 @@ async fn account_page(
         intro: t.t1("account-intro", "username", &profile.username),
         username: profile.username,
         email: profile.email.unwrap_or_else(|| not_set.clone()),
-        phone: profile.phone.unwrap_or_else(|| not_set.clone()),
+        phone: profile
+            .phone
+            .as_deref()
+            .map(twofold_engine::phone::display)
+            .unwrap_or_else(|| not_set.clone()),
+        backup_phone: if factors.factors.has_backup_phone {
+            t.t("account-set")
+        } else {
+            not_set.clone()
+        },
+        method: factors
+            .factors
+            .method
+            .map(|m| super::enroll::method_label(&t, m))
+            .unwrap_or_else(|| not_set.clone()),
+        phone_method: factors
+            .factors
+            .method
+            .filter(|m| matches!(m, Method::PhoneCall | Method::Sms))
+            .map(super::enroll::method_value),
+        change_method: settings.allow_method_selection
+            && flow::enrollable_methods(settings)
+                .iter()
+                .any(|m| matches!(m, Method::PhoneCall | Method::Sms)),
         language: profile
             .language
             .map(|l| l.autonym().to_owned())
@@ -106,6 +138,7 @@ async fn account_get(
     let notice = match query.changed.as_deref() {
         Some("oath") => Some(t.t("changed-oath")),
         Some("pin") => Some(t.t("changed-pin")),
+        Some("phone") => Some(t.t("changed-phone")),
         Some("questions") => Some(t.t("changed-questions")),
         Some("token-removed") => Some(t.t("changed-token-removed")),
         Some("confirmed") => Some(t.t("step-up-done")),

@@ -1,5 +1,6 @@
 //! The enrolment wizard (first sign-in) and the same pages from the account page: the
-//! authenticator app, a third-party hardware token, the PIN, the security questions.
+//! method, the authenticator app, a third-party hardware token, the PIN, the security
+//! questions. The phone numbers have a module of their own (`enroll_phone`).
 //!
 //! `/enroll` works out the next missing step from the settings and what the user has (the
 //! engine's `next_enrollment_step`), so later methods slot in as further steps.
@@ -8,6 +9,7 @@ use super::extract::Admit;
 use super::{CsrfForm, Fields, PageContext, Stage, Visitor, field, render};
 use crate::service::{QuestionView, SoftwareEnrollment};
 use crate::web::client::Client;
+use crate::web::i18n::Translator;
 use crate::web::{AppState, WebError};
 use askama::Template;
 use axum::Router;
@@ -16,12 +18,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use twofold_engine::answers::QUESTIONS_PER_USER;
-use twofold_engine::flow::EnrollmentStep;
+use twofold_engine::flow::{self, EnrollmentStep};
 use twofold_engine::oath::OathKind;
+use twofold_engine::settings::Method;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/enroll", get(enroll_get))
+        .route("/enroll/method", get(method_get).post(method_post))
         .route("/enroll/oath", get(oath_get).post(oath_post))
         .route("/enroll/oath/start", axum::routing::post(oath_start_post))
         .route("/enroll/hardware", get(hardware_get).post(hardware_post))
@@ -31,16 +35,16 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// Whether a page is a step of the first-sign-in wizard or a change from the account page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(super) enum Mode {
     Wizard,
     Account,
 }
 
 /// A visitor whose session may enrol: in the wizard, or signed in (no confirmation pending).
-struct Enrolling {
+pub(super) struct Enrolling {
     visitor: Visitor,
-    id: String,
-    mode: Mode,
+    pub(super) id: String,
+    pub(super) mode: Mode,
 }
 
 super::extract::admitted_visitor!(Enrolling);
@@ -64,7 +68,7 @@ impl Admit for Enrolling {
     }
 }
 
-fn done(mode: Mode, what: &str) -> Response {
+pub(super) fn done(mode: Mode, what: &str) -> Response {
     match mode {
         Mode::Wizard => Redirect::to("/enroll").into_response(),
         Mode::Account => Redirect::to(&format!("/account?changed={what}")).into_response(),
@@ -84,7 +88,8 @@ async fn enroll_get(
         Err(e) => return Err(visitor.refused(e)),
     };
     let to = match factors.next_enrollment {
-        Some(EnrollmentStep::Oath | EnrollmentStep::Method) => "/enroll/oath",
+        Some(EnrollmentStep::Method) => "/enroll/method",
+        Some(EnrollmentStep::Oath) => "/enroll/oath",
         Some(EnrollmentStep::Phone) => "/enroll/phone",
         Some(EnrollmentStep::Pin) => "/enroll/pin",
         Some(EnrollmentStep::SecurityQuestions) => "/enroll/questions",
@@ -100,6 +105,129 @@ async fn enroll_get(
         }
     };
     Ok(visitor.finish(Redirect::to(to)))
+}
+
+// ---- method ----
+
+/// A method offered on the method page, as a radio choice.
+pub struct MethodChoice {
+    pub value: &'static str,
+    pub label: String,
+    pub checked: bool,
+}
+
+/// The form value of a method.
+pub(super) fn method_value(method: Method) -> &'static str {
+    match method {
+        Method::PhoneCall => "phone_call",
+        Method::Sms => "sms",
+        Method::MobileApp => "mobile_app",
+        Method::Oath => "oath",
+    }
+}
+
+/// A method as a form names it.
+pub(super) fn parse_method(value: &str) -> Option<Method> {
+    match value {
+        "phone_call" => Some(Method::PhoneCall),
+        "sms" => Some(Method::Sms),
+        "mobile_app" => Some(Method::MobileApp),
+        "oath" => Some(Method::Oath),
+        _ => None,
+    }
+}
+
+/// A method's name, as pages show it.
+pub(super) fn method_label(t: &Translator, method: Method) -> String {
+    t.t(match method {
+        Method::PhoneCall => "method-phone-call",
+        Method::Sms => "method-sms",
+        Method::MobileApp => "method-mobile-app",
+        Method::Oath => "method-oath",
+    })
+}
+
+/// The methods the page offers: the ones users may enrol. From the account page, the
+/// authenticator app is not offered as a change of method: its own page adds or replaces
+/// the token.
+fn offered_methods(visitor: &Enrolling) -> Vec<Method> {
+    flow::enrollable_methods(&visitor.settings)
+        .into_iter()
+        .filter(|m| visitor.mode == Mode::Wizard || matches!(m, Method::PhoneCall | Method::Sms))
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "enroll_method.html")]
+struct MethodTemplate {
+    page: PageContext,
+    wizard: bool,
+    error: Option<String>,
+    choices: Vec<MethodChoice>,
+}
+
+fn method_page(
+    state: &AppState,
+    visitor: &Enrolling,
+    status: StatusCode,
+    error: Option<String>,
+    chosen: Option<Method>,
+) -> Result<Response, WebError> {
+    let t = visitor.t();
+    let offered = offered_methods(visitor);
+    if visitor.mode == Mode::Account && !visitor.settings.allow_method_selection {
+        return Err(WebError::NotFound);
+    }
+    let chosen = chosen.or_else(|| offered.first().copied());
+    let choices = offered
+        .into_iter()
+        .map(|m| MethodChoice {
+            value: method_value(m),
+            label: method_label(&t, m),
+            checked: Some(m) == chosen,
+        })
+        .collect();
+    let page = MethodTemplate {
+        page: visitor.page(state),
+        wizard: visitor.mode == Mode::Wizard,
+        error,
+        choices,
+    };
+    Ok(visitor.finish(render(status, &page)?))
+}
+
+async fn method_get(
+    State(state): State<AppState>,
+    visitor: Enrolling,
+) -> Result<Response, WebError> {
+    method_page(&state, &visitor, StatusCode::OK, None, None)
+}
+
+/// Goes on to the chosen method's own enrolment. Nothing is stored yet: a phone method is
+/// stored with the phone once a call or a text proves it, the authenticator app with its
+/// token.
+async fn method_post(
+    State(state): State<AppState>,
+    CsrfForm { form, who: visitor }: CsrfForm<Fields, Enrolling>,
+) -> Result<Response, WebError> {
+    let chosen = field(&form, "method").and_then(parse_method);
+    match chosen.filter(|m| offered_methods(&visitor).contains(m)) {
+        Some(Method::Oath) => Ok(visitor.finish(Redirect::to("/enroll/oath"))),
+        Some(m @ (Method::PhoneCall | Method::Sms)) => Ok(visitor.finish(Redirect::to(&format!(
+            "/enroll/phone?method={}",
+            method_value(m)
+        )))),
+        _ => {
+            let message = visitor.t().t("method-choose");
+            method_page(
+                &state,
+                &visitor,
+                StatusCode::BAD_REQUEST,
+                Some(message),
+                None,
+            )
+        }
+    }
 }
 
 // ---- authenticator app ----

@@ -2,6 +2,7 @@
 
 mod account;
 mod enroll;
+mod enroll_phone;
 mod extract;
 mod language;
 pub mod messages;
@@ -31,6 +32,7 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(language::routes())
         .merge(verify::routes())
         .merge(enroll::routes())
+        .merge(enroll_phone::routes())
 }
 
 async fn stylesheet() -> Response {
