@@ -699,7 +699,8 @@ pub fn apply(
             // Enrolled, and holding a factor a sign-in could ask for: signed in.
             Step::Enroll
                 if flow::next_enrollment_step(settings, factors).is_none()
-                    && flow::usable_challenge(settings, factors).is_some() =>
+                    && (flow::primary_challenge(factors).is_some()
+                        || flow::usable_challenge(settings, factors).is_some()) =>
             {
                 moved(
                     State::Approved {

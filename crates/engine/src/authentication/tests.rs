@@ -885,3 +885,39 @@ fn an_application_may_call_or_text_any_user_with_a_phone() {
         Err(StartRefusal::MethodNotOffered)
     );
 }
+
+#[test]
+fn a_user_who_enrolled_a_phone_finishes_the_wizard_without_security_questions() {
+    let s = Settings {
+        security_questions_fallback: false,
+        oath_token_fallback: false,
+        ..Settings::default()
+    };
+    let caller = UserFactors {
+        enrolled: false,
+        method: Some(Method::PhoneCall),
+        has_oath_token: false,
+        security_answers: 0,
+        has_phone: true,
+        ..UserFactors::default()
+    };
+    let wizard = pending(Step::Enroll, Origin::Portal);
+    assert_eq!(
+        apply(&wizard, &Event::EnrollmentCompleted, NOW, &s, &caller),
+        Transition::Moved {
+            state: State::Approved {
+                via: Via::Enrollment
+            },
+            attempts: 1
+        }
+    );
+    // Without the phone, nothing is proved: the wizard goes on.
+    let nothing = UserFactors {
+        has_phone: false,
+        ..caller
+    };
+    assert_eq!(
+        apply(&wizard, &Event::EnrollmentCompleted, NOW, &s, &nothing),
+        Transition::Refused(Refusal::WrongStep)
+    );
+}
