@@ -328,7 +328,7 @@ fn warn_about_console_channels(config: &Config) {
              and emails are not delivered, they go to the log and to /dev/inbox (served to this \
              machine only). Fix: for development, listen on a loopback address \
              (listen = \"127.0.0.1:8443\"); in production, set [channels] to a delivery provider \
-             (for email: channels.email = \"smtp\" with [smtp]; calls and text messages have no provider in this version yet)"
+             (calls and texts: channels.voice/sms = \"twilio\" with [twilio]; emails: channels.email = \"smtp\" with [smtp])"
         );
     }
 }

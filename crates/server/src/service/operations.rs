@@ -293,7 +293,8 @@ portal_operations! {
         client: &ClientContext => ClientContext,
     ) -> PhoneCheck = portal_begin_phone_check;
     /// Where the phone check stands; the numbers are stored once it is answered.
-    fn phone_check(session: &str => String, client: &ClientContext => ClientContext) -> PhoneCheck = portal_phone_check;
+    /// Without `finish`, it only reads (for the page's script).
+    fn phone_check(session: &str => String, finish: bool => bool, client: &ClientContext => ClientContext) -> PhoneCheck = portal_phone_check;
     /// The code of the text a phone check sent, typed in the page.
     fn phone_check_code(
         session: &str => String,

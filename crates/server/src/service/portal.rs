@@ -1102,6 +1102,7 @@ impl InProcessService {
     pub(super) async fn portal_phone_check(
         &self,
         token: &str,
+        finish: bool,
         client: &ClientContext,
     ) -> Result<PhoneCheck, ServiceError> {
         let mut loaded = self.require(token, Needs::SignedInOrEnrolling).await?;
@@ -1115,6 +1116,16 @@ impl InProcessService {
             .filter(|a| a.user_id == loaded.record.user_id && a.origin == Origin::PhoneCheck)
             .ok_or(ServiceError::Domain(DomainError::WrongStep))?;
         let view = phone_check_view(&a, &pending.primary.number);
+        // Asked without `finish` (the page's script): where it stands, nothing stored.
+        if !finish {
+            return Ok(match a.state_at(self.clock.now()) {
+                State::Pending(_) => view,
+                State::Expired => PhoneCheck::Failed {
+                    reason: "expired".into(),
+                },
+                _ => view,
+            });
+        }
         if !matches!(a.state, State::Approved { .. }) {
             if !a.state_at(self.clock.now()).is_pending() {
                 loaded.data.phone_check = None;
@@ -1164,7 +1175,7 @@ impl InProcessService {
             .ok_or(ServiceError::Domain(DomainError::WrongStep))?;
         self.answer_authentication(&a, Answer::TextCode(code.to_owned()), client)
             .await?;
-        self.portal_phone_check(token, client).await
+        self.portal_phone_check(token, true, client).await
     }
 }
 

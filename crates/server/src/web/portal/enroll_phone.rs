@@ -403,14 +403,17 @@ struct CheckStatus {
     outcome: Option<String>,
 }
 
-/// Whether the check is decided (the waiting page's script asks). Asking is what the
-/// server's check does: once the call or text is answered, the numbers are stored.
+/// Whether the check is decided (the waiting page's script asks); asking changes nothing.
 async fn status_get(
     State(state): State<AppState>,
     Client(client): Client,
     visitor: Enrolling,
 ) -> Response {
-    let status = match state.service().phone_check(&visitor.id, &client).await {
+    let status = match state
+        .service()
+        .phone_check(&visitor.id, false, &client)
+        .await
+    {
         Ok(PhoneCheck::Waiting { .. }) => CheckStatus {
             decided: false,
             outcome: None,
@@ -439,7 +442,11 @@ async fn check_post(
 ) -> Result<Response, WebError> {
     let decided = field(&form, "outcome").map(str::to_owned);
     let form = PhoneForm::read(&form);
-    match state.service().phone_check(&visitor.id, &client).await {
+    match state
+        .service()
+        .phone_check(&visitor.id, true, &client)
+        .await
+    {
         Ok(check) => outcome(&state, &visitor, check, form, decided.as_deref()).await,
         Err(e) => Err(visitor.refused(e)),
     }
@@ -461,8 +468,10 @@ async fn code_post(
         Ok(check) => outcome(&state, &visitor, check, form, None).await,
         Err(e) => {
             // A wrong code may have ended the check (too many): then the form says so.
-            if let Ok(check @ PhoneCheck::Failed { .. }) =
-                state.service().phone_check(&visitor.id, &client).await
+            if let Ok(check @ PhoneCheck::Failed { .. }) = state
+                .service()
+                .phone_check(&visitor.id, true, &client)
+                .await
             {
                 return outcome(&state, &visitor, check, form, None).await;
             }
