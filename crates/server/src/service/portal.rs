@@ -1053,10 +1053,11 @@ impl InProcessService {
                 .into());
             }
         };
-        if settings.allow_method_selection
-            && !flow::enrollable_methods(&settings).contains(&method)
-            && user.method.as_deref() != Some(super::factors::method_tag(method))
-        {
+        // The user's own method, or one they may choose: never another when they may not.
+        let own = user.method.as_deref() == Some(super::factors::method_tag(method));
+        let chosen = settings.allow_method_selection
+            && flow::enrollable_methods(&settings).contains(&method);
+        if !own && !chosen {
             return Err(DomainError::InvalidRequest("that method is not offered".into()).into());
         }
         let region = Some(settings.default_region.as_str()).filter(|r| !r.is_empty());

@@ -977,3 +977,134 @@ async fn a_new_number_whose_call_gets_three_wrong_pins_is_not_stored_and_the_for
         "the old number stays: {account}"
     );
 }
+
+#[tokio::test]
+async fn a_user_who_may_not_choose_a_method_cannot_forge_another_into_the_phone_form() {
+    let env = phone_env(Backend::Sqlite)
+        .await
+        .set("TWOFOLD_SETTINGS__ALLOW_METHOD_SELECTION", "false");
+    env.add_user("alice", PASSWORD);
+    let secret = env
+        .cli_ok(&["service-account", "add", "app1"], "")
+        .trim()
+        .to_owned();
+    let server = env.start();
+    // The administrator's application chose phone calls for alice, who has no phone yet
+    // (as a directory import's [[sync]] method does).
+    let chosen = server
+        .client()
+        .patch(server.url("/sdk/v1/users/alice"))
+        .basic_auth("app1", Some(&secret))
+        .json(&serde_json::json!({ "method": "phone_call" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chosen.status(), 200);
+    let client = server.client();
+    let inbox = Inbox::new(&server);
+    sign_in(&client, &server, "alice", PASSWORD).await;
+    let next = client.get(server.url("/enroll")).send().await.unwrap();
+    let to = location(&next);
+    assert!(to.starts_with("/enroll/phone"), "{to}");
+    let form = get_html(&client, &server, &to).await;
+    let token = form_token(&form, "/enroll/phone");
+
+    let forged = client
+        .post(server.url("/enroll/phone"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("method", "sms"),
+            ("number", NUMBER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    let html = inbox.page().await;
+    assert!(
+        html.contains("id=\"inbox-empty\""),
+        "nothing was sent: {html}"
+    );
+
+    // Her own method goes through.
+    let own = client
+        .post(server.url("/enroll/phone"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("method", "phone_call"),
+            ("number", NUMBER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    let html = inbox.page().await;
+    assert!(
+        !html.contains("id=\"inbox-empty\""),
+        "the call was placed: {html}"
+    );
+}
+
+/// A call of the portal's RPC, as a portal on its own host (or an attacker holding its
+/// credential) sends it.
+async fn portal_rpc(server: &Server, secret: &str, body: serde_json::Value) -> serde_json::Value {
+    let response = server
+        .client()
+        .post(server.url("/sdk/v1/portal/rpc"))
+        .basic_auth("frontend", Some(secret))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_server_refuses_a_method_the_user_may_not_choose_whatever_the_portal_sends() {
+    let env = phone_env(Backend::Sqlite)
+        .await
+        .set("TWOFOLD_SETTINGS__ALLOW_METHOD_SELECTION", "false");
+    env.add_user("alice", PASSWORD);
+    let portal = env
+        .cli_ok(
+            &["service-account", "add", "frontend", "--role", "portal"],
+            "",
+        )
+        .trim()
+        .to_owned();
+    let server = env.start();
+    let inbox = Inbox::new(&server);
+    let client = serde_json::json!({ "ip": null, "user_agent": null });
+    let signed = portal_rpc(
+        &server,
+        &portal,
+        serde_json::json!({
+            "call": "sign_in", "username": "alice", "password": PASSWORD,
+            "next": null, "replacing": null, "client": client,
+        }),
+    )
+    .await;
+    let session = signed["done"]["started"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{signed}"))
+        .to_owned();
+    // Users may not choose: the settings give the authenticator app; a portal asking the
+    // server to prove a phone for text messages is refused, and nothing is sent.
+    let refused = portal_rpc(
+        &server,
+        &portal,
+        serde_json::json!({
+            "call": "begin_phone_check", "session": session, "method": "sms",
+            "primary": { "number": NUMBER, "extension": null }, "backup": null,
+            "client": client,
+        }),
+    )
+    .await;
+    assert!(refused.get("refused").is_some(), "{refused}");
+    let html = inbox.page().await;
+    assert!(
+        html.contains("id=\"inbox-empty\""),
+        "nothing was sent: {html}"
+    );
+}
