@@ -167,17 +167,32 @@ pub fn goodbye_text(language: Language, end: CallEnd) -> String {
     s.to_owned()
 }
 
+/// Why a call rings: a sign-in, or a number being added to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPurpose {
+    SignIn,
+    ConfirmNumber,
+}
+
 /// The first thing a call says, and the keys it waits for.
 pub fn greeting(
     language: Language,
     organisation: &str,
+    purpose: CallPurpose,
     pin_mode: bool,
     fraud_code: &str,
 ) -> CallScript {
     let fraud = spoken_keys(fraud_code);
     let (hello, ask, report) = match language {
         Language::En => (
-            format!("Hello. This is {organisation}. Someone is signing in with your account."),
+            match purpose {
+                CallPurpose::SignIn => format!(
+                    "Hello. This is {organisation}. Someone is signing in with your account."
+                ),
+                CallPurpose::ConfirmNumber => format!(
+                    "Hello. This is {organisation}. This number is being added to your account."
+                ),
+            },
             if pin_mode {
                 "To approve, type your PIN, then press the pound key.".to_owned()
             } else {
@@ -186,7 +201,14 @@ pub fn greeting(
             format!("If it is not you, press {fraud}, then the pound key."),
         ),
         Language::Fr => (
-            format!("Bonjour. Ici {organisation}. Quelqu'un se connecte avec votre compte."),
+            match purpose {
+                CallPurpose::SignIn => {
+                    format!("Bonjour. Ici {organisation}. Quelqu'un se connecte avec votre compte.")
+                }
+                CallPurpose::ConfirmNumber => format!(
+                    "Bonjour. Ici {organisation}. Ce numéro est en cours d'ajout à votre compte."
+                ),
+            },
             if pin_mode {
                 "Pour approuver, tapez votre code PIN, puis la touche dièse.".to_owned()
             } else {
@@ -426,7 +448,7 @@ mod tests {
 
     #[test]
     fn the_greeting_speaks_the_users_language_and_names_the_fraud_code() {
-        let en = greeting(Language::En, "Contoso", false, "0");
+        let en = greeting(Language::En, "Contoso", CallPurpose::SignIn, false, "0");
         assert!(en.say[0].contains("Contoso"));
         let g = en.gather.unwrap();
         assert!(
@@ -435,8 +457,20 @@ mod tests {
             g.prompt
         );
         assert_eq!(g.finish_on_key, Some('#'));
-        let fr = greeting(Language::Fr, "Contoso", true, "0");
+        let fr = greeting(Language::Fr, "Contoso", CallPurpose::SignIn, true, "0");
         assert!(fr.gather.unwrap().prompt.contains("code PIN"));
+        let check = greeting(
+            Language::En,
+            "Contoso",
+            CallPurpose::ConfirmNumber,
+            false,
+            "0",
+        );
+        assert!(
+            check.say[0].contains("being added to your account"),
+            "{check:?}"
+        );
+        assert!(!check.say[0].contains("signing in"));
         assert_eq!(fr.language, Language::Fr);
     }
 

@@ -19,7 +19,9 @@ use twofold_engine::authentication::{
     self, Authentication, Event, ProviderFailure, State, Step, Transition,
 };
 use twofold_engine::flow::{UserFactors, Via};
-use twofold_engine::phone_call::{self, CallEnd, CallScript, CallStage, Keys, Reply, SmsMode};
+use twofold_engine::phone_call::{
+    self, CallEnd, CallPurpose, CallScript, CallStage, Keys, Reply, SmsMode,
+};
 use twofold_engine::{DomainError, Language, Settings, Username, phone};
 
 /// Which of the user's phones a call or a text goes to.
@@ -203,6 +205,7 @@ impl InProcessService {
                 let script = phone_call::greeting(
                     language,
                     organisation,
+                    purpose_of(a),
                     settings.call_needs_pin() && user.pin_hash.is_some(),
                     &settings.fraud_code,
                 );
@@ -366,6 +369,7 @@ impl InProcessService {
         let script = phone_call::greeting(
             self.phone_language(&user, &settings),
             &settings.organisation_name,
+            purpose_of(&a),
             settings.call_needs_pin() && user.pin_hash.is_some(),
             &settings.fraud_code,
         );
@@ -439,6 +443,7 @@ impl InProcessService {
                         script: phone_call::greeting(
                             language,
                             &settings.organisation_name,
+                            purpose_of(&now_a),
                             false,
                             &settings.fraud_code,
                         ),
@@ -708,6 +713,14 @@ impl InProcessService {
         )
         .await;
         Ok(true)
+    }
+}
+
+/// Why a call for `a` rings.
+fn purpose_of(a: &Authentication) -> CallPurpose {
+    match a.origin {
+        twofold_engine::authentication::Origin::PhoneCheck => CallPurpose::ConfirmNumber,
+        _ => CallPurpose::SignIn,
     }
 }
 

@@ -234,3 +234,38 @@ async fn an_import_on_a_pipe_logs_its_progress_every_500_users_and_json_logs_get
     assert_eq!(summary["unchanged"], 1000, "{summary}");
     assert_eq!(summary["added"], 0, "{summary}");
 }
+
+#[tokio::test]
+async fn an_imported_phone_keeps_its_extension_and_is_stored_in_e164() {
+    let env = Env::new(Backend::Sqlite)
+        .await
+        .set("TWOFOLD_SETTINGS__DEFAULT_REGION", "FR");
+    let file = write(
+        &env,
+        "users.csv",
+        &format!(
+            "{HEADER}alice,,+1 201 555 0123 x890,,en\n\
+             marie,,01 23 45 67 89,06 12 34 56 78,fr\n\
+             bob,,call me,,\n"
+        ),
+    );
+    let out = env.cli(&["users", "import", "--csv", &file], "");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("added 2"), "{said}");
+    assert!(
+        said.contains("errors 1"),
+        "the line with no number is reported: {said}"
+    );
+    assert!(said.contains("bob") && said.contains("phone"), "{said}");
+
+    let alice: serde_json::Value =
+        serde_json::from_str(&env.cli_ok(&["user", "show", "alice", "--json"], "")).unwrap();
+    assert_eq!(alice["phone"], "+12015550123");
+    assert_eq!(alice["extension"], "890");
+    // National numbers are read in the default region.
+    let marie: serde_json::Value =
+        serde_json::from_str(&env.cli_ok(&["user", "show", "marie", "--json"], "")).unwrap();
+    assert_eq!(marie["phone"], "+33123456789");
+    assert_eq!(marie["extension"], serde_json::Value::Null);
+}
