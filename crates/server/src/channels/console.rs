@@ -106,8 +106,8 @@ impl PushChannel for ConsoleChannel {
     }
 }
 
-/// The server's answers to inbound events while nothing consumes them yet: each is logged
-/// and recorded on its message in the inbox, where `/dev/inbox` shows it.
+/// Records inbound answers: each is logged and recorded on its message in the inbox, where
+/// `/dev/inbox` shows it (the server's console inbound hands them to the service too).
 pub struct InboxEvents {
     inbox: Arc<DevInbox>,
     clock: Arc<dyn Clock>,

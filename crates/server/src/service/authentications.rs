@@ -296,7 +296,13 @@ impl InProcessService {
                 && moved.state != a.state;
             if to_phone {
                 // Switched to a call or a text: it goes out now, as for a new authentication.
-                return self.switch_to_phone(a, moved, &user, &settings).await;
+                let client = ClientContext {
+                    ip: a.client_ip.as_deref().and_then(|ip| ip.parse().ok()),
+                    ..ClientContext::default()
+                };
+                return self
+                    .move_to_phone(a, moved, &user, &settings, &PhoneTarget::Primary, &client)
+                    .await;
             }
             if self.store.move_authentication(&a, &moved.state).await? {
                 return Ok(moved);
@@ -306,21 +312,20 @@ impl InProcessService {
         Err(busy())
     }
 
-    /// Moves `a` to the phone step of `moved`: the call or text is prepared (number, limits,
-    /// code), stored with the new state, then sent.
-    async fn switch_to_phone(
+    /// Moves `a` to the phone step of `moved` (the next version), for `target`: the call or
+    /// text is prepared (number, limits, code), stored with the new state, then sent. A
+    /// switch to a call or a text, and a call or text sent again to the backup phone.
+    pub(super) async fn move_to_phone(
         &self,
         a: Authentication,
         mut moved: Authentication,
         user: &UserRecord,
         settings: &Settings,
+        target: &PhoneTarget,
+        client: &ClientContext,
     ) -> Result<Authentication, ServiceError> {
-        let client = ClientContext {
-            ip: a.client_ip.as_deref().and_then(|ip| ip.parse().ok()),
-            ..ClientContext::default()
-        };
         let outgoing = self
-            .prepare_phone(&mut moved, user, settings, &PhoneTarget::Primary, &client)
+            .prepare_phone(&mut moved, user, settings, target, client)
             .await?;
         if !self
             .store

@@ -4,7 +4,7 @@
 
 use super::InProcessService;
 use super::telephony::CallTurn;
-use crate::channels::{DevInbox, InboundEvents, InboxAnswer, MessageId};
+use crate::channels::{DevInbox, InboundEvents, InboxAnswer, InboxEvents, MessageId};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,15 +14,19 @@ use twofold_engine::phone_call::CallStage;
 pub struct ConsoleInbound {
     service: Arc<InProcessService>,
     inbox: Arc<DevInbox>,
+    /// Records each answer on its inbox entry, as the inbox alone does.
+    recorder: InboxEvents,
     /// The prompt each console call waits at (Twilio keeps this in the gather's address).
     stages: Mutex<HashMap<MessageId, CallStage>>,
 }
 
 impl ConsoleInbound {
     pub fn new(service: Arc<InProcessService>, inbox: Arc<DevInbox>) -> Self {
+        let recorder = InboxEvents::new(inbox.clone(), service.clock.clone());
         Self {
             service,
             inbox,
+            recorder,
             stages: Mutex::new(HashMap::new()),
         }
     }
@@ -56,14 +60,7 @@ impl ConsoleInbound {
 #[async_trait]
 impl InboundEvents for ConsoleInbound {
     async fn call_answered(&self, call: &MessageId, digits: &str) {
-        let at = self.service.now();
-        self.inbox.record(
-            call,
-            InboxAnswer::Digits {
-                at,
-                digits: digits.to_owned(),
-            },
-        );
+        self.recorder.call_answered(call, digits).await;
         let authentication = match self
             .service
             .store()
@@ -103,15 +100,7 @@ impl InboundEvents for ConsoleInbound {
 
     async fn text_received(&self, from: &str, body: &str) {
         let to = self.inbox.latest_text_to(from);
-        if let Some(id) = &to {
-            self.inbox.record(
-                id,
-                InboxAnswer::Reply {
-                    at: self.service.now(),
-                    body: body.to_owned(),
-                },
-            );
-        }
+        self.recorder.text_received(from, body).await;
         match self.service.text_received(from, body).await {
             Ok(Some(reply)) => {
                 if let Some(id) = &to {

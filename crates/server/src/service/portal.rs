@@ -1010,23 +1010,12 @@ impl InProcessService {
         }
         let user = self.user(&a.user_id).await?;
         let settings = self.settings_now().await?;
-        let mut moved = a.clone();
-        let outgoing = self
-            .prepare_phone(&mut moved, &user, &settings, &PhoneTarget::Backup, client)
+        let moved = Authentication {
+            version: a.version + 1,
+            ..a.clone()
+        };
+        self.move_to_phone(a, moved, &user, &settings, &PhoneTarget::Backup, client)
             .await?;
-        if !self
-            .store
-            .move_authentication_with_delivery(&a, &moved)
-            .await?
-        {
-            return Err(ServiceError::Unavailable(
-                "the sign-in is being answered elsewhere; try again".into(),
-            ));
-        }
-        moved.version = a.version + 1;
-        if let Some(outgoing) = outgoing {
-            self.send_to_phone(moved, outgoing).await?;
-        }
         Ok(())
     }
 

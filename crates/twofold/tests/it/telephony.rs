@@ -847,3 +847,70 @@ async fn a_portal_sign_in_whose_call_is_busy_says_so() {
     let account = client.get(p.server.url("/account")).send().await.unwrap();
     assert_ne!(account.status(), 200, "not signed in");
 }
+
+#[tokio::test]
+async fn use_my_backup_phone_calls_the_backup_and_it_signs_in() {
+    let p = Phones::start(Backend::Sqlite, |e| e).await;
+    p.give_phone("alice", "phone_call").await;
+    let (status, body) = p
+        .sdk(
+            reqwest::Method::PUT,
+            "/sdk/v1/users/alice/phones",
+            Some(json!({
+                "primary": { "number": ALICE_PHONE },
+                "backup": { "number": BACKUP_PHONE }
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The primary phone rings on and on (its call never gets going here).
+    p.stand_in.set_call_delay(Duration::from_secs(120));
+    p.stand_in.on_call(BACKUP_PHONE, answer(&["#"]));
+    let client = p.server.client();
+    sign_in(&client, &p.server, "alice", PASSWORD).await;
+    let page = client
+        .get(p.server.url("/verify"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("action=\"/verify/backup-phone\""), "{page}");
+    p.stand_in.set_call_delay(Duration::from_millis(150));
+    let token = input_value(&page, "csrf_token").unwrap();
+    let again = client
+        .post(p.server.url("/verify/backup-phone"))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 303);
+    assert_eq!(location(&again), "/verify");
+    let sid = p.stand_in.wait_for_call_to(BACKUP_PHONE, WAIT).await;
+    p.stand_in.wait_call_done(&sid, WAIT).await;
+    let page = client
+        .get(p.server.url("/verify"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = input_value(&page, "csrf_token").unwrap();
+    let done = client
+        .post(p.server.url("/verify/phone"))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    assert_eq!(location(&done), "/account");
+    let calls: Vec<_> = p
+        .stand_in
+        .calls()
+        .iter()
+        .filter_map(|c| c.get("To").map(str::to_owned))
+        .collect();
+    assert_eq!(calls, [ALICE_PHONE, BACKUP_PHONE]);
+}
