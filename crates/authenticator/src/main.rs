@@ -1,0 +1,3 @@
+//! `twofold-authenticator`: the reference client of the mobile app protocol.
+
+fn main() {}
