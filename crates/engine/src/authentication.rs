@@ -48,6 +48,9 @@ pub enum Origin {
     /// A call or a text to a phone number the user is adding or changing, proving it
     /// reaches them before it is stored.
     PhoneCheck,
+    /// A first request to a newly activated authenticator app (the enrolment's
+    /// "Authenticate me now"), proving it works.
+    AppCheck,
 }
 
 impl Origin {
@@ -57,6 +60,7 @@ impl Origin {
             Origin::StepUp => "step_up",
             Origin::Sdk => "sdk",
             Origin::PhoneCheck => "phone_check",
+            Origin::AppCheck => "app_check",
         }
     }
 
@@ -66,6 +70,7 @@ impl Origin {
             "step_up" => Some(Origin::StepUp),
             "sdk" => Some(Origin::Sdk),
             "phone_check" => Some(Origin::PhoneCheck),
+            "app_check" => Some(Origin::AppCheck),
             _ => None,
         }
     }
@@ -74,7 +79,7 @@ impl Origin {
     pub fn lifetime(self) -> i64 {
         match self {
             Origin::Portal => PORTAL_SECONDS,
-            Origin::StepUp | Origin::Sdk | Origin::PhoneCheck => ANSWER_SECONDS,
+            Origin::StepUp | Origin::Sdk | Origin::PhoneCheck | Origin::AppCheck => ANSWER_SECONDS,
         }
     }
 }
@@ -137,6 +142,7 @@ impl Step {
             Challenge::Oath => Step::Oath,
             Challenge::SecurityQuestions => Step::SecurityQuestions { asked: Vec::new() },
             Challenge::PhoneCall => Step::PhoneCall,
+            Challenge::MobileApp => Step::MobileApp,
             Challenge::Sms => match settings.sms_mode {
                 SmsMode::Otp => Step::TextCode,
                 SmsMode::TwoWay | SmsMode::TwoWayPin => Step::TextReply,
@@ -149,6 +155,12 @@ impl Step {
         matches!(self, Step::PhoneCall | Step::TextReply | Step::TextCode)
     }
 
+    /// Whether the step is answered away from the page (a call, a text, the app): the page
+    /// waits for it.
+    pub fn out_of_band(&self) -> bool {
+        self.goes_to_phone() || *self == Step::MobileApp
+    }
+
     /// The challenge this step puts, when it is one typed in a page or sent by an
     /// application.
     pub fn challenge(&self) -> Option<Challenge> {
@@ -157,7 +169,8 @@ impl Step {
             Step::SecurityQuestions { .. } => Some(Challenge::SecurityQuestions),
             Step::PhoneCall => Some(Challenge::PhoneCall),
             Step::TextReply | Step::TextCode => Some(Challenge::Sms),
-            Step::Enroll | Step::MobileApp => None,
+            Step::MobileApp => Some(Challenge::MobileApp),
+            Step::Enroll => None,
         }
     }
 }
@@ -325,7 +338,7 @@ pub fn offered(
 ) -> Vec<Challenge> {
     let mut choices = match origin {
         Origin::StepUp => step_up::provable(settings, factors),
-        Origin::PhoneCheck => Vec::new(),
+        Origin::PhoneCheck | Origin::AppCheck => Vec::new(),
         Origin::Portal | Origin::Sdk => {
             let mut c: Vec<Challenge> = flow::primary_challenge(factors).into_iter().collect();
             for f in flow::fallbacks(settings, factors, current) {
@@ -368,6 +381,9 @@ pub fn start(
                 _ => Err(StartRefusal::MethodNotOffered),
             };
         }
+        // The device is being tried, whatever the user's method.
+        Origin::AppCheck if factors.has_device => return Ok(State::Pending(Step::MobileApp)),
+        Origin::AppCheck => return Err(StartRefusal::MethodNotOffered),
         Origin::StepUp => match step_up::provable(settings, factors).first() {
             Some(c) => NextStep::Verify(*c),
             // Nothing a sign-in would ask for: nothing to prove again.
@@ -413,10 +429,11 @@ pub enum Check {
     Locked,
 }
 
-/// The authenticator app's answer (its signature checked by the server).
+/// The authenticator app's answer other than an approval (its signature checked by the
+/// server). An approval carries a number and maybe a PIN to check: it is
+/// [`Event::AppApproval`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppAnswer {
-    Approve,
     Deny,
     NotMe,
 }
@@ -452,7 +469,10 @@ pub enum Event {
     TextReply(Check),
     /// The code of a one-way text message, typed or sent, and checked.
     TextCode(Check),
-    /// The authenticator app answered.
+    /// The authenticator app approved, and the server checked the number it picked and the
+    /// PIN (in PIN mode). One answer only: a wrong one denies.
+    AppApproval(Check),
+    /// The authenticator app denied, or answered "not me".
     App(AppAnswer),
     /// The user reported the authentication as not theirs (fraud code during a call).
     FraudReported,
@@ -494,10 +514,12 @@ pub enum Transition {
 }
 
 /// How many answers `step` accepts before the authentication is denied: a call asks for
-/// the PIN at most `call_pin_attempts` times.
+/// the PIN at most `call_pin_attempts` times; the app's approval is taken once (a wrong
+/// number or PIN denies, so that guessing among the numbers shown gets nothing).
 pub fn answer_limit(step: &Step, settings: &Settings) -> u32 {
     match step {
         Step::PhoneCall => u32::from(settings.call_pin_attempts).clamp(1, MAX_ANSWERS),
+        Step::MobileApp => 1,
         _ => MAX_ANSWERS,
     }
 }
@@ -531,6 +553,7 @@ fn answered_step(event: &Event) -> Option<(&'static str, Check)> {
         Event::CallDigits(c) => Some(("phone_call", *c)),
         Event::TextReply(c) => Some(("text_reply", *c)),
         Event::TextCode(c) => Some(("text_code", *c)),
+        Event::AppApproval(c) => Some(("mobile_app", *c)),
         _ => None,
     }
 }
@@ -547,9 +570,7 @@ fn holds(origin: Origin, step: &Step, settings: &Settings, factors: &UserFactors
                 && factors.security_answers >= usize::from(settings.security_questions_required)
         }
         Step::PhoneCall | Step::TextReply | Step::TextCode => factors.has_phone,
-        // The app is an enrolled method: the server only starts it for a user who has a
-        // device.
-        Step::MobileApp => factors.enrolled,
+        Step::MobileApp => factors.has_device,
         Step::Enroll => false,
     }
 }
@@ -636,15 +657,7 @@ pub fn apply(
     }
     match event {
         Event::App(answer) => match (step, answer) {
-            (Step::MobileApp, AppAnswer::Approve)
-                if holds(authentication.origin, step, settings, factors) =>
-            {
-                moved(
-                    proved(authentication.origin, Via::MobileApp, settings, factors),
-                    attempts,
-                )
-            }
-            (Step::MobileApp, AppAnswer::Approve | AppAnswer::Deny) => moved(
+            (Step::MobileApp, AppAnswer::Deny) => moved(
                 State::Denied {
                     reason: Reason::Declined,
                 },
@@ -722,7 +735,8 @@ pub fn apply(
         | Event::SecurityAnswers(_)
         | Event::CallDigits(_)
         | Event::TextReply(_)
-        | Event::TextCode(_) => Transition::Refused(Refusal::WrongStep),
+        | Event::TextCode(_)
+        | Event::AppApproval(_) => Transition::Refused(Refusal::WrongStep),
     }
 }
 

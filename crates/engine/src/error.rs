@@ -84,6 +84,8 @@ pub enum DomainError {
     Phone(#[from] crate::phone::PhoneError),
     #[error("the webhook is not for a pending call or message, or was taken already")]
     WebhookRefused,
+    #[error(transparent)]
+    App(#[from] crate::app::AppError),
 }
 
 impl DomainError {
@@ -128,6 +130,7 @@ impl DomainError {
             DomainError::FraudBlocked { .. } => "fraud_blocked",
             DomainError::Phone(e) => e.code(),
             DomainError::WebhookRefused => "webhook_refused",
+            DomainError::App(e) => e.code(),
         }
     }
 }

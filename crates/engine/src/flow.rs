@@ -24,6 +24,8 @@ pub struct UserFactors {
     pub has_phone: bool,
     /// The user has a backup phone number too.
     pub has_backup_phone: bool,
+    /// The user has activated the authenticator app on at least one device.
+    pub has_device: bool,
 }
 
 /// A second-factor challenge the portal can put to the user.
@@ -36,6 +38,8 @@ pub enum Challenge {
     PhoneCall,
     /// A text message to the user's phone (a code to type, or to reply with).
     Sms,
+    /// A request to the user's authenticator app (approve with the number on the page).
+    MobileApp,
 }
 
 /// How a sign-in was completed (audited, and it decides the session's lifetime).
@@ -145,6 +149,7 @@ pub fn primary_challenge(factors: &UserFactors) -> Option<Challenge> {
         Some(Method::Oath) | None if factors.has_oath_token => Some(Challenge::Oath),
         Some(Method::PhoneCall) if factors.has_phone => Some(Challenge::PhoneCall),
         Some(Method::Sms) if factors.has_phone => Some(Challenge::Sms),
+        Some(Method::MobileApp) if factors.has_device => Some(Challenge::MobileApp),
         _ => None,
     }
 }
@@ -196,6 +201,7 @@ pub fn via(challenge: Challenge, factors: &UserFactors) -> Via {
         Challenge::SecurityQuestions => Via::SecurityQuestions,
         Challenge::PhoneCall => Via::PhoneCall,
         Challenge::Sms => Via::TextMessage,
+        Challenge::MobileApp => Via::MobileApp,
     }
 }
 
@@ -217,23 +223,31 @@ pub enum EnrollmentStep {
     Method,
     /// The phone numbers, verified by a call or a text (phone-call and text-message users).
     Phone,
+    /// The authenticator app, activated with a code and tested with a first request.
+    MobileApp,
     Oath,
     Pin,
     SecurityQuestions,
 }
 
-/// The methods this version can put to a user (the mobile app comes later).
-pub const IMPLEMENTED: [Method; 3] = [Method::Oath, Method::PhoneCall, Method::Sms];
+/// The methods this version can put to a user.
+pub const IMPLEMENTED: [Method; 4] = [
+    Method::Oath,
+    Method::PhoneCall,
+    Method::Sms,
+    Method::MobileApp,
+];
 
-/// The methods this version can enrol, among those the settings allow.
+/// The methods this version can enrol, among those the settings allow (the mobile app only
+/// while `allow_mobile_app_activation` is on).
 pub fn enrollable_methods(settings: &Settings) -> Vec<Method> {
-    let implemented = IMPLEMENTED;
     let allowed: Vec<Method> = if settings.allow_method_selection {
         settings
             .selectable_methods
             .iter()
             .copied()
-            .filter(|m| implemented.contains(m))
+            .filter(|m| IMPLEMENTED.contains(m))
+            .filter(|m| *m != Method::MobileApp || settings.allow_mobile_app_activation)
             .collect()
     } else {
         Vec::new()
@@ -260,6 +274,9 @@ pub fn next_enrollment_step(settings: &Settings, factors: &UserFactors) -> Optio
     }
     if matches!(method, Method::PhoneCall | Method::Sms) && !factors.has_phone {
         return Some(EnrollmentStep::Phone);
+    }
+    if method == Method::MobileApp && !factors.has_device {
+        return Some(EnrollmentStep::MobileApp);
     }
     if settings.pin_required && !factors.has_pin {
         return Some(EnrollmentStep::Pin);
@@ -337,6 +354,7 @@ mod tests {
             has_pin: false,
             has_phone: false,
             has_backup_phone: false,
+            has_device: false,
         }
     }
 
@@ -522,6 +540,7 @@ mod tests {
                     has_pin: false,
                     has_phone: false,
                     has_backup_phone: false,
+                    has_device: false,
                 };
                 let answers_only = UserFactors {
                     has_oath_token: false,

@@ -4,6 +4,7 @@
 //! control. The server crate stores what these types describe and serves what they decide.
 
 pub mod answers;
+pub mod app;
 pub mod audit;
 pub mod authentication;
 pub mod clock;

@@ -156,6 +156,17 @@ pub struct Settings {
     pub phone_sends_per_address_hour: u32,
     /// Calls and texts in an hour, for everyone together, at most.
     pub phone_sends_per_hour: u32,
+    /// How long an activation code for the mobile app works, in minutes (1 to 60).
+    pub app_activation_minutes: u32,
+    /// The app must pick the number the sign-in page shows (number matching).
+    pub push_number_matching: bool,
+    /// How long a request to the app may be answered, in seconds (10 to 600).
+    pub push_request_seconds: u32,
+    /// Denied (or "not me") requests within `push_cooldown_minutes` after which no request
+    /// goes to the user's app until the cool-down passes (1 to 20).
+    pub push_denials_before_cooldown: u32,
+    /// The cool-down against push bombing, in minutes (1 to 1440).
+    pub push_cooldown_minutes: u32,
 }
 
 /// How a verification call is approved.
@@ -254,6 +265,11 @@ impl Default for Settings {
             phone_sends_per_user_hour: 10,
             phone_sends_per_address_hour: 20,
             phone_sends_per_hour: 1000,
+            app_activation_minutes: 10,
+            push_number_matching: true,
+            push_request_seconds: 120,
+            push_denials_before_cooldown: 3,
+            push_cooldown_minutes: 15,
         }
     }
 }
@@ -417,6 +433,30 @@ impl Settings {
         range("sms_code_seconds", self.sms_code_seconds.into(), 60, 900)?;
         range("call_pin_attempts", self.call_pin_attempts.into(), 1, 5)?;
         range("fraud_block_days", self.fraud_block_days.into(), 1, 3650)?;
+        range(
+            "app_activation_minutes",
+            self.app_activation_minutes.into(),
+            1,
+            60,
+        )?;
+        range(
+            "push_request_seconds",
+            self.push_request_seconds.into(),
+            10,
+            600,
+        )?;
+        range(
+            "push_denials_before_cooldown",
+            self.push_denials_before_cooldown.into(),
+            1,
+            20,
+        )?;
+        range(
+            "push_cooldown_minutes",
+            self.push_cooldown_minutes.into(),
+            1,
+            1440,
+        )?;
         for (key, value) in [
             (
                 "phone_sends_per_number_hour",

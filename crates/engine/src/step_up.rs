@@ -74,6 +74,7 @@ mod tests {
             has_pin: false,
             has_phone: false,
             has_backup_phone: false,
+            has_device: false,
         }
     }
 

@@ -25,6 +25,7 @@ fn enrolled() -> UserFactors {
         has_pin: false,
         has_phone: true,
         has_backup_phone: false,
+        has_device: true,
     }
 }
 
@@ -94,9 +95,9 @@ fn all_events() -> Vec<(&'static str, Event)> {
         ));
         events.push((leak(format!("digits {name}")), Event::CallDigits(check)));
         events.push((leak(format!("reply {name}")), Event::TextReply(check)));
+        events.push((leak(format!("app {name}")), Event::AppApproval(check)));
     }
     events.extend([
-        ("app approve", Event::App(AppAnswer::Approve)),
         ("app deny", Event::App(AppAnswer::Deny)),
         ("app not me", Event::App(AppAnswer::NotMe)),
         ("fraud", Event::FraudReported),
@@ -166,7 +167,10 @@ fn expected(state: &str, event: &str) -> Option<State> {
         ("pending text", "reply right") => approved(Via::TextMessage),
         ("pending text", "reply wrong") => State::Pending(Step::TextReply),
         ("pending text", "reply locked") => denied(Reason::UserLocked),
-        ("pending app", "app approve") => approved(Via::MobileApp),
+        ("pending app", "app right") => approved(Via::MobileApp),
+        // One answer only: a wrong number or PIN denies.
+        ("pending app", "app wrong") => denied(Reason::InvalidCode),
+        ("pending app", "app locked") => denied(Reason::UserLocked),
         ("pending app", "app deny") => denied(Reason::Declined),
         ("pending app" | "pending call" | "pending text", "app not me" | "fraud")
             if state == "pending app" || event == "fraud" =>

@@ -128,7 +128,12 @@ impl InProcessService {
         let known = self.store.sign_in_facts(&user.id, self.clock.now()).await?;
         Ok((
             settings,
-            factors_with(user, known.has_active_token, known.security_answers),
+            factors_with(
+                user,
+                known.has_active_token,
+                known.security_answers,
+                known.devices,
+            ),
         ))
     }
 
@@ -152,10 +157,15 @@ impl InProcessService {
         let settings = self.settings_now().await?;
         let now = self.clock.now();
         let known = self.store.sign_in_facts(&user.id, now).await?;
-        let factors = factors_with(user, known.has_active_token, known.security_answers);
+        let factors = factors_with(
+            user,
+            known.has_active_token,
+            known.security_answers,
+            known.devices,
+        );
         // A step-up proves a factor again: no trusted address or bypass stands in for it.
         let bypass = match origin {
-            Origin::StepUp | Origin::PhoneCheck => None,
+            Origin::StepUp | Origin::PhoneCheck | Origin::AppCheck => None,
             Origin::Portal | Origin::Sdk => known.bypass_id,
         };
         let mut facts = AttemptFacts {

@@ -123,8 +123,14 @@ pub(super) fn method_tag(method: Method) -> &'static str {
 
 /// What the engine needs to know of `user`'s factors, given whether they hold an active
 /// token and how many security answers they keep.
-pub(super) fn factors_with(user: &UserRecord, has_oath_token: bool, answers: usize) -> UserFactors {
+pub(super) fn factors_with(
+    user: &UserRecord,
+    has_oath_token: bool,
+    answers: usize,
+    devices: u32,
+) -> UserFactors {
     UserFactors {
+        has_device: devices > 0,
         enrolled: user.enrolled_at.is_some(),
         method: parse_method(user.method.as_deref()),
         has_oath_token,
@@ -170,7 +176,8 @@ impl InProcessService {
     ) -> Result<(UserFactors, Option<TokenRecord>), ServiceError> {
         let token = self.store.user_token(&user.id, TokenStatus::Active).await?;
         let answers = self.store.answers(&user.id).await?.len();
-        Ok((factors_with(user, token.is_some(), answers), token))
+        let devices = self.store.device_count(&user.id).await?;
+        Ok((factors_with(user, token.is_some(), answers, devices), token))
     }
 
     /// An audit event of something that went through for `user`.

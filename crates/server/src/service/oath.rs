@@ -124,6 +124,7 @@ impl InProcessService {
             has_pin: user.pin_hash.is_some(),
             has_phone: user.phone.is_some(),
             has_backup_phone: user.backup_phone.is_some(),
+            has_device: false,
         };
         // A malformed code is refused without counting: it cannot be a guess.
         oath::normalize_code(code, token.params.digits).map_err(DomainError::from)?;

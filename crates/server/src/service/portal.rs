@@ -741,7 +741,7 @@ impl InProcessService {
                     })
                     .collect();
             }
-            Challenge::PhoneCall | Challenge::Sms => {}
+            Challenge::PhoneCall | Challenge::Sms | Challenge::MobileApp => {}
         }
         let step = waiting.state.clone();
         Ok(Verification {

@@ -3,7 +3,7 @@
 //! makes each write conditional on the version read (two nodes answering at once cannot
 //! both move it).
 
-use super::db::{Row, query};
+use super::db::{Query, Row, Tx, query};
 use super::{Store, StoreError};
 use twofold_engine::UnixTime;
 use twofold_engine::authentication::{Authentication, Origin, Reason, State, Step};
@@ -97,36 +97,78 @@ fn columns(state: &State) -> StateColumns {
     }
 }
 
+fn insert_query(a: &Authentication) -> Query<'_> {
+    let (state, next, asked, via, reason) = columns(&a.state);
+    query(format!(
+        "INSERT INTO authentications ({COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+    ))
+    .bind(&a.id)
+    .bind(&a.user_id)
+    .bind(&a.username)
+    .bind(a.origin.as_str())
+    .bind(&a.started_by)
+    .bind(state)
+    .bind(next)
+    .bind(asked)
+    .bind(via)
+    .bind(reason)
+    .bind(i64::from(a.attempts))
+    .bind(a.client_ip.as_deref())
+    .bind(a.context.as_deref())
+    .bind(a.channel.as_deref())
+    .bind(a.created_at)
+    .bind(a.expires_at)
+    .bind(a.consumed_at)
+    .bind(a.version)
+    .bind(a.message_id.as_deref())
+    .bind(a.code_hash.as_deref())
+}
+
 impl Store {
     pub async fn create_authentication(&self, a: &Authentication) -> Result<(), StoreError> {
-        let (state, next, asked, via, reason) = columns(&a.state);
-        query(format!(
-            "INSERT INTO authentications ({COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
-        ))
-        .bind(&a.id)
-        .bind(&a.user_id)
-        .bind(&a.username)
-        .bind(a.origin.as_str())
-        .bind(&a.started_by)
+        insert_query(a).execute(&self.db).await?;
+        Ok(())
+    }
+
+    /// [`Store::create_authentication`], inside a transaction.
+    pub(super) async fn insert_authentication(
+        &self,
+        tx: &mut Tx,
+        a: &Authentication,
+    ) -> Result<(), StoreError> {
+        insert_query(a).execute(tx).await?;
+        Ok(())
+    }
+
+    /// Moves `a` (if still at the version read) to `moved`'s state, with where it went
+    /// (`channel`, `message_id`, `code_hash`) and its expiry, inside a transaction.
+    pub(super) async fn update_authentication_delivery(
+        &self,
+        tx: &mut Tx,
+        a: &Authentication,
+        moved: &Authentication,
+    ) -> Result<bool, StoreError> {
+        let (state, next, asked, via, reason) = columns(&moved.state);
+        let done = query(
+            "UPDATE authentications SET state = $1, next = $2, asked = $3, via = $4, reason = $5, \
+             channel = $8, code_hash = $9, expires_at = $10, message_id = $11, \
+             version = version + 1 WHERE id = $6 AND version = $7",
+        )
         .bind(state)
         .bind(next)
         .bind(asked)
         .bind(via)
         .bind(reason)
-        .bind(i64::from(a.attempts))
-        .bind(a.client_ip.as_deref())
-        .bind(a.context.as_deref())
-        .bind(a.channel.as_deref())
-        .bind(a.created_at)
-        .bind(a.expires_at)
-        .bind(a.consumed_at)
+        .bind(&a.id)
         .bind(a.version)
-        .bind(a.message_id.as_deref())
-        .bind(a.code_hash.as_deref())
-        .execute(&self.db)
+        .bind(moved.channel.as_deref())
+        .bind(moved.code_hash.as_deref())
+        .bind(moved.expires_at)
+        .bind(moved.message_id.as_deref())
+        .execute(tx)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn authentication(&self, id: &str) -> Result<Option<Authentication>, StoreError> {

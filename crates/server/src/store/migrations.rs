@@ -51,6 +51,11 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
         "phones",
         include_str!("../../migrations/sqlite/0008_phones.sql"),
     ),
+    (
+        9,
+        "devices",
+        include_str!("../../migrations/sqlite/0009_devices.sql"),
+    ),
 ];
 
 pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {

@@ -8,6 +8,7 @@ mod audit;
 mod authentications;
 mod bypasses;
 mod db;
+mod devices;
 mod directory_users;
 mod lockouts;
 mod migrations;
@@ -22,6 +23,7 @@ mod users;
 
 pub use audit::AuditRow;
 pub use bypasses::BypassRecord;
+pub use devices::{DeviceAdmission, DeviceRecord, PushAdmission, PushLimits, PushRequestRecord};
 pub use directory_users::{DirectoryUser, UserOrigin, Written};
 pub use lockouts::{Settled, VersionedLockout};
 pub use phones::SendCounts;

@@ -117,6 +117,8 @@ pub struct SignInFacts {
     pub security_answers: usize,
     /// The newest bypass not used and not expired.
     pub bypass_id: Option<String>,
+    /// How many authenticator-app devices the user activated.
+    pub devices: u32,
 }
 
 impl Store {
@@ -130,6 +132,7 @@ impl Store {
             "SELECT \
                (SELECT COUNT(*) FROM oath_tokens WHERE user_id = $1 AND status = $3) AS tokens, \
                (SELECT COUNT(*) FROM security_answers WHERE user_id = $1) AS answers, \
+               (SELECT COUNT(*) FROM devices WHERE user_id = $1) AS devices, \
                (SELECT id FROM bypasses WHERE user_id = $1 AND used_at IS NULL AND expires_at > $2 \
                 ORDER BY created_at DESC LIMIT 1) AS bypass_id",
         )
@@ -142,6 +145,7 @@ impl Store {
             has_active_token: row.try_get::<i64>("tokens")? > 0,
             security_answers: usize::try_from(row.try_get::<i64>("answers")?).unwrap_or(0),
             bypass_id: row.try_get("bypass_id")?,
+            devices: u32::try_from(row.try_get::<i64>("devices")?).unwrap_or(0),
         })
     }
 

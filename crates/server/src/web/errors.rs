@@ -19,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use twofold_engine::DomainError;
 use twofold_engine::PasswordError;
+use twofold_engine::app::AppError;
 use twofold_engine::flow::BypassError;
 
 /// The HTTP status of a domain error, for every edge. Exhaustive on purpose: a new error
@@ -49,6 +50,20 @@ pub fn status_of(error: &DomainError) -> StatusCode {
         | DomainError::WrongStep
         | DomainError::AuthenticationClosed(_) => StatusCode::CONFLICT,
         DomainError::Import(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        DomainError::App(e) => match e {
+            AppError::UnknownDevice
+            | AppError::StaleTimestamp
+            | AppError::ReplayedNonce
+            | AppError::BadSignature => StatusCode::UNAUTHORIZED,
+            AppError::InvalidActivationCode | AppError::ActivationDisabled => {
+                StatusCode::FORBIDDEN
+            }
+            AppError::DeviceLimit { .. } | AppError::RequestAnswered => StatusCode::CONFLICT,
+            AppError::RequestNotFound => StatusCode::NOT_FOUND,
+            AppError::RequestExpired => StatusCode::GONE,
+            AppError::InvalidKey(_) | AppError::InvalidPushEndpoint(_) => StatusCode::BAD_REQUEST,
+            AppError::PushLimited => StatusCode::TOO_MANY_REQUESTS,
+        },
         // Nobody can sign in while the directory is down, and nobody did anything wrong.
         DomainError::DirectoryUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         // The server's own failure to hash or read a hash, not the caller's input.

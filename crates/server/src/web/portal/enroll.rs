@@ -91,6 +91,7 @@ async fn enroll_get(
         Some(EnrollmentStep::Method) => "/enroll/method",
         Some(EnrollmentStep::Oath) => "/enroll/oath",
         Some(EnrollmentStep::Phone) => "/enroll/phone",
+        Some(EnrollmentStep::MobileApp) => "/enroll/app",
         Some(EnrollmentStep::Pin) => "/enroll/pin",
         Some(EnrollmentStep::SecurityQuestions) => "/enroll/questions",
         None => {

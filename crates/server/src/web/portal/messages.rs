@@ -107,6 +107,14 @@ fn text(t: &Translator, error: &DomainError, step: Step) -> String {
             PhoneError::Region(_) => t.t("error-refused"),
         },
         DomainError::WebhookRefused => t.t("error-refused"),
+        DomainError::App(e) => match e {
+            twofold_engine::app::AppError::DeviceLimit { limit } => {
+                t.t1("app-device-limit", "limit", &limit.to_string())
+            }
+            twofold_engine::app::AppError::ActivationDisabled => t.t("app-activation-disabled"),
+            twofold_engine::app::AppError::PushLimited => t.t("app-push-limited"),
+            _ => t.t("error-refused"),
+        },
     }
 }
 

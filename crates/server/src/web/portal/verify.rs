@@ -73,6 +73,7 @@ fn challenge_value(c: Challenge) -> &'static str {
         Challenge::SecurityQuestions => "security_questions",
         Challenge::PhoneCall => "phone_call",
         Challenge::Sms => "sms",
+        Challenge::MobileApp => "mobile_app",
     }
 }
 
@@ -152,12 +153,18 @@ async fn page(
                 Challenge::SecurityQuestions => t.t("fallback-questions"),
                 Challenge::PhoneCall => t.t("fallback-phone-call"),
                 Challenge::Sms => t.t("fallback-sms"),
+                Challenge::MobileApp => t.t("fallback-mobile-app"),
             },
         })
         .collect();
     let sent_to = verification.sent_to.clone().unwrap_or_default();
     match verification.challenge {
-        _ if verification.waiting || verification.challenge == Challenge::PhoneCall => {
+        _ if verification.waiting
+            || matches!(
+                verification.challenge,
+                Challenge::PhoneCall | Challenge::MobileApp
+            ) =>
+        {
             let waiting = match verification.challenge {
                 Challenge::PhoneCall => t.t1("phone-calling", "number", &sent_to),
                 _ => t.t1("phone-reply-waiting", "number", &sent_to),
@@ -172,7 +179,7 @@ async fn page(
             };
             Ok(visitor.finish(render(status, &page)?))
         }
-        Challenge::Oath | Challenge::Sms | Challenge::PhoneCall => {
+        Challenge::Oath | Challenge::Sms | Challenge::PhoneCall | Challenge::MobileApp => {
             let text_code = verification.challenge == Challenge::Sms;
             let page = VerifyOathTemplate {
                 page: visitor.page(state),
