@@ -50,6 +50,14 @@ pub enum AuditAction {
     FraudReported,
     /// An administrator lifted a fraud block.
     UserUnblocked,
+    /// An activation code for the authenticator app was created.
+    AppActivationCreated,
+    /// An authenticator app was activated on a device.
+    DeviceActivated,
+    /// A device was removed (by its user, an administrator, or itself).
+    DeviceRemoved,
+    /// A request went to the user's authenticator app (or could not).
+    PushSent,
 }
 
 impl AuditAction {
@@ -87,6 +95,10 @@ impl AuditAction {
             AuditAction::PhoneChanged => "phone_changed",
             AuditAction::FraudReported => "fraud_reported",
             AuditAction::UserUnblocked => "user_unblocked",
+            AuditAction::AppActivationCreated => "app_activation_created",
+            AuditAction::DeviceActivated => "device_activated",
+            AuditAction::DeviceRemoved => "device_removed",
+            AuditAction::PushSent => "push_sent",
         }
     }
 }

@@ -63,6 +63,8 @@ pub struct Config {
     pub twilio: Option<crate::channels::TwilioConfig>,
     /// The LDAP directory or Active Directory (`primary_authentication = "ldap"`, imports).
     pub ldap: Option<crate::directory::ldap::LdapConfig>,
+    /// `[app]`: the authenticator app's protocol (`/app/v1`).
+    pub app: AppConfig,
     /// Seeds for the settings kept in the store (applied on first start only).
     pub settings: BTreeMap<String, serde_json::Value>,
     /// `[[sync]]`: which directory users an import or a sync brings in, each item with the
@@ -198,6 +200,30 @@ impl Default for LimitsConfig {
 pub struct MetricsConfig {
     /// Serve Prometheus metrics at `/metrics`.
     pub enabled: bool,
+}
+
+/// `[app]`: how authenticator devices reach this server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppConfig {
+    /// The URL given with activation codes (short: users may type it). Empty: the
+    /// `portal_url` setting, then the server's own address.
+    pub public_url: String,
+    /// The longest a device's `GET /app/v1/requests?wait=` is held, in seconds (1 to 60).
+    pub long_poll_seconds: u64,
+    /// Allow UnifiedPush endpoints on private and loopback addresses (tests, or a ntfy server
+    /// on the same private network). Off, such endpoints are refused.
+    pub allow_private_push_endpoints: bool,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            public_url: String::new(),
+            long_poll_seconds: 25,
+            allow_private_push_endpoints: false,
+        }
+    }
 }
 
 impl Default for MetricsConfig {
@@ -363,6 +389,7 @@ impl Default for Config {
             smtp: None,
             twilio: None,
             ldap: None,
+            app: AppConfig::default(),
             settings: BTreeMap::new(),
             sync: Vec::new(),
         }
@@ -473,6 +500,18 @@ impl Config {
             radius.check()?;
         }
         self.check_channels()?;
+        if !(1..=60).contains(&self.app.long_poll_seconds) {
+            return Err(ConfigError(format!(
+                "app.long_poll_seconds = {}: out of range. Fix: use 1 to 60 (25 is a good value).",
+                self.app.long_poll_seconds
+            )));
+        }
+        let url = self.app.public_url.trim();
+        if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError(format!(
+                "app.public_url = {url:?}: not an http(s) URL. Fix: write it in full, e.g. \"https://mfa.example.com\"."
+            )));
+        }
         if let Some(ldap) = &self.ldap {
             ldap.check()?;
         }

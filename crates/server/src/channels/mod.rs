@@ -19,6 +19,7 @@ pub mod console;
 pub mod inbox;
 pub mod smtp;
 pub mod twilio;
+pub mod unified_push;
 
 pub use console::{ConsoleChannel, InboxEvents};
 pub use inbox::{DevInbox, InboxAnswer, InboxEntry, InboxMessage};
