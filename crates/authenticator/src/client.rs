@@ -366,9 +366,17 @@ async fn read(
     url: &Url,
     sent: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<(StatusCode, Option<String>, Vec<u8>), ClientError> {
-    let network = |e: reqwest::Error| ClientError::Network {
-        url: url.to_string(),
-        detail: error_chain(&e),
+    let network = |e: reqwest::Error| {
+        let mut detail = error_chain(&e.without_url());
+        if detail.contains("certificate") {
+            detail.push_str(
+                " (a server with a self-signed certificate needs --ca-file with that certificate)",
+            );
+        }
+        ClientError::Network {
+            url: url.to_string(),
+            detail,
+        }
     };
     let mut response = sent.map_err(network)?;
     let status = response.status();

@@ -98,8 +98,9 @@ pub fn code(context: &Context, device_id: Option<&str>) -> anyhow::Result<ExitCo
         let Some(seed) = &account.oath else { continue };
         match Totp::from_seed(seed) {
             Ok(totp) => println!(
-                "{}  {}  ({} s left)",
+                "{} ({})  {}  ({} s left)",
                 account.label,
+                account.device_id,
                 totp.code_at(now),
                 totp.seconds_left(now)
             ),

@@ -69,7 +69,7 @@ pub async fn activate(context: &Context, args: ActivateArgs) -> anyhow::Result<E
         Ok(answer) => answer,
         Err(e) => {
             let hint = hint(&e);
-            return Err(anyhow::Error::new(e).context(format!("activation at {url} failed{hint}")));
+            bail!("activation at {url} failed: {e}{hint}");
         }
     };
 
@@ -112,12 +112,12 @@ pub async fn activate(context: &Context, args: ActivateArgs) -> anyhow::Result<E
 fn hint(error: &ClientError) -> &'static str {
     match error.problem_code() {
         Some("invalid_activation_code") => {
-            ": ask for a new code (a code works once, for a few minutes)"
+            "\nAsk for a new code: a code works once, for a few minutes."
         }
         Some("device_limit") => {
-            ": you have as many devices as allowed; remove one in the portal first"
+            "\nYou have as many devices as allowed: remove one in the portal first."
         }
-        Some("rate_limited") => ": too many attempts; wait a few minutes",
+        Some("rate_limited") => "\nToo many attempts: wait a few minutes.",
         _ => "",
     }
 }

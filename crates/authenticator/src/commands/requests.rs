@@ -198,10 +198,10 @@ async fn watch_account(device: Device, label: String, shown: Arc<Mutex<HashMap<S
                 let now = unix_now();
                 for request in &requests {
                     if first_sight(&shown, request, now) {
-                        println!("{}", render_request(&label, request, now));
                         println!(
-                            "  approve: twofold-authenticator approve {} --number N\n  deny:    twofold-authenticator deny {} [--not-me]\n",
-                            request.id, request.id
+                            "{}{}",
+                            render_request(&label, request, now),
+                            how_to_answer(request)
                         );
                     }
                 }
@@ -226,6 +226,21 @@ async fn watch_account(device: Device, label: String, shown: Arc<Mutex<HashMap<S
             }
         }
     }
+}
+
+/// The commands that answer `request`.
+fn how_to_answer(request: &PendingRequest) -> String {
+    let mut approve = format!("twofold-authenticator approve {}", request.id);
+    if request.number_matching {
+        approve.push_str(" --number N");
+    }
+    if request.pin_required {
+        approve.push_str(" --pin -");
+    }
+    format!(
+        "  approve: {approve}\n  deny:    twofold-authenticator deny {} [--not-me]\n",
+        request.id
+    )
 }
 
 /// Records `request` as shown; true the first time.
