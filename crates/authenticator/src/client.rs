@@ -54,8 +54,10 @@ pub enum ClientError {
     Decode(serde_json::Error),
     #[error("the server's key is not Ed25519 ({0:?})")]
     ServerAlgorithm(String),
+    #[error("the server's public key cannot be used: {0}")]
+    ServerKey(KeyError),
     #[error("the saved account is damaged: {0}")]
-    Key(#[from] KeyError),
+    Key(KeyError),
 }
 
 impl ClientError {
@@ -254,7 +256,7 @@ impl Http {
         if answer.server.algorithm != "ed25519" {
             return Err(ClientError::ServerAlgorithm(answer.server.algorithm));
         }
-        ServerKey::from_b64(&answer.server.public_key)?;
+        ServerKey::from_b64(&answer.server.public_key).map_err(ClientError::ServerKey)?;
         Ok(answer)
     }
 }
@@ -275,8 +277,8 @@ impl Device {
             http: http.clone(),
             base_url: account.server_url.clone(),
             device_id: account.device_id.clone(),
-            key: account.device_key()?,
-            server_key: account.server_key()?,
+            key: account.device_key().map_err(ClientError::Key)?,
+            server_key: account.server_key().map_err(ClientError::Key)?,
         })
     }
 

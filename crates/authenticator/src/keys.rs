@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("not base64url ({0})")]
-    Base64(#[from] base64::DecodeError),
+    Base64(base64::DecodeError),
     #[error("a {algorithm} private key must be 32 bytes, this one has {len}")]
     PrivateKeyLength { algorithm: Algorithm, len: usize },
     #[error("the {0} private key is not valid")]
@@ -60,7 +60,9 @@ pub fn b64(bytes: &[u8]) -> String {
 
 /// Decodes base64url without padding.
 pub fn unb64(text: &str) -> Result<Vec<u8>, KeyError> {
-    Ok(URL_SAFE_NO_PAD.decode(text.trim())?)
+    URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .map_err(KeyError::Base64)
 }
 
 /// The device's private key. It never leaves the device.

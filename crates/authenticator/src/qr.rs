@@ -7,20 +7,20 @@ use crate::protocol::{ActivationLink, LinkError};
 /// Why a picture gives no activation link.
 #[derive(Debug, thiserror::Error)]
 pub enum QrError {
-    #[error("{path} cannot be read: {source}")]
+    #[error("{path} cannot be read: {reason}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
-    #[error("{path} is not a PNG picture that can be read ({source})")]
+    #[error("{path} is not a PNG picture that can be read ({reason})")]
     Image {
         path: PathBuf,
-        source: image::ImageError,
+        reason: image::ImageError,
     },
     #[error("{path} holds no QR code that can be read")]
     NoQrCode { path: PathBuf },
-    #[error("the QR code in {path}: {source}")]
-    NotActivationLink { path: PathBuf, source: LinkError },
+    #[error("the QR code in {path}: {reason}")]
+    NotActivationLink { path: PathBuf, reason: LinkError },
 }
 
 /// The texts of the QR codes in `picture`, in the order they are found.
@@ -36,15 +36,15 @@ pub fn decode_texts(picture: &image::DynamicImage) -> Vec<String> {
 
 /// Reads the PNG at `path` and the activation link of the QR code in it.
 pub fn read_activation_link(path: &Path) -> Result<ActivationLink, QrError> {
-    let bytes = std::fs::read(path).map_err(|source| QrError::Read {
+    let bytes = std::fs::read(path).map_err(|reason| QrError::Read {
         path: path.to_owned(),
-        source,
+        reason,
     })?;
     let picture =
-        image::load_from_memory_with_format(&bytes, image::ImageFormat::Png).map_err(|source| {
+        image::load_from_memory_with_format(&bytes, image::ImageFormat::Png).map_err(|reason| {
             QrError::Image {
                 path: path.to_owned(),
-                source,
+                reason,
             }
         })?;
     let texts = decode_texts(&picture);
@@ -58,9 +58,9 @@ pub fn read_activation_link(path: &Path) -> Result<ActivationLink, QrError> {
         }
     }
     match first_error {
-        Some(source) => Err(QrError::NotActivationLink {
+        Some(reason) => Err(QrError::NotActivationLink {
             path: path.to_owned(),
-            source,
+            reason,
         }),
         None => Err(QrError::NoQrCode {
             path: path.to_owned(),
@@ -117,7 +117,7 @@ mod tests {
         assert!(matches!(
             read_activation_link(&path),
             Err(QrError::NotActivationLink {
-                source: LinkError::NotActivationLink,
+                reason: LinkError::NotActivationLink,
                 ..
             })
         ));

@@ -21,15 +21,15 @@ const FORMAT_VERSION: u32 = 1;
 /// What can go wrong with the accounts file.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {reason}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
-    #[error("{path} is not a readable accounts file ({source})")]
+    #[error("{path} is not a readable accounts file ({reason})")]
     Format {
         path: PathBuf,
-        source: serde_json::Error,
+        reason: serde_json::Error,
     },
     #[error("{path} has format version {found}; this program reads version {FORMAT_VERSION}")]
     Version { path: PathBuf, found: u32 },
@@ -107,9 +107,9 @@ impl Store {
     /// Reads `accounts.json` in `dir`; no file means no accounts yet.
     pub fn load(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join(FILE_NAME);
-        let io = |source| StoreError::Io {
+        let io = |reason| StoreError::Io {
             path: path.clone(),
-            source,
+            reason,
         };
         let text = match fs::read(&path) {
             Ok(text) => text,
@@ -123,9 +123,9 @@ impl Store {
             Err(e) => return Err(io(e)),
         };
         let contents: FileContents =
-            serde_json::from_slice(&text).map_err(|source| StoreError::Format {
+            serde_json::from_slice(&text).map_err(|reason| StoreError::Format {
                 path: path.clone(),
-                source,
+                reason,
             })?;
         if contents.version != FORMAT_VERSION {
             return Err(StoreError::Version {
@@ -163,7 +163,7 @@ impl Store {
     pub fn save(&mut self) -> Result<(), StoreError> {
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| StoreError::Io { path, source }
+            move |reason| StoreError::Io { path, reason }
         };
         create_private_dir(&self.dir).map_err(io(&self.dir))?;
         let contents = FileContents {
@@ -171,9 +171,9 @@ impl Store {
             accounts: self.accounts.clone(),
         };
         let mut text =
-            serde_json::to_vec_pretty(&contents).map_err(|source| StoreError::Format {
+            serde_json::to_vec_pretty(&contents).map_err(|reason| StoreError::Format {
                 path: self.path(),
-                source,
+                reason,
             })?;
         text.push(b'\n');
 
