@@ -177,8 +177,14 @@ pub async fn watch(context: &Context, device_id: Option<&str>) -> anyhow::Result
         accounts.len(),
         if accounts.len() == 1 { "" } else { "s" }
     );
+    let interrupted = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // Without a Ctrl-C handler the default one ends the process.
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => Ok(ExitCode::SUCCESS),
+        () = interrupted => Ok(ExitCode::SUCCESS),
         _ = async { while watchers.join_next().await.is_some() {} } => {
             // Every account stopped: the server no longer knows any of these devices.
             Ok(ExitCode::FAILURE)
