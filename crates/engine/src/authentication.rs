@@ -413,6 +413,10 @@ pub fn start(
                 {
                     c
                 }
+                // And send a request to any user's activated app.
+                Some(Challenge::MobileApp) if origin == Origin::Sdk && factors.has_device => {
+                    Challenge::MobileApp
+                }
                 Some(_) => return Err(StartRefusal::MethodNotOffered),
             };
             Ok(State::Pending(Step::of(challenge, settings)))

@@ -506,6 +506,13 @@ impl Config {
                 self.app.long_poll_seconds
             )));
         }
+        if self.app.long_poll_seconds >= self.http.request_timeout_seconds {
+            return Err(ConfigError(format!(
+                "app.long_poll_seconds = {} must be shorter than http.request_timeout_seconds = {}: \
+                 a long-poll would be cut off. Fix: lower app.long_poll_seconds or raise the timeout.",
+                self.app.long_poll_seconds, self.http.request_timeout_seconds
+            )));
+        }
         let url = self.app.public_url.trim();
         if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
             return Err(ConfigError(format!(

@@ -173,7 +173,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .with_attempt_limits(
             config.limits.second_factor_per_user_per_minute,
             config.limits.second_factor_per_ip_per_minute,
-        );
+        )
+        .with_app(config.app.clone(), own_url(&config));
     if let Some(directory) = build_directory(&config, &settings)? {
         service = service
             .with_directory(directory)
@@ -208,6 +209,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     });
 
     spawn_housekeeping(service.clone(), limits);
+    crate::service::app::spawn_long_poll_watch(service.clone());
     spawn_directory_jobs(service.clone(), &config, channels.email.clone());
     let users = store
         .list_users(1, None)
@@ -221,6 +223,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         tracing::info!("SQLite store closed");
     }
     Ok(())
+}
+
+/// This server's own address, as a device would reach it (`https://127.0.0.1:8443`).
+fn own_url(config: &Config) -> String {
+    let scheme = if config.tls.enabled { "https" } else { "http" };
+    format!("{scheme}://{}", config.listen)
 }
 
 /// How often a node looks for invitations to send, and whether a sync is due.

@@ -84,14 +84,13 @@ impl WakeSender {
         let addrs: Vec<SocketAddr> = match url.host() {
             Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
             Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
-            Some(url::Host::Domain(name)) => tokio::time::timeout(
-                TIMEOUT,
-                tokio::net::lookup_host((name.to_owned(), port)),
-            )
-            .await
-            .map_err(|_| format!("looking up {name} took too long"))?
-            .map_err(|e| format!("{name} cannot be looked up ({e})"))?
-            .collect(),
+            Some(url::Host::Domain(name)) => {
+                tokio::time::timeout(TIMEOUT, tokio::net::lookup_host((name.to_owned(), port)))
+                    .await
+                    .map_err(|_| format!("looking up {name} took too long"))?
+                    .map_err(|e| format!("{name} cannot be looked up ({e})"))?
+                    .collect()
+            }
             None => return Err("the URL has no host".into()),
         };
         if addrs.is_empty() {

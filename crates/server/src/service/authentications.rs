@@ -38,6 +38,12 @@ pub(super) enum Answer {
         keys_right: bool,
         pin: Option<String>,
     },
+    /// The app's approval: the number it picked (with number matching) and the PIN (in PIN
+    /// mode).
+    App {
+        number: Option<String>,
+        pin: Option<String>,
+    },
 }
 
 impl Answer {
@@ -56,6 +62,7 @@ impl Answer {
             Answer::TextCode(_) => Step::TextCode,
             Answer::TextReply { .. } => Step::TextReply,
             Answer::Call { .. } => Step::PhoneCall,
+            Answer::App { .. } => Step::MobileApp,
         }
     }
 
@@ -66,6 +73,7 @@ impl Answer {
             Answer::TextCode(_) => Event::TextCode(check),
             Answer::TextReply { .. } => Event::TextReply(check),
             Answer::Call { .. } => Event::CallDigits(check),
+            Answer::App { .. } => Event::AppApproval(check),
         }
     }
 }
@@ -232,6 +240,9 @@ impl InProcessService {
         {
             a.state = state;
         }
+        if a.state == State::Pending(Step::MobileApp) {
+            return self.start_with_push(a, user, &settings, client).await;
+        }
         let outgoing = self
             .prepare_phone(&mut a, user, &settings, &phone, client)
             .await?;
@@ -304,6 +315,14 @@ impl InProcessService {
             }
             let to_phone = matches!(&moved.state, State::Pending(step) if step.goes_to_phone())
                 && moved.state != a.state;
+            if moved.state == State::Pending(Step::MobileApp) && moved.state != a.state {
+                // Switched to the app: a request goes out now.
+                let client = ClientContext {
+                    ip: a.client_ip.as_deref().and_then(|ip| ip.parse().ok()),
+                    ..ClientContext::default()
+                };
+                return self.move_to_push(a, moved, &user, &settings, &client).await;
+            }
             if to_phone {
                 // Switched to a call or a text: it goes out now, as for a new authentication.
                 let client = ClientContext {
@@ -422,6 +441,16 @@ impl InProcessService {
             Answer::Call { pin, .. } => {
                 self.check_phone_answer(&reserved, None, pin.as_deref(), Via::PhoneCall, client)
                     .await
+            }
+            Answer::App { number, pin } => {
+                self.check_phone_answer(
+                    &reserved,
+                    number.as_deref(),
+                    pin.as_deref(),
+                    Via::MobileApp,
+                    client,
+                )
+                .await
             }
         };
         let (check, error) = match checked {

@@ -6,6 +6,7 @@
 //! from the CLI follows the same rules and lands in the same audit log.
 
 mod admin;
+pub mod app;
 mod attempts;
 mod authentications;
 pub(crate) mod blocking;
@@ -162,6 +163,8 @@ pub struct InProcessService {
     sync_items: Vec<crate::config::SyncItem>,
     /// Where calls, texts and emails go (`[channels]`).
     channels: crate::channels::Channels,
+    /// The authenticator app's service: `[app]`, the long-polls held, the server's key.
+    app: Arc<app::AppRuntime>,
 }
 
 impl InProcessService {
@@ -193,7 +196,15 @@ impl InProcessService {
             attempt_limits: AttemptLimits::default(),
             sync_items: Vec::new(),
             channels: crate::channels::Channels::console(clock_for_channels),
+            app: Arc::new(app::AppRuntime::default()),
         })
+    }
+
+    /// Serves the authenticator app with `[app]`; `own_url` is this server's address, given
+    /// with activation codes when neither `[app] public_url` nor `portal_url` is set.
+    pub fn with_app(mut self, config: crate::config::AppConfig, own_url: String) -> Self {
+        self.app = Arc::new(app::AppRuntime::new(config, own_url));
+        self
     }
 
     /// Sends calls, texts and emails through `channels` (by default, all to the console).

@@ -11,7 +11,8 @@
 //!
 //! So an operation is written twice: here, and in the function that does it.
 
-use super::portal::{PhoneCheck, PhoneInput, PhoneWait};
+use super::app::{Activation, DeviceView, PushStatus};
+use super::portal::{AppCheck, PhoneCheck, PhoneInput, PhoneWait};
 use super::remote::{PortalReply, RemoteService};
 use super::{
     ClientContext, FactorsView, InProcessService, PortalSession, Profile, QuestionView,
@@ -301,6 +302,30 @@ portal_operations! {
         code: &str => String,
         client: &ClientContext => ClientContext,
     ) -> PhoneCheck = portal_phone_check_code;
+    /// Creates an activation code for the authenticator app (the wizard's step, or another
+    /// device from the account page; a change of factors).
+    fn begin_app_activation(session: &str => String, client: &ClientContext => ClientContext) -> Activation = portal_begin_app_activation;
+    /// The session user's activated devices.
+    fn devices(session: &str => String) -> Vec<DeviceView> = portal_devices;
+    /// Removes one of the session user's devices (a change of factors).
+    fn remove_device(
+        session: &str => String,
+        device_id: &str => String,
+        client: &ClientContext => ClientContext,
+    ) -> () = portal_remove_device;
+    /// "Authenticate me now": a first request to the user's devices; with `make_primary`
+    /// (the wizard), a passed test makes the app the user's method.
+    fn begin_app_check(
+        session: &str => String,
+        make_primary: bool => bool,
+        client: &ClientContext => ClientContext,
+    ) -> AppCheck = portal_begin_app_check;
+    /// Where "Authenticate me now" stands; with `finish`, a passed test is taken.
+    fn app_check(session: &str => String, finish: bool => bool, client: &ClientContext => ClientContext) -> AppCheck = portal_app_check;
+    /// The request the session's sign-in or step-up waits on: the number to show.
+    fn push_status(session: &str => String) -> PushStatus = portal_push_status;
+    /// Sends the session's request to the app again, once the one before expired.
+    fn send_push_again(session: &str => String, client: &ClientContext => ClientContext) -> () = portal_send_push_again;
     /// Starts a one-time bypass; returns when it expires.
     fn start_bypass(
         session: &str => String,

@@ -29,7 +29,9 @@ pub fn missing_for(method: Method) -> String {
         Method::Oath => {
             format!("the user has no active OATH token: enrol one before choosing {tag}")
         }
-        Method::MobileApp => format!("{tag} is not available in this version"),
+        Method::MobileApp => {
+            format!("the user has no activated device: activate the app before choosing {tag}")
+        }
     }
 }
 
@@ -106,8 +108,8 @@ impl InProcessService {
         Ok(updated)
     }
 
-    /// Sets a user's primary method. `mobile_app` is refused (not available in this
-    /// version); `phone_call` and `sms` need a phone, `oath` an active token
+    /// Sets a user's primary method. `mobile_app` needs an activated device, `phone_call`
+    /// and `sms` a phone, `oath` an active token
     /// ([`DomainError::NotEnrolled`] otherwise, told with [`missing_for`]). Audited
     /// (`method_changed`); the user's portal sessions end.
     pub async fn set_user_method(
@@ -118,12 +120,7 @@ impl InProcessService {
     ) -> Result<UserRecord, ServiceError> {
         let user = self.find_user(username).await?;
         let has_factor = match method {
-            Method::MobileApp => {
-                return Err(DomainError::InvalidRequest(
-                    "mobile_app is not available in this version".into(),
-                )
-                .into());
-            }
+            Method::MobileApp => self.store.device_count(&user.id).await? > 0,
             Method::PhoneCall | Method::Sms => user.phone.is_some(),
             Method::Oath => self
                 .store

@@ -18,6 +18,9 @@
 //! step: once the user holds a factor (enrolled elsewhere in the meantime), it must prove it
 //! like any sign-in. A change of factors ends every other session of the user.
 
+mod app;
+pub use app::AppCheck;
+
 use super::authentications::{Answer, StartOptions};
 use super::factors::{FactorsView, QuestionView, SoftwareEnrollment};
 use super::telephony::PhoneTarget;
@@ -86,6 +89,9 @@ struct SessionData {
     /// New phone numbers waiting to be proved.
     #[serde(default)]
     phone_check: Option<PendingPhones>,
+    /// "Authenticate me now": a first request to a new device.
+    #[serde(default)]
+    app_check: Option<app::PendingAppCheck>,
 }
 
 /// What a portal may know of its session.
@@ -195,6 +201,9 @@ pub struct Verification {
     pub waiting: bool,
     /// The user has a backup phone the call or text may go to instead.
     pub backup_phone: bool,
+    /// For the app: the request's number to show, and whether it expired.
+    #[serde(default)]
+    pub push: Option<super::app::PushStatus>,
 }
 
 /// What the store keeps in place of a session token.
@@ -255,7 +264,7 @@ impl Loaded {
 fn decided_by_phone(a: &Authentication, now: UnixTime) -> bool {
     a.channel.is_some()
         && a.consumed_at.is_none()
-        && a.origin != Origin::PhoneCheck
+        && !matches!(a.origin, Origin::PhoneCheck | Origin::AppCheck)
         && !a.state_at(now).is_pending()
 }
 
@@ -263,6 +272,9 @@ fn decided_by_phone(a: &Authentication, now: UnixTime) -> bool {
 fn decided_challenge(a: &Authentication) -> Option<Challenge> {
     if a.channel.is_none() || a.consumed_at.is_some() || a.state.is_pending() {
         return None;
+    }
+    if a.channel.as_deref() == Some(super::app::APP_CHANNEL) {
+        return Some(Challenge::MobileApp);
     }
     Some(match a.state {
         State::Approved {
@@ -632,6 +644,7 @@ impl InProcessService {
             proved_at: None,
             step_up: None,
             phone_check: None,
+            app_check: None,
         };
         let waiting = match &started.state {
             State::Approved { via } => {
@@ -753,9 +766,18 @@ impl InProcessService {
             sent_to: waiting
                 .channel
                 .as_deref()
+                .filter(|c| *c != super::app::APP_CHANNEL)
                 .map(twofold_engine::phone::masked),
-            waiting: matches!(step, State::Pending(Step::PhoneCall | Step::TextReply)),
+            waiting: matches!(
+                step,
+                State::Pending(Step::PhoneCall | Step::TextReply | Step::MobileApp)
+            ),
             backup_phone: factors.has_backup_phone,
+            push: if step == State::Pending(Step::MobileApp) {
+                Some(self.push_status(waiting).await?)
+            } else {
+                None
+            },
         })
     }
 
@@ -949,9 +971,13 @@ impl InProcessService {
         };
         let now = self.clock.now();
         match a.state_at(now) {
-            State::Pending(step) if step.goes_to_phone() => Ok(PhoneWait::Waiting {
+            State::Pending(step) if step.out_of_band() => Ok(PhoneWait::Waiting {
                 step: step.name().to_owned(),
-                sent_to: a.channel.as_deref().map(twofold_engine::phone::masked),
+                sent_to: a
+                    .channel
+                    .as_deref()
+                    .filter(|c| *c != super::app::APP_CHANNEL)
+                    .map(twofold_engine::phone::masked),
             }),
             State::Pending(_) => Err(DomainError::WrongStep.into()),
             _ if !finish => Ok(PhoneWait::Decided),

@@ -591,7 +591,7 @@ impl InProcessService {
 
     /// A user reported a sign-in as not theirs: they are blocked for `fraud_block_days`,
     /// the administrators in `fraud_alert_emails` are emailed, and it is audited.
-    async fn fraud_reported(
+    pub(super) async fn fraud_reported(
         &self,
         user: &UserRecord,
         a: &Authentication,
@@ -633,12 +633,17 @@ impl InProcessService {
                 to: to.clone(),
                 subject: format!("Fraud reported by {}", user.username),
                 text_body: format!(
-                    "{} reported a sign-in as not theirs during a verification call.\n\n\
+                    "{} reported a sign-in as not theirs {}.\n\n\
                      User: {}\nAuthentication: {}\nStarted from: {}\nOrigin: {}\n\n\
                      The user is blocked for {} days. Review the audit log \
                      (twofold audit tail), then unblock them with \
                      `twofold user unblock {}` when it is safe.\n",
                     user.username,
+                    if a.channel.as_deref() == Some(super::app::APP_CHANNEL) {
+                        "in the authenticator app (\"not me\")"
+                    } else {
+                        "during a verification call"
+                    },
                     user.username,
                     a.id,
                     address,

@@ -253,6 +253,30 @@ impl Store {
         row.as_ref().map(device_from).transpose()
     }
 
+    /// Records the offline OATH token a device brought.
+    pub async fn set_device_token(&self, id: &str, token_id: &str) -> Result<(), StoreError> {
+        query("UPDATE devices SET token_id = $1 WHERE id = $2")
+            .bind(token_id)
+            .bind(id)
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a device's offline OATH token, if it is still the user's.
+    pub async fn delete_device_token(
+        &self,
+        user_id: &str,
+        token_id: &str,
+    ) -> Result<(), StoreError> {
+        query("DELETE FROM oath_tokens WHERE id = $1 AND user_id = $2 AND kind = 'software'")
+            .bind(token_id)
+            .bind(user_id)
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Records that a device was heard from.
     pub async fn touch_device(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
         query("UPDATE devices SET last_used_at = $1 WHERE id = $2")

@@ -181,7 +181,9 @@ pub(super) async fn not_found() -> WebError {
 }
 
 pub(super) async fn error_pages(request: Request, next: Next) -> Response {
-    let sdk = request.uri().path().starts_with("/sdk/");
+    // The SDK's and the app's clients read problems, not pages.
+    let sdk =
+        request.uri().path().starts_with("/sdk/") || request.uri().path().starts_with("/app/");
     let language = request_language(request.headers(), None, None);
     let reference = request
         .headers()

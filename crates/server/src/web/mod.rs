@@ -1,5 +1,6 @@
 //! The HTTP layer: the router, the middleware every request crosses, and the portal's pages.
 
+pub mod app;
 pub mod client;
 pub mod dev_inbox;
 mod errors;
@@ -99,6 +100,10 @@ pub fn router(parts: WebParts) -> Router {
         (Some(service), Some(twilio)) => hooks::routes(service.clone(), twilio),
         _ => Router::new(),
     };
+    let app_routes = match &parts.sdk {
+        Some(service) => app::routes(service.clone(), state.inner.limits.clone()),
+        None => Router::new(),
+    };
     let sdk_routes = match parts.sdk {
         Some(service) => sdk::router(sdk::SdkState::new(
             state.clone(),
@@ -116,6 +121,7 @@ pub fn router(parts: WebParts) -> Router {
         .fallback(errors::not_found)
         .with_state(state.clone())
         .merge(sdk_routes)
+        .merge(app_routes)
         .merge(hook_routes)
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))

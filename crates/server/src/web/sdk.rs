@@ -54,7 +54,7 @@ impl SdkState {
 /// Wrong credentials allowed from one address per minute before it gets 429.
 const FAILURES_PER_MINUTE: u32 = 20;
 
-mod problems;
+pub(super) mod problems;
 
 pub use problems::ProblemResponse;
 
