@@ -395,6 +395,11 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// The server's generated certificate (what a device's `--ca-file` trusts).
+    pub fn cert_file(&self) -> PathBuf {
+        self.data_dir.join("tls/cert.pem")
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
@@ -738,4 +743,46 @@ pub fn make_test_ca(dir: &Path) {
 /// The same scenario in either topology.
 pub fn topology(env: Env, split: bool) -> Env {
     if split { env.split() } else { env }
+}
+
+/// The `twofold-authenticator` binary of this workspace (the app's reference client), built
+/// once if the test run has not built it yet.
+pub fn authenticator_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = Path::new(BIN).parent().expect("the binary's directory");
+            let bin = dir.join("twofold-authenticator");
+            if !bin.is_file() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let status = Command::new(cargo)
+                    .args([
+                        "build",
+                        "-p",
+                        "twofold-authenticator",
+                        "--bin",
+                        "twofold-authenticator",
+                    ])
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .status()
+                    .expect("run cargo build for twofold-authenticator");
+                assert!(status.success(), "twofold-authenticator did not build");
+            }
+            assert!(bin.is_file(), "{} is missing", bin.display());
+            bin
+        })
+        .clone()
+}
+
+/// Runs `twofold-authenticator` with its own data directory, trusting `server`'s
+/// certificate.
+pub fn authenticator(data_dir: &Path, ca_file: &Path, args: &[&str]) -> Output {
+    Command::new(authenticator_bin())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--ca-file")
+        .arg(ca_file)
+        .args(args)
+        .output()
+        .expect("run twofold-authenticator")
 }
