@@ -228,7 +228,7 @@ pub enum Method {
     PhoneCall,
     /// A text message to the primary phone.
     Sms,
-    /// A push to the authenticator app (not available in this version).
+    /// A request to the authenticator app: the user approves with the number shown.
     MobileApp,
     /// An authenticator app or a hardware token.
     Oath,
@@ -366,8 +366,8 @@ pub struct AuthenticationStart {
     /// Checked when given; leave out when your application checked the password itself.
     #[serde(default)]
     pub password: Option<String>,
-    /// `oath`, `security_questions`, `phone_call` or `sms`; the user's own method by
-    /// default.
+    /// `oath`, `security_questions`, `phone_call`, `sms` or `mobile_app`; the user's own
+    /// method by default.
     #[serde(default)]
     pub method: Option<String>,
     /// For `phone_call` and `sms`: `primary` (the default) or `backup`, the phone the call or
@@ -392,8 +392,8 @@ pub struct Authentication {
     pub username: String,
     /// While pending, what finishes it: `otp` or `security_answers` (what `/answer`
     /// expects), `text_code` (the code of the text message sent, through `/answer` as
-    /// `otp`), or `phone_call` and `text_reply` (the user answers the call or replies to
-    /// the text; poll until it is decided).
+    /// `otp`), or `phone_call`, `text_reply` and `mobile_app` (the user answers the call,
+    /// replies to the text, or approves in the app; poll until it is decided).
     pub next: Option<String>,
     /// The questions to answer when `next` is `security_answers`.
     pub questions: Vec<SecurityQuestion>,
@@ -406,6 +406,48 @@ pub struct Authentication {
     /// `country_not_allowed` (the number's country is not in `sms_allowed_countries`).
     pub reason: Option<String>,
     pub expires_at: i64,
+    /// For `mobile_app`: the number to show the user, who picks it in the app (number
+    /// matching). `null` for other methods, or when `push_number_matching` is off.
+    #[serde(default)]
+    pub number: Option<u8>,
+}
+
+/// `POST /sdk/v1/users/{username}/devices/activation`: a one-time activation code for the
+/// authenticator app, to show the user once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AppActivation {
+    /// 16 characters in four groups (`7K3M-Q9TX-2HBW-V4RD`); used once, within
+    /// `app_activation_minutes`.
+    pub code: String,
+    /// The server's address for the app (`[app] public_url`, else `portal_url`).
+    pub url: String,
+    /// `twofold://activate?url=…&code=…`, what the QR code carries.
+    pub uri: String,
+    /// The QR code of `uri`, an SVG image.
+    pub qr_svg: String,
+    pub expires_at: i64,
+}
+
+/// An activated authenticator device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Device {
+    pub id: String,
+    pub name: String,
+    /// `ed25519` or `p256`.
+    pub algorithm: String,
+    pub created_at: i64,
+    /// When it last answered a request.
+    pub last_used_at: Option<i64>,
+    /// It makes the user's offline OATH codes.
+    pub offline_codes: bool,
+    /// It gave a UnifiedPush endpoint for wake-ups.
+    pub push_endpoint: bool,
+}
+
+/// `GET /sdk/v1/users/{username}/devices`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceList {
+    pub devices: Vec<Device>,
 }
 
 /// `POST /sdk/v1/authentications/{id}/answer`: an OTP, or security answers.

@@ -935,8 +935,8 @@ fn parse_method(text: &str) -> Result<twofold_engine::settings::Method> {
         "phone_call" => Ok(Method::PhoneCall),
         "sms" => Ok(Method::Sms),
         "oath" => Ok(Method::Oath),
-        "mobile_app" => bail!("--method mobile_app: not available in this version"),
-        other => bail!("--method {other:?}: use phone_call, sms or oath"),
+        "mobile_app" => Ok(Method::MobileApp),
+        other => bail!("--method {other:?}: use phone_call, sms, mobile_app or oath"),
     }
 }
 

@@ -838,11 +838,11 @@ impl InProcessService {
         }
         let settings = self.settings_now().await?;
         let user = self.user(&a.user_id).await?;
+        // The answer is the sign-in's: audited and rate-limited at the address the sign-in
+        // came from, not the phone's.
         let mut client = client.clone();
         client.actor = Some(format!("device:{}", device.id));
-        if client.ip.is_none() {
-            client.ip = a.client_ip.as_deref().and_then(|ip| ip.parse().ok());
-        }
+        client.ip = a.client_ip.as_deref().and_then(|ip| ip.parse().ok());
         let reply = match body.answer.as_str() {
             "approve" => {
                 let matching = a.code_hash.is_some();

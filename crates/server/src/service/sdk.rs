@@ -573,9 +573,10 @@ impl InProcessService {
             Some("security_questions") => Some(Challenge::SecurityQuestions),
             Some("phone_call") => Some(Challenge::PhoneCall),
             Some("sms") => Some(Challenge::Sms),
+            Some("mobile_app") => Some(Challenge::MobileApp),
             Some(other) => {
                 return Err(invalid(format!(
-                    "method {other:?}: use oath, security_questions, phone_call or sms"
+                    "method {other:?}: use oath, security_questions, phone_call, sms or mobile_app"
                 )));
             }
         };
@@ -667,7 +668,59 @@ impl InProcessService {
                 _ => None,
             },
             expires_at: a.expires_at,
+            number: match &state {
+                State::Pending(Step::MobileApp) => self.push_status(a).await?.number,
+                _ => None,
+            },
         })
+    }
+
+    /// Creates a one-time activation code for a user's authenticator app.
+    pub async fn sdk_create_activation(
+        &self,
+        username: &str,
+        client: &ClientContext,
+    ) -> Result<sdk::AppActivation, ServiceError> {
+        let user = self.find_user(username).await?;
+        let a = self.create_activation(&user.id, client).await?;
+        Ok(sdk::AppActivation {
+            code: a.code,
+            url: a.url,
+            uri: a.uri,
+            qr_svg: a.qr_svg,
+            expires_at: a.expires_at,
+        })
+    }
+
+    /// A user's activated devices.
+    pub async fn sdk_devices(&self, username: &str) -> Result<sdk::DeviceList, ServiceError> {
+        let user = self.find_user(username).await?;
+        let devices = self.devices_of(&user.id).await?;
+        Ok(sdk::DeviceList {
+            devices: devices
+                .into_iter()
+                .map(|d| sdk::Device {
+                    id: d.id,
+                    name: d.name,
+                    algorithm: d.algorithm,
+                    created_at: d.created_at,
+                    last_used_at: d.last_used_at,
+                    offline_codes: d.offline_codes,
+                    push_endpoint: d.push_endpoint,
+                })
+                .collect(),
+        })
+    }
+
+    /// Removes one of a user's devices: its requests are refused at once.
+    pub async fn sdk_remove_device(
+        &self,
+        username: &str,
+        device_id: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        let user = self.find_user(username).await?;
+        self.remove_device_of(&user.id, device_id, client).await
     }
 
     /// An authentication, for the account that started it (any other finds nothing).

@@ -522,6 +522,9 @@ fn operations() -> OpenApiRouter<SdkState> {
         .routes(routes!(set_phones))
         .routes(routes!(set_method))
         .routes(routes!(unblock_user))
+        .routes(routes!(create_app_activation))
+        .routes(routes!(list_devices))
+        .routes(routes!(remove_device))
         .routes(routes!(enroll_oath))
         .routes(routes!(verify_oath))
         .routes(routes!(security_questions))
@@ -770,13 +773,12 @@ async fn set_phones(
 }
 
 /// Sets the user's primary method. `phone_call` and `sms` need a phone, `oath` an active
-/// OATH token; `mobile_app` is not available in this version. Ends the user's portal
-/// sessions.
+/// OATH token, `mobile_app` an activated device. Ends the user's portal sessions.
 #[utoipa::path(put, path = "/sdk/v1/users/{username}/method", params(("username" = String, Path, description = "The user's username.")), request_body = sdk::MethodSet, tag = "users",
     responses((status = 200, body = sdk::User),
-        (status = 400, body = sdk::Problem, description = "`mobile_app`, not available in this version (`invalid_request`), or an unknown method (`invalid_body`)."),
+        (status = 400, body = sdk::Problem, description = "An unknown method (`invalid_body`)."),
         (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`)."),
-        (status = 409, body = sdk::Problem, description = "The user lacks what the method needs: a phone for `phone_call` and `sms`, an active OATH token for `oath` (`not_enrolled`; the detail says which).")))]
+        (status = 409, body = sdk::Problem, description = "The user lacks what the method needs: a phone for `phone_call` and `sms`, an active OATH token for `oath`, an activated device for `mobile_app` (`not_enrolled`; the detail says which).")))]
 async fn set_method(
     State(state): State<SdkState>,
     caller: SdkCaller,
@@ -815,6 +817,66 @@ async fn unblock_user(
         .unblock_user(&caller.actor(), &username)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Creates a one-time activation code for the user's authenticator app: the code, the URL
+/// and the QR code to show them (`docs/mobile-app.md`). Their earlier unused code stops
+/// working. Audited (`app_activation_created`).
+#[utoipa::path(post, path = "/sdk/v1/users/{username}/devices/activation", params(("username" = String, Path, description = "The user's username.")), tag = "devices",
+    responses((status = 201, body = sdk::AppActivation),
+        (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`)."),
+        (status = 409, body = sdk::Problem, description = "The user has `mobile_app_device_limit` devices already (`device_limit`).")))]
+async fn create_app_activation(
+    State(state): State<SdkState>,
+    caller: SdkCaller,
+    SdkPath(username): SdkPath<String>,
+) -> SdkResult<(StatusCode, Json<sdk::AppActivation>)> {
+    let activation = state
+        .service
+        .sdk_create_activation(&username, &caller.context())
+        .await?;
+    Ok((StatusCode::CREATED, Json(activation)))
+}
+
+/// The user's activated authenticator devices.
+#[utoipa::path(get, path = "/sdk/v1/users/{username}/devices", params(("username" = String, Path, description = "The user's username.")), tag = "devices",
+    responses((status = 200, body = sdk::DeviceList),
+        (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`).")))]
+async fn list_devices(
+    State(state): State<SdkState>,
+    _caller: SdkCaller,
+    SdkPath(username): SdkPath<String>,
+) -> SdkResult<Json<sdk::DeviceList>> {
+    Ok(Json(state.service.sdk_devices(&username).await?))
+}
+
+/// Removes one of the user's devices: its requests are refused at once, on every node, and
+/// the offline codes it brought stop working. Audited (`device_removed`).
+#[utoipa::path(delete, path = "/sdk/v1/users/{username}/devices/{id}", params(("username" = String, Path, description = "The user's username."), ("id" = String, Path, description = "The device's id.")), tag = "devices",
+    responses((status = 204, description = "The device is removed."),
+        (status = 404, body = sdk::Problem, description = "No such user (`user_not_found`), or the user has no such device (`device_not_found`).")))]
+async fn remove_device(
+    State(state): State<SdkState>,
+    caller: SdkCaller,
+    SdkPath((username, id)): SdkPath<(String, String)>,
+) -> SdkResult<StatusCode> {
+    match state
+        .service
+        .sdk_remove_device(&username, &id, &caller.context())
+        .await
+    {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(crate::service::ServiceError::Domain(twofold_engine::DomainError::App(
+            twofold_engine::app::AppError::UnknownDevice,
+        ))) => Err(ProblemResponse::new(
+            StatusCode::NOT_FOUND,
+            "device_not_found",
+            format!(
+                "{username} has no device {id}; list them with GET /sdk/v1/users/{username}/devices"
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Enrols an authenticator app (returns the otpauth URI and a QR code), or associates a

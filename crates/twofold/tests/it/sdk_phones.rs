@@ -449,7 +449,7 @@ async fn a_null_primary_clears_both_phones_unless_the_method_needs_one() {
 // ---- method ----
 
 #[tokio::test]
-async fn the_method_is_set_when_the_user_has_what_it_needs_and_mobile_app_is_refused() {
+async fn the_method_is_set_when_the_user_has_what_it_needs_and_mobile_app_needs_a_device() {
     let run = running(Env::new(Backend::Sqlite).await).await;
     add_ada(&run.sdk).await;
     for method in ["sms", "phone_call", "oath"] {
@@ -482,8 +482,8 @@ async fn the_method_is_set_when_the_user_has_what_it_needs_and_mobile_app_is_ref
         .sdk
         .put("/sdk/v1/users/ada/method", json!({"method": "mobile_app"}))
         .await;
-    let detail = app.problem(400, "invalid_request");
-    assert!(detail.contains("not available in this version"), "{detail}");
+    let detail = app.problem(409, "not_enrolled");
+    assert!(detail.contains("activated device"), "{detail}");
     let unknown = run
         .sdk
         .put(
@@ -829,7 +829,6 @@ async fn user_set_names_the_flag_at_fault_and_changes_nothing() {
         ),
         (vec!["--backup-extension", "12"], "--backup-extension"),
         (vec!["--backup-phone", "12"], "--backup-phone"),
-        (vec!["--method", "mobile_app"], "--method"),
         (vec!["--method", "oath"], "--method"),
         (vec!["--method", "telegram"], "--method"),
         (
@@ -846,8 +845,9 @@ async fn user_set_names_the_flag_at_fault_and_changes_nothing() {
         assert_eq!(show(), before, "{args:?} changed nothing");
     }
     let out = env.cli(&["user", "set", "ada", "--method", "mobile_app"], "");
+    assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not available in this version"),
+        String::from_utf8_lossy(&out.stderr).contains("activated device"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
