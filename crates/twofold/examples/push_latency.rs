@@ -187,7 +187,8 @@ async fn latency(a: &Args, sdk: &Sdk) {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server's /proc status");
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server's /proc status");
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -198,7 +199,10 @@ fn rss_kib(pid: u32) -> u64 {
 /// A device of this driver's own: its key and id.
 async fn activate(a: &Args, sdk: &Sdk) -> (ed25519_dalek::SigningKey, String) {
     let activation = sdk
-        .post(&format!("/sdk/v1/users/{}/devices/activation", a.username), json!({}))
+        .post(
+            &format!("/sdk/v1/users/{}/devices/activation", a.username),
+            json!({}),
+        )
         .await;
     let code = activation["code"].as_str().unwrap();
     let key = ed25519_dalek::SigningKey::from_bytes(&rand_bytes());
@@ -271,7 +275,11 @@ async fn idle(a: &Args, sdk: &Sdk) {
     for p in polls {
         let (_, status) = p.await.unwrap();
         *statuses
-            .entry(status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()))
+            .entry(
+                status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|e| e.to_string()),
+            )
             .or_insert(0) += 1;
     }
     println!("  their answers after the wait: {statuses:?}");
