@@ -500,6 +500,15 @@ impl InProcessService {
         if !key.verifies(proof.as_bytes(), &body.proof) {
             return Err(app_error(AppError::BadSignature));
         }
+        let hash = self
+            .keyring
+            .code_hash(b"activation", code.as_bytes())
+            .map_err(internal)?;
+        let now = self.clock.now();
+        // Only a caller holding a valid code gets the endpoint's host looked up.
+        if !self.store.activation_code_waiting(&hash, now).await? {
+            return Err(app_error(AppError::InvalidActivationCode));
+        }
         let push_endpoint = match body.push_endpoint.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(endpoint) => {
@@ -511,11 +520,6 @@ impl InProcessService {
                 Some(endpoint.to_owned())
             }
         };
-        let hash = self
-            .keyring
-            .code_hash(b"activation", code.as_bytes())
-            .map_err(internal)?;
-        let now = self.clock.now();
         let user_id = self
             .store
             .take_activation_code(&hash, now)
