@@ -556,6 +556,8 @@ fn with_common_problems(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openap
     };
     for (path, item) in openapi.paths.paths.iter_mut() {
         let names_a_resource = path.contains('{');
+        // The app's protocol (`/app/v1`): its callers are devices, with problems of their own.
+        let app = path.starts_with("/app/");
         for operation in [
             &mut item.get,
             &mut item.put,
@@ -581,25 +583,44 @@ fn with_common_problems(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openap
                 }
             }
             let has_body = operation.request_body.is_some();
-            let mut common = vec![
-                (
-                    "400",
-                    "The request is malformed: the problem names the field.",
-                ),
-                ("401", "Missing or wrong service-account credentials."),
-                (
-                    "403",
-                    "The account lacks the `sdk` role, or the call came over plain HTTP.",
-                ),
-                (
-                    "429",
-                    "Too many failed credentials from this address: wait a minute.",
-                ),
-                (
-                    "503",
-                    "The server cannot reach its store (`unavailable`), or the directory that checks passwords does not answer (`directory_unavailable`): retry later.",
-                ),
-            ];
+            let mut common = if app {
+                vec![
+                    (
+                        "400",
+                        "The request is malformed: the problem says what is wrong.",
+                    ),
+                    (
+                        "401",
+                        "Not signed, an unknown or removed device (`unknown_device`), a stale timestamp (`stale_timestamp`), a replayed nonce (`replayed_nonce`), or a bad signature (`bad_signature`).",
+                    ),
+                    (
+                        "403",
+                        "The user is blocked after a fraud report (`fraud_blocked`) or disabled, or an activation code is refused (`invalid_activation_code`).",
+                    ),
+                    ("429", "Too many attempts from this address: wait a minute."),
+                    ("503", "The server cannot reach its store: retry later."),
+                ]
+            } else {
+                vec![
+                    (
+                        "400",
+                        "The request is malformed: the problem names the field.",
+                    ),
+                    ("401", "Missing or wrong service-account credentials."),
+                    (
+                        "403",
+                        "The account lacks the `sdk` role, or the call came over plain HTTP.",
+                    ),
+                    (
+                        "429",
+                        "Too many failed credentials from this address: wait a minute.",
+                    ),
+                    (
+                        "503",
+                        "The server cannot reach its store (`unavailable`), or the directory that checks passwords does not answer (`directory_unavailable`): retry later.",
+                    ),
+                ]
+            };
             if names_a_resource {
                 common.push(("404", "No such user or authentication (`user_not_found`, `authentication_not_found`)."));
             }
@@ -646,9 +667,9 @@ pub fn router(state: SdkState) -> Router {
 /// refusals are the same problems but whose callers are devices, not service accounts.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
-    let mut openapi = with_common_problems(operations().split_for_parts().1);
+    let mut openapi = operations().split_for_parts().1;
     openapi.merge(super::app::AppApi::openapi());
-    openapi
+    with_common_problems(openapi)
 }
 
 // ---- handlers ----

@@ -278,6 +278,14 @@ async fn every_contract_path_is_in_the_openapi_document() {
         ("post", "/sdk/v1/authentications/{id}/answer"),
         ("post", "/sdk/v1/tokens/import"),
         ("get", "/sdk/v1/settings"),
+        ("post", "/sdk/v1/users/{username}/devices/activation"),
+        ("get", "/sdk/v1/users/{username}/devices"),
+        ("delete", "/sdk/v1/users/{username}/devices/{id}"),
+        ("post", "/app/v1/activate"),
+        ("get", "/app/v1/requests"),
+        ("post", "/app/v1/requests/{id}/answer"),
+        ("get", "/app/v1/device"),
+        ("delete", "/app/v1/device"),
     ];
     for (method, path) in contract {
         assert!(
