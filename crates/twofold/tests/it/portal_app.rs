@@ -764,3 +764,31 @@ async fn the_mobile_app_pages_speak_french() {
     let (id, _, _) = device.request();
     device.approve(&id, number);
 }
+
+#[tokio::test]
+async fn a_second_sign_in_while_a_request_waits_sends_nothing_and_says_why() {
+    let env = app_env(Backend::Sqlite).await;
+    env.add_user("ada", PASSWORD);
+    let server = env.start();
+    let client = server.client();
+    let device = enrol(&env, &client, &server, "ada").await;
+    sign_out(&client, &server).await;
+    let page = sign_in_to_push(&client, &server, "ada").await;
+
+    // Someone else with the password, while Ada's request waits: no second request.
+    let other = server.client();
+    let refused = sign_in(&other, &server, "ada", PASSWORD).await;
+    assert_eq!(refused.status(), 503);
+    let html = refused.text().await.unwrap();
+    assert!(
+        html.contains("A request is already waiting in your app"),
+        "{html}"
+    );
+    assert_eq!(device.pending().len(), 1, "still one request");
+
+    let number = page_number(&page);
+    let (id, _, _) = device.request();
+    assert_eq!(device.approve(&id, number), "approved");
+    let signed_in = post_form(&client, &server, &page, "/verify/phone", &[]).await;
+    assert_eq!(location(&signed_in), "/account");
+}
