@@ -792,3 +792,46 @@ async fn a_second_sign_in_while_a_request_waits_sends_nothing_and_says_why() {
     let signed_in = post_form(&client, &server, &page, "/verify/phone", &[]).await;
     assert_eq!(location(&signed_in), "/account");
 }
+
+#[tokio::test]
+async fn a_second_device_is_activated_from_the_account_page_up_to_the_limit() {
+    let env = app_env(Backend::Sqlite)
+        .await
+        .set("TWOFOLD_SETTINGS__MOBILE_APP_DEVICE_LIMIT", "2");
+    env.add_user("ada", PASSWORD);
+    let server = env.start();
+    let client = server.client();
+    enrol(&env, &client, &server, "ada").await;
+    let account = get_html(&client, &server, "/account").await;
+    assert!(
+        account.contains("<a href=\"/enroll/app\" id=\"activate-app\">Activate another device</a>"),
+        "{account}"
+    );
+
+    let page = get_html(&client, &server, "/enroll/app").await;
+    assert!(
+        !page.contains("Set up your account"),
+        "not the wizard: {page}"
+    );
+    let with_code = generate_code(&client, &server, &page).await;
+    let (url, code) = shown_url_and_code(&with_code);
+    let laptop = Device::new(&env, &server, "laptop");
+    laptop.ok(&["activate", &url, &code, "--name", "Ada's laptop"]);
+    assert_eq!(
+        authenticate_me_now(&client, &server, &laptop).await,
+        "/account?changed=app"
+    );
+    let account = get_html(&client, &server, "/account?changed=app").await;
+    assert!(account.contains("Your mobile app works"), "{account}");
+    assert!(account.contains("Ada&#39;s phone"), "{account}");
+    assert!(account.contains("Ada&#39;s laptop"), "{account}");
+    assert!(
+        account.contains("<dd id=\"profile-method\">Mobile app</dd>"),
+        "{account}"
+    );
+    assert!(!account.contains("id=\"activate-app\""), "{account}");
+    assert!(
+        account.contains("You have reached the most activated devices allowed (2)."),
+        "{account}"
+    );
+}
