@@ -161,6 +161,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| StartError::Database("the stored CSRF key is damaged".into()))?;
 
+    let listener = bind(&config)?;
     let channels = Channels::from_config(
         &config.channels,
         config.smtp.as_ref(),
@@ -174,7 +175,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             config.limits.second_factor_per_user_per_minute,
             config.limits.second_factor_per_ip_per_minute,
         )
-        .with_app(config.app.clone(), own_url(&config));
+        .with_app(config.app.clone(), own_url(&config, &listener));
     if let Some(directory) = build_directory(&config, &settings)? {
         service = service
             .with_directory(directory)
@@ -217,7 +218,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .map(|u| u.len())
         .unwrap_or(1);
     let banner = vec![format!("  store:       {}", describe_target(&target))];
-    listen_and_serve(&config, app, "Twofold", banner, users == 0).await?;
+    listen_and_serve(&config, listener, app, "Twofold", banner, users == 0).await?;
     store.close().await;
     if store.backend() == Backend::Sqlite {
         tracing::info!("SQLite store closed");
@@ -226,9 +227,10 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 }
 
 /// This server's own address, as a device would reach it (`https://127.0.0.1:8443`).
-fn own_url(config: &Config) -> String {
+fn own_url(config: &Config, listener: &std::net::TcpListener) -> String {
     let scheme = if config.tls.enabled { "https" } else { "http" };
-    format!("{scheme}://{}", config.listen)
+    let local = listener.local_addr().unwrap_or(config.listen);
+    format!("{scheme}://{local}")
 }
 
 /// How often a node looks for invitations to send, and whether a sync is due.
@@ -445,18 +447,13 @@ pub async fn portal(config: Config) -> Result<(), StartError> {
     let banner = vec![format!(
         "  MFA server:  {server_url} (through the Web Service SDK)"
     )];
-    listen_and_serve(&config, app, "Twofold portal", banner, false).await
+    let listener = bind(&config)?;
+    listen_and_serve(&config, listener, app, "Twofold portal", banner, false).await
 }
 
-/// Binds, prints the banner (address, certificate and fingerprint), and serves until
-/// SIGINT or SIGTERM.
-async fn listen_and_serve(
-    config: &Config,
-    app: axum::Router,
-    title: &str,
-    banner: Vec<String>,
-    first_user_hint: bool,
-) -> Result<(), StartError> {
+/// Binds the configured address (before the service is built: a port chosen by the system,
+/// `:0`, is known only once bound, and the app's activation codes name it).
+fn bind(config: &Config) -> Result<std::net::TcpListener, StartError> {
     let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {
         StartError::Listen(format!(
             "listen = \"{}\": cannot listen there ({e}). Fix: choose a free address and port \
@@ -467,6 +464,19 @@ async fn listen_and_serve(
     listener
         .set_nonblocking(true)
         .map_err(|e| StartError::Listen(e.to_string()))?;
+    Ok(listener)
+}
+
+/// Prints the banner (address, certificate and fingerprint), and serves on `listener` until
+/// SIGINT or SIGTERM.
+async fn listen_and_serve(
+    config: &Config,
+    listener: std::net::TcpListener,
+    app: axum::Router,
+    title: &str,
+    banner: Vec<String>,
+    first_user_hint: bool,
+) -> Result<(), StartError> {
     let local: SocketAddr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(e.to_string()))?;

@@ -28,7 +28,7 @@ pub use attempts::AttemptLimits;
 pub use factors::{DEFAULT_QUESTIONS, FactorsView, QuestionView, SoftwareEnrollment, TokenSummary};
 pub use operations::MfaService;
 pub use portal::{
-    PhoneCheck, PhoneInput, PhoneWait, PortalSession, SessionView, SignInOutcome, Stage,
+    AppCheck, PhoneCheck, PhoneInput, PhoneWait, PortalSession, SessionView, SignInOutcome, Stage,
     Verification,
 };
 pub use sdk::{PORTAL_ROLE, SDK_ROLE, ServiceAccountSecret, engine_method};

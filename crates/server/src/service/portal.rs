@@ -121,9 +121,13 @@ pub enum SignInOutcome {
     /// The password was right, but the user has no second factor and may not enrol.
     ContactAdministrator,
     /// The password was right, but the call or the text could not go to the user's phone
-    /// (`reason`: the authentication's, `rate_limited`, `provider_unavailable`, …).
+    /// (`reason`: the authentication's, `rate_limited`, `provider_unavailable`, …), or the
+    /// request could not go to the user's app (`app`; `rate_limited`: the limits against
+    /// push bombing).
     PhoneNotReached {
         reason: String,
+        #[serde(default)]
+        app: bool,
     },
 }
 
@@ -660,8 +664,10 @@ impl InProcessService {
                 Some(&started)
             }
             State::Denied { reason } if *reason != authentication::Reason::NotEnrolled => {
+                let (factors, _) = self.user_factors(&user).await?;
                 return Ok(SignInOutcome::PhoneNotReached {
                     reason: reason.as_str().to_owned(),
+                    app: flow::primary_challenge(&factors) == Some(Challenge::MobileApp),
                 });
             }
             _ => return Ok(SignInOutcome::ContactAdministrator),

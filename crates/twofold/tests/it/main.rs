@@ -22,6 +22,7 @@ mod multinode;
 mod operations;
 mod policy;
 mod portal;
+mod portal_app;
 mod portal_phones;
 mod ports;
 mod radius;

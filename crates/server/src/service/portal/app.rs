@@ -6,9 +6,11 @@ use super::super::app::{Activation, DeviceView, PushStatus};
 use super::super::authentications::StartOptions;
 use super::{Loaded, Needs, PORTAL_STARTER};
 use crate::service::{ClientContext, InProcessService, ServiceError};
+use crate::store::UserChanges;
 use serde::{Deserialize, Serialize};
 use twofold_engine::DomainError;
 use twofold_engine::app::AppError;
+use twofold_engine::audit::AuditAction;
 use twofold_engine::authentication::{Origin, State};
 use twofold_engine::flow::Challenge;
 use twofold_engine::settings::Method;
@@ -152,7 +154,10 @@ impl InProcessService {
         Ok(AppCheck::Passed)
     }
 
-    /// Sets the user's method to the app, when they may have it.
+    /// Sets the user's method to the app, when they may have it. The session that proved
+    /// it goes on (the others end with the change, in `after_change`), so the method is
+    /// stored here rather than through the administrators' `set_user_method`, which ends
+    /// every session of the user.
     async fn make_app_primary(
         &self,
         loaded: &Loaded,
@@ -167,9 +172,27 @@ impl InProcessService {
         if own || !(offered || user.method.is_none()) {
             return Ok(());
         }
-        self.set_user_method(&user.username, Method::MobileApp, client)
-            .await
-            .map(|_| ())
+        let changes = UserChanges {
+            method: Some(Some(tag.to_owned())),
+            ..UserChanges::default()
+        };
+        let updated = self
+            .store
+            .update_user(
+                &super::super::factors::username_of(&user)?,
+                changes,
+                self.clock.now(),
+            )
+            .await?;
+        self.audit(
+            self.succeeded(AuditAction::MethodChanged, &updated, client)
+                .detail(format!(
+                    "{} -> {tag}",
+                    user.method.as_deref().unwrap_or("none")
+                )),
+        )
+        .await;
+        Ok(())
     }
 
     async fn app_check_view(

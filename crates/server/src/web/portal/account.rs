@@ -1,5 +1,7 @@
-//! The account page: the profile, the second factors, and the one-time bypass.
+//! The account page: the profile, the second factors (the mobile app's devices among them),
+//! and the one-time bypass.
 
+use super::enroll_app::{DeviceLine, device_lines};
 use super::sign_in::format_time;
 use super::{CsrfForm, Fields, PageContext, SignedIn, field, render};
 use crate::store::TokenKind;
@@ -20,6 +22,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/account", get(account_get))
         .route("/account/oath/remove", post(remove_token_post))
+        .route("/account/app/remove", post(remove_device_post))
         .route("/account/bypass", post(bypass_post))
 }
 
@@ -52,6 +55,14 @@ struct AccountTemplate {
     bypass_default: u32,
     bypass_max: u32,
     bypass_until: Option<String>,
+    /// The mobile app's section is shown (activation allowed, or devices to list).
+    show_app: bool,
+    devices: Vec<DeviceLine>,
+    /// The link to activate a device ("Activate the mobile app", "Activate another
+    /// device"), while the user may.
+    activate_app: Option<String>,
+    /// Why no other device may be activated (the limit is reached).
+    app_limit: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +89,17 @@ async fn account_page(
         None => t.t("token-none"),
     };
     let settings = &visitor.settings;
+    let devices = state.service().devices(visitor.id()).await?;
+    let limit = usize::from(settings.mobile_app_device_limit);
+    let activate_app = (settings.allow_mobile_app_activation && devices.len() < limit).then(|| {
+        if devices.is_empty() {
+            t.t("app-activate")
+        } else {
+            t.t("app-activate-another")
+        }
+    });
+    let app_limit = (settings.allow_mobile_app_activation && devices.len() >= limit)
+        .then(|| t.t1("app-limit-reached", "limit", &limit.to_string()));
     let page = AccountTemplate {
         page: visitor.page(state),
         notice,
@@ -124,6 +146,10 @@ async fn account_page(
         bypass_default: settings.one_time_bypass_seconds,
         bypass_max: settings.one_time_bypass_max_seconds,
         bypass_until: factors.active_bypass_until.map(format_time),
+        show_app: settings.allow_mobile_app_activation || !devices.is_empty(),
+        devices: device_lines(&t, &devices),
+        activate_app,
+        app_limit,
     };
     Ok(visitor.finish(render(status, &page)?))
 }
@@ -141,10 +167,15 @@ async fn account_get(
         Some("phone") => Some(t.t("changed-phone")),
         Some("questions") => Some(t.t("changed-questions")),
         Some("token-removed") => Some(t.t("changed-token-removed")),
+        Some("app") => Some(t.t("changed-app")),
+        Some("device-removed") => Some(t.t("changed-device-removed")),
         Some("confirmed") => Some(t.t("step-up-done")),
         _ => None,
     };
-    account_page(&state, &visitor, StatusCode::OK, notice, None).await
+    // A confirmation that was not given (denied in the app, unanswered) is said as an error.
+    let error =
+        (query.changed.as_deref() == Some("not-confirmed")).then(|| t.t("step-up-not-confirmed"));
+    account_page(&state, &visitor, StatusCode::OK, notice, error).await
 }
 
 async fn remove_token_post(
@@ -158,6 +189,26 @@ async fn remove_token_post(
         .await
     {
         Ok(()) => Ok(visitor.finish(Redirect::to("/account?changed=token-removed"))),
+        Err(e) => {
+            let (status, message) = visitor.refusal(e)?;
+            account_page(&state, &visitor, status, None, Some(message)).await
+        }
+    }
+}
+
+/// Removes one of the user's devices: it cannot approve anything any more.
+async fn remove_device_post(
+    State(state): State<AppState>,
+    Client(client): Client,
+    CsrfForm { form, who: visitor }: CsrfForm<Fields, SignedIn>,
+) -> Result<Response, WebError> {
+    let device = field(&form, "device_id").unwrap_or("");
+    match state
+        .service()
+        .remove_device(visitor.id(), device, &client)
+        .await
+    {
+        Ok(()) => Ok(visitor.finish(Redirect::to("/account?changed=device-removed"))),
         Err(e) => {
             let (status, message) = visitor.refusal(e)?;
             account_page(&state, &visitor, status, None, Some(message)).await

@@ -206,7 +206,7 @@ async fn method_get(
 
 /// Goes on to the chosen method's own enrolment. Nothing is stored yet: a phone method is
 /// stored with the phone once a call or a text proves it, the authenticator app with its
-/// token.
+/// token, the mobile app once it answered a first request.
 async fn method_post(
     State(state): State<AppState>,
     CsrfForm { form, who: visitor }: CsrfForm<Fields, Enrolling>,
@@ -214,6 +214,7 @@ async fn method_post(
     let chosen = field(&form, "method").and_then(parse_method);
     match chosen.filter(|m| offered_methods(&visitor).contains(m)) {
         Some(Method::Oath) => Ok(visitor.finish(Redirect::to("/enroll/oath"))),
+        Some(Method::MobileApp) => Ok(visitor.finish(Redirect::to("/enroll/app"))),
         Some(m @ (Method::PhoneCall | Method::Sms)) => Ok(visitor.finish(Redirect::to(&format!(
             "/enroll/phone?method={}",
             method_value(m)

@@ -44,6 +44,8 @@ fn password_step_outcome(error: &DomainError) -> bool {
             | DomainError::PasswordExpired
             | DomainError::DirectoryUnavailable
             | DomainError::Password(PasswordError::TooLong)
+            // Told only after the right password (the service checks it first).
+            | DomainError::FraudBlocked { .. }
     )
 }
 

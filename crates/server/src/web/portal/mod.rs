@@ -2,6 +2,7 @@
 
 mod account;
 mod enroll;
+mod enroll_app;
 mod enroll_phone;
 mod extract;
 mod language;
@@ -33,6 +34,7 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(verify::routes())
         .merge(enroll::routes())
         .merge(enroll_phone::routes())
+        .merge(enroll_app::routes())
 }
 
 async fn stylesheet() -> Response {

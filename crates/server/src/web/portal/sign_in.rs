@@ -128,8 +128,12 @@ async fn sign_in_post(
         SignInOutcome::ContactAdministrator => {
             return again(StatusCode::FORBIDDEN, t.t("sign-in-not-enrolled"));
         }
-        SignInOutcome::PhoneNotReached { reason } => {
-            let message = super::verify::phone_ended_message(&t, "denied", Some(&reason));
+        SignInOutcome::PhoneNotReached { reason, app } => {
+            let message = if app {
+                super::verify::app_ended_message(&t, "denied", Some(&reason))
+            } else {
+                super::verify::phone_ended_message(&t, "denied", Some(&reason))
+            };
             return again(StatusCode::SERVICE_UNAVAILABLE, message);
         }
     };

@@ -1,8 +1,10 @@
-//! The second factor at sign-in: an OATH code (with the PIN when PINs are required), or the
-//! security questions, and switching to a fallback.
+//! The second factor at sign-in: an OATH code (with the PIN when PINs are required), the
+//! security questions, a call or a text, a request to the mobile app (with the number to
+//! choose in it), and switching to a fallback.
 
 use super::extract::Admit;
 use super::{CsrfForm, Fields, PageContext, Stage, Visitor, field, render};
+use crate::service::app::PushStatus;
 use crate::service::{PhoneWait, QuestionView, ServiceError};
 use crate::web::client::Client;
 use crate::web::{AppState, WebError};
@@ -21,6 +23,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/verify/fallback", post(fallback_post))
         .route("/verify/phone", post(phone_post))
         .route("/verify/phone/status", get(phone_status))
+        .route("/verify/app/again", post(app_again_post))
         .route("/verify/backup-phone", post(backup_phone_post))
 }
 
@@ -65,6 +68,32 @@ struct VerifyPhoneTemplate {
     backup_phone: bool,
     fallbacks: Vec<FallbackChoice>,
     step_up: bool,
+}
+
+#[derive(Template)]
+#[template(path = "verify_app.html")]
+struct VerifyAppTemplate {
+    page: PageContext,
+    error: Option<String>,
+    /// What the page says ("We sent a request to your app. Choose 47 in the app.").
+    status: String,
+    /// The number to choose in the app, shown large (without number matching, none).
+    number: Option<u8>,
+    /// The request expired unanswered: the page offers to send another.
+    expired: bool,
+    fallbacks: Vec<FallbackChoice>,
+    step_up: bool,
+}
+
+/// The challenge a session's second-factor step is at (or was at, for one a call, a text
+/// or the app decided).
+fn session_challenge(visitor: &Visitor) -> Option<Challenge> {
+    let view = &visitor.session.as_ref()?.view;
+    match (&view.stage, view.step_up) {
+        (_, Some(challenge)) => Some(challenge),
+        (Stage::Verify { challenge, .. }, None) => Some(*challenge),
+        _ => None,
+    }
 }
 
 fn challenge_value(c: Challenge) -> &'static str {
@@ -122,13 +151,26 @@ async fn page(
                 Ok(PhoneWait::Decided)
             ) =>
         {
+            let step_up = visitor.signed_in().is_some();
+            if session_challenge(visitor) == Some(Challenge::MobileApp) {
+                let page = VerifyAppTemplate {
+                    page: visitor.page(state),
+                    error,
+                    status: visitor.t().t("phone-decided"),
+                    number: None,
+                    expired: false,
+                    fallbacks: Vec::new(),
+                    step_up,
+                };
+                return Ok(visitor.finish(render(status, &page)?));
+            }
             let page = VerifyPhoneTemplate {
                 page: visitor.page(state),
                 error,
                 status: visitor.t().t("phone-decided"),
                 backup_phone: false,
                 fallbacks: Vec::new(),
-                step_up: visitor.signed_in().is_some(),
+                step_up,
             };
             return Ok(visitor.finish(render(status, &page)?));
         }
@@ -159,12 +201,29 @@ async fn page(
         .collect();
     let sent_to = verification.sent_to.clone().unwrap_or_default();
     match verification.challenge {
-        _ if verification.waiting
-            || matches!(
-                verification.challenge,
-                Challenge::PhoneCall | Challenge::MobileApp
-            ) =>
-        {
+        Challenge::MobileApp => {
+            let push = verification.push.clone().unwrap_or(PushStatus {
+                number: None,
+                waiting: false,
+                expired: false,
+                expires_at: None,
+            });
+            let status_text = match push.number {
+                Some(n) => t.t1("app-push-choose", "number", &n.to_string()),
+                None => t.t("app-push-approve"),
+            };
+            let page = VerifyAppTemplate {
+                page: visitor.page(state),
+                error,
+                status: status_text,
+                number: push.number,
+                expired: push.expired,
+                fallbacks,
+                step_up: verification.step_up,
+            };
+            Ok(visitor.finish(render(status, &page)?))
+        }
+        _ if verification.waiting || verification.challenge == Challenge::PhoneCall => {
             let waiting = match verification.challenge {
                 Challenge::PhoneCall => t.t1("phone-calling", "number", &sent_to),
                 _ => t.t1("phone-reply-waiting", "number", &sent_to),
@@ -179,7 +238,7 @@ async fn page(
             };
             Ok(visitor.finish(render(status, &page)?))
         }
-        Challenge::Oath | Challenge::Sms | Challenge::PhoneCall | Challenge::MobileApp => {
+        Challenge::Oath | Challenge::Sms | Challenge::PhoneCall => {
             let text_code = verification.challenge == Challenge::Sms;
             let page = VerifyOathTemplate {
                 page: visitor.page(state),
@@ -298,12 +357,21 @@ async fn fallback_post(
     let wanted = match field(&form, "challenge") {
         Some("oath") => Challenge::Oath,
         Some("security_questions") => Challenge::SecurityQuestions,
+        Some("phone_call") => Challenge::PhoneCall,
+        Some("sms") => Challenge::Sms,
+        Some("mobile_app") => Challenge::MobileApp,
         _ => return Err(WebError::BadRequest("unknown challenge".into())),
     };
     match state.service().choose_challenge(&visitor.id, wanted).await {
         Ok(()) => Ok(visitor.finish(Redirect::to("/verify"))),
         Err(ServiceError::Domain(DomainError::WrongStep)) => {
             Err(WebError::BadRequest("that fallback is not offered".into()))
+        }
+        // A request to the app the limits refuse (one already waiting, a cool-down): the
+        // page says so, and the other ways stay offered.
+        Err(e @ ServiceError::Domain(DomainError::App(_))) => {
+            let (status, message) = visitor.refusal(e)?;
+            page(&state, &visitor, status, Some(message)).await
         }
         Err(e) => Err(e.into()),
     }
@@ -312,18 +380,29 @@ async fn fallback_post(
 #[derive(serde::Serialize)]
 struct PhoneStatus {
     decided: bool,
+    /// A request to the app expired unanswered (the page then offers to send another).
+    expired: bool,
 }
 
-/// Whether the session's call or text is decided (the waiting page's script asks).
+/// Whether the session's call, text or request to the app is decided (the waiting page's
+/// script asks), and whether a request to the app expired unanswered.
 async fn phone_status(State(state): State<AppState>, visitor: Visitor) -> Response {
-    let decided = match &visitor.session {
-        Some(active) => !matches!(
-            state.service().phone_wait(&active.id, false).await,
-            Ok(PhoneWait::Waiting { .. })
-        ),
-        None => true,
+    let (decided, expired) = match &visitor.session {
+        Some(active) => match state.service().phone_wait(&active.id, false).await {
+            Ok(PhoneWait::Waiting { step, .. }) if step == "mobile_app" => {
+                let expired = state
+                    .service()
+                    .push_status(&active.id)
+                    .await
+                    .is_ok_and(|p| p.expired);
+                (false, expired)
+            }
+            Ok(PhoneWait::Waiting { .. }) => (false, false),
+            _ => (true, false),
+        },
+        None => (true, false),
     };
-    axum::Json(PhoneStatus { decided }).into_response()
+    axum::Json(PhoneStatus { decided, expired }).into_response()
 }
 
 /// Takes the outcome of the session's call or text: signed in (or the change confirmed),
@@ -346,7 +425,11 @@ async fn phone_post(
             reason,
         }) => {
             let t = visitor.t();
-            let message = phone_ended_message(&t, &ended, reason.as_deref());
+            let message = if session_challenge(&visitor) == Some(Challenge::MobileApp) {
+                app_ended_message(&t, &ended, reason.as_deref())
+            } else {
+                phone_ended_message(&t, &ended, reason.as_deref())
+            };
             if step_up {
                 return Ok(visitor.finish(Redirect::to("/account?changed=not-confirmed")));
             }
@@ -378,6 +461,38 @@ pub(super) fn phone_ended_message(
         (_, Some("invalid_code")) => t.t("phone-ended-wrong"),
         (_, Some("user_locked")) => t.t("sign-in-over"),
         _ => t.t("phone-ended-denied"),
+    }
+}
+
+/// What the page says when a request to the app did not sign the user in.
+pub(super) fn app_ended_message(
+    t: &crate::web::i18n::Translator,
+    state: &str,
+    reason: Option<&str>,
+) -> String {
+    match (state, reason) {
+        ("fraud", _) => t.t("phone-ended-fraud"),
+        ("expired", _) => t.t("app-ended-expired"),
+        (_, Some("declined")) => t.t("app-ended-declined"),
+        (_, Some("invalid_code")) => t.t("app-ended-wrong"),
+        (_, Some("rate_limited")) => t.t("app-push-limited"),
+        (_, Some("user_locked")) => t.t("sign-in-over"),
+        _ => t.t("phone-ended-denied"),
+    }
+}
+
+/// Sends the request to the app again (a new number), once the one before expired.
+async fn app_again_post(
+    State(state): State<AppState>,
+    Client(client): Client,
+    CsrfForm { who: visitor, .. }: CsrfForm<Fields, Verifying>,
+) -> Result<Response, WebError> {
+    match state.service().send_push_again(&visitor.id, &client).await {
+        Ok(()) => Ok(visitor.finish(Redirect::to("/verify"))),
+        Err(e) => {
+            let (status, message) = visitor.refusal(e)?;
+            page(&state, &visitor, status, Some(message)).await
+        }
     }
 }
 
