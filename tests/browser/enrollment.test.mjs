@@ -7,7 +7,10 @@
 // questions, sign out, sign in again with a fresh code, see a replayed code refused, and fall
 // back to the security questions. A second test enrols a phone with a call of the console
 // channel, answered in /dev/inbox, and signs in with another call: the waiting pages move on
-// by themselves (their script polls).
+// by themselves (their script polls). A third activates the mobile app: the activation QR
+// code, read out of a screenshot by `twofold-authenticator activate --qr`, "Authenticate me
+// now" approved with the number the page shows, a sign-in approved the same way, and "not
+// me", after which the account is blocked.
 //
 // Peers (Debian packages, installed by scripts/test): chromium, oathtool, zbar-tools.
 // Browser driver: npm playwright-core (tests/browser/package.json); no browser is downloaded.
@@ -453,6 +456,112 @@ test('a user enrols a phone with a call answered in /dev/inbox, then signs in wi
     await page.waitForURL((url) => url.pathname === '/account', { timeout: 20_000 });
     await expectPage(page, '/account', 'Your account');
     assert.equal((await page.locator('#profile-username').textContent()).trim(), USERNAME);
+
+    failed = false;
+    t.diagnostic(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  } finally {
+    await cleanUp(work, state, failed);
+  }
+});
+
+/** The workspace's `twofold-authenticator`, beside the `twofold` binary (built if missing). */
+function authenticatorBinary() {
+  const bin = join(dirname(twofoldBinary()), 'twofold-authenticator');
+  const build = spawnSync('cargo', ['build', '-p', 'twofold-authenticator'], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (build.status !== 0) {
+    throw new Error(`cargo build -p twofold-authenticator failed (${build.status}):\n${build.stderr}`);
+  }
+  return bin;
+}
+
+/** Runs twofold-authenticator with its own data directory, trusting the server's certificate. */
+function authenticator(work, args) {
+  return execFileSync(
+    authenticatorBinary(),
+    ['--data-dir', join(work, 'authenticator'), '--ca-file', join(work, 'data', 'tls', 'cert.pem'), ...args],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+}
+
+/** The request waiting in the app: waits for it (the long-poll is the app's; here we ask). */
+async function pendingRequest(work) {
+  for (let i = 0; i < 50; i += 1) {
+    const requests = JSON.parse(authenticator(work, ['pending', '--json']));
+    if (requests.length > 0) return requests[0];
+    await sleep(200);
+  }
+  throw new Error('no request reached the app');
+}
+
+test('a user activates the mobile app from its QR code, signs in by choosing the number, and "not me" blocks them', { timeout: 180_000 }, async (t) => {
+  const started = Date.now();
+  const work = mkdtempSync(join(tmpdir(), 'twofold-browser-'));
+  const state = {};
+  let failed = true;
+  try {
+    const base = await startPortal(t, work, state, {
+      TWOFOLD_SETTINGS__ALLOW_MOBILE_APP_ACTIVATION: 'true',
+      TWOFOLD_SETTINGS__ALLOW_METHOD_SELECTION: 'true',
+      TWOFOLD_SETTINGS__SELECTABLE_METHODS: '["mobile_app","oath"]',
+      TWOFOLD_SETTINGS__SECURITY_QUESTIONS_FALLBACK: 'false',
+    });
+    const { page } = state;
+
+    // 1. Choose the mobile app, generate an activation code, and activate the app by
+    //    scanning the page's QR code: a picture of it, as a phone's camera takes one.
+    await signIn(page, base);
+    await chooseMethod(page, 'Mobile app');
+    await expectPage(page, '/enroll/app', 'Activate the mobile app');
+    await submit(page, page.locator('#generate-code'));
+    const qr = page.locator('#activation-qr');
+    assert.equal(await qr.locator('svg').count(), 1, 'the activation QR code is an inline <svg>');
+    const code = (await page.locator('#activation-code').textContent()).trim();
+    assert.match(code, /^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/, 'the code is shown in four groups');
+    const qrPng = join(work, 'activation-qr.png');
+    await qr.screenshot({ path: qrPng });
+    const activated = authenticator(work, ['activate', '--qr', qrPng, '--name', 'browser test']);
+    assert.match(activated, /alice/, `the app is activated for alice: ${activated}`);
+
+    // 2. "Authenticate me now": the page shows a number; the app approves with it and the
+    //    page goes on by itself (its script polls) to the account.
+    await submit(page, page.locator('#activated'));
+    await submit(page, page.locator('#authenticate-now'));
+    const shown = (await page.locator('#push-number').textContent()).trim();
+    let request = await pendingRequest(work);
+    assert.ok(request.numbers.map(String).includes(shown), `the app offers the page's number ${shown}: ${request.numbers}`);
+    assert.equal(request.numbers.length, 3, 'the app offers three numbers');
+    authenticator(work, ['approve', request.id, '--number', shown]);
+    await page.waitForURL((url) => url.pathname === '/account', { timeout: 20_000 });
+    await expectPage(page, '/account', 'Your account');
+
+    // 3. Sign out and in: the request is approved in the app, the page goes on.
+    await signOut(page);
+    await signIn(page, base);
+    await expectPage(page, '/verify', "Verify it's you");
+    const number = (await page.locator('#push-number').textContent()).trim();
+    request = await pendingRequest(work);
+    assert.equal(request.context.username, USERNAME);
+    authenticator(work, ['approve', request.id, '--number', number]);
+    await page.waitForURL((url) => url.pathname === '/account', { timeout: 20_000 });
+    await expectPage(page, '/account', 'Your account');
+
+    // 4. A sign-in the user did not start: "not me" ends it and blocks the account.
+    await signOut(page);
+    await signIn(page, base);
+    await expectPage(page, '/verify', "Verify it's you");
+    request = await pendingRequest(work);
+    const said = authenticator(work, ['deny', request.id, '--not-me']);
+    assert.match(said, /fraud/, `the app reports fraud: ${said}`);
+    await page.waitForURL((url) => url.pathname !== '/verify', { timeout: 20_000 });
+    await page.goto(new URL('/sign-in', base).href);
+    await page.fill('#username', USERNAME);
+    await page.fill('#password', PASSWORD);
+    await submit(page, page.locator('form[action="/sign-in"] button[type="submit"]'));
+    assert.match(await page.content(), /blocked after a fraud report/, 'the next sign-in is refused as blocked');
 
     failed = false;
     t.diagnostic(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);

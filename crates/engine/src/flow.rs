@@ -734,4 +734,56 @@ mod tests {
             Err(BypassError::NotAllowed)
         );
     }
+
+    fn app_user(has_device: bool) -> UserFactors {
+        UserFactors {
+            enrolled: true,
+            method: Some(Method::MobileApp),
+            has_device,
+            ..UserFactors::default()
+        }
+    }
+
+    #[test]
+    fn a_user_whose_method_is_the_app_is_sent_a_request_once_they_have_a_device() {
+        let settings = Settings::default();
+        assert_eq!(
+            after_password(&settings, &app_user(true), AttemptFacts::default()),
+            NextStep::Verify(Challenge::MobileApp)
+        );
+        // No device (removed): the wizard, never the password alone into the account.
+        assert_eq!(
+            after_password(&settings, &app_user(false), AttemptFacts::default()),
+            NextStep::Enroll
+        );
+        assert_eq!(via(Challenge::MobileApp, &app_user(true)), Via::MobileApp);
+    }
+
+    #[test]
+    fn the_app_is_enrolled_only_while_activation_is_allowed() {
+        let mut settings = Settings {
+            allow_method_selection: true,
+            selectable_methods: vec![Method::MobileApp, Method::Oath],
+            ..Settings::default()
+        };
+        assert_eq!(enrollable_methods(&settings), vec![Method::Oath]);
+        settings.allow_mobile_app_activation = true;
+        assert_eq!(
+            enrollable_methods(&settings),
+            vec![Method::MobileApp, Method::Oath]
+        );
+        let chose_app = UserFactors {
+            method: Some(Method::MobileApp),
+            ..UserFactors::default()
+        };
+        assert_eq!(
+            next_enrollment_step(&settings, &chose_app),
+            Some(EnrollmentStep::MobileApp)
+        );
+        let activated = UserFactors {
+            has_device: true,
+            ..chose_app
+        };
+        assert_eq!(next_enrollment_step(&settings, &activated), None);
+    }
 }

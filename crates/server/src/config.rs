@@ -782,6 +782,48 @@ mod tests {
         f
     }
 
+    #[test]
+    fn the_example_configuration_loads_and_explains_every_setting_and_app_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../twofold.example.toml");
+        let config = Config::load_from(Some(&path), Vec::new()).unwrap();
+        assert_eq!(config.app, AppConfig::default());
+        let text = std::fs::read_to_string(&path).unwrap();
+        let defaults = serde_json::to_value(twofold_engine::Settings::default()).unwrap();
+        for key in defaults.as_object().unwrap().keys() {
+            assert!(
+                text.contains(&format!("\n{key} = ")) || text.contains(&format!("#{key} = ")),
+                "twofold.example.toml does not explain the setting {key}"
+            );
+        }
+        for key in [
+            "public_url",
+            "long_poll_seconds",
+            "allow_private_push_endpoints",
+        ] {
+            assert!(text.contains(&format!("#{key} = ")), "[app] {key}");
+        }
+    }
+
+    #[test]
+    fn a_long_poll_longer_than_the_request_timeout_is_refused_with_the_fix() {
+        let f = file("[app]\nlong_poll_seconds = 40\n");
+        let err = Config::load_from(Some(f.path()), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("app.long_poll_seconds") && err.contains("request_timeout_seconds"),
+            "{err}"
+        );
+        let f = file("[app]\npublic_url = \"mfa.example.com\"\n");
+        let err = Config::load_from(Some(f.path()), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("app.public_url") && err.contains("https://"),
+            "{err}"
+        );
+    }
+
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()

@@ -925,3 +925,97 @@ fn a_user_who_enrolled_a_phone_finishes_the_wizard_without_security_questions() 
         Transition::Refused(Refusal::WrongStep)
     );
 }
+
+#[test]
+fn an_application_may_send_a_request_to_any_user_with_a_device_and_to_no_one_else() {
+    let settings = settings();
+    let with_device = UserFactors {
+        method: Some(Method::Oath),
+        has_device: true,
+        ..enrolled()
+    };
+    assert_eq!(
+        start(
+            Origin::Sdk,
+            &settings,
+            &with_device,
+            AttemptFacts::default(),
+            Some(Challenge::MobileApp)
+        ),
+        Ok(State::Pending(Step::MobileApp))
+    );
+    let without = UserFactors {
+        has_device: false,
+        ..with_device.clone()
+    };
+    assert_eq!(
+        start(
+            Origin::Sdk,
+            &settings,
+            &without,
+            AttemptFacts::default(),
+            Some(Challenge::MobileApp)
+        ),
+        Err(StartRefusal::MethodNotOffered)
+    );
+    // A portal sign-in asks for the user's own method; the app only as theirs or offered.
+    assert_eq!(
+        start(
+            Origin::Portal,
+            &settings,
+            &with_device,
+            AttemptFacts::default(),
+            Some(Challenge::MobileApp)
+        ),
+        Err(StartRefusal::MethodNotOffered)
+    );
+}
+
+#[test]
+fn a_device_test_waits_on_the_app_and_approves_only_for_a_user_with_a_device() {
+    let settings = settings();
+    let with_device = enrolled();
+    assert_eq!(
+        start(
+            Origin::AppCheck,
+            &settings,
+            &with_device,
+            AttemptFacts::default(),
+            None
+        ),
+        Ok(State::Pending(Step::MobileApp))
+    );
+    let a = pending(Step::MobileApp, Origin::AppCheck);
+    assert_eq!(
+        apply(
+            &a,
+            &Event::AppApproval(Check::Right),
+            NOW,
+            &settings,
+            &with_device
+        ),
+        Transition::Moved {
+            state: State::Approved {
+                via: Via::MobileApp
+            },
+            attempts: 1
+        }
+    );
+    let without = UserFactors {
+        has_device: false,
+        ..with_device
+    };
+    assert!(!matches!(
+        apply(
+            &a,
+            &Event::AppApproval(Check::Right),
+            NOW,
+            &settings,
+            &without
+        ),
+        Transition::Moved {
+            state: State::Approved { .. },
+            ..
+        }
+    ));
+}

@@ -79,7 +79,7 @@ pub struct PushStatus {
 }
 
 /// `POST /app/v1/activate`'s body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivateBody {
     pub code: String,
@@ -91,20 +91,20 @@ pub struct ActivateBody {
     pub proof: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AccountView {
     pub username: String,
     pub label: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ServerKeyView {
     pub url: String,
     pub algorithm: String,
     pub public_key: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct OathSeedView {
     pub secret: String,
     pub algorithm: String,
@@ -113,7 +113,7 @@ pub struct OathSeedView {
 }
 
 /// `POST /app/v1/activate`'s answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ActivateReply {
     pub device_id: String,
     pub account: AccountView,
@@ -122,7 +122,7 @@ pub struct ActivateReply {
 }
 
 /// Where a request comes from, as the app shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RequestContext {
     pub application: String,
     pub address: Option<String>,
@@ -133,7 +133,7 @@ pub struct RequestContext {
 }
 
 /// One request waiting for the app.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AppRequestView {
     pub id: String,
     pub nonce: String,
@@ -145,13 +145,13 @@ pub struct AppRequestView {
     pub expires_at: UnixTime,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RequestsReply {
     pub requests: Vec<AppRequestView>,
 }
 
 /// `POST /app/v1/requests/{id}/answer`'s body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerBody {
     pub nonce: String,
@@ -163,7 +163,7 @@ pub struct AnswerBody {
 }
 
 /// What became of the sign-in the app answered.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AnswerReply {
     /// `approved`, `denied` or `fraud`.
     pub outcome: String,
@@ -172,7 +172,7 @@ pub struct AnswerReply {
 }
 
 /// `GET /app/v1/device`'s answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DeviceInfo {
     pub device_id: String,
     pub name: String,
@@ -500,6 +500,15 @@ impl InProcessService {
         if !key.verifies(proof.as_bytes(), &body.proof) {
             return Err(app_error(AppError::BadSignature));
         }
+        let hash = self
+            .keyring
+            .code_hash(b"activation", code.as_bytes())
+            .map_err(internal)?;
+        let now = self.clock.now();
+        // Only a caller holding a valid code gets the endpoint's host looked up.
+        if !self.store.activation_code_waiting(&hash, now).await? {
+            return Err(app_error(AppError::InvalidActivationCode));
+        }
         let push_endpoint = match body.push_endpoint.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(endpoint) => {
@@ -511,11 +520,6 @@ impl InProcessService {
                 Some(endpoint.to_owned())
             }
         };
-        let hash = self
-            .keyring
-            .code_hash(b"activation", code.as_bytes())
-            .map_err(internal)?;
-        let now = self.clock.now();
         let user_id = self
             .store
             .take_activation_code(&hash, now)

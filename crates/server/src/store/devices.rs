@@ -149,6 +149,22 @@ impl Store {
         tx.commit().await
     }
 
+    /// Whether an activation code is waiting, unused and unexpired (nothing changes).
+    pub async fn activation_code_waiting(
+        &self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let row = query("SELECT expires_at FROM activation_codes WHERE code_hash = $1")
+            .bind(code_hash)
+            .fetch_optional(&self.db)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get::<i64>("expires_at")? > now,
+            None => false,
+        })
+    }
+
     /// Takes an activation code once: the user it was made for, if it was valid at `now`.
     /// A taken code is gone, whether or not it had expired.
     pub async fn take_activation_code(

@@ -1,12 +1,20 @@
 //! Sealed values (see [`crate::secrets`]) wherever the store keeps them, for re-encryption
-//! under a new key. Today that is `oath_tokens.secret_sealed`; a new sealed column joins
-//! [`Store::sealed_values_not_under`] and [`Store::replace_sealed_value`] here.
+//! under a new key: `oath_tokens.secret_sealed`, `devices.key_sealed` (a device's public key
+//! and push endpoint) and `app_server_keys.private_sealed` (the server's signing key for the
+//! app). A new sealed column joins [`Store::sealed_values_not_under`] and
+//! [`Store::replace_sealed_value`] here.
 
 use super::db::query;
 use super::{Store, StoreError};
 use crate::secrets::sealed_prefix;
 
 const OATH_TOKENS: &str = "oath_tokens";
+const DEVICES: &str = "devices";
+const APP_SERVER_KEYS: &str = "app_server_keys";
+
+/// The sealed columns without a `key_id` column of their own: (table, column).
+const SEALED_ONLY: [(&str, &str); 2] =
+    [(DEVICES, "key_sealed"), (APP_SERVER_KEYS, "private_sealed")];
 
 /// One sealed value as read: the table, the row's id and the sealed text. The row id is
 /// part of the value's associated data (`<table>:<id>`).
@@ -34,7 +42,8 @@ impl Store {
         .bind(sealed_prefix(current_key))
         .fetch_all(&self.db)
         .await?;
-        rows.iter()
+        let mut out: Vec<SealedValue> = rows
+            .iter()
             .map(|row| {
                 Ok(SealedValue {
                     table: OATH_TOKENS,
@@ -42,7 +51,24 @@ impl Store {
                     sealed: row.try_get("secret_sealed")?,
                 })
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        for (table, column) in SEALED_ONLY {
+            let rows = query(format!(
+                "SELECT id, {column} AS sealed FROM {table} \
+                 WHERE substr({column}, 1, length($1)) <> $1 ORDER BY id"
+            ))
+            .bind(sealed_prefix(current_key))
+            .fetch_all(&self.db)
+            .await?;
+            for row in &rows {
+                out.push(SealedValue {
+                    table,
+                    id: row.try_get("id")?,
+                    sealed: row.try_get("sealed")?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Replaces one sealed value with `new_sealed` under `new_key_id` if it is still the one
@@ -54,6 +80,17 @@ impl Store {
         new_sealed: &str,
         new_key_id: &str,
     ) -> Result<bool, StoreError> {
+        if let Some((table, column)) = SEALED_ONLY.iter().find(|(t, _)| *t == value.table) {
+            let done = query(format!(
+                "UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} = $3"
+            ))
+            .bind(new_sealed)
+            .bind(&value.id)
+            .bind(&value.sealed)
+            .execute(&self.db)
+            .await?;
+            return Ok(done.rows_affected() == 1);
+        }
         let sql = match value.table {
             OATH_TOKENS => {
                 "UPDATE oath_tokens SET secret_sealed = $1, key_id = $2, version = version + 1 \
@@ -186,6 +223,50 @@ mod tests {
                 &without_old.open(&sealed, b"oath_tokens:t2").unwrap()[..],
                 b"seed two"
             );
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn reencryption_moves_device_keys_and_the_app_server_key_too() {
+        let dir = tempfile::tempdir().unwrap();
+        for (store, data_dir) in stores(dir.path()).await {
+            let mut keyring = Keyring::load(&data_dir, None, None).unwrap();
+            query("INSERT INTO users (id, username, enabled, created_at, updated_at) VALUES ('u1', 'ada', 1, 0, 0)")
+                .execute(&store.db)
+                .await
+                .unwrap();
+            let device = keyring.seal(b"device key", b"devices:d1").unwrap();
+            query(
+                "INSERT INTO devices (id, user_id, name, algorithm, key_sealed, created_at) \
+                 VALUES ('d1', 'u1', 'phone', 'ed25519', $1, 0)",
+            )
+            .bind(&device)
+            .execute(&store.db)
+            .await
+            .unwrap();
+            let server = keyring
+                .seal(b"server key", b"app_server_keys:current")
+                .unwrap();
+            store.app_server_key(("pub", &server), 0).await.unwrap();
+            let new_id = keyring.rotate(&data_dir).unwrap();
+            assert_eq!(reencrypt_all(&store, &keyring).await.unwrap(), 2);
+            let row = query("SELECT key_sealed FROM devices WHERE id = 'd1'")
+                .fetch_one(&store.db)
+                .await
+                .unwrap();
+            let sealed: String = row.try_get("key_sealed").unwrap();
+            assert_eq!(Keyring::key_id_of(&sealed), Some(new_id.as_str()));
+            assert_eq!(
+                &keyring.open(&sealed, b"devices:d1").unwrap()[..],
+                b"device key"
+            );
+            let (_, server) = store.app_server_key(("other", "other"), 0).await.unwrap();
+            assert_eq!(
+                &keyring.open(&server, b"app_server_keys:current").unwrap()[..],
+                b"server key"
+            );
+            assert_eq!(reencrypt_all(&store, &keyring).await.unwrap(), 0);
             store.close().await;
         }
     }

@@ -24,6 +24,11 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use std::sync::Arc;
 
+/// The app protocol's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(activate, requests, answer, device, remove_device))]
+pub struct AppApi;
+
 /// What the app's routes need.
 #[derive(Clone)]
 pub struct AppRoutesState {
@@ -71,6 +76,16 @@ fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response>
     })
 }
 
+/// Activates a device with a one-time activation code. Not signed: the code is the
+/// credential, and `proof` (the device key's signature over `twofold-app-v1`, `activate`, the
+/// normalised code and the public key, joined by newlines) shows the device holds its key.
+#[utoipa::path(post, path = "/app/v1/activate", request_body = ActivateBody, tag = "app",
+    responses((status = 201, body = crate::service::app::ActivateReply, description = "The device id, the account, the server's key, and the offline OATH seed when the user had no OATH token."),
+        (status = 400, body = twofold_sdk::Problem, description = "A malformed body or key (`invalid_request`), or a refused push endpoint (`invalid_push_endpoint`)."),
+        (status = 401, body = twofold_sdk::Problem, description = "The proof does not verify (`bad_signature`)."),
+        (status = 403, body = twofold_sdk::Problem, description = "The code is unknown, used or expired (`invalid_activation_code`), or the user is blocked (`fraud_blocked`) or disabled (`account_disabled`)."),
+        (status = 409, body = twofold_sdk::Problem, description = "The user has `mobile_app_device_limit` devices already (`device_limit`)."),
+        (status = 429, body = twofold_sdk::Problem, description = "Too many activation attempts from this address (`rate_limited`).")))]
 async fn activate(
     State(state): State<AppRoutesState>,
     Client(client): Client,
@@ -219,6 +234,19 @@ fn wait_of(uri: &Uri) -> Result<u64, Response> {
     Ok(wait)
 }
 
+/// The requests waiting for the device's user; with `wait`, held until one arrives (a
+/// long-poll). The answer is signed by the server (`Twofold-Signature`).
+#[utoipa::path(get, path = "/app/v1/requests", tag = "app",
+    params(
+        ("Twofold-Device" = String, Header, description = "The device id the activation gave."),
+        ("Twofold-Timestamp" = String, Header, description = "The device's time, Unix seconds; within 60 seconds of the server's."),
+        ("Twofold-Nonce" = String, Header, description = "16 to 64 base64url characters, new for every request."),
+        ("Twofold-Signature" = String, Header, description = "base64url signature by the device key over `twofold-app-v1`, the method, the path and query, the timestamp, the nonce and the hex SHA-256 of the body, joined by newlines."),
+        ("wait" = Option<u64>, Query, description = "Seconds to wait for a request when none is waiting (0 to 60; at most `[app] long_poll_seconds`)."),
+    ),
+    responses((status = 200, body = crate::service::app::RequestsReply),
+        (status = 400, body = twofold_sdk::Problem, description = "A bad `wait` (`invalid_request`)."),
+        (status = 401, body = twofold_sdk::Problem, description = "Unsigned, unknown or removed device (`unknown_device`), stale timestamp (`stale_timestamp`), replayed nonce (`replayed_nonce`), or a signature that does not verify (`bad_signature`)."),))]
 async fn requests(
     State(state): State<AppRoutesState>,
     method: Method,
@@ -252,6 +280,22 @@ async fn requests(
     }
 }
 
+/// Answers a request: approve (with the number and, in PIN mode, the PIN), deny, or
+/// `not_me` (fraud). A wrong number or PIN denies the sign-in and counts towards lockout.
+#[utoipa::path(post, path = "/app/v1/requests/{id}/answer", request_body = AnswerBody, tag = "app",
+    params(
+        ("Twofold-Device" = String, Header, description = "The device id the activation gave."),
+        ("Twofold-Timestamp" = String, Header, description = "The device's time, Unix seconds; within 60 seconds of the server's."),
+        ("Twofold-Nonce" = String, Header, description = "16 to 64 base64url characters, new for every request."),
+        ("Twofold-Signature" = String, Header, description = "base64url signature by the device key over `twofold-app-v1`, the method, the path and query, the timestamp, the nonce and the hex SHA-256 of the body, joined by newlines."),
+        ("id" = String, Path, description = "The request's id."),
+    ),
+    responses((status = 200, body = crate::service::app::AnswerReply, description = "What became of the sign-in: `approved`, `denied` (with `reason`) or `fraud`."),
+        (status = 400, body = twofold_sdk::Problem, description = "A malformed body, a missing number or PIN, or a nonce that is not the request's (`invalid_request`)."),
+        (status = 401, body = twofold_sdk::Problem, description = "Unsigned, unknown or removed device (`unknown_device`), stale timestamp (`stale_timestamp`), replayed nonce (`replayed_nonce`), or a signature that does not verify (`bad_signature`)."),
+        (status = 404, body = twofold_sdk::Problem, description = "No such request for this device's user (`request_not_found`)."),
+        (status = 409, body = twofold_sdk::Problem, description = "The request was answered already (`request_answered`)."),
+        (status = 410, body = twofold_sdk::Problem, description = "The request expired (`request_expired`).")))]
 async fn answer(
     State(state): State<AppRoutesState>,
     Path(id): Path<String>,
@@ -279,6 +323,16 @@ async fn answer(
     }
 }
 
+/// This device, as the server knows it.
+#[utoipa::path(get, path = "/app/v1/device", tag = "app",
+    params(
+        ("Twofold-Device" = String, Header, description = "The device id the activation gave."),
+        ("Twofold-Timestamp" = String, Header, description = "The device's time, Unix seconds; within 60 seconds of the server's."),
+        ("Twofold-Nonce" = String, Header, description = "16 to 64 base64url characters, new for every request."),
+        ("Twofold-Signature" = String, Header, description = "base64url signature by the device key over `twofold-app-v1`, the method, the path and query, the timestamp, the nonce and the hex SHA-256 of the body, joined by newlines."),
+    ),
+    responses((status = 200, body = crate::service::app::DeviceInfo),
+        (status = 401, body = twofold_sdk::Problem, description = "Unsigned, unknown or removed device (`unknown_device`), stale timestamp (`stale_timestamp`), replayed nonce (`replayed_nonce`), or a signature that does not verify (`bad_signature`)."),))]
 async fn device(
     State(state): State<AppRoutesState>,
     method: Method,
@@ -296,6 +350,16 @@ async fn device(
     }
 }
 
+/// Removes this device (the app's "remove account"); its offline codes stop working.
+#[utoipa::path(delete, path = "/app/v1/device", tag = "app",
+    params(
+        ("Twofold-Device" = String, Header, description = "The device id the activation gave."),
+        ("Twofold-Timestamp" = String, Header, description = "The device's time, Unix seconds; within 60 seconds of the server's."),
+        ("Twofold-Nonce" = String, Header, description = "16 to 64 base64url characters, new for every request."),
+        ("Twofold-Signature" = String, Header, description = "base64url signature by the device key over `twofold-app-v1`, the method, the path and query, the timestamp, the nonce and the hex SHA-256 of the body, joined by newlines."),
+    ),
+    responses((status = 204, description = "The device is removed."),
+        (status = 401, body = twofold_sdk::Problem, description = "Unsigned, unknown or removed device (`unknown_device`), stale timestamp (`stale_timestamp`), replayed nonce (`replayed_nonce`), or a signature that does not verify (`bad_signature`)."),))]
 async fn remove_device(
     State(state): State<AppRoutesState>,
     Client(client): Client,

@@ -621,8 +621,8 @@ fn with_common_problems(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openap
 
 /// The SDK's routes and its OpenAPI document.
 pub fn router(state: SdkState) -> Router {
-    let (api, openapi) = operations().split_for_parts();
-    let openapi = with_common_problems(openapi);
+    let openapi = openapi_document();
+    let (api, _) = operations().split_for_parts();
     let document: Arc<String> = Arc::new(openapi.to_pretty_json().unwrap_or_default());
     let api = api
         .route(PORTAL_RPC_PATH, axum::routing::post(portal_rpc))
@@ -642,8 +642,13 @@ pub fn router(state: SdkState) -> Router {
 }
 
 /// The OpenAPI document, as served (for tests and tools).
+/// It describes `/app/v1` too, the protocol an authenticator device speaks, whose
+/// refusals are the same problems but whose callers are devices, not service accounts.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    with_common_problems(operations().split_for_parts().1)
+    use utoipa::OpenApi;
+    let mut openapi = with_common_problems(operations().split_for_parts().1);
+    openapi.merge(super::app::AppApi::openapi());
+    openapi
 }
 
 // ---- handlers ----

@@ -148,6 +148,21 @@ pub(crate) mod tests {
     pub(crate) fn every_domain_error() -> Vec<DomainError> {
         vec![
             DomainError::InvalidCredentials,
+            DomainError::App(twofold_engine::app::AppError::InvalidActivationCode),
+            DomainError::App(twofold_engine::app::AppError::DeviceLimit { limit: 1 }),
+            DomainError::App(twofold_engine::app::AppError::ActivationDisabled),
+            DomainError::App(twofold_engine::app::AppError::UnknownDevice),
+            DomainError::App(twofold_engine::app::AppError::StaleTimestamp),
+            DomainError::App(twofold_engine::app::AppError::ReplayedNonce),
+            DomainError::App(twofold_engine::app::AppError::BadSignature),
+            DomainError::App(twofold_engine::app::AppError::InvalidKey("x".into())),
+            DomainError::App(twofold_engine::app::AppError::RequestNotFound),
+            DomainError::App(twofold_engine::app::AppError::RequestAnswered),
+            DomainError::App(twofold_engine::app::AppError::RequestExpired),
+            DomainError::App(twofold_engine::app::AppError::InvalidPushEndpoint(
+                "x".into(),
+            )),
+            DomainError::App(twofold_engine::app::AppError::PushLimited),
             DomainError::UserLocked {
                 until: 1_800_000_000,
             },
