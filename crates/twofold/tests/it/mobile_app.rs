@@ -1874,3 +1874,24 @@ async fn guessing_activation_codes_from_one_address_does_not_stop_others() {
     .await;
     assert_eq!(status, 201, "{answer}");
 }
+
+#[tokio::test]
+async fn without_number_matching_the_app_approves_without_a_number() {
+    let run = start(Backend::Sqlite, |e| {
+        e.set("TWOFOLD_SETTINGS__PUSH_NUMBER_MATCHING", "false")
+    })
+    .await;
+    let phone = run.ada_with_phone().await;
+    let started = run.sdk.push("ada").await.expect(201);
+    assert_eq!(started.body["state"], json!("pending"), "{}", started.text);
+    assert_eq!(started.body["number"], Value::Null, "{}", started.text);
+    let request = phone.the_request();
+    assert_eq!(request["number_matching"], json!(false), "{request}");
+    assert_eq!(request["numbers"], json!([]), "{request}");
+    let out = phone.ok(&["approve", request["id"].as_str().unwrap()]);
+    assert_eq!(out.trim(), "approved");
+    assert_eq!(
+        run.sdk.decided(&id_of(&started.body)).await["state"],
+        json!("approved")
+    );
+}
