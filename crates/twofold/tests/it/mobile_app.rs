@@ -1895,3 +1895,27 @@ async fn without_number_matching_the_app_approves_without_a_number() {
         json!("approved")
     );
 }
+
+#[tokio::test]
+async fn a_long_poll_is_held_no_longer_than_the_server_allows() {
+    let run = start(Backend::Sqlite, |e| {
+        e.set("TWOFOLD_APP__LONG_POLL_SECONDS", "2")
+    })
+    .await;
+    let phone = run.ada_with_phone().await;
+    let device = Device::of(&phone, &run.server);
+    let began = Instant::now();
+    let call = device.prepare(Method::GET, "/app/v1/requests?wait=25", None);
+    let reply = device.send(&call).await.expect(200);
+    let held = began.elapsed();
+    assert!(device.answer_verifies(&call, &reply), "{reply:?}");
+    assert_eq!(reply.body["requests"], json!([]), "{reply:?}");
+    assert!(
+        held >= Duration::from_millis(1900) && held < Duration::from_secs(10),
+        "{held:?}"
+    );
+    device
+        .call(Method::GET, "/app/v1/requests?wait=61", None)
+        .await
+        .problem(400, "invalid_request");
+}
