@@ -514,7 +514,7 @@ impl Config {
             )));
         }
         let url = self.app.public_url.trim();
-        if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             return Err(ConfigError(format!(
                 "app.public_url = {url:?}: not an http(s) URL. Fix: write it in full, e.g. \"https://mfa.example.com\"."
             )));

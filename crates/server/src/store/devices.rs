@@ -182,9 +182,9 @@ impl Store {
             return Ok(None);
         };
         let expires_at: i64 = row.try_get("expires_at")?;
-        Ok((expires_at > now)
+        (expires_at > now)
             .then(|| row.try_get("user_id"))
-            .transpose()?)
+            .transpose()
     }
 
     /// Adds a device unless the user already has `limit` of them (checked and written under

@@ -45,8 +45,8 @@ pub fn routes(service: Arc<InProcessService>, limits: Arc<SignInLimits>) -> Rout
         .with_state(AppRoutesState { service, limits })
 }
 
-fn invalid(detail: impl Into<String>) -> Response {
-    ProblemResponse::new(StatusCode::BAD_REQUEST, "invalid_request", detail).into_response()
+fn invalid(detail: impl Into<String>) -> ProblemResponse {
+    ProblemResponse::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
 }
 
 fn refused(e: ServiceError) -> Response {
@@ -63,7 +63,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 }
 
 /// Reads a JSON body, or says what is wrong with it.
-fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ProblemResponse> {
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -108,7 +108,7 @@ async fn activate(
     }
     let body: ActivateBody = match read_json(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match state.service.activate_device(body, &client).await {
         Ok(reply) => match serde_json::to_vec(&reply) {
@@ -120,7 +120,7 @@ async fn activate(
 }
 
 /// The four signature headers, or the refusal that says which is missing.
-fn signature_headers(headers: &HeaderMap) -> Result<[String; 4], Response> {
+fn signature_headers(headers: &HeaderMap) -> Result<[String; 4], ProblemResponse> {
     let mut out: [String; 4] = Default::default();
     for (slot, name) in out.iter_mut().zip([
         "twofold-device",
@@ -139,8 +139,7 @@ fn signature_headers(headers: &HeaderMap) -> Result<[String; 4], Response> {
                          the activation carries Twofold-Device, Twofold-Timestamp, Twofold-Nonce \
                          and Twofold-Signature)"
                     ),
-                )
-                .into_response());
+                ));
             }
         }
     }
@@ -161,7 +160,8 @@ async fn verify(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Verified, Response> {
-    let [device_id, timestamp, nonce, signature] = signature_headers(headers)?;
+    let [device_id, timestamp, nonce, signature] =
+        signature_headers(headers).map_err(IntoResponse::into_response)?;
     let path_and_query = uri
         .path_and_query()
         .map(|p| p.as_str())
@@ -211,7 +211,7 @@ async fn signed_json<T: Serialize>(
 }
 
 /// `wait` from the query, 0 to 60.
-fn wait_of(uri: &Uri) -> Result<u64, Response> {
+fn wait_of(uri: &Uri) -> Result<u64, ProblemResponse> {
     let mut wait = 0;
     for pair in uri
         .query()
@@ -260,7 +260,7 @@ async fn requests(
     };
     let wait = match wait_of(&uri) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match state
         .service
@@ -311,7 +311,7 @@ async fn answer(
     };
     let answer: AnswerBody = match read_json(&body) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match state
         .service
