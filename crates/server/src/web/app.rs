@@ -91,8 +91,14 @@ async fn activate(
     Client(client): Client,
     body: Bytes,
 ) -> Response {
-    // Activation codes are long, but each try costs the per-address budget.
-    if !state.limits.allow(client.ip, "app:activate") {
+    // Activation codes are long, but each try costs the per-address budget. The second
+    // budget is keyed by the address too: one shared key would let ten activations a
+    // minute through for the whole server, and a guesser anywhere would lock out everyone.
+    let key = match client.ip {
+        Some(ip) => format!("app:activate:{ip}"),
+        None => "app:activate".to_owned(),
+    };
+    if !state.limits.allow(client.ip, &key) {
         return ProblemResponse::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",

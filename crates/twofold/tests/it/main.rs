@@ -18,6 +18,7 @@ mod hygiene;
 mod ldap;
 mod ldap_users;
 mod lockout;
+mod mobile_app;
 mod multinode;
 mod operations;
 mod policy;
