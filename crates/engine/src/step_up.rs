@@ -36,9 +36,14 @@ pub fn provable(settings: &Settings, factors: &UserFactors) -> Vec<Challenge> {
             out.push(c);
         }
     }
-    // A held OATH token can always prove possession, whatever the method says.
+    // A held OATH token can always prove possession, whatever the method says: first, but
+    // after the app (whose offline codes are that token, the app's own fallback).
     if factors.has_oath_token && !out.contains(&Challenge::Oath) {
-        out.insert(0, Challenge::Oath);
+        if out.first() == Some(&Challenge::MobileApp) {
+            out.push(Challenge::Oath);
+        } else {
+            out.insert(0, Challenge::Oath);
+        }
     }
     out
 }
