@@ -58,6 +58,12 @@ pub enum AuditAction {
     DeviceRemoved,
     /// A request went to the user's authenticator app (or could not).
     PushSent,
+    /// Someone was made an administrator, or their rights changed (`detail`: the grants).
+    AdminChanged,
+    /// An administrator's rights were taken away.
+    AdminRemoved,
+    /// A user's groups changed (`detail`: the groups now).
+    GroupsChanged,
 }
 
 impl AuditAction {
@@ -99,6 +105,9 @@ impl AuditAction {
             AuditAction::DeviceActivated => "device_activated",
             AuditAction::DeviceRemoved => "device_removed",
             AuditAction::PushSent => "push_sent",
+            AuditAction::AdminChanged => "admin_changed",
+            AuditAction::AdminRemoved => "admin_removed",
+            AuditAction::GroupsChanged => "groups_changed",
         }
     }
 }

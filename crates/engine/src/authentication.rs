@@ -51,6 +51,9 @@ pub enum Origin {
     /// A first request to a newly activated authenticator app (the enrolment's
     /// "Authenticate me now"), proving it works.
     AppCheck,
+    /// An administrator's sign-in to the admin console, after the password: a second factor
+    /// always, whatever the client's address or a bypass, and no enrolment.
+    Admin,
 }
 
 impl Origin {
@@ -61,6 +64,7 @@ impl Origin {
             Origin::Sdk => "sdk",
             Origin::PhoneCheck => "phone_check",
             Origin::AppCheck => "app_check",
+            Origin::Admin => "admin",
         }
     }
 
@@ -71,6 +75,7 @@ impl Origin {
             "sdk" => Some(Origin::Sdk),
             "phone_check" => Some(Origin::PhoneCheck),
             "app_check" => Some(Origin::AppCheck),
+            "admin" => Some(Origin::Admin),
             _ => None,
         }
     }
@@ -78,7 +83,7 @@ impl Origin {
     /// How long an authentication of this origin waits for its end.
     pub fn lifetime(self) -> i64 {
         match self {
-            Origin::Portal => PORTAL_SECONDS,
+            Origin::Portal | Origin::Admin => PORTAL_SECONDS,
             Origin::StepUp | Origin::Sdk | Origin::PhoneCheck | Origin::AppCheck => ANSWER_SECONDS,
         }
     }
@@ -339,7 +344,7 @@ pub fn offered(
     let mut choices = match origin {
         Origin::StepUp => step_up::provable(settings, factors),
         Origin::PhoneCheck | Origin::AppCheck => Vec::new(),
-        Origin::Portal | Origin::Sdk => {
+        Origin::Portal | Origin::Sdk | Origin::Admin => {
             let mut c: Vec<Challenge> = flow::primary_challenge(factors).into_iter().collect();
             for f in flow::fallbacks(settings, factors, current) {
                 if !c.contains(&f) {
@@ -394,6 +399,15 @@ pub fn start(
             }
         },
         Origin::Portal | Origin::Sdk => flow::after_password(settings, factors, facts),
+        // Neither a trusted address nor a bypass stands in for an administrator's factor.
+        Origin::Admin => flow::after_password(
+            settings,
+            factors,
+            AttemptFacts {
+                client_ip: None,
+                bypass_available: false,
+            },
+        ),
     };
     match first {
         NextStep::SignedIn(via) => Ok(State::Approved { via }),

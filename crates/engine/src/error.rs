@@ -86,6 +86,8 @@ pub enum DomainError {
     WebhookRefused,
     #[error(transparent)]
     App(#[from] crate::app::AppError),
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
 }
 
 impl DomainError {
@@ -128,6 +130,7 @@ impl DomainError {
             DomainError::StepUpRequired => "step_up_required",
             DomainError::SessionEnded => "session_ended",
             DomainError::FraudBlocked { .. } => "fraud_blocked",
+            DomainError::Admin(e) => e.code(),
             DomainError::Phone(e) => e.code(),
             DomainError::WebhookRefused => "webhook_refused",
             DomainError::App(e) => e.code(),

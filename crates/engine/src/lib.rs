@@ -3,6 +3,7 @@
 //! Everything here is pure: no HTTP, no SQL, no clocks or randomness that a test cannot
 //! control. The server crate stores what these types describe and serves what they decide.
 
+pub mod admin;
 pub mod answers;
 pub mod app;
 pub mod audit;

@@ -108,6 +108,9 @@ pub struct Settings {
     /// A portal session ends this long after sign-in, however active (1 to
     /// [`MAX_SESSION_HOURS`]).
     pub session_max_hours: u32,
+    /// An admin console session ends after this long without a request (1 to
+    /// `session_idle_minutes`'s upper limit; shorter than users' by default).
+    pub admin_session_idle_minutes: u32,
     /// Adding, replacing or removing a factor, changing the PIN or the security answers, and
     /// starting a one-time bypass need a second factor proved within this many minutes
     /// (a session signed in through a trusted address or a bypass is asked for one first).
@@ -246,6 +249,7 @@ impl Default for Settings {
             lockout_hard_cap: crate::lockout::MAX_HARD_CAP,
             session_idle_minutes: 20,
             session_max_hours: 12,
+            admin_session_idle_minutes: 10,
             step_up_minutes: 10,
             create_users_on_sign_in: false,
             sync_interval_minutes: 60,
@@ -404,6 +408,13 @@ impl Settings {
             1,
             MAX_SESSION_HOURS,
             Some("NIST SP 800-63B at AAL2 reauthenticates every 12 hours"),
+        )?;
+        limit(
+            "admin_session_idle_minutes",
+            self.admin_session_idle_minutes.into(),
+            1,
+            MAX_SESSION_IDLE_MINUTES,
+            Some("the idle timeout of NIST SP 800-63B at AAL2"),
         )?;
         range("step_up_minutes", self.step_up_minutes.into(), 1, 30)?;
         range(

@@ -217,8 +217,21 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .await
         .map(|u| u.len())
         .unwrap_or(1);
+    // While nobody administers the server: a one-time link that makes the first owner.
+    let hint = if users == 0 {
+        StartHint::NoUsers
+    } else {
+        match service.new_bootstrap_link().await {
+            Ok(Some(path)) => StartHint::Bootstrap(path),
+            Ok(None) => StartHint::None,
+            Err(e) => {
+                tracing::warn!(error = %e, "no bootstrap link for the first administrator");
+                StartHint::None
+            }
+        }
+    };
     let banner = vec![format!("  store:       {}", describe_target(&target))];
-    listen_and_serve(&config, listener, app, "Twofold", banner, users == 0).await?;
+    listen_and_serve(&config, listener, app, "Twofold", banner, hint).await?;
     store.close().await;
     if store.backend() == Backend::Sqlite {
         tracing::info!("SQLite store closed");
@@ -448,7 +461,15 @@ pub async fn portal(config: Config) -> Result<(), StartError> {
         "  MFA server:  {server_url} (through the Web Service SDK)"
     )];
     let listener = bind(&config)?;
-    listen_and_serve(&config, listener, app, "Twofold portal", banner, false).await
+    listen_and_serve(
+        &config,
+        listener,
+        app,
+        "Twofold portal",
+        banner,
+        StartHint::None,
+    )
+    .await
 }
 
 /// Binds the configured address (before the service is built: a port chosen by the system,
@@ -475,7 +496,7 @@ async fn listen_and_serve(
     app: axum::Router,
     title: &str,
     banner: Vec<String>,
-    first_user_hint: bool,
+    hint: StartHint,
 ) -> Result<(), StartError> {
     let local: SocketAddr = listener
         .local_addr()
@@ -499,7 +520,8 @@ async fn listen_and_serve(
         println!("  certificate: {origin}");
         println!("  SHA-256:     {}", material.fingerprint);
         println!("  portal:      https://{local}/");
-        print_first_user_hint(first_user_hint);
+        println!("  admin:       https://{local}/admin");
+        print_hint(&hint, &format!("https://{local}"));
         tracing::info!(%local, "listening (HTTPS)");
         let tls_config = axum_server::tls_rustls::RustlsConfig::from_config(material.server_config);
         // TCP_NODELAY: a response's last TLS record goes out at once instead of waiting,
@@ -515,7 +537,8 @@ async fn listen_and_serve(
     } else {
         println!("  TLS:         off (tls.enabled = false): put a TLS-terminating proxy in front");
         println!("  portal:      http://{local}/");
-        print_first_user_hint(first_user_hint);
+        println!("  admin:       http://{local}/admin");
+        print_hint(&hint, &format!("http://{local}"));
         tracing::info!(%local, "listening (plain HTTP behind a proxy)");
         axum_server::from_tcp(listener)
             .acceptor(axum_server::accept::NoDelayAcceptor::new())
@@ -526,14 +549,40 @@ async fn listen_and_serve(
     }
 }
 
-fn print_first_user_hint(no_users: bool) {
-    if no_users {
-        println!();
-        println!("No users yet. Add the first one (in another terminal, same directory):");
-        println!(
-            "  printf '%s' 'their password' | cargo run --release -- user add alice --password-stdin"
-        );
-        println!("  (or, with the installed binary: twofold user add alice --password-stdin)");
+/// What the banner tells an operator to do first.
+enum StartHint {
+    None,
+    NoUsers,
+    /// No administrator yet: this one-time path makes the first.
+    Bootstrap(String),
+}
+
+fn print_hint(hint: &StartHint, base: &str) {
+    match hint {
+        StartHint::None => {}
+        StartHint::NoUsers => {
+            println!();
+            println!("No users yet. Add the first one (in another terminal, same directory):");
+            println!(
+                "  printf '%s' 'their password' | cargo run --release -- user add alice --password-stdin"
+            );
+            println!("  (or, with the installed binary: twofold user add alice --password-stdin)");
+            println!(
+                "Then make them the first administrator: twofold admin add alice --role owner"
+            );
+        }
+        StartHint::Bootstrap(path) => {
+            println!();
+            println!(
+                "No administrator yet. Within the hour, sign in to the portal as the user who"
+            );
+            println!("is to be the first owner, then open this link (it works once):");
+            println!("  {base}{path}");
+            println!("(or, on this server: twofold admin add USERNAME --role owner)");
+            tracing::info!(
+                "no administrator yet: the bootstrap link is printed on standard output"
+            );
+        }
     }
     println!();
 }

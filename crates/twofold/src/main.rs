@@ -52,6 +52,13 @@ enum Command {
     /// Import users from a CSV file or the directory, and sync them with the directory.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Make users administrators of the admin console (/admin), list them, take their
+    /// rights away.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Put users in local groups (an administrator's grant may be scoped to a group).
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -73,6 +80,66 @@ enum Command {
     /// Check the email channel.
     #[command(subcommand)]
     Email(EmailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Make USERNAME (an existing user) an administrator, or replace their rights: a role,
+    /// or permissions, or both, for all users or for the members of one group.
+    ///
+    /// Roles: owner (everything), administrator (all but admins.manage), user-manager
+    /// (users.*, tokens.import, directory.sync), help-desk (users.read, users.update,
+    /// users.factors, users.credentials, users.bypass, users.block), auditor (users.read,
+    /// audit.read, audit.export, reports.read). Administrators sign in at /admin with their
+    /// second factor, always.
+    Add {
+        username: String,
+        /// A preset role.
+        #[arg(long, required_unless_present = "permissions")]
+        role: Option<String>,
+        /// A permission (repeat for more): users.read, users.create, users.update,
+        /// users.delete, users.factors, users.credentials, users.bypass, users.block,
+        /// tokens.import, directory.sync, audit.read, audit.export, reports.read,
+        /// settings.write, admins.manage.
+        #[arg(long = "permission", value_name = "P")]
+        permissions: Vec<String>,
+        /// `all` (the default) or `group:NAME`: the users the grant reaches. Only the users.*
+        /// permissions may be scoped to a group.
+        #[arg(long, value_name = "SCOPE")]
+        scope: Option<String>,
+        /// The longest one-time bypass this administrator may start (60 to 86400 seconds;
+        /// default: settings.one_time_bypass_max_seconds).
+        #[arg(long, value_name = "SECONDS")]
+        bypass_max_seconds: Option<u32>,
+    },
+    /// List the administrators and their rights.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take every right of an administrator away (the last owner stays).
+    Remove { username: String },
+    /// While no administrator exists: print a one-time link (valid for an hour) that makes
+    /// the signed-in user who opens it the first owner.
+    Bootstrap,
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// Add users to a group (created by its first member).
+    Add {
+        group: String,
+        #[arg(required = true)]
+        usernames: Vec<String>,
+    },
+    /// Take users out of a group.
+    Remove {
+        group: String,
+        #[arg(required = true)]
+        usernames: Vec<String>,
+    },
+    /// List the groups and how many members each has.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -383,6 +450,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::User(cmd) => user_command(&config, cmd).await,
         Command::Users(cmd) => users_command(&config, cmd).await,
+        Command::Admin(cmd) => admin_command(&config, cmd).await,
+        Command::Group(cmd) => group_command(&config, cmd).await,
         Command::Audit(cmd) => audit_command(&config, cmd).await,
         Command::Settings(cmd) => settings_command(&config, cmd).await,
         Command::Token(cmd) => token_command(&config, cmd).await,
@@ -1327,6 +1396,138 @@ async fn key_command(config: &Config, cmd: KeyCommand) -> Result<()> {
                 keyring.current_id()
             );
         }
+    }
+    Ok(())
+}
+
+async fn admin_command(config: &Config, cmd: AdminCommand) -> Result<()> {
+    use twofold_server::service::admins::{Grantor, describe, rights_of};
+    let service = open_service(config).await?;
+    let operator = actor();
+    match cmd {
+        AdminCommand::Add {
+            username,
+            role,
+            permissions,
+            scope,
+            bypass_max_seconds,
+        } => {
+            let rights = rights_of(
+                role.as_deref(),
+                &permissions,
+                scope.as_deref(),
+                bypass_max_seconds,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+            let admin = service
+                .grant_admin(Grantor::Operator(&operator), &username, &rights)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot make {username:?} an administrator: {e}"))?;
+            println!(
+                "{} is an administrator: {}. They sign in at /admin with their password and second factor.",
+                admin.username,
+                describe(&admin.rights)
+            );
+        }
+        AdminCommand::List { json } => {
+            let admins = service
+                .list_admins()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                let list: Vec<serde_json::Value> = admins
+                    .iter()
+                    .map(|a| {
+                        serde_json::json!({
+                            "username": a.username,
+                            "role": a.rights.role().map(|r| r.as_str()),
+                            "grants": a.rights.grants.iter().map(|g| serde_json::json!({
+                                "permission": g.permission.as_str(),
+                                "scope": g.scope.as_string(),
+                            })).collect::<Vec<_>>(),
+                            "bypass_max_seconds": a.rights.bypass_max_seconds,
+                            "created_at": a.created_at,
+                            "created_by": a.created_by,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if admins.is_empty() {
+                println!(
+                    "no administrators; make the first with `twofold admin add USERNAME --role owner`"
+                );
+            } else {
+                for a in admins {
+                    println!("{:<32} {}", a.username, describe(&a.rights));
+                }
+            }
+        }
+        AdminCommand::Remove { username } => {
+            service
+                .revoke_admin(Grantor::Operator(&operator), &username)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot remove {username:?}: {e}"))?;
+            println!("{username} is no longer an administrator");
+        }
+        AdminCommand::Bootstrap => {
+            match service
+                .new_bootstrap_link()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                Some(path) => println!(
+                    "open https://<this server>{path} within the hour, signed in to the portal as the user who is to be the first owner (it works once)"
+                ),
+                None => bail!("an administrator exists already; `twofold admin add` makes more"),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn group_command(config: &Config, cmd: GroupCommand) -> Result<()> {
+    let service = open_service(config).await?;
+    let operator = actor();
+    let (group, usernames, adding) = match cmd {
+        GroupCommand::List => {
+            let groups = service.groups().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if groups.is_empty() {
+                println!("no groups; `twofold group add GROUP USERNAME...` makes one");
+            }
+            for (name, members) in groups {
+                println!("{name:<40} {members} member(s)");
+            }
+            return Ok(());
+        }
+        GroupCommand::Add { group, usernames } => (group, usernames, true),
+        GroupCommand::Remove { group, usernames } => (group, usernames, false),
+    };
+    let name = twofold_engine::admin::group_name(&group).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for username in usernames {
+        let user = service
+            .find_user(&username)
+            .await
+            .map_err(|e| anyhow::anyhow!("{username}: {e}"))?;
+        let mut groups = service
+            .user_groups(&user.id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        groups.retain(|g| *g != name);
+        if adding {
+            groups.push(name.clone());
+        }
+        let now = service
+            .set_user_groups(&operator, &username, &groups)
+            .await
+            .map_err(|e| anyhow::anyhow!("{username}: {e}"))?;
+        println!(
+            "{username}: {}",
+            if now.is_empty() {
+                "no groups".to_owned()
+            } else {
+                now.join(", ")
+            }
+        );
     }
     Ok(())
 }

@@ -676,7 +676,14 @@ fn stored_names_read_back() {
         };
         assert_eq!(Step::parse(step.name(), asked), Some(step));
     }
-    for origin in [Origin::Portal, Origin::StepUp, Origin::Sdk] {
+    for origin in [
+        Origin::Portal,
+        Origin::StepUp,
+        Origin::Sdk,
+        Origin::PhoneCheck,
+        Origin::AppCheck,
+        Origin::Admin,
+    ] {
         assert_eq!(Origin::parse(origin.as_str()), Some(origin));
     }
     for via in [
@@ -1018,4 +1025,49 @@ fn a_device_test_waits_on_the_app_and_approves_only_for_a_user_with_a_device() {
             ..
         }
     ));
+}
+
+#[test]
+fn an_administrator_proves_a_factor_from_a_trusted_address_and_with_a_bypass() {
+    let trusted = AttemptFacts {
+        client_ip: Some("10.1.2.3".parse::<IpAddr>().unwrap()),
+        bypass_available: true,
+    };
+    // A user from the same address, with the same bypass, skips the second factor.
+    assert!(matches!(
+        start(Origin::Portal, &settings(), &enrolled(), trusted, None),
+        Ok(State::Approved { .. })
+    ));
+    assert_eq!(
+        start(Origin::Admin, &settings(), &enrolled(), trusted, None),
+        Ok(State::Pending(Step::Oath))
+    );
+}
+
+#[test]
+fn an_administrator_without_a_factor_is_not_sent_to_enrolment() {
+    let nothing = UserFactors {
+        enrolled: false,
+        method: None,
+        has_oath_token: false,
+        security_answers: 0,
+        has_pin: false,
+        has_phone: false,
+        has_backup_phone: false,
+        has_device: false,
+    };
+    let facts = AttemptFacts {
+        client_ip: None,
+        bypass_available: false,
+    };
+    assert_eq!(
+        start(Origin::Portal, &settings(), &nothing, facts, None),
+        Ok(State::Pending(Step::Enroll))
+    );
+    assert_eq!(
+        start(Origin::Admin, &settings(), &nothing, facts, None),
+        Ok(State::Denied {
+            reason: Reason::NotEnrolled
+        })
+    );
 }

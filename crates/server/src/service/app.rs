@@ -284,7 +284,7 @@ fn purpose_of(origin: Origin) -> &'static str {
     match origin {
         Origin::StepUp => "confirm_change",
         Origin::AppCheck => "activation_test",
-        Origin::Portal | Origin::Sdk | Origin::PhoneCheck => "sign_in",
+        Origin::Portal | Origin::Sdk | Origin::PhoneCheck | Origin::Admin => "sign_in",
     }
 }
 
@@ -1016,7 +1016,7 @@ impl InProcessService {
             .min(now + i64::from(settings.push_request_seconds));
         // A portal sign-in may send again while its page is open; anything else ends with
         // its request.
-        if a.origin != Origin::Portal {
+        if !matches!(a.origin, Origin::Portal | Origin::Admin) {
             a.expires_at = expires_at;
         }
         let id = new_id();

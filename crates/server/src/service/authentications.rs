@@ -173,7 +173,7 @@ impl InProcessService {
         );
         // A step-up proves a factor again: no trusted address or bypass stands in for it.
         let bypass = match origin {
-            Origin::StepUp | Origin::PhoneCheck | Origin::AppCheck => None,
+            Origin::StepUp | Origin::PhoneCheck | Origin::AppCheck | Origin::Admin => None,
             Origin::Portal | Origin::Sdk => known.bypass_id,
         };
         let mut facts = AttemptFacts {

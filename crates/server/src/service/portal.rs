@@ -92,6 +92,10 @@ struct SessionData {
     /// "Authenticate me now": a first request to a new device.
     #[serde(default)]
     app_check: Option<app::PendingAppCheck>,
+    /// An admin console session: signed in with a second factor always, with its own idle
+    /// timeout.
+    #[serde(default)]
+    admin: bool,
 }
 
 /// What a portal may know of its session.
@@ -103,6 +107,9 @@ pub struct SessionView {
     pub next: Option<String>,
     /// Signed in, and asked to prove a second factor again (with this challenge).
     pub step_up: Option<Challenge>,
+    /// An admin console session (signed in at `/admin`, a second factor always).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 /// A session the server started or moved on: the new token for the cookie, and where it
@@ -220,10 +227,15 @@ fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
 }
 
-/// When a session last seen `now` ends: after the idle timeout, and never after the
-/// maximum lifetime.
-pub fn expiry(created_at: i64, now: i64, settings: &Settings) -> i64 {
-    let idle = now + i64::from(settings.session_idle_minutes) * 60;
+/// When a session last seen `now` ends: after the idle timeout (an admin console session's
+/// own), and never after the maximum lifetime.
+pub fn expiry(created_at: i64, now: i64, settings: &Settings, admin: bool) -> i64 {
+    let idle_minutes = if admin {
+        settings.admin_session_idle_minutes
+    } else {
+        settings.session_idle_minutes
+    };
+    let idle = now + i64::from(idle_minutes) * 60;
     let max = created_at + i64::from(settings.session_max_hours) * 3600;
     idle.min(max)
 }
@@ -332,6 +344,7 @@ fn view_of(data: &SessionData, authentication: Option<&Authentication>) -> Optio
         stage,
         next: data.next.clone(),
         step_up,
+        admin: data.admin,
     })
 }
 
@@ -361,9 +374,11 @@ impl InProcessService {
         };
         let data = serde_json::from_str::<SessionData>(&record.data).ok();
         // The settings may have shortened the timeouts since the session was stored.
-        let valid = now < expiry(record.created_at, record.last_seen_at, &settings)
-            && now < record.expires_at
-            && data.as_ref().is_some_and(|d| now < d.max_until);
+        let valid = data.as_ref().is_some_and(|d| {
+            now < expiry(record.created_at, record.last_seen_at, &settings, d.admin)
+                && now < record.expires_at
+                && now < d.max_until
+        });
         let Some(data) = data.filter(|_| valid) else {
             self.store.delete_session(&id_hash).await?;
             return Ok(None);
@@ -460,7 +475,7 @@ impl InProcessService {
             user_id: user_id.to_owned(),
             created_at: now,
             last_seen_at: now,
-            expires_at: expiry(now, now, &settings).min(data.max_until),
+            expires_at: expiry(now, now, &settings, data.admin).min(data.max_until),
             data: serde_json::to_string(&data)
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
         };
@@ -625,12 +640,46 @@ impl InProcessService {
         replacing: Option<&str>,
         client: &ClientContext,
     ) -> Result<SignInOutcome, ServiceError> {
+        self.session_sign_in(Origin::Portal, username, password, next, replacing, client)
+            .await
+    }
+
+    /// The password step of the admin console: an administrator only, and a second factor
+    /// always (no trusted address, no bypass, no enrolment). The session it starts is an
+    /// admin session, with the shorter idle timeout.
+    pub async fn admin_sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        next: Option<&str>,
+        replacing: Option<&str>,
+        client: &ClientContext,
+    ) -> Result<SignInOutcome, ServiceError> {
+        self.session_sign_in(Origin::Admin, username, password, next, replacing, client)
+            .await
+    }
+
+    async fn session_sign_in(
+        &self,
+        origin: Origin,
+        username: &str,
+        password: &str,
+        next: Option<&str>,
+        replacing: Option<&str>,
+        client: &ClientContext,
+    ) -> Result<SignInOutcome, ServiceError> {
         let identity = self.password_step(username, password, client).await?;
         let user = self.user(&identity.user_id).await?;
+        let admin = origin == Origin::Admin;
+        if admin && self.store.admin(&user.id).await?.is_none() {
+            return Err(
+                twofold_engine::admin::AdminError::NotAnAdministrator(user.username).into(),
+            );
+        }
         let started = self
             .begin_authentication(
                 &user,
-                Origin::Portal,
+                origin,
                 PORTAL_STARTER.to_owned(),
                 client,
                 StartOptions::default(),
@@ -649,6 +698,7 @@ impl InProcessService {
             step_up: None,
             phone_check: None,
             app_check: None,
+            admin,
         };
         let waiting = match &started.state {
             State::Approved { via } => {
@@ -690,8 +740,8 @@ impl InProcessService {
         // Refresh the idle deadline, at most every 30 seconds to spare the store.
         if now - loaded.record.last_seen_at >= 30 {
             let settings = self.settings().await?;
-            let expires =
-                expiry(loaded.record.created_at, now, &settings).min(loaded.data.max_until);
+            let expires = expiry(loaded.record.created_at, now, &settings, loaded.data.admin)
+                .min(loaded.data.max_until);
             self.store
                 .touch_session(&loaded.id_hash, now, expires)
                 .await?;
@@ -1229,9 +1279,9 @@ mod tests {
             session_max_hours: 1,
             ..Settings::default()
         };
-        assert_eq!(expiry(0, 100, &settings), 700);
+        assert_eq!(expiry(0, 100, &settings, false), 700);
         assert_eq!(
-            expiry(0, 3500, &settings),
+            expiry(0, 3500, &settings, false),
             3600,
             "capped by the maximum lifetime"
         );

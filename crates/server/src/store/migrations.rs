@@ -56,6 +56,11 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
         "devices",
         include_str!("../../migrations/sqlite/0009_devices.sql"),
     ),
+    (
+        10,
+        "admins",
+        include_str!("../../migrations/sqlite/0010_admins.sql"),
+    ),
 ];
 
 pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@
 //! placeholders, times are epoch seconds (`BIGINT`/`INTEGER`), ids are text, and booleans
 //! are 0/1 integers. Each backend has its own migrations folder, embedded in the binary.
 
+mod admins;
 mod audit;
 mod authentications;
 mod bypasses;
@@ -21,6 +22,7 @@ mod settings;
 mod tokens;
 mod users;
 
+pub use admins::{AdminRecord, AdminWrite};
 pub use audit::AuditRow;
 pub use bypasses::BypassRecord;
 pub use devices::{DeviceAdmission, DeviceRecord, PushAdmission, PushLimits, PushRequestRecord};

@@ -19,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use twofold_engine::DomainError;
 use twofold_engine::PasswordError;
+use twofold_engine::admin::AdminError;
 use twofold_engine::app::AppError;
 use twofold_engine::flow::BypassError;
 
@@ -63,6 +64,22 @@ pub fn status_of(error: &DomainError) -> StatusCode {
             AppError::RequestExpired => StatusCode::GONE,
             AppError::InvalidKey(_) | AppError::InvalidPushEndpoint(_) => StatusCode::BAD_REQUEST,
             AppError::PushLimited => StatusCode::TOO_MANY_REQUESTS,
+        },
+        DomainError::Admin(e) => match e {
+            AdminError::Forbidden(_)
+            | AdminError::NotHeld(_)
+            | AdminError::BypassAboveOwn(_)
+            | AdminError::BootstrapInvalid
+            | AdminError::AlreadyBootstrapped => StatusCode::FORBIDDEN,
+            AdminError::LastOwner => StatusCode::CONFLICT,
+            AdminError::NotAnAdministrator(_) => StatusCode::NOT_FOUND,
+            AdminError::UnknownPermission(_)
+            | AdminError::UnknownRole(_)
+            | AdminError::BadScope(_)
+            | AdminError::BadGroupName(_)
+            | AdminError::NoPermission
+            | AdminError::NotScopable(_)
+            | AdminError::BypassMax(_) => StatusCode::BAD_REQUEST,
         },
         // Nobody can sign in while the directory is down, and nobody did anything wrong.
         DomainError::DirectoryUnavailable => StatusCode::SERVICE_UNAVAILABLE,

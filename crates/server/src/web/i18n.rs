@@ -68,12 +68,45 @@ mod tests {
             .collect()
     }
 
+    /// The keys of every catalogue file of `language`, by file name.
+    fn catalogue(language: &str) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("locales")
+            .join(language);
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "ftl"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, keys(&std::fs::read_to_string(&p).unwrap()))
+            })
+            .collect()
+    }
+
     #[test]
     fn french_translates_every_english_message() {
-        let en = keys(include_str!("../../locales/en/main.ftl"));
-        let fr = keys(include_str!("../../locales/fr/main.ftl"));
-        assert!(en.len() > 20);
-        assert_eq!(en, fr, "the two catalogues must have the same keys");
+        let en = catalogue("en");
+        let fr = catalogue("fr");
+        assert!(en.get("main.ftl").unwrap().len() > 20);
+        assert_eq!(
+            en.keys().collect::<Vec<_>>(),
+            fr.keys().collect::<Vec<_>>(),
+            "the same catalogue files in both languages"
+        );
+        for (file, keys) in &en {
+            assert_eq!(
+                keys, &fr[file],
+                "{file}: the two catalogues must have the same keys"
+            );
+        }
+        // No key is defined in two files (the loader would keep one of them).
+        let mut seen = BTreeSet::new();
+        for keys in en.values() {
+            for key in keys {
+                assert!(seen.insert(key.clone()), "{key} is defined twice");
+            }
+        }
     }
 
     #[test]

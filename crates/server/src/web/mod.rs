@@ -1,5 +1,6 @@
 //! The HTTP layer: the router, the middleware every request crosses, and the portal's pages.
 
+pub mod admin;
 pub mod app;
 pub mod client;
 pub mod dev_inbox;
@@ -7,7 +8,7 @@ mod errors;
 pub mod hooks;
 pub mod i18n;
 mod ops;
-mod portal;
+pub(crate) mod portal;
 pub mod ratelimit;
 pub mod sdk;
 pub mod session;
@@ -40,6 +41,8 @@ pub struct AppState {
 
 struct Inner {
     service: Arc<dyn MfaService>,
+    /// The in-process service, where the store is (the admin console runs only there).
+    admin: Option<Arc<crate::service::InProcessService>>,
     clock: Arc<dyn Clock>,
     csrf: session::Csrf,
     trusted_proxies: Vec<IpNet>,
@@ -71,6 +74,10 @@ impl AppState {
     pub fn service(&self) -> &dyn MfaService {
         self.inner.service.as_ref()
     }
+    /// The in-process service, on a server that holds the store (not a split portal).
+    pub fn admin_service(&self) -> Option<&Arc<crate::service::InProcessService>> {
+        self.inner.admin.as_ref()
+    }
     pub fn now(&self) -> i64 {
         self.inner.clock.now()
     }
@@ -88,6 +95,7 @@ pub fn router(parts: WebParts) -> Router {
     let state = AppState {
         inner: Arc::new(Inner {
             service: parts.service,
+            admin: parts.sdk.clone(),
             clock: parts.clock,
             csrf: session::Csrf::new(parts.csrf_key),
             trusted_proxies: http.trusted_proxies.clone(),
@@ -113,9 +121,14 @@ pub fn router(parts: WebParts) -> Router {
         )),
         None => Router::new(),
     };
+    let admin_routes = match state.admin_service() {
+        Some(_) => admin::routes(state.clone()),
+        None => Router::new(),
+    };
     let dev_inbox_routes = parts.dev_inbox.map(dev_inbox::routes).unwrap_or_default();
     Router::new()
         .merge(portal::routes())
+        .merge(admin_routes)
         .merge(ops::routes())
         .merge(dev_inbox_routes)
         .fallback(errors::not_found)

@@ -6,8 +6,10 @@
 mod support;
 
 mod admin;
+mod admin_console;
 mod authentications;
 mod cli;
+mod console;
 mod dev_inbox;
 mod directory_users;
 mod edges;

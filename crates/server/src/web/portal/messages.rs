@@ -117,6 +117,32 @@ fn text(t: &Translator, error: &DomainError, step: Step) -> String {
             twofold_engine::app::AppError::PushLimited => t.t("app-push-limited"),
             _ => t.t("error-refused"),
         },
+        DomainError::Admin(e) => admin_message(t, e),
+    }
+}
+
+/// An administration refusal, in the visitor's language.
+fn admin_message(t: &Translator, e: &twofold_engine::admin::AdminError) -> String {
+    use twofold_engine::admin::AdminError;
+    match e {
+        AdminError::Forbidden(p) => t.t1("admin-error-forbidden", "permission", p.as_str()),
+        AdminError::NotHeld(_) | AdminError::BypassAboveOwn(_) => {
+            t.t1("admin-error-not-held", "detail", &e.to_string())
+        }
+        AdminError::LastOwner => t.t("admin-error-last-owner"),
+        AdminError::NotAnAdministrator(name) => {
+            t.t1("admin-error-not-an-administrator", "username", name)
+        }
+        AdminError::BootstrapInvalid | AdminError::AlreadyBootstrapped => {
+            t.t("admin-error-bootstrap")
+        }
+        AdminError::UnknownPermission(_)
+        | AdminError::UnknownRole(_)
+        | AdminError::BadScope(_)
+        | AdminError::BadGroupName(_)
+        | AdminError::NoPermission
+        | AdminError::NotScopable(_)
+        | AdminError::BypassMax(_) => t.t1("admin-error-invalid-grant", "detail", &e.to_string()),
     }
 }
 
@@ -143,6 +169,7 @@ fn answers_reason(t: &Translator, e: &AnswerError) -> String {
 pub(crate) mod tests {
     use super::*;
     use twofold_engine::Language;
+    use twofold_engine::admin::{AdminError, Permission};
     use twofold_engine::contact::ContactError;
     use twofold_engine::username::UsernameError;
 
@@ -216,6 +243,20 @@ pub(crate) mod tests {
             DomainError::InvalidRequest("method".into()),
             DomainError::StepUpRequired,
             DomainError::SessionEnded,
+            DomainError::Admin(AdminError::UnknownPermission("x".into())),
+            DomainError::Admin(AdminError::UnknownRole("x".into())),
+            DomainError::Admin(AdminError::BadScope("x".into())),
+            DomainError::Admin(AdminError::BadGroupName("".into())),
+            DomainError::Admin(AdminError::NoPermission),
+            DomainError::Admin(AdminError::NotScopable(vec![Permission::AuditRead])),
+            DomainError::Admin(AdminError::BypassMax(1)),
+            DomainError::Admin(AdminError::NotHeld(Vec::new())),
+            DomainError::Admin(AdminError::BypassAboveOwn(300)),
+            DomainError::Admin(AdminError::LastOwner),
+            DomainError::Admin(AdminError::Forbidden(Permission::UsersRead)),
+            DomainError::Admin(AdminError::NotAnAdministrator("x".into())),
+            DomainError::Admin(AdminError::BootstrapInvalid),
+            DomainError::Admin(AdminError::AlreadyBootstrapped),
         ]
     }
 

@@ -8,7 +8,7 @@ mod extract;
 mod language;
 pub mod messages;
 mod sign_in;
-mod verify;
+pub(crate) mod verify;
 
 use super::i18n::Translator;
 use super::session::{self, LANG_COOKIE, PRE_COOKIE, SESSION_COOKIE};
@@ -119,8 +119,10 @@ pub fn request_language(
 use crate::service::ServiceError;
 pub use crate::service::{PortalSession, SessionView, Stage};
 pub use extract::{CsrfForm, SignedIn};
+pub(crate) use sign_in::format_time;
 
 /// A visitor's session, as the server describes it.
+#[derive(Clone)]
 pub struct ActiveSession {
     /// The token as the cookie carries it (the CSRF binding, and what the server is sent).
     pub id: String,
@@ -128,6 +130,7 @@ pub struct ActiveSession {
 }
 
 /// Everything a portal handler knows about who is asking.
+#[derive(Clone)]
 pub struct Visitor {
     pub session: Option<ActiveSession>,
     /// The cookie carried a session that is gone or expired.

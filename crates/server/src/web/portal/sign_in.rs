@@ -164,7 +164,7 @@ async fn sign_out_post(
 }
 
 /// A moment as shown to users: `2026-11-25 14:32 UTC`.
-pub(super) fn format_time(at: i64) -> String {
+pub(crate) fn format_time(at: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     time::OffsetDateTime::from_unix_timestamp(at)
         .ok()

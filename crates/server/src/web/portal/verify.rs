@@ -444,7 +444,7 @@ async fn phone_post(
 }
 
 /// What the page says when a call or a text did not sign the user in.
-pub(super) fn phone_ended_message(
+pub(crate) fn phone_ended_message(
     t: &crate::web::i18n::Translator,
     state: &str,
     reason: Option<&str>,
@@ -465,7 +465,7 @@ pub(super) fn phone_ended_message(
 }
 
 /// What the page says when a request to the app did not sign the user in.
-pub(super) fn app_ended_message(
+pub(crate) fn app_ended_message(
     t: &crate::web::i18n::Translator,
     state: &str,
     reason: Option<&str>,
