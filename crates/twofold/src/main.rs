@@ -122,6 +122,11 @@ enum AdminCommand {
     /// While no administrator exists: print a one-time link (valid for an hour) that makes
     /// the signed-in user who opens it the first owner.
     Bootstrap,
+    /// List the admin console's pages and forms with the permission each needs.
+    Routes {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1402,6 +1407,25 @@ async fn key_command(config: &Config, cmd: KeyCommand) -> Result<()> {
 
 async fn admin_command(config: &Config, cmd: AdminCommand) -> Result<()> {
     use twofold_server::service::admins::{Grantor, describe, rights_of};
+    if let AdminCommand::Routes { json } = cmd {
+        let routes = twofold_server::web::admin::declared_routes();
+        for r in routes {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "method": r.method.as_str(), "path": r.path, "needs": r.need.as_str() })
+                );
+            } else {
+                println!(
+                    "{:<5} {:<48} {}",
+                    r.method.as_str(),
+                    r.path,
+                    r.need.as_str()
+                );
+            }
+        }
+        return Ok(());
+    }
     let service = open_service(config).await?;
     let operator = actor();
     match cmd {
@@ -1469,6 +1493,7 @@ async fn admin_command(config: &Config, cmd: AdminCommand) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot remove {username:?}: {e}"))?;
             println!("{username} is no longer an administrator");
         }
+        AdminCommand::Routes { .. } => {}
         AdminCommand::Bootstrap => {
             match service
                 .new_bootstrap_link()

@@ -56,6 +56,17 @@ pub struct DeclaredRoute {
     pub need: Need,
 }
 
+impl Need {
+    /// `public`, `admin`, or the permission's name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Need::Public => "public",
+            Need::Admin => "admin",
+            Need::Permission(p) => p.as_str(),
+        }
+    }
+}
+
 impl DeclaredRoute {
     /// Whether the route is about one user (`{username}` in its path).
     pub fn about_a_user(&self) -> bool {
@@ -64,19 +75,15 @@ impl DeclaredRoute {
 }
 
 /// The console's routes, each with what it needs.
+#[derive(Default)]
 pub struct AdminRoutes {
-    state: AppState,
     router: Router<AppState>,
     table: Vec<DeclaredRoute>,
 }
 
 impl AdminRoutes {
-    pub fn new(state: AppState) -> Self {
-        Self {
-            state,
-            router: Router::new(),
-            table: Vec::new(),
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Adds `handler` for `method` at `path`, behind the guard for `need`.
@@ -87,10 +94,7 @@ impl AdminRoutes {
         need: Need,
         handler: MethodRouter<AppState>,
     ) -> Self {
-        let guarded = handler.route_layer(middleware::from_fn_with_state(
-            (self.state.clone(), need),
-            guard,
-        ));
+        let guarded = handler.route_layer(middleware::from_fn_with_state(need, guard));
         self.router = self.router.route(path, guarded);
         self.table.push(DeclaredRoute { method, path, need });
         self
@@ -114,7 +118,7 @@ impl AdminRoutes {
 
     /// Merges the routes of one page module.
     pub fn merge(mut self, pages: fn(AdminRoutes) -> AdminRoutes) -> Self {
-        let nested = pages(AdminRoutes::new(self.state.clone()));
+        let nested = pages(AdminRoutes::new());
         self.router = self.router.merge(nested.router);
         self.table.extend(nested.table);
         self
@@ -130,15 +134,21 @@ impl AdminRoutes {
 }
 
 /// Every route of the console.
-pub fn console(state: AppState) -> AdminRoutes {
-    AdminRoutes::new(state)
+pub fn console() -> AdminRoutes {
+    AdminRoutes::new()
         .merge(sign_in::routes)
         .merge(home::routes)
         .merge(admins::routes)
 }
 
+/// Every route of the console and what it needs (`twofold admin routes` prints it).
+pub fn declared_routes() -> Vec<DeclaredRoute> {
+    console().table
+}
+
 pub(super) fn routes(state: AppState) -> Router<AppState> {
-    console(state).into_router()
+    // The guard reads the application's state from the request.
+    console().into_router().layer(axum::Extension(state))
 }
 
 /// What an admin handler gets: the visitor, the administrator, and the user the path names
@@ -304,11 +314,11 @@ pub fn page(status: StatusCode, template: &impl Template) -> Result<Response, We
 }
 
 /// The guard in front of every console route (see the module's documentation).
-async fn guard(
-    State((state, need)): State<(AppState, Need)>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn guard(State(need): State<Need>, request: Request, next: Next) -> Response {
+    let Some(state) = request.extensions().get::<AppState>().cloned() else {
+        return WebError::Internal("the console's routes lack the application state".into())
+            .into_response();
+    };
     match admit(&state, need, request).await {
         Ok(request) => next.run(request).await,
         Err(refusal) => refusal.into_response(),
