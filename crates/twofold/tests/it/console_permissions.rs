@@ -35,7 +35,7 @@ impl Route {
             if segment == "{username}" {
                 out.push_str(user);
             } else if segment.starts_with('{') {
-                out.push_str("0");
+                out.push('0');
             } else {
                 out.push_str(segment);
             }
