@@ -2,10 +2,10 @@
 //! signing out, and the first administrator's bootstrap link.
 
 use super::{AdminRoutes, Need, safe_admin_next};
-use crate::service::{ServiceError, SignInOutcome, Stage};
+use crate::service::Stage;
 use crate::web::client::Client;
-use crate::web::portal::messages::{self, Step};
-use crate::web::portal::{CsrfForm, PageContext, Visitor, landing, moved_to, render};
+use crate::web::portal::sign_in::{Door, SignInForm, SignInTemplate, password_step};
+use crate::web::portal::{CsrfForm, PageContext, Visitor, render};
 use crate::web::session::{self, SESSION_COOKIE};
 use crate::web::{AppState, WebError};
 use askama::Template;
@@ -24,15 +24,13 @@ pub(super) fn routes(r: AdminRoutes) -> AdminRoutes {
         .post("/admin/bootstrap", Need::Public, bootstrap_post)
 }
 
-#[derive(Template)]
-#[template(path = "admin/sign_in.html")]
-struct SignInTemplate {
-    page: PageContext,
-    next: String,
-    username: String,
-    notice: Option<String>,
-    error: Option<String>,
-}
+/// The console's door: its own page and form, the portal's password step.
+const ADMIN_DOOR: Door = Door {
+    action: "/admin/sign-in",
+    title: "admin-sign-in-title",
+    intro: "admin-sign-in-intro",
+    no_factor: "admin-sign-in-needs-factor",
+};
 
 #[derive(Debug, Default, Deserialize)]
 struct SignInQuery {
@@ -64,24 +62,8 @@ async fn sign_in_get(
     } else {
         None
     };
-    let page = SignInTemplate {
-        page: visitor.page(&state),
-        next,
-        username: String::new(),
-        notice,
-        error: None,
-    };
+    let page = SignInTemplate::new(visitor.page(&state), ADMIN_DOOR, next, notice, None);
     Ok(visitor.finish(render(StatusCode::OK, &page)?))
-}
-
-#[derive(Debug, Deserialize)]
-struct SignInForm {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    next: Option<String>,
 }
 
 async fn sign_in_post(
@@ -90,66 +72,25 @@ async fn sign_in_post(
     CsrfForm { form, who: visitor }: CsrfForm<SignInForm>,
 ) -> Result<Response, WebError> {
     let service = state.admin_service().cloned().ok_or(WebError::NotFound)?;
-    let t = visitor.t();
     let next = safe_admin_next(form.next.as_deref());
-    let again = |status: StatusCode, message: String| -> Result<Response, WebError> {
-        let page = SignInTemplate {
-            page: visitor.page(&state),
-            next: next.clone(),
-            username: form.username.chars().take(256).collect(),
-            notice: None,
-            error: Some(message),
-        };
-        Ok(visitor.finish(render(status, &page)?))
-    };
-    if !state.limits().allow(client.ip, &form.username) {
-        let mut response = again(StatusCode::TOO_MANY_REQUESTS, t.t("sign-in-rate-limited"))?;
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
-        return Ok(response);
-    }
-    let outcome = match service
-        .admin_sign_in(
-            &form.username,
-            &form.password,
-            Some(&next),
-            visitor.token(),
-            &client,
-        )
-        .await
-    {
-        Ok(outcome) => outcome,
-        // The password was right: saying the account administers nothing gives nothing away.
-        Err(ServiceError::Domain(
-            e @ twofold_engine::DomainError::Admin(
-                twofold_engine::admin::AdminError::NotAnAdministrator(_),
-            ),
-        )) => {
-            let (status, message) = messages::message(&t, &e, Step::Other);
-            return again(status, message);
-        }
-        Err(ServiceError::Domain(e)) => {
-            let (status, message) = messages::message(&t, &e, Step::Password);
-            return again(status, message);
-        }
-        Err(other) => return Err(other.into()),
-    };
-    let session = match outcome {
-        SignInOutcome::Started(session) => session,
-        SignInOutcome::ContactAdministrator => {
-            return again(StatusCode::FORBIDDEN, t.t("admin-sign-in-needs-factor"));
-        }
-        SignInOutcome::PhoneNotReached { reason, app } => {
-            let message = if app {
-                crate::web::portal::verify::app_ended_message(&t, "denied", Some(&reason))
-            } else {
-                crate::web::portal::verify::phone_ended_message(&t, "denied", Some(&reason))
-            };
-            return again(StatusCode::SERVICE_UNAVAILABLE, message);
-        }
-    };
-    Ok(moved_to(&session, &landing(&session)))
+    password_step(
+        &state,
+        &client,
+        &visitor,
+        &form,
+        ADMIN_DOOR,
+        next.clone(),
+        || {
+            service.admin_sign_in(
+                &form.username,
+                &form.password,
+                Some(&next),
+                visitor.token(),
+                &client,
+            )
+        },
+    )
+    .await
 }
 
 async fn sign_out_post(

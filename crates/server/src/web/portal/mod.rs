@@ -7,7 +7,7 @@ mod enroll_phone;
 mod extract;
 mod language;
 pub mod messages;
-mod sign_in;
+pub(crate) mod sign_in;
 pub(crate) mod verify;
 
 use super::i18n::Translator;

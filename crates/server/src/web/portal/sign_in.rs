@@ -21,14 +21,52 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/sign-out", post(sign_out_post))
 }
 
+/// The two doors with a password form: the portal's and the admin console's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Door {
+    /// Where the form posts.
+    pub action: &'static str,
+    pub title: &'static str,
+    pub intro: &'static str,
+    /// What a user with no second factor (and no enrolment) is told.
+    pub no_factor: &'static str,
+}
+
+pub(crate) const PORTAL: Door = Door {
+    action: "/sign-in",
+    title: "sign-in-title",
+    intro: "sign-in-intro",
+    no_factor: "sign-in-not-enrolled",
+};
+
 #[derive(Template)]
 #[template(path = "sign_in.html")]
-struct SignInTemplate {
+pub(crate) struct SignInTemplate {
     page: PageContext,
+    door: Door,
     next: String,
     username: String,
     notice: Option<String>,
     error: Option<String>,
+}
+
+impl SignInTemplate {
+    pub(crate) fn new(
+        page: PageContext,
+        door: Door,
+        next: String,
+        notice: Option<String>,
+        error: Option<String>,
+    ) -> Self {
+        Self {
+            page,
+            door,
+            next,
+            username: String::new(),
+            notice,
+            error,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,24 +95,19 @@ async fn sign_in_get(
         None
     };
     let error = (!visitor.settings.allow_user_login).then(|| t.t("sign-in-disabled"));
-    let page = SignInTemplate {
-        page: visitor.page(&state),
-        next,
-        username: String::new(),
-        notice,
-        error,
-    };
+    let page = SignInTemplate::new(visitor.page(&state), PORTAL, next, notice, error);
     Ok(visitor.finish(render(StatusCode::OK, &page)?))
 }
 
+/// The password form, as either door posts it.
 #[derive(Debug, Deserialize)]
-struct SignInForm {
+pub(crate) struct SignInForm {
     #[serde(default)]
-    username: String,
+    pub username: String,
     #[serde(default)]
-    password: String,
+    pub password: String,
     #[serde(default)]
-    next: Option<String>,
+    pub next: Option<String>,
 }
 
 async fn sign_in_post(
@@ -82,16 +115,48 @@ async fn sign_in_post(
     Client(client): Client,
     CsrfForm { form, who: visitor }: CsrfForm<SignInForm>,
 ) -> Result<Response, WebError> {
-    let t = visitor.t();
     let next = safe_next(form.next.as_deref());
+    let service = state.service();
+    password_step(
+        &state,
+        &client,
+        &visitor,
+        &form,
+        PORTAL,
+        next.clone(),
+        || {
+            service.sign_in(
+                &form.username,
+                &form.password,
+                Some(&next),
+                visitor.token(),
+                &client,
+            )
+        },
+    )
+    .await
+}
+
+/// The password step of either door: the rate limit, then `sign_in`, then where the session
+/// goes (the second factor, the wizard, or the page asked for), or the form again with why.
+pub(crate) async fn password_step<F, Fut>(
+    state: &AppState,
+    client: &crate::service::ClientContext,
+    visitor: &Visitor,
+    form: &SignInForm,
+    door: Door,
+    next: String,
+    sign_in: F,
+) -> Result<Response, WebError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<SignInOutcome, ServiceError>>,
+{
+    let t = visitor.t();
     let again = |status: StatusCode, message: String| -> Result<Response, WebError> {
-        let page = SignInTemplate {
-            page: visitor.page(&state),
-            next: next.clone(),
-            username: form.username.chars().take(256).collect(),
-            notice: None,
-            error: Some(message),
-        };
+        let mut page =
+            SignInTemplate::new(visitor.page(state), door, next.clone(), None, Some(message));
+        page.username = form.username.chars().take(256).collect();
         Ok(visitor.finish(render(status, &page)?))
     };
 
@@ -103,18 +168,17 @@ async fn sign_in_post(
         return Ok(response);
     }
 
-    let outcome = match state
-        .service()
-        .sign_in(
-            &form.username,
-            &form.password,
-            Some(&next),
-            visitor.token(),
-            &client,
-        )
-        .await
-    {
+    let outcome = match sign_in().await {
         Ok(outcome) => outcome,
+        // The password was right: saying the account administers nothing gives nothing away.
+        Err(ServiceError::Domain(
+            e @ twofold_engine::DomainError::Admin(
+                twofold_engine::admin::AdminError::NotAnAdministrator(_),
+            ),
+        )) => {
+            let (status, message) = messages::message(&t, &e, Step::Other);
+            return again(status, message);
+        }
         Err(ServiceError::Domain(e)) => {
             let (status, message) = messages::message(&t, &e, Step::Password);
             return again(status, message);
@@ -126,7 +190,7 @@ async fn sign_in_post(
     let session = match outcome {
         SignInOutcome::Started(session) => session,
         SignInOutcome::ContactAdministrator => {
-            return again(StatusCode::FORBIDDEN, t.t("sign-in-not-enrolled"));
+            return again(StatusCode::FORBIDDEN, t.t(door.no_factor));
         }
         SignInOutcome::PhoneNotReached { reason, app } => {
             let message = if app {
