@@ -279,13 +279,16 @@ impl InProcessService {
         }
     }
 
-    /// The password step: every attempt is audited and counts towards lockout.
+    /// The password step: every attempt is audited and counts towards lockout. `console`:
+    /// an administrator at the admin console, whom `allow_user_login = false` (the portal's
+    /// switch) does not keep out.
     #[tracing::instrument(skip_all, fields(client_ip = ?client.ip))]
     async fn check_password(
         &self,
         username: &str,
         password: &str,
         client: &ClientContext,
+        console: bool,
     ) -> Result<Identity, ServiceError> {
         let settings = self.settings().await?;
         let now = self.clock.now();
@@ -325,8 +328,8 @@ impl InProcessService {
         // before the password is checked, so that concurrent guesses cannot outrun the lock.
         let policy = settings.lockout_policy();
         let lockout = self.store.lockout(name.as_str()).await?;
-        if let Err(e) = sign_in::may_attempt(settings.allow_user_login, &lockout.state, now, policy)
-        {
+        let allowed = settings.allow_user_login || console;
+        if let Err(e) = sign_in::may_attempt(allowed, &lockout.state, now, policy) {
             self.audit(failure(name.as_str(), e.code())).await;
             return Err(e.into());
         }
@@ -697,7 +700,21 @@ impl InProcessService {
         password: &str,
         client: &ClientContext,
     ) -> Result<Identity, ServiceError> {
-        let result = self.check_password(username, password, client).await;
+        self.password_step_of(username, password, client, false)
+            .await
+    }
+
+    /// The password step of the portal, or (`console`) of the admin console.
+    pub async fn password_step_of(
+        &self,
+        username: &str,
+        password: &str,
+        client: &ClientContext,
+        console: bool,
+    ) -> Result<Identity, ServiceError> {
+        let result = self
+            .check_password(username, password, client, console)
+            .await;
         let label = match &result {
             Ok(_) => None,
             Err(ServiceError::Domain(

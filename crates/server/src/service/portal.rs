@@ -668,9 +668,11 @@ impl InProcessService {
         replacing: Option<&str>,
         client: &ClientContext,
     ) -> Result<SignInOutcome, ServiceError> {
-        let identity = self.password_step(username, password, client).await?;
-        let user = self.user(&identity.user_id).await?;
         let admin = origin == Origin::Admin;
+        let identity = self
+            .password_step_of(username, password, client, admin)
+            .await?;
+        let user = self.user(&identity.user_id).await?;
         if admin && self.store.admin(&user.id).await?.is_none() {
             return Err(
                 twofold_engine::admin::AdminError::NotAnAdministrator(user.username).into(),

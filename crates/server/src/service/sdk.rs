@@ -590,7 +590,7 @@ impl InProcessService {
         let user = match &body.password {
             Some(password) => {
                 let identity = self
-                    .check_password(&body.username, password, &client)
+                    .check_password(&body.username, password, &client, false)
                     .await?;
                 self.user(&identity.user_id).await?
             }

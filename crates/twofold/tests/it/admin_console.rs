@@ -426,3 +426,29 @@ async fn a_console_session_ends_after_the_administrators_idle_timeout() {
     assert_eq!(r.status(), 303);
     assert!(location(&r).starts_with("/admin/sign-in"));
 }
+
+#[tokio::test]
+async fn turning_the_portals_sign_in_off_does_not_lock_administrators_out_of_the_console() {
+    let env = Env::new(Backend::Sqlite).await;
+    let server = env.start();
+    let sdk = Sdk::add(&env);
+    let seed = sdk.user_with_app(&server, "owner").await;
+    sdk.user_with_app(&server, "bob").await;
+    env.cli_ok(&["admin", "add", "owner", "--role", "owner"], "");
+    env.cli_ok(&["settings", "set", "allow_user_login", "false"], "");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // The portal refuses everyone, administrators included.
+    let portal = sign_in(&server.client(), &server, "bob", PASSWORD).await;
+    assert_eq!(portal.status(), 403);
+    let portal = sign_in(&server.client(), &server, "owner", PASSWORD).await;
+    assert_eq!(portal.status(), 403);
+    // The console still lets the owner in, with the second factor, to turn it back on.
+    let console = Console::sign_in(&server, "owner", &seed).await;
+    assert_eq!(console.get("/admin").await.status(), 200);
+    // And it is no way in for someone who is not an administrator.
+    let bob = Console {
+        client: server.client(),
+        base: server.url(""),
+    };
+    assert_eq!(bob.password("bob", PASSWORD).await.status(), 404);
+}
