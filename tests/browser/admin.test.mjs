@@ -130,6 +130,7 @@ test('administrators work in the console: accessible pages, settings on every no
     ...twofoldEnv(dir),
     TWOFOLD_DATABASE__URL: database,
     TWOFOLD_SECRETS__KEY: SEAL_KEY,
+    TWOFOLD_SETTINGS__LOCKOUT_THRESHOLD: '3',
   });
   const dirA = join(work, 'node-a');
   const dirB = join(work, 'node-b');
@@ -166,6 +167,7 @@ test('administrators work in the console: accessible pages, settings on every no
     const page = await context.newPage();
     const aliceSeed = await giveApp(context, a.url, account, 'alice');
     const hankSeed = await giveApp(context, a.url, account, 'hank');
+    await giveApp(context, a.url, account, 'sam');
 
     // 1. The owner signs in with the second factor; every console page passes axe-core.
     await consoleSignIn(page, a.url, 'alice', aliceSeed);
@@ -176,8 +178,110 @@ test('administrators work in the console: accessible pages, settings on every no
       await expectAccessible(page, href);
       checked += 1;
     }
-    assert.ok(checked >= 2, 'the owner sees the console pages');
+    assert.ok(checked >= 8, `the owner sees every console page (${checked})`);
+    for (const path of ['/admin/users/sam', '/admin/new-user']) {
+      await page.goto(new URL(path, a.url).href);
+      await expectAccessible(page, path);
+      checked += 1;
+    }
     t.diagnostic(`${checked} console pages pass axe-core`);
+
+    // 2. The owner turns the portal's sign-in off on node A; node B says so within seconds.
+    await page.goto(new URL('/admin/settings', a.url).href);
+    await expectPage(page, '/admin/settings', 'Settings');
+    await page.locator('#setting-allow_user_login').uncheck();
+    await submit(page, page.locator('#save-settings'));
+    assert.match(await page.locator('#settings-notice').textContent(), /allow_user_login/);
+    const onB = await context.newPage();
+    let seen = false;
+    const changedAt = Date.now();
+    while (!seen && Date.now() - changedAt < 15_000) {
+      await onB.goto(new URL('/sign-in', b.url).href);
+      seen = (await onB.locator('#sign-in-error').count()) > 0
+        && /turned off/.test(await onB.locator('#sign-in-error').textContent());
+      if (!seen) await sleep(250);
+    }
+    assert.ok(seen, "node B's sign-in page says signing in is off");
+    t.diagnostic(`node B showed the change after ${Date.now() - changedAt} ms`);
+    await onB.close();
+    await page.goto(new URL('/admin/settings', a.url).href);
+    await page.locator('#setting-allow_user_login').check();
+    await submit(page, page.locator('#save-settings'));
+
+    // 3. A token import: the page follows its progress bar to the end.
+    const rows = [];
+    for (let i = 0; i < 3000; i += 1) {
+      rows.push(`${700000 + i},${(i.toString(16).padStart(4, '0')).repeat(10)},totp,6,30`);
+    }
+    const file = join(work, 'tokens.csv');
+    writeFileSync(file, `${rows.join('\n')}\n`);
+    await page.goto(new URL('/admin/tokens', a.url).href);
+    await page.setInputFiles('#token-file', file);
+    await submit(page, page.locator('#import-tokens'));
+    assert.match(new URL(page.url()).pathname, /^\/admin\/tokens\/import\/[^/]+$/);
+    const values = new Set();
+    const importStarted = Date.now();
+    let finished = false;
+    while (!finished && Date.now() - importStarted < 120_000) {
+      const bar = page.locator('#import-progress');
+      if (await bar.count()) {
+        const value = await bar.evaluate((el) => `${el.value}/${el.max}`).catch(() => null);
+        if (value) values.add(value);
+      }
+      finished = (await page.locator('#import[data-finished]').count()) > 0;
+      if (!finished) await sleep(100);
+    }
+    assert.ok(finished, `the import finished (progress seen: ${[...values].join(' ')})`);
+    assert.match(await page.locator('#import-state').textContent(), /3000 tokens imported/);
+    t.diagnostic(`import progress seen: ${[...values].join(' ')}`);
+    await expectAccessible(page, 'the token import');
+
+    // 4. A help desk for Sales unlocks a Sales user and starts a bypass; other users are not theirs.
+    const portal = await context.newPage();
+    for (let i = 0; i < 4; i += 1) {
+      await portal.goto(new URL('/sign-in', a.url).href);
+      await portal.fill('#username', 'sam');
+      await portal.fill('#password', 'not the password at all');
+      await submit(portal, portal.locator('form[action="/sign-in"] button[type="submit"]'));
+    }
+    assert.match(await portal.locator('#sign-in-error').textContent(), /locked/);
+    await portal.close();
+    const helpDesk = await context.browser().newContext({
+      ignoreHTTPSErrors: true, locale: 'en-GB', bypassCSP: true, viewport: { width: 1200, height: 900 },
+    });
+    helpDesk.setDefaultTimeout(15_000);
+    const hankPage = await helpDesk.newPage();
+    await consoleSignIn(hankPage, a.url, 'hank', hankSeed);
+    await hankPage.goto(new URL('/admin/users', a.url).href);
+    const listed = await hankPage.locator('main').textContent();
+    assert.match(listed, /sam/, 'the help desk sees Sales');
+    assert.doesNotMatch(listed, /olga/, 'and no one else');
+    await hankPage.goto(new URL('/admin/users/sam', a.url).href);
+    assert.doesNotMatch(await hankPage.locator('#state-lock').textContent(), /not locked/i);
+    await submit(hankPage, hankPage.locator('#unlock'));
+    assert.match(await hankPage.locator('#state-lock').textContent(), /not locked/i);
+    await hankPage.fill('#bypass-seconds', '600');
+    await hankPage.fill('#bypass-reason', 'phone left at home');
+    await submit(hankPage, hankPage.locator('#start-bypass'));
+    assert.doesNotMatch(await hankPage.locator('#state-bypass').textContent(), /^\s*No\s*$/);
+    const refused = await hankPage.goto(new URL('/admin/users/olga', a.url).href);
+    assert.equal(refused.status(), 403, 'a user outside Sales is refused');
+    // Sam's next sign-in takes the password alone (the bypass), on node B.
+    const samPage = await helpDesk.newPage();
+    await samPage.goto(new URL('/sign-in', b.url).href);
+    await samPage.fill('#username', 'sam');
+    await samPage.fill('#password', PASSWORD);
+    await submit(samPage, samPage.locator('form[action="/sign-in"] button[type="submit"]'));
+    assert.notEqual(new URL(samPage.url()).pathname, '/verify', 'the bypass spares sam the second factor');
+    const audit = cli(bin, envA, ['audit', 'tail', '-n', '200', '--json'])
+      .trim().split('\n').map((l) => JSON.parse(l));
+    for (const action of ['user_unlocked', 'bypass_started']) {
+      assert.ok(
+        audit.some((e) => e.action === action && e.actor === 'admin:hank' && e.subject === 'sam'),
+        `${action} by admin:hank`,
+      );
+    }
+    assert.ok(audit.some((e) => e.action === 'setting_changed' && e.actor === 'admin:alice'), 'setting_changed by admin:alice');
 
     failed = false;
   } finally {
