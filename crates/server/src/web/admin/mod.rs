@@ -15,7 +15,10 @@
 //! 5. hands the handler an [`Admin`]: the visitor, the administrator, the target user.
 
 mod admins;
+mod audit;
+mod chart;
 mod home;
+mod reports;
 mod sign_in;
 
 use super::client::Client;
@@ -135,6 +138,8 @@ pub fn console(state: AppState) -> AdminRoutes {
         .merge(sign_in::routes)
         .merge(home::routes)
         .merge(admins::routes)
+        .merge(audit::routes)
+        .merge(reports::routes)
 }
 
 pub(super) fn routes(state: AppState) -> Router<AppState> {
