@@ -160,7 +160,7 @@ fn frame(out: &mut String, chart: &Chart, top: i64) {
     let every = n.div_ceil(8).max(1);
     let slot = (WIDTH - LEFT - RIGHT) / n as f64;
     for (i, label) in chart.categories.iter().enumerate() {
-        if (n - 1 - i) % every != 0 {
+        if !(n - 1 - i).is_multiple_of(every) {
             continue;
         }
         let x = LEFT + slot * (i as f64 + 0.5);
