@@ -5,6 +5,16 @@ use crate::console::*;
 use crate::support::*;
 use reqwest::Method;
 
+/// An event to insert: at, action, outcome, actor, subject, detail.
+type Inserted = (
+    i64,
+    &'static str,
+    &'static str,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
 /// Appends `n` events straight to the store's log, as a busy server would have written them:
 /// `make(i)` gives each one's (at, action, outcome, actor, subject, detail).
 fn insert_events(
@@ -54,8 +64,9 @@ fn listed_ids(html: &str) -> Vec<i64> {
 
 /// The `href` of the link with `id`, unescaped.
 fn link(html: &str, id: &str) -> Option<String> {
-    let start = html.find(&format!("id=\"{id}\" href=\""))?;
-    let rest = &html[start + id.len() + 11..];
+    let pattern = format!("id=\"{id}\" href=\"");
+    let start = html.find(&pattern)?;
+    let rest = &html[start + pattern.len()..];
     Some(html_unescape(rest.split('"').next().unwrap()))
 }
 
@@ -101,12 +112,16 @@ async fn each_audit_filter_narrows_the_list_and_older_pages_continue_where_the_l
     insert_events(&env, 250, |i| {
         (
             base + (i as i64 / 100) * 86_400,
-            if i % 5 == 0 {
+            if i.is_multiple_of(5) {
                 "user_updated"
             } else {
                 "pin_changed"
             },
-            if i % 2 == 0 { "success" } else { "failure" },
+            if i.is_multiple_of(2) {
+                "success"
+            } else {
+                "failure"
+            },
             format!("admin:a{}", i % 3),
             Some(format!("u{}", i % 7)),
             None,
@@ -143,7 +158,7 @@ async fn each_audit_filter_narrows_the_list_and_older_pages_continue_where_the_l
     assert!(pages >= 3);
 
     let count = |html: &str| listed_ids(html).len();
-    // By actor: 84 of the 250 are admin:a1's (i % 3 == 1).
+    // By actor: 83 of the 250 are admin:a1's (i % 3 == 1).
     let by_actor = console.get_text("/admin/audit?actor=admin%3Aa1").await;
     assert_eq!(count(&by_actor), 83);
     assert!(!by_actor.contains("admin:a2<"));
@@ -336,7 +351,11 @@ async fn a_large_log_exports_completely() {
         (
             start + i as i64,
             "sign_in",
-            if i % 4 == 0 { "failure" } else { "success" },
+            if i.is_multiple_of(4) {
+                "failure"
+            } else {
+                "success"
+            },
             "portal".to_owned(),
             Some(format!("user{i}")),
             Some("oath".to_owned()),
