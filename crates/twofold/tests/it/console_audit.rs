@@ -17,20 +17,7 @@ type Inserted = (
 
 /// Appends `n` events straight to the store's log, as a busy server would have written them:
 /// `make(i)` gives each one's (at, action, outcome, actor, subject, detail).
-fn insert_events(
-    env: &Env,
-    n: usize,
-    make: impl Fn(
-        usize,
-    ) -> (
-        i64,
-        &'static str,
-        &'static str,
-        String,
-        Option<String>,
-        Option<String>,
-    ),
-) {
+fn insert_events(env: &Env, n: usize, make: impl Fn(usize) -> Inserted) {
     let mut conn = rusqlite::Connection::open(env.data_dir().join("twofold.db")).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .unwrap();
