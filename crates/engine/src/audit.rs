@@ -64,6 +64,8 @@ pub enum AuditAction {
     AdminRemoved,
     /// A user's groups changed (`detail`: the groups now).
     GroupsChanged,
+    /// An administrator exported the audit log (`detail`: the filters).
+    AuditExported,
 }
 
 impl AuditAction {
@@ -108,6 +110,7 @@ impl AuditAction {
             AuditAction::AdminChanged => "admin_changed",
             AuditAction::AdminRemoved => "admin_removed",
             AuditAction::GroupsChanged => "groups_changed",
+            AuditAction::AuditExported => "audit_exported",
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod phones;
 pub mod portal;
 mod questions;
 pub mod remote;
+pub mod reports;
 mod sdk;
 pub mod telephony;
 

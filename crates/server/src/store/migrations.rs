@@ -61,6 +61,11 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
         "admins",
         include_str!("../../migrations/sqlite/0010_admins.sql"),
     ),
+    (
+        13,
+        "audit search",
+        include_str!("../../migrations/sqlite/0013_audit_search.sql"),
+    ),
 ];
 
 pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@
 
 mod admins;
 mod audit;
+mod audit_search;
 mod authentications;
 mod bypasses;
 mod db;
@@ -15,6 +16,7 @@ mod lockouts;
 mod migrations;
 mod phones;
 mod questions;
+mod reports;
 mod sdk;
 mod sealed;
 mod sessions;
@@ -24,12 +26,14 @@ mod users;
 
 pub use admins::{AdminRecord, AdminWrite};
 pub use audit::AuditRow;
+pub use audit_search::AuditFilter;
 pub use bypasses::BypassRecord;
 pub use devices::{DeviceAdmission, DeviceRecord, PushAdmission, PushLimits, PushRequestRecord};
 pub use directory_users::{DirectoryUser, UserOrigin, Written};
 pub use lockouts::{Settled, VersionedLockout};
 pub use phones::SendCounts;
 pub use questions::QuestionRecord;
+pub use reports::{DAY, DayCount, UserStates};
 pub use sdk::ServiceAccountRecord;
 pub use sealed::SealedValue;
 pub use sessions::SessionRecord;

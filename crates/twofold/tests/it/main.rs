@@ -10,6 +10,7 @@ mod admin_console;
 mod authentications;
 mod cli;
 mod console;
+mod console_audit;
 mod console_permissions;
 mod dev_inbox;
 mod directory_users;

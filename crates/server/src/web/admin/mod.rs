@@ -15,7 +15,10 @@
 //! 5. hands the handler an [`Admin`]: the visitor, the administrator, the target user.
 
 mod admins;
+mod audit;
+mod chart;
 mod home;
+mod reports;
 mod sign_in;
 
 use super::client::Client;
@@ -139,6 +142,8 @@ pub fn console() -> AdminRoutes {
         .merge(sign_in::routes)
         .merge(home::routes)
         .merge(admins::routes)
+        .merge(audit::routes)
+        .merge(reports::routes)
 }
 
 /// Every route of the console and what it needs (`twofold admin routes` prints it).
