@@ -16,7 +16,7 @@ pub struct AuditRow {
     pub detail: Option<String>,
 }
 
-fn audit_from_row(row: &Row) -> Result<AuditRow, StoreError> {
+pub(super) fn audit_from_row(row: &Row) -> Result<AuditRow, StoreError> {
     Ok(AuditRow {
         id: row.try_get("id")?,
         at: row.try_get("at")?,
@@ -30,7 +30,7 @@ fn audit_from_row(row: &Row) -> Result<AuditRow, StoreError> {
     })
 }
 
-const COLUMNS: &str = "id, at, action, outcome, actor, subject, client_ip, user_agent, detail";
+pub(super) const COLUMNS: &str = "id, at, action, outcome, actor, subject, client_ip, user_agent, detail";
 
 pub(super) fn insert_event(e: &AuditEvent) -> Query<'_> {
     bind_event(

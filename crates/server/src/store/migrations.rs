@@ -61,6 +61,11 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
         "admins",
         include_str!("../../migrations/sqlite/0010_admins.sql"),
     ),
+    (
+        11,
+        "user search",
+        include_str!("../../migrations/sqlite/0011_user_search.sql"),
+    ),
 ];
 
 pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {

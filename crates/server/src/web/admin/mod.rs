@@ -17,6 +17,7 @@
 mod admins;
 mod home;
 mod sign_in;
+mod users;
 
 use super::client::Client;
 use super::i18n::Translator;
@@ -135,6 +136,7 @@ pub fn console(state: AppState) -> AdminRoutes {
         .merge(sign_in::routes)
         .merge(home::routes)
         .merge(admins::routes)
+        .merge(users::routes)
 }
 
 pub(super) fn routes(state: AppState) -> Router<AppState> {
