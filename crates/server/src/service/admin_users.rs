@@ -72,7 +72,10 @@ impl InProcessService {
             security_answers: self.store.answer_count(&user.id).await?,
             lockout: self.store.lockout(&user.username).await?.state,
             bypass: self.store.active_bypass(&user.id, now).await?,
-            events: self.store.audit_of_subject(&user.username, RECENT_EVENTS).await?,
+            events: self
+                .store
+                .audit_of_subject(&user.username, RECENT_EVENTS)
+                .await?,
             user: user.clone(),
             now,
         })
@@ -96,7 +99,9 @@ impl InProcessService {
             .rights
             .bypass_limit(settings.one_time_bypass_max_seconds);
         if seconds == 0 || seconds > max {
-            return Err(DomainError::from(twofold_engine::flow::BypassError::OutOfRange { max }).into());
+            return Err(
+                DomainError::from(twofold_engine::flow::BypassError::OutOfRange { max }).into(),
+            );
         }
         let reason = Some(reason.trim()).filter(|r| !r.is_empty());
         self.create_bypass(user, seconds, reason, &admin.actor(), client)
@@ -127,10 +132,8 @@ impl InProcessService {
             {
                 return Ok(Err(GroupChangeError::OutsideReach(outside.clone())));
             }
-            let mut kept: Vec<String> = current
-                .into_iter()
-                .filter(|g| !reach.contains(g))
-                .collect();
+            let mut kept: Vec<String> =
+                current.into_iter().filter(|g| !reach.contains(g)).collect();
             kept.extend(wanted.iter().filter(|g| reach.contains(g)).cloned());
             if !kept.iter().any(|g| reach.contains(g)) {
                 return Ok(Err(GroupChangeError::LeavesReach));

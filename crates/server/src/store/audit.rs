@@ -30,7 +30,8 @@ pub(super) fn audit_from_row(row: &Row) -> Result<AuditRow, StoreError> {
     })
 }
 
-pub(super) const COLUMNS: &str = "id, at, action, outcome, actor, subject, client_ip, user_agent, detail";
+pub(super) const COLUMNS: &str =
+    "id, at, action, outcome, actor, subject, client_ip, user_agent, detail";
 
 pub(super) fn insert_event(e: &AuditEvent) -> Query<'_> {
     bind_event(

@@ -24,11 +24,31 @@ pub(super) fn routes(r: AdminRoutes) -> AdminRoutes {
         .post("/admin/new-user", need(UsersCreate), new_post)
         .get("/admin/users/{username}", need(UsersRead), user_get)
         .post("/admin/users/{username}/edit", need(UsersUpdate), edit_post)
-        .post("/admin/users/{username}/groups", need(UsersUpdate), groups_post)
-        .post("/admin/users/{username}/unlock", need(UsersBlock), unlock_post)
-        .post("/admin/users/{username}/unblock", need(UsersBlock), unblock_post)
-        .post("/admin/users/{username}/bypass", need(UsersBypass), bypass_post)
-        .post("/admin/users/{username}/reset-pin", need(UsersCredentials), reset_pin_post)
+        .post(
+            "/admin/users/{username}/groups",
+            need(UsersUpdate),
+            groups_post,
+        )
+        .post(
+            "/admin/users/{username}/unlock",
+            need(UsersBlock),
+            unlock_post,
+        )
+        .post(
+            "/admin/users/{username}/unblock",
+            need(UsersBlock),
+            unblock_post,
+        )
+        .post(
+            "/admin/users/{username}/bypass",
+            need(UsersBypass),
+            bypass_post,
+        )
+        .post(
+            "/admin/users/{username}/reset-pin",
+            need(UsersCredentials),
+            reset_pin_post,
+        )
         .post(
             "/admin/users/{username}/reset-answers",
             need(UsersCredentials),
@@ -39,15 +59,31 @@ pub(super) fn routes(r: AdminRoutes) -> AdminRoutes {
             need(UsersCredentials),
             activation_post,
         )
-        .post("/admin/users/{username}/method", need(UsersFactors), method_post)
-        .post("/admin/users/{username}/resync", need(UsersFactors), resync_post)
+        .post(
+            "/admin/users/{username}/method",
+            need(UsersFactors),
+            method_post,
+        )
+        .post(
+            "/admin/users/{username}/resync",
+            need(UsersFactors),
+            resync_post,
+        )
         .post(
             "/admin/users/{username}/remove-device",
             need(UsersFactors),
             remove_device_post,
         )
-        .get("/admin/users/{username}/delete", need(UsersDelete), delete_get)
-        .post("/admin/users/{username}/delete", need(UsersDelete), delete_post)
+        .get(
+            "/admin/users/{username}/delete",
+            need(UsersDelete),
+            delete_get,
+        )
+        .post(
+            "/admin/users/{username}/delete",
+            need(UsersDelete),
+            delete_post,
+        )
 }
 
 fn encode(s: &str) -> String {
@@ -264,14 +300,19 @@ async fn new_post(
     let username = field(&fields, "username");
     let actor = admin.actor.actor();
     let created = service
-        .add_user(&actor, &username, optional("email"), optional("phone"), None)
+        .add_user(
+            &actor,
+            &username,
+            optional("email"),
+            optional("phone"),
+            None,
+        )
         .await;
     let user = match created {
         Ok(user) => user,
         Err(e) => {
             let (status, message) = refusal(&admin, e)?;
-            return new_page(&state, &admin, status, Some(("username", message)), &fields)
-                .await;
+            return new_page(&state, &admin, status, Some(("username", message)), &fields).await;
         }
     };
     if !group.is_empty() {
@@ -366,11 +407,9 @@ async fn user_page(state: &AppState, admin: &Admin, shown: Shown) -> Result<Resp
     let settings = service.stored_settings().await?;
     let locked = match d.lockout.lock(d.now) {
         Some(twofold_engine::lockout::Lock::UntilReleased) => Some(t.t("admin-user-hard-locked")),
-        Some(twofold_engine::lockout::Lock::Until(until)) => Some(t.t1(
-            "admin-user-locked-until",
-            "time",
-            &format_time(until),
-        )),
+        Some(twofold_engine::lockout::Lock::Until(until)) => {
+            Some(t.t1("admin-user-locked-until", "time", &format_time(until)))
+        }
         None => None,
     };
     let template = UserTemplate {
@@ -576,9 +615,7 @@ async fn groups_post(
         Ok(Err(refusal)) => {
             let t = admin.t();
             let message = match refusal {
-                GroupChangeError::OutsideReach(g) => {
-                    t.t1("admin-user-group-outside", "group", &g)
-                }
+                GroupChangeError::OutsideReach(g) => t.t1("admin-user-group-outside", "group", &g),
                 GroupChangeError::LeavesReach => t.t("admin-user-group-leaves-reach"),
             };
             user_page(
@@ -635,10 +672,7 @@ async fn bypass_post(
     }
 }
 
-async fn reset_pin_post(
-    State(state): State<AppState>,
-    admin: Admin,
-) -> Result<Response, WebError> {
+async fn reset_pin_post(State(state): State<AppState>, admin: Admin) -> Result<Response, WebError> {
     let user = admin.target()?.clone();
     let service = admin.service(&state)?.clone();
     service.admin_reset_pin(&user, &admin.client).await?;
