@@ -195,4 +195,26 @@ impl InProcessService {
         .await;
         Ok(())
     }
+
+    /// Gives `user` the available hardware token `serial`, proved with one of its codes
+    /// (the same rules as the user's own association: a wrong serial or code counts).
+    pub async fn admin_assign_hardware(
+        &self,
+        user: &UserRecord,
+        serial: &str,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.associate_hardware(&user.id, serial, code, client)
+            .await
+    }
+
+    /// Takes `user`'s OATH tokens away (audited as `token_removed`).
+    pub async fn admin_remove_tokens(
+        &self,
+        user: &UserRecord,
+        client: &ClientContext,
+    ) -> Result<(), ServiceError> {
+        self.remove_token(&user.id, client).await
+    }
 }

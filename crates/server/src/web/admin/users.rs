@@ -495,7 +495,9 @@ async fn user_page(state: &AppState, admin: &Admin, shown: Shown) -> Result<Resp
 }
 
 /// The notices a change's redirect may name (`?done=`).
-const DONE: [(&str, &str); 11] = [
+const DONE: [(&str, &str); 13] = [
+    ("assigned", "admin-user-done-assigned"),
+    ("unassigned", "admin-user-done-unassigned"),
     ("created", "admin-user-done-created"),
     ("edited", "admin-user-done-edited"),
     ("groups", "admin-user-done-groups"),
@@ -781,6 +783,34 @@ async fn resync_post(
         Ok(()) => done(&admin, "resynced"),
         Err(e) => refused(&state, &admin, "resync", e).await,
     }
+}
+
+async fn assign_post(
+    State(state): State<AppState>,
+    admin: Admin,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
+    let user = admin.target()?.clone();
+    let service = admin.service(&state)?.clone();
+    match service
+        .admin_assign_hardware(
+            &user,
+            &field(&fields, "serial"),
+            &field(&fields, "code"),
+            &admin.client,
+        )
+        .await
+    {
+        Ok(()) => done(&admin, "assigned"),
+        Err(e) => refused(&state, &admin, "assign", e).await,
+    }
+}
+
+async fn unassign_post(State(state): State<AppState>, admin: Admin) -> Result<Response, WebError> {
+    let user = admin.target()?.clone();
+    let service = admin.service(&state)?.clone();
+    service.admin_remove_tokens(&user, &admin.client).await?;
+    done(&admin, "unassigned")
 }
 
 async fn remove_device_post(
