@@ -70,6 +70,16 @@ pub(super) fn routes(r: AdminRoutes) -> AdminRoutes {
             resync_post,
         )
         .post(
+            "/admin/users/{username}/assign",
+            need(UsersFactors),
+            assign_post,
+        )
+        .post(
+            "/admin/users/{username}/unassign",
+            need(UsersFactors),
+            unassign_post,
+        )
+        .post(
             "/admin/users/{username}/remove-device",
             need(UsersFactors),
             remove_device_post,
