@@ -465,14 +465,15 @@ async fn a_scoped_administrator_creates_users_only_inside_their_groups() {
     let s = scene(Backend::Sqlite).await;
     // Help-desk holds no users.create.
     assert_eq!(s.hank.get("/admin/new-user").await.status(), 403);
-    // A user manager for Sales.
+    // Hank may now read and create users in Sales.
     let made = s
         .owner
         .post(
             "/admin/admins",
             &[
                 ("username", "hank"),
-                ("role", "user-manager"),
+                ("permission", "users.read"),
+                ("permission", "users.create"),
                 ("scope", "group:Sales"),
             ],
         )
