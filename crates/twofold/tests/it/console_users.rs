@@ -56,6 +56,7 @@ fn next_link(page: &str) -> Option<String> {
     Some(
         before[start..end]
             .replace("&amp;", "&")
+            .replace("&#38;", "&")
             .replace("&#x3d;", "="),
     )
 }
