@@ -6,6 +6,7 @@
 //! from the CLI follows the same rules and lands in the same audit log.
 
 mod admin;
+pub mod admin_users;
 pub mod admins;
 pub mod app;
 mod attempts;

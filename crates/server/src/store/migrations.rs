@@ -62,6 +62,11 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0010_admins.sql"),
     ),
     (
+        11,
+        "user search",
+        include_str!("../../migrations/sqlite/0011_user_search.sql"),
+    ),
+    (
         13,
         "audit search",
         include_str!("../../migrations/sqlite/0013_audit_search.sql"),

@@ -22,6 +22,7 @@ mod sealed;
 mod sessions;
 mod settings;
 mod tokens;
+mod user_search;
 mod users;
 
 pub use admins::{AdminRecord, AdminWrite};
@@ -38,6 +39,7 @@ pub use sdk::ServiceAccountRecord;
 pub use sealed::SealedValue;
 pub use sessions::SessionRecord;
 pub use tokens::{NewToken, TokenKind, TokenListing, TokenRecord, TokenStatus};
+pub use user_search::{UserFilter, UserListing, UserSearch, UserToken};
 pub use users::{NewUser, SignInFacts, UserChanges, UserRecord};
 
 use crate::config::DatabaseTarget;

@@ -20,6 +20,7 @@ mod chart;
 mod home;
 mod reports;
 mod sign_in;
+mod users;
 
 use super::client::Client;
 use super::i18n::Translator;
@@ -142,6 +143,7 @@ pub fn console() -> AdminRoutes {
         .merge(sign_in::routes)
         .merge(home::routes)
         .merge(admins::routes)
+        .merge(users::routes)
         .merge(audit::routes)
         .merge(reports::routes)
 }
