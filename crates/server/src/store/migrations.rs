@@ -61,6 +61,11 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
         "admins",
         include_str!("../../migrations/sqlite/0010_admins.sql"),
     ),
+    (
+        12,
+        "token_imports",
+        include_str!("../../migrations/sqlite/0012_token_imports.sql"),
+    ),
 ];
 
 pub fn apply_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {

@@ -14,11 +14,13 @@ mod directory_users;
 mod lockouts;
 mod migrations;
 mod phones;
+mod question_text;
 mod questions;
 mod sdk;
 mod sealed;
 mod sessions;
 mod settings;
+mod token_imports;
 mod tokens;
 mod users;
 
@@ -33,6 +35,7 @@ pub use questions::QuestionRecord;
 pub use sdk::ServiceAccountRecord;
 pub use sealed::SealedValue;
 pub use sessions::SessionRecord;
+pub use token_imports::{InventoryToken, TokenImportRecord};
 pub use tokens::{NewToken, TokenKind, TokenListing, TokenRecord, TokenStatus};
 pub use users::{NewUser, SignInFacts, UserChanges, UserRecord};
 

@@ -16,7 +16,10 @@
 
 mod admins;
 mod home;
+mod questions;
+mod settings;
 mod sign_in;
+mod tokens;
 
 use super::client::Client;
 use super::i18n::Translator;
@@ -135,6 +138,9 @@ pub fn console(state: AppState) -> AdminRoutes {
         .merge(sign_in::routes)
         .merge(home::routes)
         .merge(admins::routes)
+        .merge(settings::routes)
+        .merge(questions::routes)
+        .merge(tokens::routes)
 }
 
 pub(super) fn routes(state: AppState) -> Router<AppState> {
