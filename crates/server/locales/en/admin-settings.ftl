@@ -85,3 +85,4 @@ admin-tokens-import-errors = Refused rows
 admin-tokens-import-where = Where
 admin-tokens-import-why = Reason
 admin-tokens-back = Back to the hardware tokens
+admin-questions-text-refused = A question has 1 to 200 characters.

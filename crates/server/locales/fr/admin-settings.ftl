@@ -85,3 +85,4 @@ admin-tokens-import-errors = Lignes refusées
 admin-tokens-import-where = Où
 admin-tokens-import-why = Raison
 admin-tokens-back = Retour aux jetons matériels
+admin-questions-text-refused = Une question a de 1 à 200 caractères.

@@ -10,6 +10,7 @@ mod admin_console;
 mod authentications;
 mod cli;
 mod console;
+mod console_settings;
 mod dev_inbox;
 mod directory_users;
 mod edges;

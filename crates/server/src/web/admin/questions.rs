@@ -4,7 +4,6 @@
 
 use super::{Admin, AdminPage, AdminRoutes, Need, Section, page};
 use crate::service::ServiceError;
-use crate::web::portal::messages::{self, Step};
 use crate::web::{AppState, WebError};
 use askama::Template;
 use axum::Form;
@@ -137,10 +136,14 @@ fn back(language: &str, done: &str) -> Response {
     Redirect::to(&format!("/admin/questions?lang={language}&done={done}")).into_response()
 }
 
-/// A refusal's message, or the error page for the server's own failures.
+/// A refused text's message (the only refusal: its length), or the error page for the
+/// server's own failures.
 fn refusal(admin: &Admin, e: ServiceError) -> Result<(StatusCode, String), WebError> {
     match e {
-        ServiceError::Domain(d) => Ok(messages::message(&admin.t(), &d, Step::Other)),
+        ServiceError::Domain(_) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            admin.t().t("admin-questions-text-refused"),
+        )),
         other => Err(other.into()),
     }
 }
