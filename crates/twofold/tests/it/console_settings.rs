@@ -68,10 +68,10 @@ fn settings_form(html: &str, changes: &[(&str, Option<&str>)]) -> Vec<(String, S
         } else if tag.starts_with("select") {
             let name = attr("name").unwrap_or_default();
             let after = &body[body.find(tag).unwrap_or(0)..];
-            let selected = after
+            let options = after.split("</select").next().unwrap_or_default();
+            let selected = options
                 .split("<option")
                 .skip(1)
-                .take_while(|o| !o.contains("</select"))
                 .find(|o| o.contains(" selected"))
                 .and_then(|o| o.split('"').nth(1))
                 .unwrap_or_default()
@@ -498,6 +498,9 @@ async fn wait_for_import(console: &Console, page: &str) -> serde_json::Value {
     }
 }
 
+/// The pre-shared key the vendor's PSKC file is encrypted with.
+const KEY_HEX: &str = "12345678901234567890123456789012";
+
 #[tokio::test]
 async fn console_tokens_a_large_pskc_file_is_imported_with_its_progress_shown() {
     let env = Env::new(Backend::Sqlite).await;
@@ -509,15 +512,16 @@ async fn console_tokens_a_large_pskc_file_is_imported_with_its_progress_shown() 
          p = pskc.PSKC()\n\
          for i in range(int(sys.argv[2])):\n\
          \x20   p.add_key(id=str(i), serial='HW-%05d' % i, secret=os.urandom(20), algorithm='urn:ietf:params:xml:ns:keyprov:pskc:totp', response_length=6, time_interval=30)\n\
+         p.encryption.setup_preshared_key(key=bytes.fromhex(sys.argv[3]), key_name='Pre-shared KEY')\n\
          p.write(sys.argv[1])",
-        &[&file.display().to_string(), "3000"],
+        &[&file.display().to_string(), "3000", KEY_HEX],
     );
     let content = std::fs::read(&file).unwrap();
     assert!(
         content.len() > 64 * 1024,
         "larger than the other routes' limit"
     );
-    let response = upload(&console, "many.pskcxml", &content, &[]).await;
+    let response = upload(&console, "many.pskcxml", &content, &[("key", KEY_HEX)]).await;
     assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
     let page = location(&response);
     assert!(page.starts_with("/admin/tokens/import/"), "{page}");
