@@ -100,6 +100,9 @@ pub struct HttpConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// The largest request body accepted, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
+    /// The largest token file the admin console's import accepts (its own limit, so that
+    /// other routes keep `max_body_bytes`).
+    pub max_import_bytes: usize,
     /// A request that takes longer than this many seconds is answered 408.
     pub request_timeout_seconds: u64,
     /// With `tls.enabled = false`, the SDK still insists on TLS: it accepts a call only
@@ -113,6 +116,7 @@ impl Default for HttpConfig {
         Self {
             trusted_proxies: Vec::new(),
             max_body_bytes: 64 * 1024,
+            max_import_bytes: 10 * 1024 * 1024,
             request_timeout_seconds: 30,
             sdk_allow_plain_http: false,
         }
@@ -458,6 +462,13 @@ impl Config {
             return Err(ConfigError(format!(
                 "http.max_body_bytes = {}: too small for the portal's forms. Fix: use at least 1024.",
                 self.http.max_body_bytes
+            )));
+        }
+        if !(1024..=token_import_max()).contains(&self.http.max_import_bytes) {
+            return Err(ConfigError(format!(
+                "http.max_import_bytes = {}: token files are read whole. Fix: use 1024 to {}.",
+                self.http.max_import_bytes,
+                token_import_max()
             )));
         }
         if self.database.max_connections == 0 {
@@ -1148,4 +1159,9 @@ fn normalise_dn(dn: &str) -> String {
 
 fn same_dn(a: &str, b: &str) -> bool {
     normalise_dn(a) == normalise_dn(b)
+}
+
+/// The largest token file the importer reads.
+fn token_import_max() -> usize {
+    twofold_engine::token_import::MAX_FILE_BYTES
 }

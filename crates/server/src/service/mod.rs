@@ -21,11 +21,13 @@ mod oath;
 mod operations;
 pub mod phones;
 pub mod portal;
+mod question_text;
 mod questions;
 pub mod remote;
 pub mod reports;
 mod sdk;
 pub mod telephony;
+pub mod token_imports;
 
 pub use attempts::AttemptLimits;
 pub use factors::{DEFAULT_QUESTIONS, FactorsView, QuestionView, SoftwareEnrollment, TokenSummary};

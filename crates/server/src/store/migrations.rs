@@ -67,6 +67,11 @@ pub const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0011_user_search.sql"),
     ),
     (
+        12,
+        "token imports",
+        include_str!("../../migrations/sqlite/0012_token_imports.sql"),
+    ),
+    (
         13,
         "audit search",
         include_str!("../../migrations/sqlite/0013_audit_search.sql"),

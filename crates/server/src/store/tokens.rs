@@ -94,7 +94,7 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("oath token {what} {value:?}"))
 }
 
-fn params_from_row(row: &Row) -> Result<OathParams, StoreError> {
+pub(super) fn params_from_row(row: &Row) -> Result<OathParams, StoreError> {
     let algorithm: String = row.try_get("algorithm")?;
     let otp_type: String = row.try_get("otp_type")?;
     let digits: i64 = row.try_get("digits")?;
@@ -151,7 +151,7 @@ fn parse_kind(kind: &str) -> Result<TokenKind, StoreError> {
     }
 }
 
-fn parse_status(status: &str) -> Result<TokenStatus, StoreError> {
+pub(super) fn parse_status(status: &str) -> Result<TokenStatus, StoreError> {
     match status {
         "pending" => Ok(TokenStatus::Pending),
         "active" => Ok(TokenStatus::Active),

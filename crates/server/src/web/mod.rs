@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod app;
+mod body_limit;
 pub mod client;
 pub mod dev_inbox;
 mod errors;
@@ -24,7 +25,6 @@ use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -137,7 +137,13 @@ pub fn router(parts: WebParts) -> Router {
         .merge(app_routes)
         .merge(hook_routes)
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
-        .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            body_limit::BodyLimits {
+                body: http.max_body_bytes,
+                import: http.max_import_bytes,
+            },
+            body_limit::limit_body,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             client::resolve_client,

@@ -12,6 +12,7 @@ mod cli;
 mod console;
 mod console_audit;
 mod console_permissions;
+mod console_settings;
 mod console_users;
 mod dev_inbox;
 mod directory_users;

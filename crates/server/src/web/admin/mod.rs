@@ -18,8 +18,11 @@ mod admins;
 mod audit;
 mod chart;
 mod home;
+mod questions;
 mod reports;
+mod settings;
 mod sign_in;
+mod tokens;
 mod users;
 
 use super::client::Client;
@@ -144,6 +147,9 @@ pub fn console() -> AdminRoutes {
         .merge(home::routes)
         .merge(admins::routes)
         .merge(users::routes)
+        .merge(settings::routes)
+        .merge(questions::routes)
+        .merge(tokens::routes)
         .merge(audit::routes)
         .merge(reports::routes)
 }
@@ -450,9 +456,12 @@ async fn csrf_token_of(parts: &Parts, bytes: &Bytes) -> String {
         .and_then(|rest| rest.split("boundary=").nth(1))
     {
         let _ = boundary;
+        // The token is a form's first part: only the body's start is read for it, so that a
+        // large file after it (a token import) does not meet the extractor's default limit.
+        let start = bytes.slice(..bytes.len().min(64 * 1024));
         let request = Request::builder()
             .header(header::CONTENT_TYPE, content_type)
-            .body(Body::from(bytes.clone()));
+            .body(Body::from(start));
         let Ok(request) = request else {
             return String::new();
         };
