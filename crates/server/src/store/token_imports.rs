@@ -118,7 +118,7 @@ impl Store {
             .fetch_all(&self.db)
             .await?;
         rows.iter()
-            .map(|row| Ok(row.try_get::<String>("serial")?))
+            .map(|row| row.try_get::<String>("serial"))
             .collect()
     }
 

@@ -124,6 +124,12 @@ async fn every_console_route_declares_what_it_needs_and_refuses_everyone_else() 
         }
     }
 
+    // Every permission opens at least one page or form (the directory sync is run with
+    // `twofold users sync` and on its schedule; the console has no form for it yet).
+    for p in ALL.iter().filter(|p| **p != "directory.sync") {
+        assert!(permissions.contains(*p), "no console route needs {p}");
+    }
+
     let server = env.start();
     let (sdk, _owner) = owner_console(&env, &server).await;
     let mut checked = 0;
