@@ -527,7 +527,7 @@ async fn console_tokens_a_large_pskc_file_is_imported_with_its_progress_shown() 
     assert!(page.starts_with("/admin/tokens/import/"), "{page}");
     let first = console.get_text(&page).await;
     assert!(first.contains("<progress"), "{first}");
-    assert!(first.contains("/admin/static/import.js"));
+    assert!(first.contains("/static/import.js"));
     let status = wait_for_import(&console, &page).await;
     assert_eq!(status["state"], "finished", "{status}");
     assert_eq!(status["done"], 3000);

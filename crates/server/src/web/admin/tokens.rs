@@ -34,22 +34,6 @@ pub(super) fn routes(r: AdminRoutes) -> AdminRoutes {
         )
         .get("/admin/tokens/import/{id}", import, import_get)
         .get("/admin/tokens/import/{id}/status", import, status_get)
-        .get("/admin/static/import.js", Need::Public, import_script)
-}
-
-/// The import page's script (it polls the import's status).
-async fn import_script() -> Response {
-    (
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "text/javascript; charset=utf-8",
-            ),
-            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        include_str!("../../../static/import.js"),
-    )
-        .into_response()
 }
 
 struct Row {

@@ -28,6 +28,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/account") }))
         .route("/static/style.css", get(stylesheet))
         .route("/static/wait.js", get(wait_script))
+        .route("/static/import.js", get(import_script))
         .merge(sign_in::routes())
         .merge(account::routes())
         .merge(language::routes())
@@ -55,6 +56,18 @@ async fn wait_script() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../../static/wait.js"),
+    )
+        .into_response()
+}
+
+/// The token import page's script (it polls the import's status).
+async fn import_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../../static/import.js"),
     )
         .into_response()
 }
