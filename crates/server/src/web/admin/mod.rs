@@ -212,12 +212,9 @@ impl Admin {
 
     /// Whether the administrator holds `permission` for the target user (or anyone).
     pub fn may(&self, permission: Permission) -> bool {
-        match &self.target {
-            Some(_) if self.actor.rights.holds_everywhere(permission) => true,
-            Some(_) => self
-                .target_groups
-                .as_ref()
-                .is_some_and(|g| self.actor.rights.holds_for(permission, g)),
+        // The guard reads the target's groups whenever it finds the target.
+        match &self.target_groups {
+            Some(groups) => self.actor.rights.holds_for(permission, groups),
             None => self.actor.rights.holds(permission),
         }
     }
