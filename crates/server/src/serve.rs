@@ -167,6 +167,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let target = config.database_target()?;
     let store = open_store(&config, clock.as_ref()).await?;
+    // Held while the server runs: `twofold restore` will not replace the store under it.
+    let _serving = match store.sqlite_path() {
+        Some(path) => Some(
+            crate::store::backup::lock_for_serving(path)
+                .map_err(|e| StartError::Database(e.to_string()))?,
+        ),
+        None => None,
+    };
     let settings = store
         .settings()
         .await

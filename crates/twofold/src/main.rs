@@ -1,6 +1,7 @@
 //! `twofold`: the server, and the commands that administer it.
 
 mod audit_line;
+mod backup;
 mod users_import;
 
 use anyhow::{Context, Result, bail};
@@ -44,8 +45,21 @@ enum Command {
     /// Run the portal alone (an internet-facing host), reaching the MFA server through the
     /// Web Service SDK configured in [sdk]. It keeps no database.
     Portal,
-    /// Apply the database migrations and exit (the server also applies them at start).
+    /// Apply the database migrations and exit (the server also applies them at start). A
+    /// SQLite store is copied to backups/ beside it first; a failure changes nothing.
     Migrate,
+    /// Copy the SQLite store to FILE while the server runs (a consistent copy). The sealing
+    /// keys are not in it: back them up separately. For PostgreSQL, use pg_dump.
+    Backup {
+        /// The new file (never overwritten).
+        file: PathBuf,
+    },
+    /// Replace the SQLite store with a backup made by `twofold backup`. Stop the server
+    /// first; the store as it was is kept in backups/ beside it.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
     /// Add, list, show, change, delete and unlock users.
     #[command(subcommand)]
     User(UserCommand),
@@ -442,17 +456,25 @@ async fn run(cli: Cli) -> Result<()> {
             let store = serve::open_store(&config, &SystemClock)
                 .await
                 .map_err(start_error)?;
+            let status = store
+                .schema_status()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(
-                "migrations applied: {}",
+                "migrations applied: {} is at schema version {}, current for Twofold {}",
                 serve::describe_target(
                     &config
                         .database_target()
                         .map_err(|e| anyhow::anyhow!("{e}"))?
-                )
+                ),
+                status.version(),
+                twofold_server::store::RELEASE
             );
             store.close().await;
             Ok(())
         }
+        Command::Backup { file } => backup::backup(&config, &file).await,
+        Command::Restore { file } => backup::restore(&config, &file).await,
         Command::User(cmd) => user_command(&config, cmd).await,
         Command::Users(cmd) => users_command(&config, cmd).await,
         Command::Admin(cmd) => admin_command(&config, cmd).await,

@@ -318,7 +318,9 @@ impl Store {
     }
 }
 
-/// Copies the SQLite store at `path` to `backups/twofold-schemaN-TIME.db` beside it.
+/// Copies the SQLite store at `path` to `backups/twofold-schemaN-TIME.db` beside it. When
+/// the newest copy already there for that schema holds the same bytes (a server that fails
+/// to upgrade and is restarted), that copy is kept and the new one dropped.
 async fn backup_before_upgrade(path: PathBuf, from: i64) -> Result<PathBuf, StoreError> {
     let dir = path
         .parent()
@@ -328,19 +330,50 @@ async fn backup_before_upgrade(path: PathBuf, from: i64) -> Result<PathBuf, Stor
             "[year][month][day]T[hour][minute][second]Z"
         ))
         .unwrap_or_else(|_| "now".into());
-    let dest = dir.join(format!("twofold-schema{from}-{stamp}.db"));
+    let prefix = format!("twofold-schema{from}-");
     tokio::task::spawn_blocking(move || {
         create_private_dir(&dir)?;
-        backup::backup_sqlite(&path, &dest)
-            .map(|_| dest)
-            .map_err(|e| {
-                StoreError::Schema(format!(
-                    "no copy could be taken before upgrading the store, so it was not upgraded: {e}"
-                ))
-            })
+        let previous = newest_with_prefix(&dir, &prefix);
+        let mut dest = dir.join(format!("{prefix}{stamp}.db"));
+        let mut n = 1;
+        while dest.exists() {
+            n += 1;
+            dest = dir.join(format!("{prefix}{stamp}-{n}.db"));
+        }
+        backup::backup_sqlite(&path, &dest).map_err(|e| {
+            StoreError::Schema(format!(
+                "no copy could be taken before upgrading the store, so it was not upgraded: {e}"
+            ))
+        })?;
+        if let Some(previous) = previous
+            && same_bytes(&previous, &dest)
+        {
+            let _ = std::fs::remove_file(&dest);
+            return Ok(previous);
+        }
+        Ok(dest)
     })
     .await
     .map_err(|e| StoreError::Database(e.to_string()))?
+}
+
+/// The last file of `dir` (by name: they carry their time) whose name starts with `prefix`.
+fn newest_with_prefix(dir: &Path, prefix: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".db"))
+        })
+        .max()
+}
+
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+    size(a).is_some() && size(a) == size(b) && std::fs::read(a).ok() == std::fs::read(b).ok()
 }
 
 /// A directory readable by its owner only (copies of the store hold password hashes).

@@ -42,3 +42,4 @@ mod start;
 mod telephony;
 mod twilio;
 mod twilio_standin;
+mod upgrades;
