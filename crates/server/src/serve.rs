@@ -46,10 +46,11 @@ pub async fn open_store(config: &Config, clock: &dyn Clock) -> Result<Store, Sta
     )
     .await
     .map_err(|e| database_error(&described, e))?;
-    store
+    let report = store
         .migrate()
         .await
         .map_err(|e| database_error(&described, e))?;
+    report_upgrade(&described, &report);
     store
         .seed_settings(&config.seed_settings()?, clock.now())
         .await
@@ -86,6 +87,30 @@ pub async fn open_service(
     InProcessService::new(store, clock, keyring).map_err(|e| StartError::Internal(e.to_string()))
 }
 
+/// Says on standard error (which reaches the journal) what an upgrade did, and where the
+/// copy from before it is.
+fn report_upgrade(described: &str, report: &crate::store::MigrationReport) {
+    let Some(to) = report.applied.iter().copied().max() else {
+        return;
+    };
+    if report.from == 0 {
+        return;
+    }
+    match &report.backup {
+        Some(copy) => eprintln!(
+            "Upgraded the store ({described}) from schema version {} to {to}. A copy of it as \
+             it was is in {}: keep it until you are sure of this release.",
+            report.from,
+            copy.display()
+        ),
+        None => eprintln!(
+            "Upgraded the store ({described}) from schema version {} to {to}.",
+            report.from
+        ),
+    }
+    tracing::info!(from = report.from, to, backup = ?report.backup, "store upgraded");
+}
+
 pub fn describe_target(target: &DatabaseTarget) -> String {
     match target {
         DatabaseTarget::Sqlite(path) => format!("SQLite at {}", path.display()),
@@ -116,6 +141,7 @@ fn database_error(described: &str, e: StoreError) -> StartError {
              Fix: give Twofold a writable database (for PostgreSQL, the primary, not a standby; \
              for SQLite, a writable file and directory)."
         ),
+        StoreError::Schema(m) => format!("the database ({described}): {m}."),
         other => format!("the database ({described}) could not be prepared: {other}."),
     })
 }

@@ -8,6 +8,7 @@ mod admins;
 mod audit;
 mod audit_search;
 mod authentications;
+pub mod backup;
 mod bypasses;
 mod db;
 mod devices;
@@ -34,6 +35,7 @@ pub use bypasses::BypassRecord;
 pub use devices::{DeviceAdmission, DeviceRecord, PushAdmission, PushLimits, PushRequestRecord};
 pub use directory_users::{DirectoryUser, UserOrigin, Written};
 pub use lockouts::{Settled, VersionedLockout};
+pub use migrations::{RELEASE, SchemaStatus};
 pub use phones::SendCounts;
 pub use questions::QuestionRecord;
 pub use reports::{DAY, DayCount, UserStates};
@@ -48,7 +50,7 @@ pub use users::{NewUser, SignInFacts, UserChanges, UserRecord};
 use crate::config::DatabaseTarget;
 use db::{Db, SqliteDb, query};
 use sqlx::postgres::PgPoolOptions;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use twofold_engine::UnixTime;
 
@@ -79,6 +81,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(String),
+    /// The schema cannot be used or upgraded (the message says why and what to do).
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -149,6 +154,19 @@ fn is_unique_violation(e: &StoreError) -> bool {
 pub struct Store {
     db: Db,
     backend: Backend,
+    /// The SQLite file, for copies; none for PostgreSQL.
+    sqlite_path: Option<PathBuf>,
+}
+
+/// What [`Store::migrate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// The schema version before.
+    pub from: i64,
+    /// The versions applied now (none: the store was current).
+    pub applied: Vec<i64>,
+    /// The copy of the store taken before upgrading it (SQLite only).
+    pub backup: Option<PathBuf>,
 }
 
 impl Store {
@@ -170,6 +188,7 @@ impl Store {
                 Ok(Store {
                     db: Db::Sqlite(std::sync::Arc::new(db)),
                     backend: Backend::Sqlite,
+                    sqlite_path: Some(path.clone()),
                 })
             }
             DatabaseTarget::Postgres(url) => {
@@ -206,6 +225,7 @@ impl Store {
                 Ok(Store {
                     db: Db::Postgres(pool),
                     backend: Backend::Postgres,
+                    sqlite_path: None,
                 })
             }
         }
@@ -215,15 +235,48 @@ impl Store {
         self.backend
     }
 
-    /// Applies the embedded migrations of this backend.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// The schema the store holds against the one this binary knows, read without changing
+    /// anything.
+    pub async fn schema_status(&self) -> Result<SchemaStatus, StoreError> {
         match &self.db {
-            Db::Sqlite(db) => db.with_writer(migrations::apply_sqlite).await,
-            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres")
-                .run(pool)
-                .await
-                .map_err(|e| classify(sqlx::Error::Migrate(Box::new(e)))),
+            Db::Sqlite(db) => db.with_writer(|conn| migrations::sqlite_status(conn)).await,
+            Db::Postgres(pool) => migrations::postgres_status(pool).await,
         }
+    }
+
+    /// Applies the pending migrations, all in one transaction (a failure changes nothing).
+    /// A SQLite store that already holds data is first copied to `backups/` beside it.
+    /// Refuses a store that a newer release has upgraded.
+    pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        let status = self.schema_status().await?;
+        status.check_not_newer()?;
+        let from = status.version();
+        match &self.db {
+            Db::Sqlite(db) => {
+                let backup = match &self.sqlite_path {
+                    Some(path) if from > 0 && !status.pending.is_empty() => {
+                        Some(backup_before_upgrade(path.clone(), from).await?)
+                    }
+                    _ => None,
+                };
+                let applied = db.with_writer(migrations::apply_sqlite).await?;
+                Ok(MigrationReport {
+                    from,
+                    applied,
+                    backup,
+                })
+            }
+            Db::Postgres(pool) => Ok(MigrationReport {
+                from,
+                applied: migrations::apply_postgres(pool).await?,
+                backup: None,
+            }),
+        }
+    }
+
+    /// The SQLite file, when the store is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        self.sqlite_path.as_deref()
     }
 
     /// Proves that the store answers a write now (for `/readyz` and at start).
@@ -277,6 +330,44 @@ impl Store {
             .await?
             .try_get("value")
     }
+}
+
+/// Copies the SQLite store at `path` to `backups/twofold-schemaN-TIME.db` beside it.
+async fn backup_before_upgrade(path: PathBuf, from: i64) -> Result<PathBuf, StoreError> {
+    let dir = path
+        .parent()
+        .map_or_else(|| PathBuf::from("backups"), |d| d.join("backups"));
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap_or_else(|_| "now".into());
+    let dest = dir.join(format!("twofold-schema{from}-{stamp}.db"));
+    tokio::task::spawn_blocking(move || {
+        create_private_dir(&dir)?;
+        backup::backup_sqlite(&path, &dest)
+            .map(|_| dest)
+            .map_err(|e| {
+                StoreError::Schema(format!(
+                    "no copy could be taken before upgrading the store, so it was not upgraded: {e}"
+                ))
+            })
+    })
+    .await
+    .map_err(|e| StoreError::Database(e.to_string()))?
+}
+
+/// A directory readable by its owner only (copies of the store hold password hashes).
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| StoreError::Schema(format!("cannot create {}: {e}", dir.display())))
 }
 
 /// Creates the SQLite file readable by its owner only (it holds password hashes); SQLite
