@@ -5,7 +5,7 @@
 use super::Check;
 use crate::config::{Config, DatabaseTarget};
 use crate::serve::describe_target;
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, RELEASE, Store, StoreError};
 use std::time::Duration;
 
 const STORE: &str = "store";
@@ -76,10 +76,20 @@ pub(super) async fn check(config: &Config) -> Opened {
             };
         }
     };
-    let migrations = migrations_check(&store).await;
-    let store_check = match store.check_ready(super::now_unix()).await {
-        Ok(()) => Check::pass(STORE, format!("{described} answers and takes writes")),
-        Err(e) => writes_refused(&described, &e),
+    let (migrations, empty) = migrations_check(&store).await;
+    let store_check = if empty {
+        // No readiness row to write to yet: the migrations check says what to do.
+        Check::pass(
+            STORE,
+            format!(
+                "{described} answers; it is empty, so whether it takes writes shows once migrated"
+            ),
+        )
+    } else {
+        match store.check_ready(super::now_unix()).await {
+            Ok(()) => Check::pass(STORE, format!("{described} answers and takes writes")),
+            Err(e) => writes_refused(&described, &e),
+        }
     };
     Opened {
         checks: vec![store_check, migrations],
@@ -125,9 +135,79 @@ fn reason(e: &StoreError) -> String {
     }
 }
 
-async fn migrations_check(_store: &Store) -> Check {
-    Check::skip(
-        MIGRATIONS,
-        "not checked by this build: the store's schema status is not read yet",
+/// The migrations the store has against the ones this binary knows, and whether the store
+/// is empty (no migration applied).
+async fn migrations_check(store: &Store) -> (Check, bool) {
+    let status = match store.schema_status().await {
+        Ok(status) => status,
+        Err(e) => {
+            return (
+                Check::failed_with(
+                    MIGRATIONS,
+                    &reason(&e),
+                    "restore the store from the backup taken before the last upgrade",
+                ),
+                false,
+            );
+        }
+    };
+    if let Err(e) = status.check_not_newer() {
+        return (
+            Check::failed_with(
+                MIGRATIONS,
+                &reason(&e),
+                "run the release that upgraded the data, or restore the backup taken before it",
+            ),
+            false,
+        );
+    }
+    let migrate = match store.backend() {
+        Backend::Sqlite => {
+            "run `twofold migrate` (it copies the database to backups/ beside it first, and applies              every pending migration in one transaction)"
+        }
+        Backend::Postgres => {
+            "take a backup (pg_dump), then run `twofold migrate` (it applies every pending migration              in one transaction)"
+        }
+    };
+    if status.applied.is_empty() {
+        return (
+            Check::fail(
+                MIGRATIONS,
+                format!(
+                    "the store is empty: none of the migrations up to version {} is applied yet",
+                    status.newest_known
+                ),
+                "run `twofold migrate`, or start the server: it applies them",
+            ),
+            true,
+        );
+    }
+    if !status.pending.is_empty() {
+        let pending: Vec<String> = status.pending.iter().map(i64::to_string).collect();
+        return (
+            Check::fail(
+                MIGRATIONS,
+                format!(
+                    "the store is at schema version {}, and {} migration{} this binary knows {} not                      applied: {} (the server applies them at its next start)",
+                    status.version(),
+                    pending.len(),
+                    if pending.len() == 1 { "" } else { "s" },
+                    if pending.len() == 1 { "is" } else { "are" },
+                    pending.join(", ")
+                ),
+                migrate,
+            ),
+            false,
+        );
+    }
+    (
+        Check::pass(
+            MIGRATIONS,
+            format!(
+                "schema version {}, the newest this binary (Twofold {RELEASE}) knows",
+                status.version()
+            ),
+        ),
+        false,
     )
 }

@@ -580,3 +580,123 @@ async fn a_clock_ten_minutes_ahead_of_postgresql_fails_the_clock_check() {
     );
     assert!(detail.contains("more than 15.0 s"), "{detail}");
 }
+
+/// A SQLite store made by applying the first `up_to` of the real migrations, recorded as
+/// Twofold records them: what a release that knew only those left behind.
+fn partly_migrated_sqlite(path: &Path, up_to: i64) {
+    use sha2::Digest;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/migrations/sqlite");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+         installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+         checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);",
+    )
+    .unwrap();
+    for file in files {
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let (number, description) = name.split_once('_').unwrap();
+        let version: i64 = number.parse().unwrap();
+        if version > up_to {
+            continue;
+        }
+        let sql = std::fs::read_to_string(&file).unwrap();
+        conn.execute_batch(&sql).unwrap();
+        conn.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (?1, ?2, TRUE, ?3, 0)",
+            rusqlite::params![
+                version,
+                description.replace('_', " "),
+                sha2::Sha384::digest(sql.as_bytes()).to_vec()
+            ],
+        )
+        .unwrap();
+    }
+}
+
+fn applied_versions(path: &Path) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_store_with_a_pending_migration_fails_the_migrations_check_and_is_left_as_it_was() {
+    let env = base(Backend::Sqlite).await;
+    let db = env.data_dir().join("twofold.db");
+    partly_migrated_sqlite(&db, 12);
+    let newest = applied_versions(&db).last().copied().unwrap();
+
+    let out = doctor(&env, &[]).await;
+    let detail = out.only_failure(
+        "migrations",
+        "run `twofold migrate` (it copies the database",
+    );
+    assert!(
+        detail.contains(&format!("schema version {newest}")) && detail.contains("1 migration"),
+        "{detail}"
+    );
+    assert_eq!(out.get("store").status, "pass", "{}", out.stdout);
+    assert_eq!(
+        applied_versions(&db).last().copied(),
+        Some(newest),
+        "doctor applied nothing"
+    );
+
+    env.cli_ok(&["migrate"], "");
+    let out = doctor(&env, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.get("migrations")
+            .detail
+            .contains("the newest this binary")
+    );
+}
+
+#[tokio::test]
+async fn a_store_a_newer_release_migrated_fails_the_migrations_check_naming_that_release() {
+    let env = base(Backend::Sqlite).await;
+    env.cli_ok(&["migrate"], "");
+    let db = env.data_dir().join("twofold.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', TRUE, x'00', 0); \
+         INSERT INTO twofold_schema_releases (version, release, applied_at) VALUES (9999, '9.9.0', 0);",
+    )
+    .unwrap();
+    drop(conn);
+    let out = doctor(&env, &[]).await;
+    let detail = out.only_failure("migrations", "install that release again");
+    assert!(
+        detail.contains("schema version 9999") && detail.contains("Twofold 9.9.0"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_postgresql_database_fails_the_migrations_check_until_migrated() {
+    let env = base(Backend::Postgres).await;
+    let out = doctor(&env, &[]).await;
+    let detail = out.only_failure("migrations", "run `twofold migrate`");
+    assert!(detail.contains("the store is empty"), "{detail}");
+    assert!(out.get("store").detail.contains("answers"));
+    let out = doctor(&env, &[]).await;
+    assert_eq!(
+        out.get("migrations").status,
+        "fail",
+        "doctor migrated nothing"
+    );
+}
