@@ -33,7 +33,7 @@ pub(super) async fn check(config: &Config, store: Option<&Store>) -> Check {
         None => None,
     };
     let restore = format!(
-        "restore {} from the backup taken with the store, or set secrets.key or secrets.key_file \
+        "restore {} from your backup of the keys (kept apart from the store's backups), or set secrets.key or secrets.key_file \
          to the key that sealed it (a key's id is the first 8 hex digits of its SHA-256)",
         keys_dir.display()
     );
