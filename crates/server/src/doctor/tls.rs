@@ -121,7 +121,9 @@ fn examine(cert: &Path, key: &Path, source: &Source, now: i64) -> Result<String,
     let Some((not_after, index)) = earliest else {
         return Err(unusable(format!("{} holds no certificate", cert.display())));
     };
-    let days_left = (not_after - now).div_euclid(DAY);
+    // Whole days, a part of a day counting as one: "in 10 days" until the last second of
+    // the tenth day.
+    let days_left = (not_after - now + DAY - 1).div_euclid(DAY);
     let renew = match source {
         Source::Configured => format!(
             "renew the certificate (your CA, or `certbot renew`), put the new files at {} and {}, \
@@ -244,7 +246,7 @@ mod tests {
         assert_eq!(passed.status, Status::Pass, "{passed:?}");
         assert!(passed.detail.contains("(90 days)"), "{passed:?}");
 
-        let (soon, soon_key) = certificate(dir.path(), NOW - DAY, NOW + 10 * DAY + 60);
+        let (soon, soon_key) = certificate(dir.path(), NOW - DAY, NOW + 10 * DAY - 60);
         let failed = check(&config(&soon, &soon_key), NOW);
         assert_eq!(failed.status, Status::Fail);
         assert!(failed.detail.contains("in 10 days"), "{failed:?}");
