@@ -10,27 +10,30 @@
 //! there is none to compare with.
 
 use super::Check;
+use crate::config::{Config, DatabaseTarget};
 use crate::store::{Backend, Store};
 
 const NAME: &str = "clock";
 /// Half a TOTP step of 30 seconds.
 pub(super) const MAX_OFFSET_MS: i64 = 15_000;
 
-pub(super) async fn check(store: Option<&Store>) -> Check {
-    let Some(store) = store else {
-        return Check::skip(
-            NAME,
-            "no database server answered to compare clocks with; check this machine's clock with \
-             `timedatectl` (\"System clock synchronized: yes\")",
-        );
-    };
-    if store.backend() == Backend::Sqlite {
+pub(super) async fn check(config: &Config, store: Option<&Store>) -> Check {
+    let sqlite = matches!(config.database_target(), Ok(DatabaseTarget::Sqlite(_)))
+        || store.is_some_and(|s| s.backend() == Backend::Sqlite);
+    if sqlite {
         return Check::skip(
             NAME,
             "SQLite runs on this machine's clock, so there is no other clock to compare with; check \
              that NTP keeps it right with `timedatectl` (\"System clock synchronized: yes\")",
         );
     }
+    let Some(store) = store else {
+        return Check::skip(
+            NAME,
+            "the database server did not answer, so its clock cannot be compared with this one \
+             (see the store check); meanwhile `timedatectl` should say \"System clock synchronized: yes\"",
+        );
+    };
     let before = now_millis();
     let database = match store.database_time_millis().await {
         Ok(Some(millis)) => millis,

@@ -164,12 +164,12 @@ pub async fn examine_loaded(
         },
         None => (seed, SettingsSource::Configuration),
     };
-    checks.push(sealing::check(&config, opened.store.as_ref()).await);
+    checks.push(sealing::check(&config, opened.store.as_ref(), opened.fresh).await);
     checks.extend(directory::check(&config, &settings, options.test_user.as_deref()).await);
     checks.push(email::check(&config).await);
     checks.push(twilio::check(&config).await);
     checks.push(portal_url::check(&settings, settings_source));
-    checks.push(clock::check(opened.store.as_ref()).await);
+    checks.push(clock::check(&config, opened.store.as_ref()).await);
     if let Some(store) = opened.store {
         store.close().await;
     }

@@ -8,7 +8,8 @@ use crate::store::{SealedValue, Store};
 
 const NAME: &str = "sealing_key";
 
-pub(super) async fn check(config: &Config, store: Option<&Store>) -> Check {
+/// `fresh`: the store does not exist yet, so nothing is sealed.
+pub(super) async fn check(config: &Config, store: Option<&Store>, fresh: bool) -> Check {
     let keys_dir = config.data_dir.join("keys");
     let looked_in = format!(
         "keys are read from [secrets] key (TWOFOLD_SECRETS__KEY), [secrets] key_file and {}",
@@ -49,12 +50,19 @@ pub(super) async fn check(config: &Config, store: Option<&Store>) -> Check {
                 ),
                 restore,
             ),
-            None => Check::pass(
+            None if samples.is_some() || fresh => Check::pass(
                 NAME,
                 format!(
                     "no key yet and nothing sealed: the first start generates one in {} (back it up, \
                      apart from the store's backups)",
                     keys_dir.display()
+                ),
+            ),
+            None => Check::skip(
+                NAME,
+                format!(
+                    "no key found, and the store cannot be read to tell whether it holds sealed values \
+                     (see the store check); {looked_in}"
                 ),
             ),
         };
@@ -67,7 +75,13 @@ pub(super) async fn check(config: &Config, store: Option<&Store>) -> Check {
     let Some(samples) = samples else {
         return Check::pass(
             NAME,
-            format!("{current} loads; no sealed value was opened, the store cannot be read"),
+            if fresh {
+                format!("{current} loads; there is no store yet, so nothing is sealed")
+            } else {
+                format!(
+                    "{current} loads; no sealed value was opened: the store cannot be read (see the store check)"
+                )
+            },
         );
     };
     if samples.is_empty() {

@@ -15,6 +15,9 @@ const MIGRATIONS: &str = "migrations";
 pub(super) struct Opened {
     pub checks: Vec<Check>,
     pub store: Option<Store>,
+    /// The store does not exist yet (a SQLite file the first start creates): nothing can
+    /// be in it.
+    pub fresh: bool,
 }
 
 pub(super) async fn check(config: &Config) -> Opened {
@@ -28,6 +31,7 @@ pub(super) async fn check(config: &Config) -> Opened {
                     not_checked("the store could not be opened"),
                 ],
                 store: None,
+                fresh: false,
             };
         }
     };
@@ -47,6 +51,7 @@ pub(super) async fn check(config: &Config) -> Opened {
                 not_checked("no store yet: the first start applies every migration"),
             ],
             store: None,
+            fresh: true,
         };
     }
     let timeout = Duration::from_secs(config.database.connect_timeout_seconds.max(1));
@@ -73,6 +78,7 @@ pub(super) async fn check(config: &Config) -> Opened {
                     not_checked("the store did not answer"),
                 ],
                 store: None,
+                fresh: false,
             };
         }
     };
@@ -94,6 +100,7 @@ pub(super) async fn check(config: &Config) -> Opened {
     Opened {
         checks: vec![store_check, migrations],
         store: Some(store),
+        fresh: false,
     }
 }
 
