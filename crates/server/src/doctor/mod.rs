@@ -130,9 +130,8 @@ pub async fn examine(file: Option<&Path>, options: &Options) -> Report {
     examine_loaded(file, Config::load(file), options).await
 }
 
-/// [`examine`] with the configuration already loaded (or not): for tests that pass their
-/// own environment.
-pub async fn examine_loaded(
+/// [`examine`] once the configuration is loaded (or found not to parse).
+async fn examine_loaded(
     file: Option<&Path>,
     loaded: Result<Config, ConfigError>,
     options: &Options,
