@@ -3,6 +3,7 @@
 pub mod channels;
 pub mod config;
 pub mod directory;
+pub mod doctor;
 pub mod secrets;
 pub mod serve;
 pub mod service;

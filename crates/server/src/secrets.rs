@@ -154,6 +154,31 @@ impl Keyring {
         key: Option<&str>,
         key_file: Option<&Path>,
     ) -> Result<Keyring, SecretsError> {
+        Self::load_from_sources(data_dir, key, key_file, true)?.ok_or_else(|| {
+            SecretsError::Keyring(format!(
+                "no key in {} after generating one. Fix: check that the directory is writable",
+                data_dir.join("keys").display()
+            ))
+        })
+    }
+
+    /// Loads the keyring from the same sources as [`Keyring::load`], but changes nothing:
+    /// with no key configured and none in `<data_dir>/keys/`, it generates none and
+    /// returns `None` (for `twofold doctor`, which must leave the setup as it found it).
+    pub fn load_existing(
+        data_dir: &Path,
+        key: Option<&str>,
+        key_file: Option<&Path>,
+    ) -> Result<Option<Keyring>, SecretsError> {
+        Self::load_from_sources(data_dir, key, key_file, false)
+    }
+
+    fn load_from_sources(
+        data_dir: &Path,
+        key: Option<&str>,
+        key_file: Option<&Path>,
+        generate: bool,
+    ) -> Result<Option<Keyring>, SecretsError> {
         let keys_dir = data_dir.join("keys");
         let explicit = match (key, key_file) {
             (Some(text), _) => {
@@ -173,6 +198,9 @@ impl Keyring {
 
         let mut stored = read_keys_dir(&keys_dir)?;
         if explicit.is_none() && stored.keys.is_empty() && stored.current.is_none() {
+            if !generate {
+                return Ok(None);
+            }
             create_first_key(&keys_dir)?;
             // Read back what is there: another process may have created the first key at
             // the same moment, and then its key is the one both use.
@@ -214,12 +242,12 @@ impl Keyring {
                 (id, CurrentSource::KeysDir)
             }
         };
-        Ok(Keyring {
+        Ok(Some(Keyring {
             current,
             keys: stored.keys,
             keys_dir: Some(keys_dir),
             source,
-        })
+        }))
     }
 
     /// A keyring of one fixed key, for other modules' tests.
@@ -237,6 +265,17 @@ impl Keyring {
     /// The id of the key new values are sealed with.
     pub fn current_id(&self) -> &str {
         &self.current
+    }
+
+    /// Where the current key comes from, for messages: `secrets.key_file = /etc/…`, or the
+    /// `current` file of the keys directory.
+    pub fn current_source(&self) -> String {
+        match (&self.source, &self.keys_dir) {
+            (CurrentSource::Explicit(source), _) => source.clone(),
+            (CurrentSource::KeysDir, Some(dir)) => dir.join(CURRENT_FILE).display().to_string(),
+            (CurrentSource::KeysDir, None) => format!("keys/{CURRENT_FILE}"),
+            (CurrentSource::Fixed, _) => "a fixed test key".to_owned(),
+        }
     }
 
     /// Seals `plaintext` under the current key with AES-256-GCM and a random 96-bit nonce.
@@ -795,6 +834,26 @@ mod tests {
             keyring.open("v2:abc:AAAA", b"t:1"),
             Err(SecretsError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn loading_existing_keys_generates_none_and_finds_what_load_made() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            Keyring::load_existing(dir.path(), None, None)
+                .unwrap()
+                .is_none()
+        );
+        assert!(!dir.path().join("keys").exists(), "nothing was written");
+        let made = Keyring::load(dir.path(), None, None).unwrap();
+        let found = Keyring::load_existing(dir.path(), None, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.current_id(), made.current_id());
+        let explicit = Keyring::load_existing(dir.path(), Some(&hex::encode([3u8; 32])), None)
+            .unwrap()
+            .unwrap();
+        assert_ne!(explicit.current_id(), made.current_id());
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub fn fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
-fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = std::fs::read(path).map_err(|e| {
         TlsError(format!(
             "tls.cert_file = {}: cannot be read ({e}). Fix: point it at a readable PEM certificate chain.",
@@ -113,7 +113,7 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErr
     Ok(certs)
 }
 
-fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+pub(crate) fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let bytes = std::fs::read(path).map_err(|e| {
         TlsError(format!(
             "tls.key_file = {}: cannot be read ({e}). Fix: point it at a readable PEM private key.",

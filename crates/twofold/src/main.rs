@@ -94,6 +94,19 @@ enum Command {
     /// Check the email channel.
     #[command(subcommand)]
     Email(EmailCommand),
+    /// Check the setup before it goes live, changing nothing: the configuration, the TLS
+    /// certificate, the store and its migrations, the sealing key, the directory, SMTP,
+    /// Twilio, portal_url and the clock. One line per check, with the fix for each failure.
+    ///
+    /// Exit code 0: nothing failed; 1: a check failed; 2: the configuration does not parse.
+    Doctor {
+        /// A directory user to look up as a sign-in would ([ldap]).
+        #[arg(long, value_name = "USERNAME")]
+        user: Option<String>,
+        /// Print the checks as a JSON array of {check, status, detail, fix}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -431,6 +444,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The doctor loads the configuration itself: a configuration that does not parse is one
+    // of its findings (exit code 2), not an error.
+    if let Command::Doctor { user, json } = &cli.command {
+        return runtime.block_on(doctor(cli.config.as_deref(), user.clone(), *json));
+    }
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -486,7 +504,27 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Key(cmd) => key_command(&config, cmd).await,
         Command::ServiceAccount(cmd) => service_account_command(&config, cmd).await,
         Command::Email(EmailCommand::Test { address }) => email_test(&config, &address).await,
+        // Run by main() before the configuration is loaded.
+        Command::Doctor { .. } => Ok(()),
     }
+}
+
+/// `twofold doctor`: the checks are the server's ([`twofold_server::doctor`]); this prints
+/// them and gives their exit code.
+async fn doctor(config: Option<&std::path::Path>, user: Option<String>, json: bool) -> ExitCode {
+    let options = twofold_server::doctor::Options { test_user: user };
+    let report = twofold_server::doctor::examine(config, &options).await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+        );
+    } else {
+        let stdout = std::io::stdout();
+        let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!("{}", report.render_text(colour));
+    }
+    ExitCode::from(report.exit_code())
 }
 
 /// `twofold email test ADDRESS`.

@@ -24,7 +24,7 @@ pub mod unified_push;
 pub use console::{ConsoleChannel, InboxEvents};
 pub use inbox::{DevInbox, InboxAnswer, InboxEntry, InboxMessage};
 pub use smtp::{SmtpChannel, SmtpConfig, SmtpSecurity};
-pub use twilio::{TwilioChannel, TwilioConfig};
+pub use twilio::{TwilioAccount, TwilioChannel, TwilioConfig};
 
 use crate::config::{ChannelProvider, ChannelsConfig, ConfigError};
 use async_trait::async_trait;

@@ -248,6 +248,22 @@ impl SmtpChannel {
         }
     }
 
+    /// Connects as a delivery would (TLS as configured, then AUTH when `smtp.username` is
+    /// set) and says NOOP, sending nothing: proves that the server takes the connection and
+    /// the sign-in (`twofold doctor`). lettre's `test_connection` opens the connection with
+    /// the transport's own steps, authentication included.
+    pub async fn check_sign_in(&self) -> Result<(), DeliveryError> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(DeliveryError::Transient(format!(
+                "the SMTP server {} took the connection but did not answer NOOP. \
+                 Fix: check smtp.host and smtp.port name an SMTP server",
+                self.server
+            ))),
+            Err(e) => Err(self.delivery_error(&e)),
+        }
+    }
+
     fn delivery_error(&self, e: &lettre::transport::smtp::Error) -> DeliveryError {
         let detail = error_chain(e);
         let code = e.status().map(|c| c.to_string());

@@ -288,6 +288,20 @@ impl Store {
         Ok(())
     }
 
+    /// The database server's own clock, in milliseconds since the Unix epoch, read now
+    /// (PostgreSQL's `clock_timestamp()`); `None` for SQLite, which runs on this machine's
+    /// clock.
+    pub async fn database_time_millis(&self) -> Result<Option<i64>, StoreError> {
+        if self.backend == Backend::Sqlite {
+            return Ok(None);
+        }
+        let row =
+            query("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) AS millis")
+                .fetch_one(&self.db)
+                .await?;
+        Ok(Some(row.try_get("millis")?))
+    }
+
     pub async fn close(&self) {
         if let Db::Postgres(pool) = &self.db {
             pool.close().await;

@@ -71,6 +71,31 @@ impl Store {
         Ok(out)
     }
 
+    /// One sealed value of each kind the store keeps (the first OATH seed, device key and app
+    /// server key, by id), for a check that the keyring still opens them (`twofold doctor`).
+    /// Empty when nothing is sealed yet.
+    pub async fn sample_sealed_values(&self) -> Result<Vec<SealedValue>, StoreError> {
+        let mut out = Vec::new();
+        for (table, column) in [(OATH_TOKENS, "secret_sealed")]
+            .into_iter()
+            .chain(SEALED_ONLY)
+        {
+            let row = query(format!(
+                "SELECT id, {column} AS sealed FROM {table} ORDER BY id LIMIT 1"
+            ))
+            .fetch_optional(&self.db)
+            .await?;
+            if let Some(row) = row {
+                out.push(SealedValue {
+                    table,
+                    id: row.try_get("id")?,
+                    sealed: row.try_get("sealed")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Replaces one sealed value with `new_sealed` under `new_key_id` if it is still the one
     /// read (same sealed text), and bumps the row's version so that a writer holding the old
     /// row retries. Returns `false` if it changed or went away meanwhile.

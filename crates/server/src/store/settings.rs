@@ -36,6 +36,24 @@ impl Store {
         Settings::from_entries(entries).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
+    /// The settings as the next start will have them, without writing anything: the stored
+    /// ones, and for a setting not stored yet the value `seed` (the configuration's
+    /// `[settings]`) would give it.
+    pub async fn settings_over(&self, seed: &Settings) -> Result<Settings, StoreError> {
+        let rows = query("SELECT key, value FROM settings")
+            .fetch_all(&self.db)
+            .await?;
+        let mut entries = seed.to_entries();
+        for row in rows {
+            let key: String = row.try_get("key")?;
+            let raw: String = row.try_get("value")?;
+            let value = serde_json::from_str(&raw)
+                .map_err(|e| StoreError::Corrupt(format!("setting {key}: {e}")))?;
+            entries.insert(key, value);
+        }
+        Settings::from_entries(entries).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
     pub async fn set_setting(
         &self,
         key: &str,

@@ -16,6 +16,7 @@ mod console_settings;
 mod console_users;
 mod dev_inbox;
 mod directory_users;
+mod doctor;
 mod edges;
 mod email;
 mod factors;

@@ -266,6 +266,79 @@ impl TwilioChannel {
     }
 }
 
+/// The account as Twilio describes it (`GET /2010-04-01/Accounts/{AccountSid}.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TwilioAccount {
+    #[serde(default)]
+    pub sid: String,
+    #[serde(default)]
+    pub friendly_name: String,
+    /// `active`, `suspended` or `closed`.
+    #[serde(default)]
+    pub status: String,
+}
+
+impl TwilioChannel {
+    /// Reads the account's own record, a request that changes nothing: proves that Twilio
+    /// accepts `account_sid` and the auth token (`twofold doctor`). One attempt, no retry.
+    pub async fn fetch_account(&self) -> Result<TwilioAccount, DeliveryError> {
+        let url = format!(
+            "{}/{API_VERSION}/Accounts/{}.json",
+            self.api_base,
+            path_segment(&self.account_sid)
+        );
+        let response = self
+            .http
+            .get(&url)
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
+            .send()
+            .await
+            .map_err(|e| {
+                DeliveryError::Transient(format!(
+                    "Twilio's API at {} cannot be reached ({}). Fix: check twilio.api_base and that this machine may reach it (a firewall, a proxy)",
+                    self.api_base,
+                    describe(&e)
+                ))
+            })?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| {
+            DeliveryError::Transient(format!("HTTP {status}, then {}", describe(&e)))
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice::<TwilioAccount>(&body).map_err(|_| {
+                DeliveryError::Permanent(format!(
+                    "{} answered HTTP {status} without an account record: {}. Fix: check that twilio.api_base is Twilio's API",
+                    self.api_base,
+                    excerpt(&body)
+                ))
+            });
+        }
+        Err(match status {
+            StatusCode::UNAUTHORIZED => DeliveryError::Permanent(format!(
+                "Twilio refused the account's credentials (HTTP 401: {}). Fix: check twilio.account_sid and twilio.auth_token (or the file twilio.auth_token_file names) against the Twilio console",
+                twilio_error(&body)
+            )),
+            StatusCode::NOT_FOUND => DeliveryError::Permanent(format!(
+                "Twilio has no account {} for these credentials (HTTP 404: {}). Fix: copy the Account SID that goes with the auth token from the Twilio console into twilio.account_sid",
+                self.account_sid,
+                twilio_error(&body)
+            )),
+            s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => {
+                DeliveryError::Transient(format!(
+                    "Twilio's API is unavailable (HTTP {}: {}); try again later",
+                    s.as_u16(),
+                    twilio_error(&body)
+                ))
+            }
+            s => DeliveryError::Permanent(format!(
+                "Twilio refused to read the account (HTTP {}): {}",
+                s.as_u16(),
+                twilio_error(&body)
+            )),
+        })
+    }
+}
+
 enum Attempt {
     Created(MessageId),
     Refused(String),

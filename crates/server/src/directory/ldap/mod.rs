@@ -28,6 +28,22 @@ use std::sync::Arc;
 use std::time::Duration;
 use twofold_engine::Username;
 
+/// Why the service account could not bind.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceBindError {
+    /// The directory answered and refused the bind (49: invalidCredentials, most often).
+    #[error("{url} refused the service account {bind_dn:?} (result {rc}: {text})")]
+    Refused {
+        url: String,
+        bind_dn: String,
+        rc: u32,
+        text: String,
+    },
+    /// The directory could not be reached, or did not answer in time.
+    #[error(transparent)]
+    Unavailable(#[from] DirectoryError),
+}
+
 /// Entries per page when listing accounts.
 const PAGE_SIZE: i32 = 500;
 
@@ -73,6 +89,45 @@ impl LdapDirectory {
             group_dn: config.group_dn.clone(),
             attributes: config.attributes.clone(),
         })
+    }
+
+    /// Binds as the service account on a connection of its own, and closes it: proves that
+    /// the directory answers and accepts `bind_dn` with its password (`twofold doctor`).
+    pub async fn bind_service_account(&self) -> Result<(), ServiceBindError> {
+        let mut connection = self.connector.connect().await?;
+        let result = self
+            .connector
+            .bounded(
+                "the service account's bind",
+                connection
+                    .ldap
+                    .simple_bind(&self.bind_dn, self.bind_password.expose()),
+            )
+            .await?;
+        let _ = tokio::time::timeout(Duration::from_millis(200), connection.ldap.unbind()).await;
+        if result.rc != 0 {
+            return Err(ServiceBindError::Refused {
+                url: self.connector.url.clone(),
+                bind_dn: self.bind_dn.clone(),
+                rc: result.rc,
+                text: result.text,
+            });
+        }
+        Ok(())
+    }
+
+    /// The DNs of the entries a sign-in as `login` would find (at most two: more than one
+    /// is as bad as two), searched as the service account with the user filter and
+    /// `group_dn`, as a sign-in searches; binds as nobody (`twofold doctor`).
+    pub async fn find_account(&self, login: &str) -> Result<Vec<String>, DirectoryError> {
+        let filter = self.sign_in_filter(account_part(login));
+        let entries = self.search(&self.base_dn, &filter, 2).await?;
+        Ok(entries.into_iter().map(|e| e.dn).collect())
+    }
+
+    /// The search filter a sign-in as `login` uses (for messages).
+    pub fn filter_for(&self, login: &str) -> String {
+        self.sign_in_filter(account_part(login))
     }
 
     /// The filter that finds the account `account` (escaped, RFC 4515), limited to the

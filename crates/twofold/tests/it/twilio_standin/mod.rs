@@ -2,7 +2,9 @@
 //!
 //! - Its REST API (`/2010-04-01/Accounts/{sid}/Calls.json`, `…/Messages.json`) checks HTTP
 //!   Basic, the account in the path and the required parameters, answers with Twilio's JSON
-//!   (sids, `queued`) or its error JSON and codes, and records every request.
+//!   (sids, `queued`) or its error JSON and codes, and records every request. The account
+//!   itself (`GET /2010-04-01/Accounts/{sid}.json`) is read as Twilio answers it: the
+//!   account's record for its own credentials, 401 with error 20003 for others.
 //! - A created call runs the scenario chosen for its number ([`CallScenario`]): status
 //!   callbacks, then the call's TwiML fetched from `Url` and followed as Twilio does
 //!   (`<Say>`, `<Pause>`, `<Gather>` with the keys the scenario types, `<Redirect>`,
@@ -30,7 +32,7 @@ mod rest;
 mod transcript;
 mod wire;
 
-use rest::{not_found, rest_api};
+use rest::{fetch_account, not_found, rest_api};
 pub(crate) use transcript::{
     ApiRequest, CallEvent, CallScenario, MessageStatusPosted, TextScenario, Transcript,
 };
@@ -42,7 +44,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
@@ -103,6 +105,8 @@ struct Recorded {
     call_order: Vec<String>,
     message_statuses: HashMap<String, Vec<MessageStatusPosted>>,
     message_done: HashMap<String, bool>,
+    /// The account's status when read (`active` unless set).
+    account_status: Option<String>,
 }
 
 struct Inner {
@@ -188,6 +192,7 @@ impl TwilioStandIn {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = Router::new()
+            .route("/2010-04-01/Accounts/{account}", get(fetch_account))
             .route("/2010-04-01/Accounts/{account}/{resource}", post(rest_api))
             .fallback(not_found)
             .with_state(inner.clone());
@@ -262,6 +267,11 @@ impl TwilioStandIn {
             content_type: content_type.to_owned(),
             body: body.to_owned(),
         });
+    }
+
+    /// The status the account's record gives (`active`, `suspended`, `closed`).
+    pub fn set_account_status(&self, status: &str) {
+        self.inner.recorded.lock().unwrap().account_status = Some(status.to_owned());
     }
 
     /// While unreachable, new connections are closed at once and requests on connections

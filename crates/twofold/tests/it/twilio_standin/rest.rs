@@ -45,6 +45,76 @@ pub(super) async fn rest_api(
     response
 }
 
+/// `GET /2010-04-01/Accounts/{AccountSid}.json`: the account's record, as Twilio gives it
+/// to its own credentials (the auth token included, as Twilio does).
+pub(super) async fn fetch_account(
+    State(inner): State<Arc<Inner>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let path = format!("/2010-04-01/Accounts/{account}");
+    let mut request = ApiRequest {
+        path: path.clone(),
+        authorization,
+        params: Vec::new(),
+        status: 0,
+        sid: None,
+    };
+    let (response, status) = account_record(&inner, &account, &request);
+    request.status = status;
+    inner.record(request);
+    response
+}
+
+fn account_record(inner: &Arc<Inner>, account: &str, request: &ApiRequest) -> (Response, u16) {
+    let fail =
+        |status: u16, code: u32, message: &str| (twilio_error(status, code, message), status);
+    if inner.unreachable.load(Ordering::SeqCst) {
+        return fail(503, 20503, "Service Unavailable");
+    }
+    let authenticated = request
+        .basic_credentials()
+        .is_some_and(|(user, password)| user == inner.account_sid && password == inner.auth_token);
+    if !authenticated {
+        return fail(401, 20003, "Authenticate");
+    }
+    if account.strip_suffix(".json") != Some(inner.account_sid.as_str()) {
+        return fail(
+            404,
+            20404,
+            &format!("The requested resource /2010-04-01/Accounts/{account} was not found"),
+        );
+    }
+    let status = inner
+        .recorded
+        .lock()
+        .unwrap()
+        .account_status
+        .clone()
+        .unwrap_or_else(|| "active".to_owned());
+    let sid = &inner.account_sid;
+    let body = serde_json::json!({
+        "auth_token": inner.auth_token,
+        "date_created": "Thu, 30 Jul 2015 20:00:00 +0000",
+        "date_updated": "Thu, 30 Jul 2015 20:00:00 +0000",
+        "friendly_name": "Twofold test account",
+        "owner_account_sid": sid,
+        "sid": sid,
+        "status": status,
+        "subresource_uris": {
+            "calls": format!("/2010-04-01/Accounts/{sid}/Calls.json"),
+            "messages": format!("/2010-04-01/Accounts/{sid}/Messages.json"),
+        },
+        "type": "Full",
+        "uri": format!("/2010-04-01/Accounts/{sid}.json"),
+    });
+    ((StatusCode::OK, axum::Json(body)).into_response(), 200)
+}
+
 /// The REST API's answer to one request, and what it starts.
 fn answer(
     inner: &Arc<Inner>,
