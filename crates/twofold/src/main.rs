@@ -80,6 +80,9 @@ enum Command {
     /// Check the email channel.
     #[command(subcommand)]
     Email(EmailCommand),
+    /// Write the manual pages (twofold.1, twofold-serve.1, ...) into DIR, from this help.
+    #[command(name = "man-pages", hide = true)]
+    ManPages { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -427,6 +430,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Command::ManPages { dir } = &cli.command {
+        return write_man_pages(dir);
+    }
     let config = Config::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     match cli.command {
         Command::Serve => serve::serve(config).await.map_err(start_error),
@@ -464,7 +470,19 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Key(cmd) => key_command(&config, cmd).await,
         Command::ServiceAccount(cmd) => service_account_command(&config, cmd).await,
         Command::Email(EmailCommand::Test { address }) => email_test(&config, &address).await,
+        Command::ManPages { dir } => write_man_pages(&dir),
     }
+}
+
+/// `twofold man-pages DIR` (hidden; the package's build runs it): one page for `twofold`
+/// and one per command, `twofold-user-add.1` and so on.
+fn write_man_pages(dir: &std::path::Path) -> Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the directory {}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .with_context(|| format!("writing the manual pages into {}", dir.display()))?;
+    Ok(())
 }
 
 /// `twofold email test ADDRESS`.
