@@ -121,7 +121,10 @@ impl Invocation {
                     self.command("user add alice --password-stdin")
                 ));
                 lines.push("Then make them the first administrator:".into());
-                lines.push(format!("  {}", self.command("admin add alice --role owner")));
+                lines.push(format!(
+                    "  {}",
+                    self.command("admin add alice --role owner")
+                ));
             }
             StartHint::Bootstrap(path) => {
                 lines.push(
@@ -258,7 +261,11 @@ mod tests {
             lines[3],
             "(or, on this server: sudo -u twofold twofold --config /etc/twofold/twofold.toml admin add USERNAME --role owner)"
         );
-        assert!(installed(None, None).lines(&StartHint::None, "x").is_empty());
+        assert!(
+            installed(None, None)
+                .lines(&StartHint::None, "x")
+                .is_empty()
+        );
     }
 
     #[test]
