@@ -372,7 +372,7 @@ def installed_files_are_in_place():
     code, out = run(["systemd-analyze", "verify", unit_file("twofold.service"), unit_file("twofold-portal.service")])
     ours = [line for line in out.splitlines() if "twofold" in line]
     check(code == 0 and not ours, f"systemd-analyze verify ({code}):\n{out}")
-    for page in ["twofold", "twofold-serve", "twofold-user-add", "twofold-portal"]:
+    for page in ["twofold", "twofold-serve", "twofold-user-add", "twofold-portal", "twofold-authenticator", "twofold-authenticator-approve"]:
         path = f"/usr/share/man/man1/{page}.1.gz"
         check(os.path.isfile(path), f"the manual page {path}")
     found = run_ok(["man", "-w", "twofold-serve"]).strip()
@@ -452,6 +452,12 @@ def main():
         check(package_status() == "ii", f"installed: {package_status()}")
         check("systemctl enable --now twofold" in out, f"dpkg -i says how to start the server:\n{out}")
         unit = installed_files_are_in_place()
+
+        step("dpkg -i again, as an upgrade runs: the permissions stay, no first-install message")
+        out = run_ok(["dpkg", "-i", deb])
+        check("Twofold is installed" not in out, f"the first-install message is for the first install only:\n{out}")
+        check(owner_mode(CONFIG) == ("root", "twofold", "0640"), f"{CONFIG} after an upgrade: {owner_mode(CONFIG)}")
+        check(owner_mode(DATA_DIR) == ("twofold", "twofold", "0700"), f"{DATA_DIR} after an upgrade: {owner_mode(DATA_DIR)}")
         server_starts_and_a_user_signs_in(unit)
 
         step("dpkg -r keeps the configuration and the data")
