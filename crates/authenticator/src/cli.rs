@@ -81,6 +81,10 @@ pub enum Command {
         #[arg(long, value_name = "DEVICE_ID")]
         account: Option<String>,
     },
+
+    /// Write the manual pages (twofold-authenticator.1, ...) into DIR, from this help
+    #[command(name = "man-pages", hide = true)]
+    ManPages { dir: PathBuf },
 }
 
 #[derive(Debug, Args)]

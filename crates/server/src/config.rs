@@ -70,6 +70,10 @@ pub struct Config {
     /// `[[sync]]`: which directory users an import or a sync brings in, each item with the
     /// defaults it gives new users; the first item a user matches wins.
     pub sync: Vec<SyncItem>,
+    /// The file this configuration was read from (`--config`), if any: not a key, so that
+    /// the commands the server prints name the same file.
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -396,6 +400,7 @@ impl Default for Config {
             app: AppConfig::default(),
             settings: BTreeMap::new(),
             sync: Vec::new(),
+            source_file: None,
         }
     }
 }
@@ -443,10 +448,11 @@ impl Config {
             })
             .collect();
         figment = figment.merge(env_provider(env));
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|e| describe_figment_error(&figment, e))?;
         config.check()?;
+        config.source_file = file.map(Path::to_path_buf);
         Ok(config)
     }
 

@@ -17,6 +17,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use twofold_engine::{Clock, SystemClock};
 
+mod first_steps;
+use first_steps::{Invocation, StartHint};
+
 /// Why the server could not start. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -537,6 +540,18 @@ async fn listen_and_serve(
         .map_err(|e| StartError::Listen(e.to_string()))?;
     let handle = axum_server::Handle::new();
     spawn_shutdown_on_signal(handle.clone());
+    // Ready once connections are accepted (the store, where there is one, is open and
+    // migrated before): under systemd (Type=notify) `systemctl start` returns only then.
+    let listening = handle.clone();
+    let status = format!("{title}: listening on {local}");
+    tokio::spawn(async move {
+        if listening.listening().await.is_some() {
+            notify_service_manager(&[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(&status),
+            ]);
+        }
+    });
     println!("{title} {}", env!("CARGO_PKG_VERSION"));
     for line in banner {
         println!("{line}");
@@ -555,7 +570,7 @@ async fn listen_and_serve(
         println!("  SHA-256:     {}", material.fingerprint);
         println!("  portal:      https://{local}/");
         println!("  admin:       https://{local}/admin");
-        print_hint(&hint, &format!("https://{local}"));
+        print_hint(config, &hint, &format!("https://{local}"));
         tracing::info!(%local, "listening (HTTPS)");
         let tls_config = axum_server::tls_rustls::RustlsConfig::from_config(material.server_config);
         // TCP_NODELAY: a response's last TLS record goes out at once instead of waiting,
@@ -572,7 +587,7 @@ async fn listen_and_serve(
         println!("  TLS:         off (tls.enabled = false): put a TLS-terminating proxy in front");
         println!("  portal:      http://{local}/");
         println!("  admin:       http://{local}/admin");
-        print_hint(&hint, &format!("http://{local}"));
+        print_hint(config, &hint, &format!("http://{local}"));
         tracing::info!(%local, "listening (plain HTTP behind a proxy)");
         axum_server::from_tcp(listener)
             .acceptor(axum_server::accept::NoDelayAcceptor::new())
@@ -583,42 +598,30 @@ async fn listen_and_serve(
     }
 }
 
-/// What the banner tells an operator to do first.
-enum StartHint {
-    None,
-    NoUsers,
-    /// No administrator yet: this one-time path makes the first.
-    Bootstrap(String),
-}
-
-fn print_hint(hint: &StartHint, base: &str) {
-    match hint {
-        StartHint::None => {}
-        StartHint::NoUsers => {
-            println!();
-            println!("No users yet. Add the first one (in another terminal, same directory):");
-            println!(
-                "  printf '%s' 'their password' | cargo run --release -- user add alice --password-stdin"
-            );
-            println!("  (or, with the installed binary: twofold user add alice --password-stdin)");
-            println!(
-                "Then make them the first administrator: twofold admin add alice --role owner"
-            );
-        }
-        StartHint::Bootstrap(path) => {
-            println!();
-            println!(
-                "No administrator yet. Within the hour, sign in to the portal as the user who"
-            );
-            println!("is to be the first owner, then open this link (it works once):");
-            println!("  {base}{path}");
-            println!("(or, on this server: twofold admin add USERNAME --role owner)");
-            tracing::info!(
-                "no administrator yet: the bootstrap link is printed on standard output"
-            );
-        }
+/// Prints what to do first, worded for how this server was started. Standard output is
+/// line-buffered, so under systemd each line reaches the journal as it is printed.
+fn print_hint(config: &Config, hint: &StartHint, base: &str) {
+    let lines = Invocation::current(config.source_file.as_deref()).lines(hint, base);
+    if lines.is_empty() {
+        println!();
+        return;
     }
     println!();
+    for line in lines {
+        println!("{line}");
+    }
+    if matches!(hint, StartHint::Bootstrap(_)) {
+        tracing::info!("no administrator yet: the bootstrap link is printed on standard output");
+    }
+    println!();
+}
+
+/// Tells the service manager (systemd's `Type=notify`) about the server's state, when it
+/// started the server with NOTIFY_SOCKET; without the variable nothing is sent.
+fn notify_service_manager(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "could not notify the service manager through NOTIFY_SOCKET");
+    }
 }
 
 /// Every minute: forget rate-limit keys back to a full budget; every five: drop expired
@@ -674,6 +677,7 @@ fn spawn_shutdown_on_signal(handle: axum_server::Handle) {
             _ = terminate => {},
         }
         tracing::info!("shutting down");
+        notify_service_manager(&[sd_notify::NotifyState::Stopping]);
         handle.graceful_shutdown(Some(Duration::from_secs(10)));
     });
 }

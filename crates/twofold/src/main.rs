@@ -107,6 +107,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the manual pages (twofold.1, twofold-serve.1, ...) into DIR, from this help.
+    #[command(name = "man-pages", hide = true)]
+    ManPages { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -459,6 +462,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Command::ManPages { dir } = &cli.command {
+        return write_man_pages(dir);
+    }
     let config = Config::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     match cli.command {
         Command::Serve => serve::serve(config).await.map_err(start_error),
@@ -506,6 +512,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Email(EmailCommand::Test { address }) => email_test(&config, &address).await,
         // Run by main() before the configuration is loaded.
         Command::Doctor { .. } => Ok(()),
+        Command::ManPages { dir } => write_man_pages(&dir),
     }
 }
 
@@ -525,6 +532,17 @@ async fn doctor(config: Option<&std::path::Path>, user: Option<String>, json: bo
         print!("{}", report.render_text(colour));
     }
     ExitCode::from(report.exit_code())
+}
+
+/// `twofold man-pages DIR` (hidden; the package's build runs it): one page for `twofold`
+/// and one per command, `twofold-user-add.1` and so on.
+fn write_man_pages(dir: &std::path::Path) -> Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the directory {}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .with_context(|| format!("writing the manual pages into {}", dir.display()))?;
+    Ok(())
 }
 
 /// `twofold email test ADDRESS`.

@@ -15,6 +15,9 @@ use crate::cli::{Cli, Command};
 
 /// Runs the command; an error is printed by `main` and exits with status 1.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::ManPages { dir } = &cli.command {
+        return man_pages(dir);
+    }
     let context = Context {
         data_dir: match cli.data_dir {
             Some(dir) => dir,
@@ -32,7 +35,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch { account } => requests::watch(&context, account.as_deref()).await,
         Command::Approve(args) => requests::approve(&context, args).await,
         Command::Deny(args) => requests::deny(&context, args).await,
+        Command::ManPages { dir } => man_pages(&dir),
     }
+}
+
+/// `twofold-authenticator man-pages DIR` (hidden; the Debian package's build runs it).
+fn man_pages(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory as _;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the directory {}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .with_context(|| format!("writing the manual pages into {}", dir.display()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The global options.

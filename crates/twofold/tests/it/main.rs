@@ -40,6 +40,7 @@ mod security;
 mod slapd;
 mod smtp;
 mod start;
+mod systemd;
 mod telephony;
 mod twilio;
 mod twilio_standin;

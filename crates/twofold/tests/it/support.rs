@@ -245,6 +245,7 @@ impl Env {
                 k.starts_with("TWOFOLD_LIMITS__")
                     || k.starts_with("TWOFOLD_HTTP__")
                     || k.starts_with("TWOFOLD_LOG__")
+                    || *k == "NOTIFY_SOCKET"
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -402,6 +403,24 @@ impl Server {
 
     pub fn stderr(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM (as `systemctl stop` does) and waits for the exit, 30 seconds at most.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the server did not exit within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// A browser-like client: keeps cookies, follows no redirects (tests look at them), and
