@@ -111,11 +111,23 @@ pub async fn restore(config: &Config, file: &Path) -> Result<()> {
     if let Some(kept) = kept {
         println!("The store as it was before is kept in {}.", kept.display());
     }
+    let keys = twofold_server::doctor::sealing_key(config).await;
+    if keys.status == twofold_server::doctor::Status::Fail {
+        bail!(
+            "the backup is restored, but its tokens will not open: {}. Fix: {}. Until then \
+             nobody can sign in with a token; `twofold doctor` checks again.",
+            keys.detail,
+            keys.fix
+                .as_deref()
+                .unwrap_or("restore the sealing keys from their own backup")
+        );
+    }
     println!(
         "Its tokens open only with the sealing keys that sealed them, which a backup never \
-         holds: they are looked for in {}. Start the server now; it upgrades an older backup \
-         (after copying it) as it starts.",
-        sealing_keys(config)
+         holds: they are looked for in {} ({}). Start the server now; it upgrades an older \
+         backup (after copying it) as it starts.",
+        sealing_keys(config),
+        keys.detail
     );
     Ok(())
 }

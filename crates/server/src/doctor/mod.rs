@@ -130,6 +130,17 @@ pub async fn examine(file: Option<&Path>, options: &Options) -> Report {
     examine_loaded(file, Config::load(file), options).await
 }
 
+/// Only the sealing-key check, against the store `config` names: what `twofold restore`
+/// runs once a backup is in place, since a backup never holds the keys that sealed it.
+pub async fn sealing_key(config: &Config) -> Check {
+    let opened = store::check(config).await;
+    let check = sealing::check(config, opened.store.as_ref(), opened.fresh).await;
+    if let Some(store) = opened.store {
+        store.close().await;
+    }
+    check
+}
+
 /// [`examine`] once the configuration is loaded (or found not to parse).
 async fn examine_loaded(
     file: Option<&Path>,

@@ -13,7 +13,7 @@ use super::migrations::{self, SchemaStatus};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -253,6 +253,18 @@ pub fn restore_sqlite(
     keep: &Path,
 ) -> Result<(Contents, Option<PathBuf>), BackupError> {
     let found = inspect_backup(backup)?;
+    // A restore on a new machine: the data directory is made as the server makes it,
+    // private to its user, before its lock file can be taken.
+    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| BackupError::Write {
+                path: target.to_owned(),
+                reason: e.to_string(),
+            })?;
+    }
     let _alone = lock_alone(target)?;
     let kept = if target.is_file() && std::fs::metadata(target).map(|m| m.len()).unwrap_or(0) > 0 {
         backup_sqlite(target, keep)?;
@@ -260,12 +272,6 @@ pub fn restore_sqlite(
     } else {
         None
     };
-    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| BackupError::Write {
-            path: target.to_owned(),
-            reason: e.to_string(),
-        })?;
-    }
     if !target.exists() {
         OpenOptions::new()
             .write(true)

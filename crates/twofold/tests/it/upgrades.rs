@@ -396,3 +396,53 @@ async fn backing_up_postgresql_says_to_use_pg_dump_and_why() {
         assert!(!env.dir.path().join("copy.db").exists());
     }
 }
+
+#[tokio::test]
+async fn a_backup_restored_without_its_sealing_keys_says_the_tokens_will_not_open() {
+    let env = Env::new(Backend::Sqlite).await;
+    let server = env.start();
+    let sdk = Sdk::add(&env);
+    sdk.user_with_app(&server, "ada").await;
+    drop(server);
+    let copy = env.dir.path().join("copy.db");
+    env.cli_ok(&["backup", copy.to_str().unwrap()], "");
+
+    // A new machine, given the store's backup but not the keys' backup.
+    let other = Env::new(Backend::Sqlite).await;
+    let out = other.cli(&["restore", copy.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("the backup is restored, but its tokens will not open")
+            && said.contains("no key found")
+            && said.contains(&other.data_dir().join("keys").display().to_string()),
+        "{said}"
+    );
+    // The restore itself happened, into a data directory private to its user: ada is there.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(other.data_dir())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    let ada: i64 = Connection::open(other.data_dir().join("twofold.db"))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM users WHERE username = 'ada'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ada, 1);
+
+    // Once the keys' own backup is put back, the same restore says they open.
+    let keys = other.data_dir().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for entry in std::fs::read_dir(env.data_dir().join("keys")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), keys.join(entry.file_name())).unwrap();
+    }
+    let out = other.cli(&["restore", copy.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("opens a sample"), "{}", text(&out));
+}
