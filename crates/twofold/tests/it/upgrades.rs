@@ -85,6 +85,19 @@ fn schema_version(db: &Path) -> i64 {
         .unwrap()
 }
 
+/// Whether the SQLite store `db` holds a user named `username`.
+fn has_user(db: &Path, username: &str) -> bool {
+    Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM users WHERE username = ?1",
+            [username],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+        == 1
+}
+
 fn backups_in(env: &Env) -> Vec<PathBuf> {
     let dir = env.data_dir().join("backups");
     let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -346,15 +359,7 @@ async fn a_backup_taken_during_sign_ins_restores_every_user_and_token() {
     // The store as it was before the restore is kept, latecomer included.
     let kept = backups_in(&env);
     assert_eq!(kept.len(), 1, "{kept:?}");
-    let latecomer: i64 = Connection::open(&kept[0])
-        .unwrap()
-        .query_row(
-            "SELECT count(*) FROM users WHERE username = 'latecomer'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(latecomer, 1);
+    assert!(has_user(&kept[0], "latecomer"));
 }
 
 #[tokio::test]
@@ -425,15 +430,7 @@ async fn a_backup_restored_without_its_sealing_keys_says_the_tokens_will_not_ope
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o700, "{mode:o}");
-    let ada: i64 = Connection::open(other.data_dir().join("twofold.db"))
-        .unwrap()
-        .query_row(
-            "SELECT count(*) FROM users WHERE username = 'ada'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(ada, 1);
+    assert!(has_user(&other.data_dir().join("twofold.db"), "ada"));
 
     // Once the keys' own backup is put back, the same restore says they open.
     let keys = other.data_dir().join("keys");
